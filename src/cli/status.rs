@@ -1,0 +1,66 @@
+//! `mlgit status`: the convention branches and the snapshots.
+
+use mlgit::status::{status, StatusOutcome};
+
+use super::Ctx;
+
+/// Show each convention branch (tip, date, subject; files and bytes of data) and the snapshot tags.
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
+    let repo = ctx.repo()?;
+    let outcome = status(&repo)?;
+    ctx.printer.result("status", &outcome, render);
+    Ok(0)
+}
+
+/// Bytes in a short human form (KiB, MiB, GiB).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+fn render(o: &StatusOutcome) -> String {
+    let mut s = format!("Repository {}\n\nBranches\n", o.repository);
+    for b in &o.branches {
+        match &b.tip {
+            None => s.push_str(&format!("  {:<22} (missing: run `mlgit init`)\n", b.name)),
+            Some(t) => {
+                let data = b
+                    .data
+                    .map(|d| {
+                        format!("  [{} files, {}, {} in LFS]", d.files, human_bytes(d.bytes), d.lfs_files)
+                    })
+                    .unwrap_or_default();
+                s.push_str(&format!(
+                    "  {:<22} {} {}  {}{}\n",
+                    b.name,
+                    t.short,
+                    &t.date[..10.min(t.date.len())],
+                    t.subject,
+                    data
+                ));
+            }
+        }
+    }
+    s.push_str("\nSnapshots\n");
+    if o.snapshots.is_empty() {
+        s.push_str("  none yet (train on a stable/ branch with `mlgit train-tag -- <command>`)\n");
+    }
+    for t in &o.snapshots {
+        let m = t.metric.map(|v| format!("{} = {v}", o.primary_metric)).unwrap_or_else(|| "-".into());
+        s.push_str(&format!("  {:<22} {}  {}\n", t.tag, &t.date[..10.min(t.date.len())], m));
+    }
+    s
+}

@@ -1,0 +1,447 @@
+//! `mlgit.yaml`: the project's conventions (branch names, environments, LFS patterns, snapshot and
+//! tracking settings). Every key has a default; unknown keys and wrong types are errors that name the
+//! file, line and column.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// The file name of the config, at the root of the main branch.
+pub const CONFIG_FILE: &str = "mlgit.yaml";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The project's name (used in templates and model cards).
+    pub project: String,
+    pub branches: BranchNames,
+    /// Environments that get a `monitoring/<env>` branch and can be promoted to (`env/<env>`).
+    pub environments: Vec<String>,
+    /// Branch names (or `prefix/*` patterns) on which committed files may never change or disappear.
+    pub append_only: Vec<String>,
+    pub lfs: LfsConfig,
+    pub snapshot: SnapshotConfig,
+    pub tracking: TrackingConfig,
+    pub clean: CleanConfig,
+    pub split: SplitConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BranchNames {
+    pub main: String,
+    pub raw: String,
+    pub clean: String,
+    pub split: String,
+    /// The default `dev/` branch (code).
+    pub dev: String,
+    /// The default `stable/` branch (training runs and snapshots).
+    pub stable: String,
+    pub monitoring_prefix: String,
+    pub env_prefix: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LfsConfig {
+    /// Files larger than this (bytes) go to the LFS store even when no pattern matches them.
+    pub max_blob_size: u64,
+    pub patterns: LfsPatterns,
+}
+
+/// gitattributes-style patterns of the files stored in LFS, per branch kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LfsPatterns {
+    /// raw, clean and split.
+    pub data: Vec<String>,
+    pub monitoring: Vec<String>,
+    pub stable: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SnapshotConfig {
+    /// Tag name pattern: `{model}` is the stable branch's name without its prefix, `{n}` a counter.
+    pub tag_pattern: String,
+    /// Paths (folders end with `/`) that training writes and `train-tag` commits.
+    pub outputs: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrackingConfig {
+    pub metrics_file: String,
+    pub params_files: Vec<String>,
+    /// The metric that orders the leaderboard.
+    pub primary_metric: String,
+    pub goal: Goal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Goal {
+    Max,
+    Min,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CleanConfig {
+    pub validators: Validators,
+    pub drop_duplicates: bool,
+    /// Where the user's transformation script lives on the clean branch.
+    pub transform_dir: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Validators {
+    pub empty: bool,
+    pub images: bool,
+    pub utf8: bool,
+    pub json: bool,
+    pub records: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SplitConfig {
+    /// train, validation, test percentages; they sum to 100.
+    pub ratios: Vec<u32>,
+    pub seed: u64,
+    /// Optional regex whose first capture group is the grouping key (e.g. a patient id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_by: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            project: "project".into(),
+            branches: BranchNames::default(),
+            environments: vec!["dev".into(), "staging".into(), "prod".into()],
+            append_only: vec!["raw".into(), "monitoring/*".into()],
+            lfs: LfsConfig::default(),
+            snapshot: SnapshotConfig::default(),
+            tracking: TrackingConfig::default(),
+            clean: CleanConfig::default(),
+            split: SplitConfig::default(),
+        }
+    }
+}
+
+impl Default for BranchNames {
+    fn default() -> Self {
+        BranchNames {
+            main: "main".into(),
+            raw: "raw".into(),
+            clean: "clean".into(),
+            split: "split".into(),
+            dev: "dev/model".into(),
+            stable: "stable/model".into(),
+            monitoring_prefix: "monitoring/".into(),
+            env_prefix: "env/".into(),
+        }
+    }
+}
+
+impl Default for LfsConfig {
+    fn default() -> Self {
+        LfsConfig { max_blob_size: 1024 * 1024, patterns: LfsPatterns::default() }
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+impl Default for LfsPatterns {
+    fn default() -> Self {
+        LfsPatterns {
+            data: strings(&["data/**"]),
+            monitoring: strings(&["data/**"]),
+            stable: strings(&[
+                "data/**",
+                "model/**",
+                "checkpoints/**",
+                "*.pkl",
+                "*.pt",
+                "*.pth",
+                "*.onnx",
+                "*.h5",
+                "*.safetensors",
+                "*.joblib",
+                "*.parquet",
+            ]),
+        }
+    }
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        SnapshotConfig {
+            tag_pattern: "{model}-v{n}".into(),
+            outputs: strings(&[
+                "model/",
+                "checkpoints/",
+                "metrics.json",
+                "params.json",
+                "params.yaml",
+                "MODEL_CARD.md",
+                "mlruns/",
+            ]),
+        }
+    }
+}
+
+impl Default for TrackingConfig {
+    fn default() -> Self {
+        TrackingConfig {
+            metrics_file: "metrics.json".into(),
+            params_files: strings(&["params.json", "params.yaml"]),
+            primary_metric: "accuracy".into(),
+            goal: Goal::Max,
+        }
+    }
+}
+
+impl Default for CleanConfig {
+    fn default() -> Self {
+        CleanConfig {
+            validators: Validators::default(),
+            drop_duplicates: false,
+            transform_dir: "transform/".into(),
+        }
+    }
+}
+
+impl Default for Validators {
+    fn default() -> Self {
+        Validators { empty: true, images: true, utf8: true, json: true, records: true }
+    }
+}
+
+impl Default for SplitConfig {
+    fn default() -> Self {
+        SplitConfig { ratios: vec![80, 10, 10], seed: 42, group_by: None }
+    }
+}
+
+/// The kind of a branch in the framework, which decides its rules and LFS patterns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BranchKind {
+    Main,
+    Raw,
+    Clean,
+    Split,
+    Dev,
+    Stable,
+    Monitoring,
+    Env,
+    Other,
+}
+
+impl BranchKind {
+    /// Data branches hold ingested or derived data: raw, clean, split.
+    pub fn is_data(self) -> bool {
+        matches!(self, BranchKind::Raw | BranchKind::Clean | BranchKind::Split)
+    }
+}
+
+/// The `prefix/` of a configured default branch name like `dev/model` (`dev/`).
+fn prefix_of(name: &str) -> &str {
+    match name.find('/') {
+        Some(i) => &name[..=i],
+        None => "",
+    }
+}
+
+impl Config {
+    /// Parse `mlgit.yaml` text. `origin` names the file in error messages (e.g. `main:mlgit.yaml`).
+    pub fn parse(text: &str, origin: &str) -> Result<Config> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        let config: Config = serde_yaml::from_str(text).map_err(|e| {
+            let at = match e.location() {
+                Some(loc) => format!("{origin}:{}:{}", loc.line(), loc.column()),
+                None => origin.to_string(),
+            };
+            Error::new(ErrorKind::Config, format!("invalid config {at}: {e}")).with_hint(
+                "fix the file (every key is documented in docs/config.md), commit it on main, and retry",
+            )
+        })?;
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    /// Checks that serde cannot express.
+    pub fn validate(&self, origin: &str) -> Result<()> {
+        let bad = |msg: String| {
+            Err(Error::new(ErrorKind::Config, format!("invalid config {origin}: {msg}"))
+                .with_hint("fix the file (see docs/config.md), commit it on main, and retry"))
+        };
+        let b = &self.branches;
+        for (key, name) in [
+            ("branches.main", &b.main),
+            ("branches.raw", &b.raw),
+            ("branches.clean", &b.clean),
+            ("branches.split", &b.split),
+            ("branches.dev", &b.dev),
+            ("branches.stable", &b.stable),
+        ] {
+            if !git2::Branch::name_is_valid(name).unwrap_or(false) {
+                return bad(format!("{key}: '{name}' is not a valid branch name"));
+            }
+        }
+        for (key, prefix) in
+            [("branches.monitoring_prefix", &b.monitoring_prefix), ("branches.env_prefix", &b.env_prefix)]
+        {
+            if !prefix.ends_with('/') || prefix.len() < 2 {
+                return bad(format!("{key}: '{prefix}' must be a non-empty prefix ending with '/'"));
+            }
+        }
+        if !b.dev.contains('/') || !b.stable.contains('/') {
+            return bad(
+                "branches.dev and branches.stable must look like 'dev/<name>' and 'stable/<name>'".into()
+            );
+        }
+        for env in &self.environments {
+            let name = format!("{}{}", b.monitoring_prefix, env);
+            if env.contains('/') || !git2::Branch::name_is_valid(&name).unwrap_or(false) {
+                return bad(format!("environments: '{env}' is not a valid environment name"));
+            }
+        }
+        let r = &self.split.ratios;
+        if r.len() != 3 || r.iter().sum::<u32>() != 100 || r.contains(&0) {
+            return bad(format!(
+                "split.ratios: {r:?} must be three positive parts (train, validation, test) that sum to 100"
+            ));
+        }
+        if !self.snapshot.tag_pattern.contains("{n}") && !self.snapshot.tag_pattern.contains("{model}") {
+            return bad("snapshot.tag_pattern must contain {n} (and usually {model})".into());
+        }
+        Ok(())
+    }
+
+    /// The kind of branch `name` is under these conventions.
+    pub fn branch_kind(&self, name: &str) -> BranchKind {
+        let b = &self.branches;
+        if name == b.main {
+            BranchKind::Main
+        } else if name == b.raw {
+            BranchKind::Raw
+        } else if name == b.clean {
+            BranchKind::Clean
+        } else if name == b.split {
+            BranchKind::Split
+        } else if name.starts_with(&b.monitoring_prefix) {
+            BranchKind::Monitoring
+        } else if name.starts_with(&b.env_prefix) {
+            BranchKind::Env
+        } else if name.starts_with(prefix_of(&b.stable)) && !prefix_of(&b.stable).is_empty() {
+            BranchKind::Stable
+        } else if name.starts_with(prefix_of(&b.dev)) && !prefix_of(&b.dev).is_empty() {
+            BranchKind::Dev
+        } else {
+            BranchKind::Other
+        }
+    }
+
+    /// Whether files committed on `branch` may never change or disappear.
+    pub fn is_append_only(&self, branch: &str) -> bool {
+        self.append_only.iter().any(|rule| match rule.strip_suffix('*') {
+            Some(prefix) => branch.starts_with(prefix),
+            None => branch == rule,
+        })
+    }
+
+    /// The LFS patterns for a branch kind (empty for code branches).
+    pub fn lfs_patterns(&self, kind: BranchKind) -> &[String] {
+        match kind {
+            BranchKind::Raw | BranchKind::Clean | BranchKind::Split => &self.lfs.patterns.data,
+            BranchKind::Monitoring => &self.lfs.patterns.monitoring,
+            BranchKind::Stable => &self.lfs.patterns.stable,
+            _ => &[],
+        }
+    }
+
+    /// The monitoring branch of an environment.
+    pub fn monitoring_branch(&self, env: &str) -> String {
+        format!("{}{}", self.branches.monitoring_prefix, env)
+    }
+
+    /// The model name of a stable branch (`stable/model` → `model`).
+    pub fn model_name<'a>(&self, stable_branch: &'a str) -> &'a str {
+        stable_branch.rsplit('/').next().unwrap_or(stable_branch)
+    }
+
+    /// Every convention branch `mlgit init` creates, with its kind, in creation order.
+    pub fn convention_branches(&self) -> Vec<(String, BranchKind)> {
+        let b = &self.branches;
+        let mut out = vec![
+            (b.main.clone(), BranchKind::Main),
+            (b.raw.clone(), BranchKind::Raw),
+            (b.clean.clone(), BranchKind::Clean),
+            (b.split.clone(), BranchKind::Split),
+            (b.dev.clone(), BranchKind::Dev),
+            (b.stable.clone(), BranchKind::Stable),
+        ];
+        for env in &self.environments {
+            out.push((self.monitoring_branch(env), BranchKind::Monitoring));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_text_gives_defaults() {
+        assert_eq!(Config::parse("", "mlgit.yaml").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_column() {
+        let err = Config::parse("project: x\nbranchez:\n  main: m\n", "main:mlgit.yaml").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(err.message().contains("main:mlgit.yaml:2:1"), "{}", err.message());
+        assert!(err.message().contains("branchez"), "{}", err.message());
+    }
+
+    #[test]
+    fn wrong_type_is_an_error() {
+        let err = Config::parse("lfs:\n  max_blob_size: big\n", "mlgit.yaml").unwrap_err();
+        assert!(err.message().contains("mlgit.yaml:2:"), "{}", err.message());
+    }
+
+    #[test]
+    fn ratios_must_sum_to_100() {
+        let err = Config::parse("split:\n  ratios: [80, 10, 5]\n", "mlgit.yaml").unwrap_err();
+        assert!(err.message().contains("split.ratios"), "{}", err.message());
+    }
+
+    #[test]
+    fn branch_kinds_follow_the_names() {
+        let c = Config::default();
+        assert_eq!(c.branch_kind("raw"), BranchKind::Raw);
+        assert_eq!(c.branch_kind("stable/churn"), BranchKind::Stable);
+        assert_eq!(c.branch_kind("dev/alice"), BranchKind::Dev);
+        assert_eq!(c.branch_kind("monitoring/prod"), BranchKind::Monitoring);
+        assert_eq!(c.branch_kind("feature"), BranchKind::Other);
+        assert!(c.is_append_only("raw"));
+        assert!(c.is_append_only("monitoring/prod"));
+        assert!(!c.is_append_only("clean"));
+    }
+
+    #[test]
+    fn template_config_parses_to_defaults() {
+        let text =
+            include_str!("../templates/default/main/mlgit.yaml").replace("{{project_name}}", "project");
+        assert_eq!(Config::parse(&text, "mlgit.yaml").unwrap(), Config::default());
+    }
+}

@@ -1,0 +1,24 @@
+//! mlgit: one git repository for an ML project's code, data, models and metrics, organised by
+//! branch conventions (main, raw, clean, split, dev/*, stable/*, monitoring/*, env/*).
+//!
+//! This library does the work; the `mlgit` binary is a thin layer that parses arguments, calls one
+//! function per command and renders its outcome. Nothing here prints: long operations report
+//! through [`progress::Progress`], and every command returns a serialisable outcome or an
+//! [`error::Error`] with a hint.
+
+pub mod config;
+pub mod error;
+pub mod init;
+pub mod progress;
+pub mod repo;
+pub mod status;
+pub mod store;
+pub mod templates;
+
+pub use error::{Error, ErrorKind, Result};
+
+/// The version written into provenance and tracking records.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The schema version of every `--json` outcome.
+pub const JSON_SCHEMA_VERSION: u32 = 1;

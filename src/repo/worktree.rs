@@ -1,0 +1,223 @@
+//! Worktrees that have a branch checked out: finding them (main worktree and linked ones), telling
+//! whether they are clean (LFS files whose content matches their pointer count as clean), and
+//! bringing them up to date after mlgit moved the branch without a checkout — files written with
+//! their LFS content resolved, and index entries written with fresh stat data so `git status` stays
+//! clean, as after `git checkout` with git-lfs.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use git2::{Delta, DiffOptions, IndexEntry, IndexTime, Oid, Repository, Status, StatusOptions};
+
+use crate::error::{Context, Error, Result};
+use crate::store::{hash_reader, LfsStore, Pointer};
+
+/// A worktree with a given branch checked out.
+pub struct Checkout {
+    pub path: PathBuf,
+    pub repo: Repository,
+}
+
+impl std::fmt::Debug for Checkout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkout").field("path", &self.path).finish()
+    }
+}
+
+fn head_is(repo: &Repository, branch: &str) -> bool {
+    let full = format!("refs/heads/{branch}");
+    match repo.find_reference("HEAD") {
+        Ok(head) => head.symbolic_target() == Some(full.as_str()),
+        Err(_) => false,
+    }
+}
+
+/// The worktree (main or linked) where `branch` is checked out, if any.
+pub fn find_checkout(git: &Repository, branch: &str) -> Result<Option<Checkout>> {
+    // Always look from the main repository so linked worktrees see each other.
+    let main = Repository::open(git.commondir()).context("open the main repository")?;
+    if !main.is_bare() && head_is(&main, branch) {
+        let path = main.workdir().map(Path::to_path_buf).unwrap_or_default();
+        return Ok(Some(Checkout { path, repo: main }));
+    }
+    let names = main.worktrees().context("list worktrees")?;
+    for name in names.iter().flatten() {
+        let Ok(wt) = main.find_worktree(name) else { continue };
+        if wt.validate().is_err() {
+            continue; // pruned or moved: nothing checked out there
+        }
+        let Ok(repo) = Repository::open_from_worktree(&wt) else { continue };
+        if head_is(&repo, branch) {
+            return Ok(Some(Checkout { path: wt.path().to_path_buf(), repo }));
+        }
+    }
+    Ok(None)
+}
+
+/// The paths with uncommitted changes to tracked files in a worktree (untracked files are ignored).
+/// An LFS-tracked file whose content hashes to its pointer is not a change.
+pub fn dirty_paths(repo: &Repository) -> Result<Vec<String>> {
+    let mut opts = StatusOptions::new();
+    opts.include_untracked(false).include_ignored(false).exclude_submodules(true);
+    let statuses = repo.statuses(Some(&mut opts)).context("read the worktree's status")?;
+    let index = repo.index().context("read the index")?;
+    let workdir = repo.workdir().map(Path::to_path_buf).unwrap_or_default();
+    let mut dirty = Vec::new();
+    for s in statuses.iter() {
+        let Some(path) = s.path() else { continue };
+        let st = s.status();
+        if st == Status::WT_MODIFIED && matches_pointer(repo, &index, &workdir, path) {
+            continue;
+        }
+        if st.intersects(
+            Status::INDEX_NEW
+                | Status::INDEX_MODIFIED
+                | Status::INDEX_DELETED
+                | Status::INDEX_RENAMED
+                | Status::INDEX_TYPECHANGE
+                | Status::WT_MODIFIED
+                | Status::WT_DELETED
+                | Status::WT_TYPECHANGE
+                | Status::WT_RENAMED
+                | Status::CONFLICTED,
+        ) {
+            dirty.push(path.to_string());
+        }
+    }
+    Ok(dirty)
+}
+
+/// Whether the worktree file at `path` is the content of the LFS pointer the index holds for it.
+fn matches_pointer(repo: &Repository, index: &git2::Index, workdir: &Path, path: &str) -> bool {
+    let Some(entry) = index.get_path(Path::new(path), 0) else { return false };
+    let Ok(blob) = repo.find_blob(entry.id) else { return false };
+    let Some(pointer) = Pointer::from_blob(blob.content()) else { return false };
+    let Ok(mut file) = fs::File::open(workdir.join(path)) else { return false };
+    matches!(hash_reader(&mut file), Ok((oid, size)) if oid == pointer.oid && size == pointer.size)
+}
+
+/// Refuse to go on when `branch` is checked out in a worktree with uncommitted changes; return the
+/// checkout (to update after the branch moved) when it is clean.
+pub fn ensure_clean_checkout(git: &Repository, branch: &str) -> Result<Option<Checkout>> {
+    let Some(co) = find_checkout(git, branch)? else { return Ok(None) };
+    let dirty = dirty_paths(&co.repo)?;
+    if !dirty.is_empty() {
+        let shown: Vec<&str> = dirty.iter().take(5).map(String::as_str).collect();
+        let more = if dirty.len() > 5 { format!(" and {} more", dirty.len() - 5) } else { String::new() };
+        return Err(Error::conflict(format!(
+            "branch '{branch}' is checked out in {} with uncommitted changes ({}{more})",
+            co.path.display(),
+            shown.join(", ")
+        ))
+        .with_hint(format!(
+            "commit or stash them there (`git -C {} stash`), or check out another branch there, then retry",
+            co.path.display()
+        )));
+    }
+    Ok(Some(co))
+}
+
+/// After a branch moved from `old_tree` to `new_tree` without a checkout, bring the clean worktree
+/// that has it checked out up to date: changed files are written (LFS content from the local store
+/// where present, pointer text otherwise) and the index gets matching entries.
+pub fn sync_checkout(co: &Checkout, store: &LfsStore, old_tree: Option<Oid>, new_tree: Oid) -> Result<()> {
+    let repo = &co.repo;
+    let old = match old_tree {
+        Some(t) => Some(repo.find_tree(t).context("read the old tree")?),
+        None => None,
+    };
+    let new = repo.find_tree(new_tree).context("read the new tree")?;
+    let mut opts = DiffOptions::new();
+    opts.include_typechange(true);
+    let diff = repo.diff_tree_to_tree(old.as_ref(), Some(&new), Some(&mut opts)).context("compare trees")?;
+    let mut index = repo.index().context("read the index")?;
+    for delta in diff.deltas() {
+        let old_path = delta.old_file().path().map(Path::to_path_buf);
+        let new_file = delta.new_file();
+        match delta.status() {
+            Delta::Deleted => {
+                if let Some(p) = old_path {
+                    remove_file(&co.path, &p)?;
+                    let _ = index.remove_path(&p);
+                }
+            }
+            Delta::Added | Delta::Modified | Delta::Typechange => {
+                let Some(path) = new_file.path().map(Path::to_path_buf) else { continue };
+                let entry = write_file(repo, store, &co.path, &path, new_file.id(), new_file.mode().into())?;
+                index.add(&entry).context(format!("update the index entry of {}", path.display()))?;
+            }
+            _ => {}
+        }
+    }
+    index.write().context("write the index")?;
+    Ok(())
+}
+
+fn remove_file(root: &Path, rel: &Path) -> Result<()> {
+    let full = root.join(rel);
+    match fs::remove_file(&full) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("remove", &full, e)),
+    }
+    // Remove folders left empty, as git checkout does.
+    let mut dir = full.parent();
+    while let Some(d) = dir {
+        if d == root || fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+    Ok(())
+}
+
+/// Write one file of a tree into a worktree and return its index entry (with fresh stat data).
+pub fn write_file(
+    repo: &Repository,
+    store: &LfsStore,
+    root: &Path,
+    rel: &Path,
+    oid: Oid,
+    mode: i32,
+) -> Result<IndexEntry> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let full = root.join(rel);
+    if let Some(parent) = full.parent() {
+        fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+    }
+    if fs::symlink_metadata(&full).map(|m| m.is_dir()).unwrap_or(false) {
+        fs::remove_dir_all(&full).map_err(|e| Error::io("remove", &full, e))?;
+    }
+    let blob = repo.find_blob(oid).context(format!("read blob {oid}"))?;
+    if mode == 0o120000 {
+        let target = String::from_utf8_lossy(blob.content()).into_owned();
+        let _ = fs::remove_file(&full);
+        std::os::unix::fs::symlink(&target, &full).map_err(|e| Error::io("create the symlink", &full, e))?;
+    } else {
+        let pointer = Pointer::from_blob(blob.content()).filter(|p| store.contains(p));
+        let _ = fs::remove_file(&full);
+        match pointer {
+            Some(p) => store.copy_to(&p, &full)?,
+            None => fs::write(&full, blob.content()).map_err(|e| Error::io("write", &full, e))?,
+        }
+        let perm = if mode == 0o100755 { 0o755 } else { 0o644 };
+        fs::set_permissions(&full, fs::Permissions::from_mode(perm))
+            .map_err(|e| Error::io("chmod", &full, e))?;
+    }
+    let meta = fs::symlink_metadata(&full).map_err(|e| Error::io("stat", &full, e))?;
+    let path = rel.to_string_lossy().into_owned().into_bytes();
+    Ok(IndexEntry {
+        ctime: IndexTime::new(meta.ctime() as i32, meta.ctime_nsec() as u32),
+        mtime: IndexTime::new(meta.mtime() as i32, meta.mtime_nsec() as u32),
+        dev: meta.dev() as u32,
+        ino: meta.ino() as u32,
+        mode: mode as u32,
+        uid: meta.uid(),
+        gid: meta.gid(),
+        file_size: meta.len() as u32,
+        id: oid,
+        flags: (path.len().min(0xfff)) as u16,
+        flags_extended: 0,
+        path,
+    })
+}

@@ -1,0 +1,154 @@
+//! `mlgit status`: the convention branches (tip, date, subject; files and bytes for data branches)
+//! and the snapshot tags with their primary metric.
+
+use git2::Oid;
+use serde::Serialize;
+
+use crate::config::BranchKind;
+use crate::error::{Context, Result};
+use crate::repo::{format_time, Repo};
+use crate::store::lfs_tree::classify;
+
+/// The path of the tracking record inside a snapshot's tree.
+pub const RUN_RECORD: &str = "tracking/run.json";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusOutcome {
+    pub repository: String,
+    pub branches: Vec<BranchStatus>,
+    pub snapshots: Vec<SnapshotStatus>,
+    pub primary_metric: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BranchStatus {
+    pub name: String,
+    pub kind: BranchKind,
+    pub exists: bool,
+    pub tip: Option<Tip>,
+    /// Data and monitoring branches: file count, bytes (LFS files counted at their real size).
+    pub data: Option<DataSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tip {
+    pub commit: String,
+    pub short: String,
+    pub date: String,
+    pub subject: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct DataSummary {
+    pub files: u64,
+    pub bytes: u64,
+    pub lfs_files: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotStatus {
+    pub tag: String,
+    pub commit: String,
+    pub date: String,
+    /// The primary metric's value, when the tracking record has it.
+    pub metric: Option<f64>,
+}
+
+/// Describe the repository.
+pub fn status(repo: &Repo) -> Result<StatusOutcome> {
+    let config = repo.config();
+    let git = repo.git();
+    let mut names: Vec<(String, BranchKind)> = config.convention_branches();
+    // Other framework branches that exist (more dev/stable/monitoring/env branches).
+    let mut extra = Vec::new();
+    for b in git.branches(Some(git2::BranchType::Local)).context("list branches")? {
+        let (b, _) = b.context("read a branch")?;
+        let Some(name) = b.name().ok().flatten().map(str::to_string) else { continue };
+        let kind = config.branch_kind(&name);
+        if kind != BranchKind::Other && !names.iter().any(|(n, _)| *n == name) {
+            extra.push((name, kind));
+        }
+    }
+    extra.sort();
+    names.extend(extra);
+
+    let mut branches = Vec::new();
+    for (name, kind) in names {
+        let tip = repo.branch_tip(&name)?;
+        let Some(tip) = tip else {
+            branches.push(BranchStatus { name, kind, exists: false, tip: None, data: None });
+            continue;
+        };
+        let commit = git.find_commit(tip).context(format!("read the tip of '{name}'"))?;
+        let data = if kind.is_data() || kind == BranchKind::Monitoring {
+            Some(summarise(repo, commit.tree_id())?)
+        } else {
+            None
+        };
+        branches.push(BranchStatus {
+            name,
+            kind,
+            exists: true,
+            tip: Some(Tip {
+                commit: tip.to_string(),
+                short: tip.to_string()[..7].to_string(),
+                date: format_time(commit.time()),
+                subject: commit.summary().unwrap_or("").to_string(),
+            }),
+            data,
+        });
+    }
+    Ok(StatusOutcome {
+        repository: repo.workdir().display().to_string(),
+        branches,
+        snapshots: snapshots(repo)?,
+        primary_metric: config.tracking.primary_metric.clone(),
+    })
+}
+
+/// Files, bytes and LFS files of a data tree.
+pub fn summarise(repo: &Repo, tree: Oid) -> Result<DataSummary> {
+    let git = repo.git();
+    let odb = git.odb().context("open the object database")?;
+    let mut s = DataSummary { files: 0, bytes: 0, lfs_files: 0 };
+    for f in classify(git, tree)? {
+        if f.entry.path == ".gitattributes" || f.entry.path == "README.md" {
+            continue;
+        }
+        s.files += 1;
+        match f.pointer {
+            Some(p) => {
+                s.lfs_files += 1;
+                s.bytes += p.size;
+            }
+            None => s.bytes += odb.read_header(f.entry.oid).map(|(n, _)| n as u64).unwrap_or(0),
+        }
+    }
+    Ok(s)
+}
+
+/// Every tag whose commit carries a tracking record, oldest first.
+pub fn snapshots(repo: &Repo) -> Result<Vec<SnapshotStatus>> {
+    let git = repo.git();
+    let metric = &repo.config().tracking.primary_metric;
+    let mut out = Vec::new();
+    let names = git.tag_names(None).context("list tags")?;
+    for name in names.iter().flatten() {
+        let Ok(obj) = git.revparse_single(&format!("refs/tags/{name}")) else { continue };
+        let Ok(commit) = obj.peel_to_commit() else { continue };
+        let Some(record) = crate::repo::tree::entry_at(git, commit.tree_id(), RUN_RECORD)? else { continue };
+        let value = git
+            .find_blob(record.oid)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(b.content()).ok())
+            .and_then(|v| v.get("metrics").and_then(|m| m.get(metric)).and_then(|m| m.as_f64()));
+        out.push(SnapshotStatus {
+            tag: name.to_string(),
+            commit: commit.id().to_string(),
+            date: format_time(commit.time()),
+            metric: value,
+        });
+    }
+    out.sort_by(|a, b| a.date.cmp(&b.date).then(a.tag.cmp(&b.tag)));
+    Ok(out)
+}

@@ -1,0 +1,298 @@
+//! The Git LFS compatible object store (`<git common dir>/lfs/objects/<oid[0:2]>/<oid[2:4]>/<oid>`):
+//! content is hashed while it is copied in (one read per file), written through a temporary file and
+//! a no-clobber rename, and never overwritten.
+
+pub mod attributes;
+pub mod lfs_tree;
+pub mod pointer;
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, ErrorKind, Result};
+pub use pointer::{Oid, Pointer};
+
+/// Files up to this size are read into memory in one go; larger ones are streamed in chunks of this
+/// size, so memory stays flat whatever the file sizes.
+pub const CHUNK: usize = 1 << 20;
+
+/// The local LFS store of a repository.
+#[derive(Debug)]
+pub struct LfsStore {
+    objects: PathBuf,
+    tmp: PathBuf,
+    /// Fan-out folders known to exist, so each is created once and never stat'ed twice.
+    known_dirs: Mutex<HashSet<[u8; 2]>>,
+}
+
+/// The result of storing one file.
+#[derive(Debug, Clone, Copy)]
+pub struct Stored {
+    pub pointer: Pointer,
+    /// False when the store already had the object.
+    pub new: bool,
+}
+
+/// What [`LfsStore::check`] found for one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectState {
+    Ok,
+    Missing,
+    /// The object's bytes do not hash to its name (or its size is wrong).
+    Corrupt,
+}
+
+impl LfsStore {
+    /// The store under `common_dir` (a repository's `.git`, shared by all its worktrees).
+    pub fn new(common_dir: &Path) -> Self {
+        let lfs = common_dir.join("lfs");
+        LfsStore {
+            objects: lfs.join("objects"),
+            tmp: lfs.join("tmp"),
+            known_dirs: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Where the object with this id lives.
+    pub fn object_path(&self, oid: &Oid) -> PathBuf {
+        let hex = oid.to_hex();
+        self.objects.join(&hex[0..2]).join(&hex[2..4]).join(hex)
+    }
+
+    /// Whether the store holds the object with the right size (the content is trusted; see `check`).
+    pub fn contains(&self, pointer: &Pointer) -> bool {
+        fs::metadata(self.object_path(&pointer.oid))
+            .map(|m| m.is_file() && m.len() == pointer.size)
+            .unwrap_or(false)
+    }
+
+    /// Store the file at `path`: hash and copy in one pass. `expected` is the metadata the caller
+    /// saw when it listed the file; if the file's size or mtime differ before or after the read, it
+    /// changed while being read and is refused.
+    pub fn store_file(&self, path: &Path, expected: Option<&fs::Metadata>) -> Result<Stored> {
+        let mut file = File::open(path).map_err(|e| Error::io("read", path, e))?;
+        let before = file.metadata().map_err(|e| Error::io("stat", path, e))?;
+        if let Some(seen) = expected {
+            check_unchanged(path, seen, &before)?;
+        }
+        let stored = if before.len() <= CHUNK as u64 {
+            let mut data = Vec::with_capacity(before.len() as usize);
+            file.read_to_end(&mut data).map_err(|e| Error::io("read", path, e))?;
+            self.store_bytes(&data)?
+        } else {
+            self.store_stream(&mut file, path)?
+        };
+        let after = file.metadata().map_err(|e| Error::io("stat", path, e))?;
+        check_unchanged(path, &before, &after)?;
+        if stored.pointer.size != after.len() {
+            return Err(changed_while_reading(path));
+        }
+        Ok(stored)
+    }
+
+    /// Store bytes already in memory.
+    pub fn store_bytes(&self, data: &[u8]) -> Result<Stored> {
+        let oid = Oid(Sha256::digest(data).into());
+        let pointer = Pointer { oid, size: data.len() as u64 };
+        if self.contains(&pointer) {
+            return Ok(Stored { pointer, new: false });
+        }
+        let mut tmp = self.temp_file()?;
+        tmp.write_all(data).map_err(|e| Error::io("write", tmp.path(), e))?;
+        let new = self.persist(tmp, &oid)?;
+        Ok(Stored { pointer, new })
+    }
+
+    /// Copy a large file into a temporary file while hashing it, then move it into place.
+    fn store_stream(&self, file: &mut File, path: &Path) -> Result<Stored> {
+        let mut tmp = self.temp_file()?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; CHUNK];
+        let mut size = 0u64;
+        loop {
+            let n = match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("read", path, e)),
+            };
+            hasher.update(&buf[..n]);
+            tmp.write_all(&buf[..n]).map_err(|e| Error::io("write", tmp.path(), e))?;
+            size += n as u64;
+        }
+        let oid = Oid(hasher.finalize().into());
+        let new = self.persist(tmp, &oid)?;
+        Ok(Stored { pointer: Pointer { oid, size }, new })
+    }
+
+    fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
+        match tempfile::NamedTempFile::new_in(&self.tmp) {
+            Ok(f) => Ok(f),
+            Err(_) => {
+                fs::create_dir_all(&self.tmp).map_err(|e| Error::io("create", &self.tmp, e))?;
+                tempfile::NamedTempFile::new_in(&self.tmp)
+                    .map_err(|e| Error::io("create a file in", &self.tmp, e))
+            }
+        }
+    }
+
+    /// Move a finished temporary file to the object's path unless the object exists already
+    /// (then the temporary file is dropped). Returns whether the object is new.
+    fn persist(&self, tmp: tempfile::NamedTempFile, oid: &Oid) -> Result<bool> {
+        let dest = self.object_path(oid);
+        self.ensure_dir(oid, &dest)?;
+        match tmp.persist_noclobber(&dest) {
+            Ok(_) => Ok(true),
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(Error::io("write", &dest, e.error)),
+        }
+    }
+
+    fn ensure_dir(&self, oid: &Oid, dest: &Path) -> Result<()> {
+        let key = [oid.0[0], oid.0[1]];
+        let known = self.known_dirs.lock().map(|set| set.contains(&key)).unwrap_or(false);
+        if !known {
+            let dir = dest.parent().unwrap_or(&self.objects);
+            fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+            if let Ok(mut set) = self.known_dirs.lock() {
+                set.insert(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// Open an object for reading.
+    pub fn open(&self, pointer: &Pointer) -> Result<File> {
+        let path = self.object_path(&pointer.oid);
+        File::open(&path).map_err(|e| {
+            Error::io("read LFS object", &path, e)
+                .with_hint("fetch it with `git lfs fetch` (or `git lfs pull`), then retry; `mlgit verify` lists every missing object")
+        })
+    }
+
+    /// Read a whole object into memory (for validation of small files).
+    pub fn read(&self, pointer: &Pointer) -> Result<Vec<u8>> {
+        let mut data = Vec::with_capacity(pointer.size.min(64 << 20) as usize);
+        self.open(pointer)?
+            .read_to_end(&mut data)
+            .map_err(|e| Error::io("read", &self.object_path(&pointer.oid), e))?;
+        Ok(data)
+    }
+
+    /// Copy an object's content to `dest` (created or truncated), at copy speed (the kernel's
+    /// copy_file_range, so reflinks where the file system has them).
+    pub fn copy_to(&self, pointer: &Pointer, dest: &Path) -> Result<()> {
+        let src = self.object_path(&pointer.oid);
+        let copied = fs::copy(&src, dest).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound if !src.exists() => {
+                Error::not_found(format!("LFS object {} is not in the local store", pointer.oid)).with_hint(
+                    "fetch it with `git lfs fetch`, then retry; `mlgit verify` lists every missing object",
+                )
+            }
+            _ => Error::io("write", dest, e),
+        })?;
+        if copied != pointer.size {
+            return Err(Error::new(
+                ErrorKind::CheckFailed,
+                format!("LFS object {} has {copied} bytes, its pointer says {}", pointer.oid, pointer.size),
+            )
+            .with_hint("the store is corrupt: run `mlgit verify` and fetch the object again"));
+        }
+        Ok(())
+    }
+
+    /// Re-hash an object and compare it with its name and size.
+    pub fn check(&self, pointer: &Pointer) -> Result<ObjectState> {
+        let path = self.object_path(&pointer.oid);
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ObjectState::Missing),
+            Err(e) => return Err(Error::io("read", &path, e)),
+        };
+        let (oid, size) = hash_reader(&mut file).map_err(|e| Error::io("read", &path, e))?;
+        Ok(if oid == pointer.oid && size == pointer.size { ObjectState::Ok } else { ObjectState::Corrupt })
+    }
+}
+
+/// SHA-256 and length of everything a reader yields, in fixed-size chunks.
+pub fn hash_reader(reader: &mut impl Read) -> std::io::Result<(Oid, u64)> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut size = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((Oid(hasher.finalize().into()), size))
+}
+
+fn changed_while_reading(path: &Path) -> Error {
+    Error::conflict(format!("{} changed while it was being read", path.display()))
+        .with_hint("wait until whatever writes the folder has finished, then run the command again")
+}
+
+fn check_unchanged(path: &Path, a: &fs::Metadata, b: &fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if a.len() != b.len() || a.mtime() != b.mtime() || a.mtime_nsec() != b.mtime_nsec() {
+        return Err(changed_while_reading(path));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stores_small_and_large_files_by_sha256() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LfsStore::new(&dir.path().join(".git"));
+        let small = dir.path().join("small");
+        fs::write(&small, b"hello\n").unwrap();
+        let s = store.store_file(&small, None).unwrap();
+        assert!(s.new);
+        assert_eq!(
+            s.pointer.oid.to_hex(),
+            "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+        );
+        let path = store.object_path(&s.pointer.oid);
+        assert!(path.ends_with("58/91/5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"));
+        assert_eq!(fs::read(&path).unwrap(), b"hello\n");
+        assert!(!store.store_file(&small, None).unwrap().new);
+
+        let large = dir.path().join("large");
+        let data: Vec<u8> = (0..(3 * CHUNK + 17)).map(|i| (i % 251) as u8).collect();
+        fs::write(&large, &data).unwrap();
+        let l = store.store_file(&large, None).unwrap();
+        assert_eq!(l.pointer.size, data.len() as u64);
+        assert_eq!(l.pointer.oid, Oid(Sha256::digest(&data).into()));
+        assert_eq!(store.check(&l.pointer).unwrap(), ObjectState::Ok);
+        assert_eq!(
+            fs::read_dir(dir.path().join(".git/lfs/tmp")).unwrap().count(),
+            0,
+            "no temporary file left"
+        );
+    }
+
+    #[test]
+    fn check_finds_missing_and_corrupt_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LfsStore::new(dir.path());
+        let s = store.store_bytes(b"abc").unwrap();
+        fs::write(store.object_path(&s.pointer.oid), b"abd").unwrap();
+        assert_eq!(store.check(&s.pointer).unwrap(), ObjectState::Corrupt);
+        fs::remove_file(store.object_path(&s.pointer.oid)).unwrap();
+        assert_eq!(store.check(&s.pointer).unwrap(), ObjectState::Missing);
+    }
+}
