@@ -7,6 +7,7 @@
 //! [`error::Error`] with a hint.
 
 pub mod config;
+pub mod data;
 pub mod error;
 pub mod init;
 pub mod progress;

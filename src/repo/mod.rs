@@ -2,6 +2,7 @@
 //! `main`, resolve revisions, make signatures that honour git's environment variables.
 
 pub mod refs;
+pub mod trailers;
 pub mod tree;
 pub mod worktree;
 

@@ -1,0 +1,4 @@
+//! The data branches: committing folders (commit-data), materializing trees, and the
+//! raw → clean → split flow.
+
+pub mod materialize;
