@@ -1,0 +1,82 @@
+//! The repository layer against real worktrees: finding the worktree that has a branch checked out
+//! (main or linked), refusing a dirty one, and updating a clean one after the branch moved without a
+//! checkout so that `git status` stays clean and LFS files hold their real content.
+
+mod common;
+
+use std::fs;
+
+use common::TestEnv;
+use mlgit::repo::refs::{commit_with_retry, Committed, NewCommit};
+use mlgit::repo::tree::{Entry, TreeEdits};
+use mlgit::repo::worktree::{ensure_clean_checkout, find_checkout, sync_checkout};
+use mlgit::repo::Repo;
+use mlgit::store::lfs_tree::{compile_patterns, refresh_attributes};
+
+/// Commit `files` onto `branch` through the library (LFS for data/**), as the data commands do.
+fn commit_files(repo: &Repo, branch: &str, files: &[(&str, &[u8])]) -> (Option<git2::Oid>, git2::Oid) {
+    let git = repo.git();
+    let patterns = compile_patterns(&["data/**".to_string()]).unwrap();
+    let out = commit_with_retry(git, branch, false, |tip| {
+        let mut edits = TreeEdits::new();
+        for (path, content) in files {
+            let oid = if path.starts_with("data/") {
+                let stored = repo.store().store_bytes(content)?;
+                git.blob(&stored.pointer.to_bytes()).unwrap()
+            } else {
+                git.blob(content).unwrap()
+            };
+            edits.set(path, Entry::blob(oid))?;
+        }
+        let tree = edits.write(git, tip.map(|t| t.tree_id()))?;
+        let tree = refresh_attributes(git, tree, &patterns)?;
+        Ok(Some(NewCommit { tree, extra_parents: vec![], message: "add files\n".into() }))
+    })
+    .unwrap();
+    let Committed::Moved { commit, previous, .. } = out else { panic!("{out:?}") };
+    let old_tree = previous.map(|p| git.find_commit(p).unwrap().tree_id());
+    (old_tree, git.find_commit(commit).unwrap().tree_id())
+}
+
+#[test]
+fn a_clean_linked_worktree_is_updated_and_stays_clean() {
+    let env = TestEnv::new();
+    // LFS content in a worktree is clean only for a git that has the LFS filter, as for users.
+    if !env.has_git_lfs() {
+        return;
+    }
+    let demo = env.init_repo("demo");
+    let wt = env.path("raw-wt");
+    env.git(&demo, ["worktree", "add", "-q", wt.to_str().unwrap(), "raw"]);
+    let repo = Repo::discover(&demo).unwrap();
+
+    let found = find_checkout(repo.git(), "raw").unwrap().expect("raw is checked out");
+    assert_eq!(fs::canonicalize(&found.path).unwrap(), fs::canonicalize(&wt).unwrap());
+    assert_eq!(fs::canonicalize(find_checkout(repo.git(), "main").unwrap().unwrap().path).unwrap(), fs::canonicalize(&demo).unwrap());
+    assert!(find_checkout(repo.git(), "clean").unwrap().is_none());
+
+    let co = ensure_clean_checkout(repo.git(), "raw").unwrap().expect("clean checkout");
+    let (old, new) = commit_files(&repo, "raw", &[("data/a b.csv", b"x,y\n1,2\n"), ("notes.txt", b"hello\n")]);
+    sync_checkout(&co, repo.store(), old, new).unwrap();
+
+    assert_eq!(fs::read(wt.join("data/a b.csv")).unwrap(), b"x,y\n1,2\n", "LFS content, not pointer text");
+    assert_eq!(fs::read(wt.join("notes.txt")).unwrap(), b"hello\n");
+    assert_eq!(env.git(&wt, ["status", "--porcelain"]), "");
+    assert_eq!(env.git(&wt, ["rev-parse", "HEAD"]), env.git(&demo, ["rev-parse", "raw"]));
+}
+
+#[test]
+fn a_dirty_worktree_is_refused_with_a_hint() {
+    let env = TestEnv::new();
+    let demo = env.init_repo("demo");
+    fs::write(demo.join("README.md"), "edited\n").unwrap();
+    let repo = Repo::discover(&demo).unwrap();
+    let err = ensure_clean_checkout(repo.git(), "main").unwrap_err();
+    assert!(err.message().contains("uncommitted changes (README.md)"), "{}", err.message());
+    assert!(err.hint().unwrap().contains("stash"), "{:?}", err.hint());
+    // An untracked file is not a change to protect.
+    fs::write(demo.join("README.md"), fs::read(env.path("demo/README.md")).unwrap()).unwrap();
+    env.git(&demo, ["checkout", "--", "README.md"]);
+    fs::write(demo.join("scratch.txt"), "tmp\n").unwrap();
+    assert!(ensure_clean_checkout(repo.git(), "main").unwrap().is_some());
+}
