@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod data;
+pub mod demo;
 pub mod error;
 pub mod init;
 pub mod progress;

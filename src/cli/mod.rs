@@ -3,6 +3,7 @@
 //! its outcome; no git or file-system logic lives here.
 
 mod completions;
+mod demo;
 mod init;
 mod output;
 mod status;
@@ -39,6 +40,7 @@ pub struct Cli {
 pub enum Command {
     Init(init::Args),
     Status(status::Args),
+    Demo(demo::Args),
     Completions(completions::CompletionsArgs),
     Manpage(completions::ManpageArgs),
 }
@@ -48,6 +50,7 @@ impl Command {
         match self {
             Command::Init(_) => "init",
             Command::Status(_) => "status",
+            Command::Demo(_) => "demo",
             Command::Completions(_) => "completions",
             Command::Manpage(_) => "manpage",
         }
@@ -98,6 +101,7 @@ pub fn run() -> i32 {
     let result = match cli.command {
         Command::Init(args) => init::run(args, &ctx),
         Command::Status(args) => status::run(args, &ctx),
+        Command::Demo(args) => demo::run(args, &ctx),
         Command::Completions(args) => completions::completions(args),
         Command::Manpage(args) => completions::manpage(args),
     };
