@@ -4,8 +4,11 @@
 
 mod completions;
 mod init;
+mod merge_tracking;
 mod output;
+mod runs;
 mod status;
+mod tracking;
 
 use std::path::PathBuf;
 
@@ -39,6 +42,9 @@ pub struct Cli {
 pub enum Command {
     Init(init::Args),
     Status(status::Args),
+    MergeTracking(merge_tracking::Args),
+    Runs(runs::Args),
+    Tracking(tracking::Args),
     Completions(completions::CompletionsArgs),
     Manpage(completions::ManpageArgs),
 }
@@ -48,6 +54,9 @@ impl Command {
         match self {
             Command::Init(_) => "init",
             Command::Status(_) => "status",
+            Command::MergeTracking(_) => "merge-tracking",
+            Command::Runs(_) => "runs",
+            Command::Tracking(_) => "tracking",
             Command::Completions(_) => "completions",
             Command::Manpage(_) => "manpage",
         }
@@ -98,6 +107,9 @@ pub fn run() -> i32 {
     let result = match cli.command {
         Command::Init(args) => init::run(args, &ctx),
         Command::Status(args) => status::run(args, &ctx),
+        Command::MergeTracking(args) => merge_tracking::run(args, &ctx),
+        Command::Runs(args) => runs::run(args, &ctx),
+        Command::Tracking(args) => tracking::run(args, &ctx),
         Command::Completions(args) => completions::completions(args),
         Command::Manpage(args) => completions::manpage(args),
     };
