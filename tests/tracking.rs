@@ -213,6 +213,9 @@ fn eight_concurrent_merges_leave_all_eight_runs() {
     }
 }
 
+/// Files of a snapshot: path and content.
+type Files = Vec<(&'static str, Vec<u8>)>;
+
 /// Every bad snapshot is refused with a message naming it, and nothing is committed; in the
 /// default mode (all tags) bad tags are skipped with a warning while good ones are merged.
 #[test]
@@ -220,7 +223,7 @@ fn bad_snapshots_are_refused_and_nothing_is_committed() {
     let env = TestEnv::new();
     let p = project(&env, "r");
     let meta_ok = b"artifact_location: file:///home/ann/mlruns/1\nexperiment_id: '1'\nlifecycle_stage: active\nname: x\n";
-    let bad: Vec<(&str, Vec<(&str, Vec<u8>)>, &str)> = vec![
+    let bad: Vec<(&str, Files, &str)> = vec![
         ("not-json", vec![("tracking/run.json", b"{\"schema\": 1, ".to_vec())], "is not valid JSON"),
         (
             "schema-2",
