@@ -595,3 +595,54 @@ fn mlflow_stores_of_two_machines_merge_and_export_for_mlflow() {
     );
     assert!(out.contains("OK"), "{out}");
 }
+
+/// An MLflow artifact that the snapshot stored in LFS stays a pointer on main (marked in main's
+/// `.gitattributes`, so git-lfs is satisfied), and the checkout and the export get its content.
+#[test]
+fn lfs_artifacts_in_mlruns_stay_pointers_on_main_and_export_with_their_content() {
+    let env = TestEnv::new();
+    if !env.has_git_lfs() {
+        return;
+    }
+    let p = project(&env, "r");
+    let meta = b"artifact_location: file:///home/ann/mlruns/1\nexperiment_id: '1'\nlifecycle_stage: active\nname: x\n";
+    let run = b"artifact_uri: file:///home/ann/mlruns/1/r1/artifacts\nexperiment_id: '1'\nrun_id: r1\nrun_uuid: r1\nstatus: 3\nlifecycle_stage: active\n";
+    let model = b"pretend this is a pickled model\n";
+    let rec = record("model-v1", "2026-11-20", 0.5);
+    fs::write(p.stable.join(".gitattributes"), "*.pkl filter=lfs diff=lfs merge=lfs -text\n").unwrap();
+    snapshot(
+        &env,
+        &p,
+        "model-v1",
+        &[
+            ("tracking/run.json", rec.as_bytes()),
+            ("mlruns/1/meta.yaml", meta),
+            ("mlruns/1/r1/meta.yaml", run),
+            ("mlruns/1/r1/params/lr", b"0.1"),
+            ("mlruns/1/r1/artifacts/model.pkl", model),
+        ],
+    );
+    let in_snapshot = show(&env, &p.repo, "model-v1:mlruns/1/r1/artifacts/model.pkl");
+    assert!(in_snapshot.starts_with("version https://git-lfs.github.com/spec/v1"), "{in_snapshot}");
+
+    env.mlgit_ok(&p.repo, ["merge-tracking"]);
+    assert_eq!(
+        show(&env, &p.repo, "main:mlruns/1/r1/artifacts/model.pkl"),
+        in_snapshot,
+        "the pointer is copied"
+    );
+    let attributes = show(&env, &p.repo, "main:.gitattributes");
+    assert!(attributes.contains("mlruns/1/r1/artifacts/model.pkl filter=lfs"), "{attributes}");
+    let listed = env.git(&p.repo, ["lfs", "ls-files", "main"]);
+    assert!(listed.contains("mlruns/1/r1/artifacts/model.pkl"), "{listed}");
+    env.git(&p.repo, ["lfs", "fsck", "--dry-run", "main"]);
+    // The checkout of main got the real bytes and stays clean for git and git-lfs.
+    assert_eq!(fs::read(p.repo.join("mlruns/1/r1/artifacts/model.pkl")).unwrap(), model);
+    assert_eq!(env.git(&p.repo, ["status", "--porcelain"]), "");
+
+    let dest = env.path("served");
+    let v = env.mlgit_json(&p.repo, ["tracking", "export", "--mlruns", dest.to_str().unwrap()]);
+    assert_eq!(v["lfs_missing"], json!([]));
+    assert_eq!(fs::read(dest.join("1/r1/artifacts/model.pkl")).unwrap(), model);
+    assert_eq!(fs::read(dest.join("1/r1/params/lr")).unwrap(), b"0.1");
+}

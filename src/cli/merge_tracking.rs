@@ -46,8 +46,10 @@ fn render(o: &MergeTrackingOutcome) -> String {
     let mut s = String::new();
     match &o.commit {
         None => s.push_str(&format!(
-            "Nothing to merge: '{}' already has the tracking of every snapshot given ({} runs).\n",
-            o.branch, o.runs_total
+            "Nothing to merge: '{}' already has the tracking of {} ({} runs).\n",
+            o.branch,
+            if o.named { "the tags given" } else { "every snapshot tag" },
+            o.runs_total
         )),
         Some(c) => {
             s.push_str(&format!(

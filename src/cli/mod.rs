@@ -56,7 +56,9 @@ impl Command {
             Command::Status(_) => "status",
             Command::MergeTracking(_) => "merge-tracking",
             Command::Runs(_) => "runs",
-            Command::Tracking(_) => "tracking",
+            Command::Tracking(args) => match args.command {
+                tracking::TrackingCommand::Export(_) => "tracking export",
+            },
             Command::Completions(_) => "completions",
             Command::Manpage(_) => "manpage",
         }
