@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::{stderr, stdout, write_files, TestEnv};
+use mlgit::tracking::mlflow::{merge, MergeOptions, StoreFiles};
 use serde_json::{json, Map, Value};
 
 /// A repository made by `mlgit init` plus a worktree of stable/model to make snapshots in.
@@ -414,9 +415,9 @@ import mlflow
 store, role = sys.argv[1], sys.argv[2]
 mlflow.set_tracking_uri("file://" + store)
 work = tempfile.mkdtemp()
-out = {"runs": {}, "deleted": [], "experiment_ids": {}}
+out = {"runs": {}, "deleted": [], "logged_models": {}, "traces": {}, "experiment_ids": {}}
 
-def log_run(experiment, name, lr, steps):
+def log_run(experiment, name, lr, steps, extra=None):
     exp = mlflow.set_experiment(experiment)
     out["experiment_ids"][experiment] = exp.experiment_id
     with mlflow.start_run(run_name=name) as run:
@@ -431,14 +432,32 @@ def log_run(experiment, name, lr, steps):
             f.write(f"{role} {name}")
         mlflow.log_artifact(path)
         mlflow.log_artifact(path, artifact_path="nested")
-        out["runs"][run.info.run_id] = {
+        want = {
             "experiment": experiment,
             "run_name": name,
             "params": {"lr": str(lr), "epochs": str(steps)},
             "metrics": {"loss": history},
             "artifacts": ["model.txt", "nested/model.txt"],
         }
+        if extra:
+            extra(run, want)
+        out["runs"][run.info.run_id] = want
     return run.info.run_id
+
+def with_inputs(run, want):
+    # MLflow 3 items that live beside runs: a dataset input, a logged model and a trace.
+    import pandas as pd
+    mlflow.log_input(mlflow.data.from_pandas(pd.DataFrame({"x": [1, 2]}), name="train"), context="training")
+    want["datasets"] = ["train"]
+    model = mlflow.create_external_model(name="ext-model", source_run_id=run.info.run_id)
+    out["logged_models"][model.model_id] = {"experiment": "churn", "name": "ext-model"}
+
+    @mlflow.trace
+    def predict(x):
+        return x + 1
+
+    predict(1)
+    out["traces"][mlflow.get_last_active_trace_id()] = {"experiment": "churn"}
 
 if role == "a1":
     log_run("churn", "a-1", 0.1, 4)
@@ -446,7 +465,7 @@ if role == "a1":
 elif role == "a2":
     log_run("churn", "a-3", 0.3, 5)
 else:
-    log_run("churn", "b-1", 0.05, 6)
+    log_run("churn", "b-1", 0.05, 6, with_inputs)
     dead = log_run("churn", "b-dead", 0.9, 2)
     del out["runs"][dead]
     mlflow.delete_run(dead)
@@ -455,6 +474,8 @@ else:
     # Nothing logged: its metrics/, params/ and artifacts/ folders are empty, so git drops them.
     with mlflow.start_run(experiment_id=out["experiment_ids"]["churn"], run_name="b-empty") as run:
         out["runs"][run.info.run_id] = {"experiment": "churn", "run_name": "b-empty", "params": {}}
+    # Names that YAML 1.1 (PyYAML, which MLflow reads meta files with) takes for a date and a boolean.
+    log_run("2024-05-01", "on", 0.02, 2)
 print(json.dumps(out))
 "#;
 
@@ -507,12 +528,17 @@ fn copy_store(from: &Path, to: &Path) {
     }
 }
 
+/// Adds `logged`'s runs, logged models and traces to `expected`, each run tagged with `tag`.
 fn expect_runs(expected: &mut Map<String, Value>, logged: &Value, tag: &str) {
-    let runs = expected.entry("runs").or_insert_with(|| json!({})).as_object_mut().unwrap();
-    for (id, want) in logged["runs"].as_object().unwrap() {
-        let mut want = want.clone();
-        want["tags"] = json!({ "mlgit.tag": tag });
-        runs.insert(id.clone(), want);
+    for key in ["runs", "logged_models", "traces"] {
+        let section = expected.entry(key).or_insert_with(|| json!({})).as_object_mut().unwrap();
+        for (id, want) in logged[key].as_object().unwrap() {
+            let mut want = want.clone();
+            if key == "runs" {
+                want["tags"] = json!({ "mlgit.tag": tag });
+            }
+            section.insert(id.clone(), want);
+        }
     }
 }
 
@@ -557,8 +583,9 @@ fn mlflow_stores_of_two_machines_merge_and_export_for_mlflow() {
         .iter()
         .map(|m| (m["tag"].as_str().unwrap().to_string(), m["mlflow"].clone()))
         .collect();
-    assert_eq!(by_tag["model-v2"]["runs_added"].as_array().unwrap().len(), 3, "{rest}");
-    assert!(by_tag["model-v2"]["experiments_created"].as_array().unwrap().is_empty(), "matched by name");
+    assert_eq!(by_tag["model-v2"]["runs_added"].as_array().unwrap().len(), 4, "{rest}");
+    // churn and Default are matched by name; only the new name creates an experiment.
+    assert_eq!(by_tag["model-v2"]["experiments_created"], json!(["2024-05-01"]), "{rest}");
     let dead = b["deleted"][0].as_str().unwrap();
     assert!(
         by_tag["model-v2"]["skipped"]
@@ -584,7 +611,7 @@ fn mlflow_stores_of_two_machines_merge_and_export_for_mlflow() {
     expect_runs(&mut expected, &a1, "model-v1");
     expect_runs(&mut expected, &b, "model-v2");
     expect_runs(&mut expected, &a2, "model-v3");
-    expected.insert("experiments".into(), json!(["Default", "churn"]));
+    expected.insert("experiments".into(), json!(["2024-05-01", "Default", "churn"]));
     expected.insert("exact_runs".into(), json!(true));
     let expected_path = env.path("expected.json");
     fs::write(&expected_path, Value::Object(expected).to_string()).unwrap();
@@ -645,4 +672,110 @@ fn lfs_artifacts_in_mlruns_stay_pointers_on_main_and_export_with_their_content()
     assert_eq!(v["lfs_missing"], json!([]));
     assert_eq!(fs::read(dest.join("1/r1/artifacts/model.pkl")).unwrap(), model);
     assert_eq!(fs::read(dest.join("1/r1/params/lr")).unwrap(), b"0.1");
+}
+
+/// MLflow reads meta files with PyYAML (YAML 1.1); every value the merge writes must read back as
+/// serde_yaml (YAML 1.2) sees it. (A library-level check of mlgit's own YAML emitter, which exists
+/// because serde_yaml's output is read differently by PyYAML.)
+#[test]
+fn written_meta_files_mean_the_same_to_pyyaml() {
+    if !mlflow_usable() {
+        return;
+    }
+    let tricky = [
+        "yes",
+        "No",
+        "on",
+        "OFF",
+        "y",
+        "~",
+        "=",
+        "<<",
+        "null",
+        "2024-05-01",
+        "2026-11-23T04:54:23.753Z",
+        "1:20",
+        "12:30:45",
+        "0755",
+        "0x1F",
+        "1_000",
+        "1e3",
+        ".inf",
+        "+1",
+        "-",
+        "#hash",
+        "a: b",
+        "- x",
+        "'q'",
+        "\"d\"",
+        " lead",
+        "trail ",
+        "",
+        "tab\there",
+        "two\nlines",
+        "é😀",
+        "\u{2028}",
+        "back\\slash",
+        "[x]",
+        "{y}",
+        "*alias",
+        "&anchor",
+        "!tag",
+        "%pct",
+        "@at",
+        "`tick`",
+        "|pipe",
+        ">gt",
+        "?q",
+        ",c",
+    ];
+    let mut incoming = StoreFiles::new();
+    let mut exp = String::from("experiment_id: '1'\nname: 'yes'\nartifact_location: /m/1\n");
+    for (i, value) in tricky.iter().enumerate() {
+        let quoted = serde_json::to_string(value).expect("json");
+        exp.push_str(&format!("field{i}: {quoted}\n"));
+    }
+    incoming.insert("1/meta.yaml".into(), exp.into_bytes());
+    incoming.insert(
+        "1/r/meta.yaml".into(),
+        b"experiment_id: '1'\nrun_id: r\nrun_name: 'on'\nuser_id: '1:20'\nstatus: 3\ntags: []\n\
+          end_time: null\n"
+            .to_vec(),
+    );
+    incoming.insert(
+        "1/traces/tr-1/trace_info.yaml".into(),
+        b"request_time: '2026-11-23T04:54:23.753Z'\ntrace_id: tr-1\ntrace_location:\n  \
+          mlflow_experiment:\n    experiment_id: '1'\n  type: MLFLOW_EXPERIMENT\nexecution_duration_ms: 0\n"
+            .to_vec(),
+    );
+    let merged = merge(&StoreFiles::new(), &incoming, &MergeOptions { tag: "t", artifact_root: "file:///x" })
+        .expect("merge");
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let yaml_files: Vec<&String> = merged.files.keys().filter(|k| k.ends_with(".yaml")).collect();
+    assert_eq!(yaml_files.len(), 3);
+    for (rel, bytes) in &merged.files {
+        let path = tmp.path().join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, bytes).unwrap();
+    }
+    let read_all = r#"
+import json, os, sys
+from mlflow.utils.yaml_utils import read_yaml
+root = sys.argv[1]
+out = {}
+for rel in sys.argv[2:]:
+    path = os.path.join(root, rel)
+    out[rel] = read_yaml(os.path.dirname(path), os.path.basename(path))
+print(json.dumps(out, default=lambda o: f"<{type(o).__name__} {o}>"))
+"#;
+    let mut args = vec!["-c", read_all, tmp.path().to_str().expect("utf-8")];
+    args.extend(yaml_files.iter().map(|s| s.as_str()));
+    let stdout = python(&args, tmp.path());
+    let pyyaml: Value = serde_json::from_str(stdout.trim()).expect("json from python");
+    for path in yaml_files {
+        let ours: serde_yaml::Value = serde_yaml::from_slice(&merged.files[path]).expect("yaml");
+        let ours = serde_json::to_value(ours).expect("json");
+        assert_eq!(pyyaml[path.as_str()], ours, "{path}:\n{}", String::from_utf8_lossy(&merged.files[path]));
+    }
 }
