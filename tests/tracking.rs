@@ -140,7 +140,13 @@ fn a_dirty_checkout_of_main_is_refused_and_a_detached_one_is_left_alone() {
     let env = TestEnv::new();
     let p = project(&env, "r");
     good_snapshot(&env, &p, "model-v1", "2026-11-20T10:00:00Z", 0.6);
+    env.mlgit_ok(&p.repo, ["merge-tracking"]);
     fs::write(p.repo.join("README.md"), "edited\n").unwrap();
+    // Nothing new: the dirty checkout does not matter.
+    let none = env.mlgit_ok(&p.repo, ["merge-tracking"]);
+    assert!(none.contains("Nothing to merge"), "{none}");
+
+    good_snapshot(&env, &p, "model-v2", "2026-11-21T10:00:00Z", 0.7);
     let refs = env.refs(&p.repo);
     let out = env.mlgit(&p.repo, ["merge-tracking"]);
     assert_eq!(out.status.code(), Some(1));
@@ -156,9 +162,9 @@ fn a_dirty_checkout_of_main_is_refused_and_a_detached_one_is_left_alone() {
     env.git(&p.repo, ["checkout", "-q", "--detach"]);
     let out = env.mlgit_json(&p.repo, ["merge-tracking"]);
     assert!(out["worktree"].is_null(), "{out}");
-    assert!(!p.repo.join("tracking/runs").exists());
+    assert!(!p.repo.join("tracking/runs/model-v2.json").exists());
     assert_eq!(fs::read_to_string(p.repo.join("README.md")).unwrap(), "edited\n");
-    assert_eq!(runs_list(&env, &p.repo).len(), 1);
+    assert_eq!(runs_list(&env, &p.repo).len(), 2);
 }
 
 /// Eight merge-tracking processes with different tags, started at once, must leave eight runs:
@@ -316,6 +322,8 @@ fn bad_snapshots_are_refused_and_nothing_is_committed() {
     for (args, message) in [
         (vec!["merge-tracking", "nope"], "tag 'nope' does not exist"),
         (vec!["merge-tracking", "--into", "nope"], "branch 'nope' does not exist"),
+        (vec!["merge-tracking", "--into", "raw"], "'raw' is a Raw branch; tracking is merged into main"),
+        (vec!["merge-tracking", "--into", "stable/model"], "'stable/model' is a Stable branch"),
     ] {
         let out = env.mlgit(&p.repo, &args);
         assert_eq!(out.status.code(), Some(1));

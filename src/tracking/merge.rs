@@ -14,6 +14,7 @@ use super::mlflow::{self, StoreFiles};
 use super::{
     check_record, leaderboard_markdown, read_runs, run_file, run_files, LEADERBOARD, MLRUNS, RUNS_LIST,
 };
+use crate::config::BranchKind;
 use crate::error::{Context, Error, Result};
 use crate::repo::lock::FileLock;
 use crate::repo::refs::{commit_with_retry, Committed, NewCommit};
@@ -116,6 +117,13 @@ struct Snapshot {
 pub fn merge_tracking(repo: &Repo, opts: &MergeOptions) -> Result<MergeTrackingOutcome> {
     let git = repo.git();
     let into = opts.into.clone().unwrap_or_else(|| repo.config().branches.main.clone());
+    let kind = repo.config().branch_kind(&into);
+    if !matches!(kind, BranchKind::Main | BranchKind::Other) || repo.config().is_append_only(&into) {
+        return Err(Error::invalid(format!(
+            "'{into}' is a {kind:?} branch; tracking is merged into main (or a branch of your own)"
+        ))
+        .with_hint("leave out --into to merge into main"));
+    }
     let start = repo.require_branch(&into)?.tree_id();
     let named = !opts.tags.is_empty();
 
@@ -134,14 +142,15 @@ pub fn merge_tracking(repo: &Repo, opts: &MergeOptions) -> Result<MergeTrackingO
     // Several processes may update one checkout: hold its lock from the cleanliness check to the
     // sync, so none sees another's half-written files or a checkout that lags its branch.
     let _lock = match find_checkout(git, &into)? {
-        Some(_) => {
+        // With nothing to merge the checkout is not touched, so its state does not matter.
+        Some(_) if !snapshots.is_empty() => {
             let name = format!("checkout-{}.lock", into.replace('/', "%2F"));
             let path = git.commondir().join("mlgit").join("locks").join(name);
             Some(FileLock::acquire(&path, &format!("the checkout of '{into}'"), CHECKOUT_LOCK_TIMEOUT)?)
         }
-        None => None,
+        _ => None,
     };
-    let checkout = ensure_clean_checkout(git, &into)?;
+    let checkout = if snapshots.is_empty() { None } else { ensure_clean_checkout(git, &into)? };
     let synced_tree = match &checkout {
         Some(_) => Some(repo.require_branch(&into)?.tree_id()),
         None => None,
