@@ -406,10 +406,43 @@ fn export_refuses_a_missing_store_and_a_non_empty_folder() {
     for dir in ["1/r1/metrics", "1/r1/params", "1/r1/artifacts", ".trash"] {
         assert!(dest.join(dir).is_dir(), "{dir}");
     }
-    let meta = fs::read_to_string(dest.join("1/r1/meta.yaml")).unwrap();
-    assert!(meta.contains(&format!("artifact_uri: 'file://{}/1/r1/artifacts'", dest.display())), "{meta}");
+    let exported = fs::read_to_string(dest.join("1/r1/meta.yaml")).unwrap();
+    assert!(
+        exported.contains(&format!("artifact_uri: 'file://{}/1/r1/artifacts'", dest.display())),
+        "{exported}"
+    );
     let leftovers: Vec<_> = fs::read_dir(env.path("export")).unwrap().collect();
     assert_eq!(leftovers.len(), 1, "no staging folder left behind");
+
+    // main's own store edited by hand into something MLflow did not write: a merge that needs it
+    // and an export both refuse, naming the file, and change nothing.
+    fs::write(p.repo.join("mlruns/1/meta.yaml"), "name: [unclosed\n").unwrap();
+    env.git(&p.repo, ["commit", "-q", "-am", "hand edit"]);
+    let rec2 = record("model-v2", "2026-11-21", 0.6);
+    snapshot(
+        &env,
+        &p,
+        "model-v2",
+        &[
+            ("tracking/run.json", rec2.as_bytes()),
+            ("mlruns/1/meta.yaml", meta),
+            ("mlruns/1/r1/meta.yaml", run),
+        ],
+    );
+    let refs = env.refs(&p.repo);
+    let out = env.mlgit(&p.repo, ["merge-tracking"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot merge the MLflow store of model-v2 into mlruns/: 1/meta.yaml: invalid YAML"),
+        "{err}"
+    );
+    assert!(err.contains("hint: the branch's mlruns/ was edited by hand"), "{err}");
+    assert_eq!(env.refs(&p.repo), refs);
+    let out = env.mlgit(&p.repo, ["tracking", "export", "--mlruns", "again"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("1/meta.yaml: invalid YAML"), "{}", stderr(&out));
+    assert!(!p.repo.join("again").exists());
 }
 
 // ---------------------------------------------------------------------------------------------
