@@ -76,8 +76,11 @@ pub fn prepare(root: &Path) -> Result<Layout> {
     if root.exists() {
         let mut entries = fs::read_dir(root).map_err(|e| Error::io("read", root, e))?;
         if entries.next().is_some() {
-            return Err(Error::new(crate::ErrorKind::AlreadyExists, format!("{} is not empty", root.display()))
-                .with_hint("give a new folder for the demo (e.g. /tmp/mlgit-demo-2), or remove this one"));
+            return Err(Error::new(
+                crate::ErrorKind::AlreadyExists,
+                format!("{} is not empty", root.display()),
+            )
+            .with_hint("give a new folder for the demo (e.g. /tmp/mlgit-demo-2), or remove this one"));
         }
     }
     let root = crate::repo::absolute(root);
@@ -93,7 +96,8 @@ pub fn prepare(root: &Path) -> Result<Layout> {
     let trainer = DEMO
         .get_file("better_train.sh")
         .ok_or_else(|| Error::not_found("the embedded demo lacks better_train.sh"))?;
-    fs::write(&layout.better_trainer, trainer.contents()).map_err(|e| Error::io("write", &layout.better_trainer, e))?;
+    fs::write(&layout.better_trainer, trainer.contents())
+        .map_err(|e| Error::io("write", &layout.better_trainer, e))?;
     Ok(layout)
 }
 
@@ -119,20 +123,84 @@ pub fn plan(l: &Layout) -> Vec<Step> {
     let p = |path: &Path| path.display().to_string();
     let (repo, stable, dev) = (p(&l.repo), p(&l.stable), p(&l.dev));
     vec![
-        Step::new("Create the repository: main, raw, clean, split, dev/model, stable/model, monitoring/*", Program::Mlgit, &["init", &repo, "--name", "churn"]),
-        Step::new("Ingest the vendor's delivery onto raw (append-only, LFS, no checkout)", Program::Mlgit, &["-C", &repo, "commit-data", "--source", &p(&l.sample_data), "-m", "Customer batches, events and images from the demo vendor"]),
-        Step::new("Derive clean from raw: broken and empty files are dropped, zero-copy", Program::Mlgit, &["-C", &repo, "clean"]),
-        Step::new("Split clean into train/validation/test (80/10/10, seeded, stable under growth)", Program::Mlgit, &["-C", &repo, "split"]),
-        Step::new("Bring the code of dev/model and the data of split onto stable/model", Program::Mlgit, &["-C", &repo, "stable", "update"]),
-        Step::new("Check out stable/model in its own worktree: training runs there", Program::Git, &["-C", &repo, "worktree", "add", &stable, "stable/model"]),
-        Step::new("Train the baseline (majority class) and tag model + data + code + metrics", Program::Mlgit, &["-C", &stable, "train-tag", "--materialize", "--", "sh", "train.sh"]),
-        Step::new("Start a second model on its own dev branch", Program::Git, &["-C", &repo, "worktree", "add", "-b", "dev/one-rule", &dev, "dev/model"]),
-        Step::new("Write the better trainer (a one-rule classifier)", Program::Copy, &[&p(&l.better_trainer), &format!("{dev}/train.sh")]),
-        Step::new("Commit the code on dev/one-rule", Program::Git, &["-C", &dev, "commit", "-q", "-am", "One-rule classifier: learn the best single-feature rule"]),
-        Step::new("Bring the new code onto stable/model (same data)", Program::Mlgit, &["-C", &repo, "stable", "update", "--code", "dev/one-rule"]),
-        Step::new("Train the one-rule model and tag the second snapshot", Program::Mlgit, &["-C", &stable, "train-tag", "--materialize", "--", "sh", "train.sh"]),
-        Step::new("Merge the tracking records of both snapshots into main (what CI does on tag push)", Program::Mlgit, &["-C", &repo, "merge-tracking"]),
-        Step::new("Follow the best model back to its raw data", Program::Mlgit, &["-C", &repo, "lineage", "model-v2"]),
+        Step::new(
+            "Create the repository: main, raw, clean, split, dev/model, stable/model, monitoring/*",
+            Program::Mlgit,
+            &["init", &repo, "--name", "churn"],
+        ),
+        Step::new(
+            "Ingest the vendor's delivery onto raw (append-only, LFS, no checkout)",
+            Program::Mlgit,
+            &[
+                "-C",
+                &repo,
+                "commit-data",
+                "--source",
+                &p(&l.sample_data),
+                "-m",
+                "Customer batches, events and images from the demo vendor",
+            ],
+        ),
+        Step::new(
+            "Derive clean from raw: broken and empty files are dropped, zero-copy",
+            Program::Mlgit,
+            &["-C", &repo, "clean"],
+        ),
+        Step::new(
+            "Split clean into train/validation/test (80/10/10, seeded, stable under growth)",
+            Program::Mlgit,
+            &["-C", &repo, "split"],
+        ),
+        Step::new(
+            "Bring the code of dev/model and the data of split onto stable/model",
+            Program::Mlgit,
+            &["-C", &repo, "stable", "update"],
+        ),
+        Step::new(
+            "Check out stable/model in its own worktree: training runs there",
+            Program::Git,
+            &["-C", &repo, "worktree", "add", &stable, "stable/model"],
+        ),
+        Step::new(
+            "Train the baseline (majority class) and tag model + data + code + metrics",
+            Program::Mlgit,
+            &["-C", &stable, "train-tag", "--materialize", "--", "sh", "train.sh"],
+        ),
+        Step::new(
+            "Start a second model on its own dev branch",
+            Program::Git,
+            &["-C", &repo, "worktree", "add", "-b", "dev/one-rule", &dev, "dev/model"],
+        ),
+        Step::new(
+            "Write the better trainer (a one-rule classifier)",
+            Program::Copy,
+            &[&p(&l.better_trainer), &format!("{dev}/train.sh")],
+        ),
+        Step::new(
+            "Commit the code on dev/one-rule",
+            Program::Git,
+            &["-C", &dev, "commit", "-q", "-am", "One-rule classifier: learn the best single-feature rule"],
+        ),
+        Step::new(
+            "Bring the new code onto stable/model (same data)",
+            Program::Mlgit,
+            &["-C", &repo, "stable", "update", "--code", "dev/one-rule"],
+        ),
+        Step::new(
+            "Train the one-rule model and tag the second snapshot",
+            Program::Mlgit,
+            &["-C", &stable, "train-tag", "--materialize", "--", "sh", "train.sh"],
+        ),
+        Step::new(
+            "Merge the tracking records of both snapshots into main (what CI does on tag push)",
+            Program::Mlgit,
+            &["-C", &repo, "merge-tracking"],
+        ),
+        Step::new(
+            "Follow the best model back to its raw data",
+            Program::Mlgit,
+            &["-C", &repo, "lineage", "model-v2"],
+        ),
         Step::new("The leaderboard on main", Program::Mlgit, &["-C", &repo, "runs"]),
     ]
 }

@@ -16,6 +16,7 @@ pub mod repo;
 pub mod status;
 pub mod store;
 pub mod templates;
+pub mod tracking;
 
 pub use error::{Error, ErrorKind, Result};
 

@@ -15,7 +15,17 @@ fn demo_runs_the_whole_flow_and_ends_with_the_leaderboard() {
     let out = env.mlgit(env.tmp.path(), ["demo", "d"]);
     assert!(out.status.success(), "demo failed\nstdout:\n{}\nstderr:\n{}", stdout(&out), stderr(&out));
     let text = stdout(&out);
-    for cmd in ["$ mlgit init", "$ mlgit -C", "commit-data", "clean", "split", "stable update", "train-tag", "merge-tracking", "runs"] {
+    for cmd in [
+        "$ mlgit init",
+        "$ mlgit -C",
+        "commit-data",
+        "clean",
+        "split",
+        "stable update",
+        "train-tag",
+        "merge-tracking",
+        "runs",
+    ] {
         assert!(text.contains(cmd), "the demo shows `{cmd}`:\n{text}");
     }
     // The leaderboard is the last thing printed, best first: the one-rule model (v2) beats the baseline.
@@ -35,7 +45,10 @@ fn demo_runs_the_whole_flow_and_ends_with_the_leaderboard() {
     assert!(clean.contains("data/images/red.png"), "{clean}");
     // A plain clone of the snapshot gets the model and data back with git-lfs.
     let c = env.path("clone");
-    env.git(env.tmp.path(), ["clone", "-q", "-b", "stable/model", repo.to_str().unwrap(), c.to_str().unwrap()]);
+    env.git(
+        env.tmp.path(),
+        ["clone", "-q", "-b", "stable/model", repo.to_str().unwrap(), c.to_str().unwrap()],
+    );
     env.git(&c, ["lfs", "pull"]);
     env.git(&c, ["checkout", "-q", "model-v2"]);
     assert_eq!(env.git(&c, ["status", "--porcelain"]), "");

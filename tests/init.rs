@@ -150,7 +150,12 @@ fn bad_input_is_refused_and_changes_nothing() {
     expect_error(&env, root, &["init", "afile"], "is not a folder");
     assert_eq!(fs::read(env.path("afile")).unwrap(), b"x");
 
-    expect_error(&env, root, &["init", "--template", "/no/such/template", "t1"], "cannot read the template folder");
+    expect_error(
+        &env,
+        root,
+        &["init", "--template", "/no/such/template", "t1"],
+        "cannot read the template folder",
+    );
     assert!(!env.path("t1").exists(), "nothing created");
 
     let nomain = env.path("nomain");
@@ -205,7 +210,11 @@ fn an_existing_raw_that_is_not_a_data_branch_is_left_alone_with_a_warning() {
     let raw_before = env.git(&dir, ["rev-parse", "raw"]);
     let out = env.mlgit(&dir, ["init"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("warning: branch 'raw' exists but shares history with 'main'"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning: branch 'raw' exists but shares history with 'main'"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(env.git(&dir, ["rev-parse", "raw"]), raw_before, "raw is left alone");
     assert!(env.git(&dir, ["branch"]).contains("clean"), "init continued with the rest");
 }
@@ -219,7 +228,17 @@ fn status_lists_branches_data_and_snapshots() {
     let names: Vec<&str> = branches.iter().map(|b| b["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["main", "raw", "clean", "split", "dev/model", "stable/model", "monitoring/dev", "monitoring/staging", "monitoring/prod"]
+        [
+            "main",
+            "raw",
+            "clean",
+            "split",
+            "dev/model",
+            "stable/model",
+            "monitoring/dev",
+            "monitoring/staging",
+            "monitoring/prod"
+        ]
     );
     let raw = &branches[1];
     assert_eq!(raw["kind"], "raw");

@@ -52,11 +52,15 @@ fn a_clean_linked_worktree_is_updated_and_stays_clean() {
 
     let found = find_checkout(repo.git(), "raw").unwrap().expect("raw is checked out");
     assert_eq!(fs::canonicalize(&found.path).unwrap(), fs::canonicalize(&wt).unwrap());
-    assert_eq!(fs::canonicalize(find_checkout(repo.git(), "main").unwrap().unwrap().path).unwrap(), fs::canonicalize(&demo).unwrap());
+    assert_eq!(
+        fs::canonicalize(find_checkout(repo.git(), "main").unwrap().unwrap().path).unwrap(),
+        fs::canonicalize(&demo).unwrap()
+    );
     assert!(find_checkout(repo.git(), "clean").unwrap().is_none());
 
     let co = ensure_clean_checkout(repo.git(), "raw").unwrap().expect("clean checkout");
-    let (old, new) = commit_files(&repo, "raw", &[("data/a b.csv", b"x,y\n1,2\n"), ("notes.txt", b"hello\n")]);
+    let (old, new) =
+        commit_files(&repo, "raw", &[("data/a b.csv", b"x,y\n1,2\n"), ("notes.txt", b"hello\n")]);
     sync_checkout(&co, repo.store(), old, new).unwrap();
 
     assert_eq!(fs::read(wt.join("data/a b.csv")).unwrap(), b"x,y\n1,2\n", "LFS content, not pointer text");

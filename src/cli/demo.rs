@@ -39,7 +39,8 @@ struct StepRun {
 pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
     let dir = if args.dir.is_absolute() { args.dir } else { ctx.dir.join(args.dir) };
     let layout = prepare(&dir)?;
-    let exe = std::env::current_exe().map_err(|e| mlgit::Error::io("find", std::path::Path::new("mlgit"), e))?;
+    let exe =
+        std::env::current_exe().map_err(|e| mlgit::Error::io("find", std::path::Path::new("mlgit"), e))?;
     let identity = git_identity_missing();
     let mut runs = Vec::new();
     for (i, step) in plan(&layout).into_iter().enumerate() {
@@ -54,7 +55,8 @@ pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
                 0
             }
             Program::Mlgit | Program::Git => {
-                let mut cmd = if step.program == Program::Mlgit { Command::new(&exe) } else { Command::new("git") };
+                let mut cmd =
+                    if step.program == Program::Mlgit { Command::new(&exe) } else { Command::new("git") };
                 cmd.args(&step.args).stdin(Stdio::null());
                 if identity {
                     cmd.env("GIT_AUTHOR_NAME", "mlgit demo")
@@ -75,8 +77,14 @@ pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
         };
         runs.push(StepRun { step, command: line.clone(), exit_code: code });
         if code != 0 {
-            return Err(mlgit::Error::new(mlgit::ErrorKind::ChildFailed(code), format!("demo step failed: {line}"))
-                .with_hint(format!("the folder {} shows how far it got; run the step by hand to see more", dir.display())));
+            return Err(mlgit::Error::new(
+                mlgit::ErrorKind::ChildFailed(code),
+                format!("demo step failed: {line}"),
+            )
+            .with_hint(format!(
+                "the folder {} shows how far it got; run the step by hand to see more",
+                dir.display()
+            )));
         }
     }
     let outcome = DemoOutcome { root: layout.root.clone(), repository: layout.repo.clone(), steps: runs };
