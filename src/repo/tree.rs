@@ -32,7 +32,10 @@ enum Node {
     Remove,
     /// Replace the whole subtree with an existing tree (graft); further edits may go below it.
     Graft(Oid, Dir),
+    /// Edits on top of the base's subtree at this path.
     Edit(Dir),
+    /// A new folder that ignores the base's content (a path removed, then written below again).
+    Fresh(Dir),
 }
 
 /// Edits to apply to a tree.
@@ -84,12 +87,14 @@ impl TreeEdits {
         let mut dir = &mut self.root;
         for name in parents {
             let node = dir.children.entry(name.to_string()).or_insert_with(|| Node::Edit(Dir::default()));
-            if !matches!(node, Node::Edit(_) | Node::Graft(..)) {
-                *node = Node::Edit(Dir::default());
+            // A removed path or a file that becomes a folder starts empty: the base's content at
+            // that path must not come back.
+            if matches!(node, Node::Remove | Node::Set(_)) {
+                *node = Node::Fresh(Dir::default());
             }
             dir = match node {
-                Node::Edit(d) | Node::Graft(_, d) => d,
-                _ => unreachable!("just replaced by a directory"),
+                Node::Edit(d) | Node::Graft(_, d) | Node::Fresh(d) => d,
+                Node::Remove | Node::Set(_) => unreachable!("just replaced by a folder"),
             };
         }
         dir
@@ -157,6 +162,7 @@ fn write_dir(git: &Repository, base: Option<Oid>, dir: &Dir) -> Result<Option<Oi
             Node::Remove => None,
             Node::Graft(tree, sub) => write_dir(git, Some(*tree), sub)?.map(|id| (id, FileMode::Tree)),
             Node::Edit(sub) => write_dir(git, existing_tree, sub)?.map(|id| (id, FileMode::Tree)),
+            Node::Fresh(sub) => write_dir(git, None, sub)?.map(|id| (id, FileMode::Tree)),
         };
         match result {
             Some((oid, mode)) => {
@@ -285,6 +291,22 @@ mod tests {
         g.graft("data", x).unwrap();
         let t3 = g.write(&git, Some(t2)).unwrap();
         assert_eq!(entry_at(&git, t3, "data").unwrap().unwrap().oid, x);
+    }
+
+    #[test]
+    fn a_removed_folder_written_again_keeps_none_of_its_old_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = Repository::init(dir.path()).unwrap();
+        let mut edits = TreeEdits::new();
+        edits.set("model/old.bin", Entry::blob(blob(&git, "old"))).unwrap();
+        edits.set("model/keep/also-old", Entry::blob(blob(&git, "old2"))).unwrap();
+        let t1 = edits.write(&git, None).unwrap();
+        let mut again = TreeEdits::new();
+        again.remove("model").unwrap();
+        again.set("model/new.bin", Entry::blob(blob(&git, "new"))).unwrap();
+        let t2 = again.write(&git, Some(t1)).unwrap();
+        let paths: Vec<String> = list_files(&git, t2).unwrap().into_iter().map(|f| f.path).collect();
+        assert_eq!(paths, ["model/new.bin"]);
     }
 
     #[test]
