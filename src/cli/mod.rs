@@ -2,10 +2,14 @@
 //! (whose doc comment is its help) and a `run` function that calls one library function and renders
 //! its outcome; no git or file-system logic lives here.
 
+mod checkout;
 mod completions;
 mod init;
 mod output;
+mod show;
+mod stable;
 mod status;
+mod train_tag;
 
 use std::path::PathBuf;
 
@@ -39,6 +43,10 @@ pub struct Cli {
 pub enum Command {
     Init(init::Args),
     Status(status::Args),
+    Stable(stable::Args),
+    TrainTag(train_tag::Args),
+    Show(show::Args),
+    Checkout(checkout::Args),
     Completions(completions::CompletionsArgs),
     Manpage(completions::ManpageArgs),
 }
@@ -48,6 +56,10 @@ impl Command {
         match self {
             Command::Init(_) => "init",
             Command::Status(_) => "status",
+            Command::Stable(_) => "stable",
+            Command::TrainTag(_) => "train-tag",
+            Command::Show(_) => "show",
+            Command::Checkout(_) => "checkout",
             Command::Completions(_) => "completions",
             Command::Manpage(_) => "manpage",
         }
@@ -98,6 +110,10 @@ pub fn run() -> i32 {
     let result = match cli.command {
         Command::Init(args) => init::run(args, &ctx),
         Command::Status(args) => status::run(args, &ctx),
+        Command::Stable(args) => stable::run(args, &ctx),
+        Command::TrainTag(args) => train_tag::run(args, &ctx),
+        Command::Show(args) => show::run(args, &ctx),
+        Command::Checkout(args) => checkout::run(args, &ctx),
         Command::Completions(args) => completions::completions(args),
         Command::Manpage(args) => completions::manpage(args),
     };
