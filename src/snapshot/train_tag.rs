@@ -196,7 +196,10 @@ pub fn train_tag(repo: &Repo, opts: &TrainTagOptions, on_start: OnStart<'_>) -> 
     };
     let target =
         git.find_object(commit, Some(git2::ObjectType::Commit)).context("read the snapshot commit")?;
-    git.tag(&tag, &target, &sig, &tag_message(config, &record, &links), false)
+    // Through the main repository: from a linked worktree libgit2 would not see an existing tag.
+    let main = Repository::open(git.commondir()).context("open the main repository")?;
+    let target = main.find_object(target.id(), None).context("read the snapshot commit")?;
+    main.tag(&tag, &target, &sig, &tag_message(config, &record, &links), false)
         .map_err(|e| {
             Error::git(format!("create the tag '{tag}'"), e)
                 .with_hint("another process created it meanwhile; the commit is on the branch: tag it with --no-run --name NEW")
@@ -501,6 +504,9 @@ fn run_command(command: &[String], workdir: &Path, env: &[(String, String)]) -> 
         .current_dir(workdir)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .process_group(0)
+        // Its output is progress for the user, not mlgit's result: stdout stays for the result
+        // (one JSON document with --json).
+        .stdout(std::process::Stdio::from(std::io::stderr()))
         .spawn();
     let mut child = match spawned {
         Ok(c) => c,
