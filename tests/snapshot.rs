@@ -232,6 +232,9 @@ fn train_tag_snapshot_comes_back_from_a_fresh_clone() {
     let c = env.mlgit_json(&p.repo, ["checkout", "model-v1", "--into", out.to_str().unwrap()]);
     assert_eq!(c["verified"], serde_json::json!(["model/model.json"]), "{c}");
     assert_same_tree(&clone, &out);
+    let again = env.mlgit(&p.repo, ["checkout", "model-v1", "--into", out.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("is not empty"), "{}", stderr(&again));
 
     // show: record and the lineage down to raw.
     let s = env.mlgit_json(&p.repo, ["show", "model-v1"]);

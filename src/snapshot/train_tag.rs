@@ -86,6 +86,7 @@ pub fn train_tag(repo: &Repo, opts: &TrainTagOptions, on_start: OnStart<'_>) -> 
         ));
     }
     let branch = current_stable_branch(git, config)?;
+    let signals = Signals::install()?;
     let _lock = BranchLock::acquire(git, &branch)?;
     let base = git.head().and_then(|h| h.peel_to_commit()).context("read HEAD")?;
     let base_id = base.id();
@@ -118,7 +119,7 @@ pub fn train_tag(repo: &Repo, opts: &TrainTagOptions, on_start: OnStart<'_>) -> 
     if !opts.no_run {
         clear_outputs(config, &workdir)?;
         on_start(&tag, &env);
-        run_command(&opts.command, &workdir, &env)?;
+        run_command(&opts.command, &workdir, &env, &signals)?;
     }
     let duration_s = if opts.no_run { 0.0 } else { started.elapsed().as_secs_f64() };
 
@@ -170,6 +171,8 @@ pub fn train_tag(repo: &Repo, opts: &TrainTagOptions, on_start: OnStart<'_>) -> 
     let tree = lfs_tree::refresh_attributes(git, tree, &patterns)?;
 
     let message = commit_message(config, &record, &links);
+    // Last moment to stop cleanly; from here on the commit and tag are written in one go.
+    signals.check()?;
     let stripped_base = strip_outputs(git, config, base.tree_id())?;
     let mut diverged = false;
     let committed = commit_with_retry(git, &branch, false, |tip| {
@@ -482,22 +485,68 @@ fn clear_outputs(config: &Config, workdir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The signal that interrupted us (0: none), set by the handlers during the run.
-fn run_command(command: &[String], workdir: &Path, env: &[(String, String)]) -> Result<()> {
-    use std::os::unix::process::{CommandExt, ExitStatusExt};
-    let (program, args) = command.split_first().ok_or_else(|| Error::invalid("no training command given"))?;
-    let received = Arc::new(AtomicUsize::new(0));
-    let mut ids = Vec::new();
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let id = signal_hook::flag::register_usize(sig, Arc::clone(&received), sig as usize)
-            .map_err(|e| Error::io("install a signal handler for", Path::new("train-tag"), e))?;
-        ids.push(id);
+/// SIGINT/SIGTERM handlers for the whole run: a signal is recorded (and forwarded to the training
+/// command while it runs) instead of killing mlgit, so the run can stop at a safe point with nothing
+/// committed and the reservation released. Dropping the guard unregisters the handlers.
+struct Signals {
+    received: Arc<AtomicUsize>,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl Signals {
+    fn install() -> Result<Signals> {
+        let received = Arc::new(AtomicUsize::new(0));
+        let mut ids = Vec::new();
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            let id = signal_hook::flag::register_usize(sig, Arc::clone(&received), sig as usize)
+                .map_err(|e| Error::io("install a signal handler for", Path::new("train-tag"), e))?;
+            ids.push(id);
+        }
+        Ok(Signals { received, ids })
     }
-    let unregister = |ids: Vec<signal_hook::SigId>| {
-        for id in ids {
+
+    /// The signal received since the last call (None: none).
+    fn take(&self) -> Option<i32> {
+        match self.received.swap(0, Ordering::SeqCst) {
+            0 => None,
+            sig => Some(sig as i32),
+        }
+    }
+
+    /// Fail with `Interrupted` if a signal arrived.
+    fn check(&self) -> Result<()> {
+        match self.take() {
+            Some(sig) => Err(interrupted_err(sig)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
             signal_hook::low_level::unregister(id);
         }
-    };
+    }
+}
+
+fn interrupted_err(sig: i32) -> Error {
+    Error::new(
+        ErrorKind::Interrupted,
+        format!("training was interrupted ({}); nothing committed, no tag", signal_name(sig)),
+    )
+    .with_hint("run `mlgit train-tag` again to train from the start")
+}
+
+/// Run the training command, streaming its output, forwarding SIGINT/SIGTERM to it.
+fn run_command(
+    command: &[String],
+    workdir: &Path,
+    env: &[(String, String)],
+    signals: &Signals,
+) -> Result<()> {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let (program, args) = command.split_first().ok_or_else(|| Error::invalid("no training command given"))?;
     // Its own process group: a terminal's Ctrl-C reaches only mlgit, which forwards it exactly once.
     let spawned = std::process::Command::new(program)
         .args(args)
@@ -511,7 +560,6 @@ fn run_command(command: &[String], workdir: &Path, env: &[(String, String)]) -> 
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
-            unregister(ids);
             let hint = if e.kind() == std::io::ErrorKind::NotFound {
                 format!("check the command name; a script in the branch is run as ./{program}")
             } else {
@@ -531,13 +579,11 @@ fn run_command(command: &[String], workdir: &Path, env: &[(String, String)]) -> 
             Ok(Some(status)) => break status,
             Ok(None) => {}
             Err(e) => {
-                unregister(ids);
                 return Err(Error::io("wait for", Path::new(program), e));
             }
         }
-        let sig = received.swap(0, Ordering::SeqCst);
-        if sig != 0 {
-            interrupted = Some(sig as i32);
+        if let Some(sig) = signals.take() {
+            interrupted = Some(sig);
             // SAFETY: kill(2) with a pid we spawned and have not reaped yet.
             unsafe {
                 libc::kill(child.id() as libc::pid_t, sig as libc::c_int);
@@ -545,14 +591,9 @@ fn run_command(command: &[String], workdir: &Path, env: &[(String, String)]) -> 
         }
         std::thread::sleep(Duration::from_millis(25));
     };
-    unregister(ids);
     let name = command.join(" ");
     if let Some(sig) = interrupted {
-        return Err(Error::new(
-            ErrorKind::Interrupted,
-            format!("training was interrupted ({}); nothing committed, no tag", signal_name(sig)),
-        )
-        .with_hint("run `mlgit train-tag` again to train from the start"));
+        return Err(interrupted_err(sig));
     }
     if let Some(code) = status.code() {
         if code != 0 {
