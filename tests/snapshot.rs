@@ -380,8 +380,19 @@ fn train_tag_refuses_bad_input_and_changes_nothing() {
         1,
         "the tag 'first' already exists",
     );
-    // The training outputs the failed runs removed are committed; the last success is intact.
     assert_eq!(env.git(&p.repo, ["tag", "-l"]).trim(), "first");
+    // A failed run after a snapshot puts the committed outputs back: the worktree is as it was.
+    let model = std::fs::read(st.join("model/model.json")).unwrap();
+    refused(
+        &env,
+        &p,
+        st,
+        &["train-tag", "--", "sh", "-c", "mkdir -p model; echo half > model/model.json; exit 3"],
+        3,
+        "exit code 3",
+    );
+    assert_eq!(status_porcelain(&env, st), "");
+    assert_eq!(std::fs::read(st.join("model/model.json")).unwrap(), model);
 }
 
 #[test]

@@ -7,7 +7,8 @@ use super::Ctx;
 /// Train on a stable/ branch, then commit model, metrics and tracking record and tag them.
 ///
 /// Run it in a worktree of a stable/* branch. It picks the tag name first (--name, or
-/// snapshot.tag_pattern in mlgit.yaml, default {model}-v{n}) and reserves it, runs CMD with
+/// snapshot.tag_pattern in mlgit.yaml: by default the model name and the next number, e.g.
+/// model-v3) and reserves it, runs CMD with
 /// MLGIT_TAG, MLGIT_BRANCH, MLGIT_DATA_COMMIT and MLGIT_CODE_COMMIT set, then commits the output
 /// paths (snapshot.outputs: model/, checkpoints/, metrics.json, params.json, MODEL_CARD.md,
 /// mlruns/…; large files stored Git LFS compatible), tracking/run.json and a model card, and makes

@@ -116,7 +116,10 @@ pub fn train_tag(repo: &Repo, opts: &TrainTagOptions, on_start: OnStart<'_>) -> 
         ("MLGIT_CODE_COMMIT".to_string(), code_commit.clone()),
     ];
     let started = Instant::now();
+    // From here until the commit, a failure puts the committed outputs back in the worktree.
+    let mut restore = RestoreOutputs { repo, workdir: &workdir, tree: base.tree_id(), armed: false };
     if !opts.no_run {
+        restore.armed = true;
         clear_outputs(config, &workdir)?;
         on_start(&tag, &env);
         run_command(&opts.command, &workdir, &env, &signals)?;
@@ -207,6 +210,7 @@ pub fn train_tag(repo: &Repo, opts: &TrainTagOptions, on_start: OnStart<'_>) -> 
             Error::git(format!("create the tag '{tag}'"), e)
                 .with_hint("another process created it meanwhile; the commit is on the branch: tag it with --no-run --name NEW")
         })?;
+    restore.armed = false;
     drop(reservation);
     if on_branch {
         sync_index(repo, &workdir, base.tree_id(), tree, &outputs)?;
@@ -302,11 +306,12 @@ fn check_pointer_text(repo: &Repo, workdir: &Path, tree: Oid, materialize: bool)
         let Some(pointer) = f.pointer else { continue };
         let full = workdir.join(&f.entry.path);
         let Ok(meta) = fs::symlink_metadata(&full) else { continue };
-        if meta.len() > crate::store::pointer::MAX_POINTER_SIZE as u64 || pointer.size == meta.len() {
+        if meta.len() > crate::store::pointer::MAX_POINTER_SIZE as u64 {
             continue;
         }
         let Ok(bytes) = fs::read(&full) else { continue };
-        if Pointer::from_blob(&bytes).is_some() {
+        // Pointer text of this very file (not content that happens to look like a pointer).
+        if Pointer::from_blob(&bytes) == Some(pointer) {
             pointer_text.push((f, pointer));
         }
     }
@@ -465,6 +470,42 @@ fn reserve_tag<'r>(
     }
     Err(Error::conflict("could not reserve a tag name: too many concurrent runs")
         .with_hint("retry, or pass --name"))
+}
+
+/// After a failed or interrupted run, write the outputs the commit trained on holds back into the
+/// worktree (and their index entries), so a failed run leaves `git status` as it found it. Files
+/// the run wrote at other paths stay for inspection.
+struct RestoreOutputs<'a> {
+    repo: &'a Repo,
+    workdir: &'a Path,
+    tree: Oid,
+    armed: bool,
+}
+
+impl RestoreOutputs<'_> {
+    fn restore(&self) -> Result<()> {
+        let git = self.repo.git();
+        let config = self.repo.config();
+        let mut index = git.index().context("read the index")?;
+        for f in crate::repo::tree::list_files(git, self.tree)? {
+            if !is_output(config, &f.path) {
+                continue;
+            }
+            let entry =
+                write_file(git, self.repo.store(), self.workdir, Path::new(&f.path), f.oid, f.mode.into())?;
+            index.add(&entry).context(format!("update the index entry of {}", f.path))?;
+        }
+        index.write().context("write the index")
+    }
+}
+
+impl Drop for RestoreOutputs<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            // Best effort: the run already failed with its own error, which is the one to report.
+            let _ = self.restore();
+        }
+    }
 }
 
 /// Remove the output paths from the worktree before training, so a file the new run does not
