@@ -571,3 +571,28 @@ fn an_interrupt_is_forwarded_and_nothing_is_committed() {
     assert_eq!(v["tag"], "model-v1");
     assert_eq!(list_files(&p.stable.join("model")), ["model.json"]);
 }
+
+#[test]
+fn stable_update_refuses_bad_input_and_changes_nothing() {
+    let env = TestEnv::new();
+    let Some(p) = project(&env) else { return };
+    for (args, message) in [
+        (&["stable", "update", "--branch", "dev/model"][..], "'dev/model' is not a stable branch"),
+        (&["stable", "update", "--data", "main"][..], "has no data/ folder"),
+        (
+            &["stable", "update", "--code", "no-such-branch"][..],
+            "'no-such-branch' is not a branch, tag or commit",
+        ),
+        (
+            &["stable", "update", "--branch", "stable/new", "--data", "split"][..],
+            "branch 'stable/new' does not exist",
+        ),
+    ] {
+        let before = env.refs(&p.repo);
+        let out = env.mlgit(&p.repo, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(message), "{args:?}: expected {message:?} in {}", stderr(&out));
+        assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
+        assert_eq!(env.refs(&p.repo), before, "{args:?} changed refs");
+    }
+}
