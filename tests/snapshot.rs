@@ -248,10 +248,21 @@ fn train_tag_snapshot_comes_back_from_a_fresh_clone() {
     env.tick();
     let v2 = env.mlgit_json(&p.stable, ["train-tag", "--", "./train.sh"]);
     assert_eq!(v2["tag"], "model-v2");
+    // A run that writes other files: the snapshot holds only its own outputs.
+    env.tick();
+    let script =
+        r#"mkdir -p model && printf 'w' > model/weights.bin && echo '{"accuracy":0.5}' > metrics.json"#;
+    let v3 = env.mlgit_json(&p.stable, ["train-tag", "--", "sh", "-c", script]);
+    assert_eq!(v3["tag"], "model-v3");
+    let files = env.git(&p.repo, ["ls-tree", "-r", "--name-only", "model-v3"]);
+    assert!(files.contains("model/weights.bin") && !files.contains("model/model.json"), "{files}");
+    assert!(!files.lines().any(|l| l == "params.json"), "{files}");
+    assert_eq!(status_porcelain(&env, &p.stable), "");
+    env.git(&p.repo, ["lfs", "fsck", "model-v3"]);
     let st = env.mlgit_json(&p.repo, ["status"]);
     let snaps: Vec<&str> =
         st["snapshots"].as_array().unwrap().iter().map(|s| s["tag"].as_str().unwrap()).collect();
-    assert_eq!(snaps, ["model-v1", "model-v2"]);
+    assert_eq!(snaps, ["model-v1", "model-v2", "model-v3"]);
     assert!(st["snapshots"][0]["metric"].is_number(), "{st}");
     assert_eq!(status_porcelain(&env, &p.stable), "");
 }

@@ -157,8 +157,13 @@ pub fn train_tag(repo: &Repo, opts: &TrainTagOptions, on_start: OnStart<'_>) -> 
     };
 
     // The snapshot tree: the base without old outputs, plus the new outputs, record and card.
+    // In two steps: TreeEdits merges a set below a removed folder into the folder's old content.
+    let without_outputs = {
+        let mut e = TreeEdits::new();
+        super::remove_outputs(&mut e, config)?;
+        e.write(git, Some(base.tree_id()))?
+    };
     let mut edits = TreeEdits::new();
-    super::remove_outputs(&mut edits, config)?;
     for o in &outputs {
         edits.set(&o.path, o.entry)?;
     }
@@ -170,7 +175,7 @@ pub fn train_tag(repo: &Repo, opts: &TrainTagOptions, on_start: OnStart<'_>) -> 
         notes.push(format!("wrote {MODEL_CARD} (training did not write one)"));
     }
     let patterns = lfs_tree::compile_patterns(config.lfs_patterns(BranchKind::Stable))?;
-    let tree = edits.write(git, Some(base.tree_id()))?;
+    let tree = edits.write(git, Some(without_outputs))?;
     let tree = lfs_tree::refresh_attributes(git, tree, &patterns)?;
 
     let message = commit_message(config, &record, &links);
