@@ -607,3 +607,56 @@ fn stable_update_refuses_bad_input_and_changes_nothing() {
         assert_eq!(env.refs(&p.repo), before, "{args:?} changed refs");
     }
 }
+
+/// The Python that has MLflow, resolved outside the test's cleared environment (pyenv shims need
+/// the real HOME); None (with a printed reason) when MLflow is not installed.
+fn python_with_mlflow() -> Option<String> {
+    let out =
+        Command::new("python3").args(["-c", "import mlflow, sys; print(sys.executable)"]).output().ok()?;
+    if !out.status.success() {
+        if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
+            panic!("MLflow is required when CI=true (pip install mlflow==3.17.2)");
+        }
+        eprintln!("skipping: MLflow is not installed (pip install mlflow==3.17.2)");
+        return None;
+    }
+    Some(stdout(&out).trim().to_string())
+}
+
+#[test]
+fn metrics_come_from_the_mlflow_run_that_carries_the_tag() {
+    let env = TestEnv::new();
+    let Some(python) = python_with_mlflow() else { return };
+    let Some(p) = project(&env) else { return };
+    // A real MLflow client logging to a file store in the worktree, tagging the run with MLGIT_TAG.
+    let script = env.path("train_mlflow.py");
+    std::fs::write(
+        &script,
+        r#"import os
+os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+import mlflow
+mlflow.set_tracking_uri("file://" + os.path.abspath("mlruns"))
+with mlflow.start_run() as run:
+    mlflow.set_tag("mlgit.tag", os.environ["MLGIT_TAG"])
+    mlflow.log_param("lr", 0.1)
+    for step, acc in enumerate([0.5, 0.6, 0.8]):
+        mlflow.log_metric("accuracy", acc, step=step)
+    os.makedirs("model", exist_ok=True)
+    with open("model/weights.txt", "w") as f:
+        f.write("w")
+    print("run", run.info.run_id)
+"#,
+    )
+    .unwrap();
+    let v = env.mlgit_json(&p.stable, ["train-tag", "--", &python, script.to_str().unwrap()]);
+    let record = &v["record"];
+    assert_eq!(record["metrics"]["accuracy"], 0.8, "the last step: {record}");
+    assert_eq!(record["params"]["lr"], "0.1");
+    let run_id = record["mlflow"]["run_id"].as_str().unwrap().to_string();
+    let files = env.git(&p.repo, ["ls-tree", "-r", "--name-only", "model-v1"]);
+    assert!(files.contains(&format!("{run_id}/tags/mlgit.tag")), "{files}");
+    assert_eq!(status_porcelain(&env, &p.stable), "");
+    let tag_file = env.git(&p.repo, ["ls-tree", "-r", "--name-only", "model-v1", "mlruns"]);
+    let tag_path = tag_file.lines().find(|l| l.ends_with("/tags/mlgit.tag")).unwrap();
+    assert_eq!(env.git(&p.repo, ["show", &format!("model-v1:{tag_path}")]), "model-v1");
+}
