@@ -193,8 +193,8 @@ pub fn train_tag(repo: &Repo, opts: &TrainTagOptions, on_start: OnStart<'_>) -> 
         }
         Ok(Some(NewCommit { tree, extra_parents: vec![], message: message.clone() }))
     })?;
-    let (commit, on_branch) = match committed {
-        Committed::Moved { commit, .. } => (commit, true),
+    let (commit, previous, on_branch) = match committed {
+        Committed::Moved { commit, previous, .. } => (commit, previous, true),
         Committed::Unchanged { .. } => {
             let t = git.find_tree(tree).context("read the snapshot tree")?;
             let c =
@@ -202,23 +202,32 @@ pub fn train_tag(repo: &Repo, opts: &TrainTagOptions, on_start: OnStart<'_>) -> 
             notes.push(format!(
                 "'{branch}' moved on to other code or data during training: {tag} tags a commit beside the branch"
             ));
-            (c, false)
+            (c, None, false)
         }
     };
-    let target =
-        git.find_object(commit, Some(git2::ObjectType::Commit)).context("read the snapshot commit")?;
     // Through the main repository: from a linked worktree libgit2 would not see an existing tag.
-    let main = Repository::open(git.commondir()).context("open the main repository")?;
-    let target = main.find_object(target.id(), None).context("read the snapshot commit")?;
-    main.tag(&tag, &target, &sig, &tag_message(config, &record, &links), false)
-        .map_err(|e| {
-            Error::git(format!("create the tag '{tag}'"), e)
-                .with_hint("another process created it meanwhile; the commit is on the branch: tag it with --no-run --name NEW")
-        })?;
+    let tagged = Repository::open(git.commondir()).and_then(|main| {
+        let target = main.find_object(commit, Some(git2::ObjectType::Commit))?;
+        main.tag(&tag, &target, &sig, &tag_message(config, &record, &links), false)
+    });
+    if let Err(e) = tagged {
+        // Only a tag made outside train-tag (the name was reserved) gets here: take the commit
+        // back off the branch, so a failed run leaves nothing behind.
+        if let (true, Some(prev)) = (on_branch, previous) {
+            crate::repo::refs::compare_and_swap(git, &branch, prev, Some(commit), "mlgit train-tag: undo")?;
+        }
+        return Err(Error::git(format!("create the tag '{tag}'"), e)
+            .with_hint("someone created that tag meanwhile outside train-tag; nothing was kept: run again (with another --name)"));
+    }
     restore.armed = false;
     drop(reservation);
     if on_branch {
-        sync_index(repo, &workdir, base.tree_id(), tree, &outputs)?;
+        // The snapshot is complete; a worktree that cannot be brought in step is worth a note, not a failure.
+        if let Err(e) = sync_index(repo, &workdir, base.tree_id(), tree, &outputs) {
+            notes.push(format!(
+                "the worktree's index was not brought up to date ({e}): run `git reset` there to resync it"
+            ));
+        }
     }
     let lfs_files = outputs.iter().filter(|o| o.lfs).count();
     Ok(TrainTagOutcome {
