@@ -515,12 +515,18 @@ fn concurrent_runs_never_share_a_tag_and_lose_no_run() {
     assert!(refs_during.contains("refs/mlgit/reserved/model-v1"), "{refs_during}");
     let out = env.mlgit(&p.stable, ["train-tag", "--", "./train.sh"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("another `mlgit train-tag` is running on 'stable/model'"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("'stable/model' is busy: mlgit train-tag (pid"), "{}", stderr(&out));
     assert_eq!(env.refs(&p.repo), refs_during, "the refused run changed nothing");
+    // Nor may new data arrive under the running training.
+    let more = rows(&["stay"], 3);
+    commit_on(&env, &p.repo, "split", &[("data/train/batch-9.csv", more.as_bytes())], "more");
+    let refs_during = env.refs(&p.repo);
+    let out = env.mlgit(&p.repo, ["stable", "update"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("'stable/model' is busy: mlgit train-tag"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("retry `mlgit stable update`"), "{}", stderr(&out));
+    assert_eq!(env.refs(&p.repo), refs_during);
+    assert!(!p.stable.join("data/train/batch-9.csv").exists());
 
     // Another stable branch at the same time, asking for the name the first run holds: refused.
     env.mlgit_ok(&p.repo, ["stable", "update", "--branch", "stable/other"]);

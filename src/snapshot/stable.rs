@@ -80,6 +80,8 @@ pub fn stable_update(repo: &Repo, opts: &StableUpdateOptions) -> Result<StableUp
         }
         None => None,
     };
+    // Not while a training runs on the branch: its data would change under it.
+    let _lock = super::BranchLock::acquire(git, &branch, "mlgit stable update")?;
     let checkout = ensure_clean_checkout(git, &branch)?;
     let patterns = lfs_tree::compile_patterns(config.lfs_patterns(BranchKind::Stable))?;
     let exists = repo.branch_tip(&branch)?.is_some();

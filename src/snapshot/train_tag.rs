@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -19,8 +18,8 @@ use std::time::{Duration, Instant};
 use git2::{FileMode, Oid, Repository};
 use serde::Serialize;
 
-use super::is_output;
 use super::record::{CodeRef, DataRef, MlflowRef, ModelFile, RunRecord, SCHEMA};
+use super::{is_output, BranchLock};
 use crate::config::{BranchKind, Config};
 use crate::error::{Context, Error, ErrorKind, Result};
 use crate::repo::lineage_walk::{lineage, Lineage};
@@ -87,7 +86,7 @@ pub fn train_tag(repo: &Repo, opts: &TrainTagOptions, on_start: OnStart<'_>) -> 
     }
     let branch = current_stable_branch(git, config)?;
     let signals = Signals::install()?;
-    let _lock = BranchLock::acquire(git, &branch)?;
+    let _lock = BranchLock::acquire(git, &branch, "mlgit train-tag")?;
     let base = git.head().and_then(|h| h.peel_to_commit()).context("read HEAD")?;
     let base_id = base.id();
 
@@ -266,49 +265,6 @@ fn current_stable_branch(git: &Repository, config: &Config) -> Result<String> {
         }
         Some(b) => Err(Error::invalid(format!("not on a stable branch: HEAD is '{b}'")).with_hint(hint)),
         None => Err(Error::invalid("not on a stable branch: HEAD is detached").with_hint(hint)),
-    }
-}
-
-/// The per-branch run lock: a file under the common git dir held with an OS lock, so it is
-/// released when the process ends however it ends.
-struct BranchLock {
-    _file: fs::File,
-}
-
-impl BranchLock {
-    fn acquire(git: &Repository, branch: &str) -> Result<BranchLock> {
-        let dir = git.commondir().join("mlgit").join("locks");
-        fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
-        let path = dir.join(format!("train-{}.lock", branch.replace('/', "%2F")));
-        let mut file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io("open", &path, e))?;
-        use std::os::unix::io::AsRawFd;
-        // flock(2) rather than File::try_lock, which needs a newer Rust than the crate's MSRV.
-        // SAFETY: flock on a file descriptor this function owns.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return Err(Error::io("lock", &path, err));
-            }
-            let holder = fs::read_to_string(&path).unwrap_or_default();
-            return Err(Error::conflict(format!(
-                "another `mlgit train-tag` is running on '{branch}' ({})",
-                holder.trim()
-            ))
-            .with_hint(
-                "wait for it to finish (its snapshot gets its own tag), or train on another stable/ branch",
-            ));
-        }
-        // Who holds it, for the message above (best effort: the lock itself is what counts).
-        let _ = file.set_len(0);
-        let _ = writeln!(file, "pid {} on {}", std::process::id(), host_name());
-        Ok(BranchLock { _file: file })
     }
 }
 
