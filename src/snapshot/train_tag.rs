@@ -1000,3 +1000,41 @@ fn sync_index(repo: &Repo, workdir: &Path, old_tree: Oid, new_tree: Oid, outputs
     }
     index.write().context("write the index")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_kept_and_other_values_skipped_with_a_note() {
+        let mut notes = Vec::new();
+        let v = serde_json::json!({"accuracy": 0.61, "n_train": 250, "eval_on": "validation"});
+        let m = numeric_metrics(&v, "metrics.json", "accuracy", &mut notes).unwrap();
+        assert_eq!(m, BTreeMap::from([("accuracy".to_string(), 0.61), ("n_train".to_string(), 250.0)]));
+        assert!(notes[0].contains("eval_on"), "{notes:?}");
+    }
+
+    #[test]
+    fn a_primary_metric_that_is_not_a_number_or_no_number_at_all_is_refused() {
+        let mut notes = Vec::new();
+        let bad = serde_json::json!({"accuracy": "high", "loss": 0.2});
+        let e = numeric_metrics(&bad, "metrics.json", "accuracy", &mut notes).unwrap_err();
+        assert!(e.message().contains("primary metric 'accuracy'"), "{}", e.message());
+        let none = serde_json::json!({"loss": "low"});
+        let e = numeric_metrics(&none, "metrics.json", "accuracy", &mut notes).unwrap_err();
+        assert!(e.message().contains("no numeric metric"), "{}", e.message());
+        let e = numeric_metrics(&serde_json::json!([1]), "metrics.json", "accuracy", &mut notes).unwrap_err();
+        assert!(e.message().contains("JSON object"), "{}", e.message());
+        assert!(numeric_metrics(&serde_json::json!({}), "m", "accuracy", &mut notes).unwrap().is_empty());
+    }
+
+    #[test]
+    fn tag_names_are_checked_as_git_does() {
+        for ok in ["model-v1", "churn/v2", "a.b_c"] {
+            assert!(validate_tag(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a..b", "a b", "-x", "x.lock", "a~1", "a:b", "@{x}"] {
+            assert!(validate_tag(bad).is_err(), "{bad}");
+        }
+    }
+}
