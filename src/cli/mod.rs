@@ -56,7 +56,7 @@ impl Command {
         match self {
             Command::Init(_) => "init",
             Command::Status(_) => "status",
-            Command::Stable(_) => "stable",
+            Command::Stable(args) => args.name(),
             Command::TrainTag(_) => "train-tag",
             Command::Show(_) => "show",
             Command::Checkout(_) => "checkout",

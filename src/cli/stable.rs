@@ -37,6 +37,15 @@ pub struct UpdateArgs {
     pub data: Option<String>,
 }
 
+impl Args {
+    /// The command's name in JSON documents (`stable update`).
+    pub fn name(&self) -> &'static str {
+        match self.command {
+            StableCommand::Update(_) => "stable update",
+        }
+    }
+}
+
 pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
     match args.command {
         StableCommand::Update(a) => {
