@@ -13,6 +13,7 @@ pub mod error;
 pub mod init;
 pub mod progress;
 pub mod repo;
+pub mod snapshot;
 pub mod status;
 pub mod store;
 pub mod templates;

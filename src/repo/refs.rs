@@ -33,6 +33,10 @@ pub fn compare_and_swap_ref(
 ) -> Result<bool> {
     let result = match expected {
         Some(old) => git.reference_matching(name, new, true, old, log).map(|_| ()),
+        // libgit2 checks a non-forced create against a linked worktree's own ref folder only, so
+        // from a linked worktree it would overwrite a shared ref: create through the main repository.
+        None if git.is_worktree() => Repository::open(git.commondir())
+            .and_then(|main| main.reference(name, new, false, log).map(|_| ())),
         None => git.reference(name, new, false, log).map(|_| ()),
     };
     match result {
@@ -137,6 +141,24 @@ mod tests {
         assert_eq!(git.refname_to_id("refs/heads/x").unwrap(), a);
         assert!(compare_and_swap(&git, "x", b, Some(a), "move").unwrap());
         assert_eq!(git.refname_to_id("refs/heads/x").unwrap(), b);
+    }
+
+    #[test]
+    fn creation_from_a_linked_worktree_does_not_overwrite_a_shared_ref() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = Repository::init(dir.path().join("main")).unwrap();
+        let a = empty_commit(&git, &[]);
+        let b = empty_commit(&git, &[&git.find_commit(a).unwrap()]);
+        git.reference("refs/heads/side", a, false, "").unwrap();
+        git.reference("refs/mlgit/reserved/x", a, false, "").unwrap();
+        let side = git.find_reference("refs/heads/side").unwrap();
+        let mut opts = git2::WorktreeAddOptions::new();
+        opts.reference(Some(&side));
+        let wt = git.worktree("wt", &dir.path().join("wt"), Some(&opts)).unwrap();
+        let linked = Repository::open_from_worktree(&wt).unwrap();
+        assert!(!compare_and_swap_ref(&linked, "refs/mlgit/reserved/x", b, None, "again").unwrap());
+        assert_eq!(git.refname_to_id("refs/mlgit/reserved/x").unwrap(), a);
+        assert!(compare_and_swap_ref(&linked, "refs/mlgit/reserved/y", b, None, "new").unwrap());
     }
 
     #[test]

@@ -153,7 +153,8 @@ pub fn sync_checkout(co: &Checkout, store: &LfsStore, old_tree: Option<Oid>, new
     Ok(())
 }
 
-fn remove_file(root: &Path, rel: &Path) -> Result<()> {
+/// Remove a worktree file (gone already is fine) and the folders it leaves empty.
+pub fn remove_file(root: &Path, rel: &Path) -> Result<()> {
     let full = root.join(rel);
     match fs::remove_file(&full) {
         Ok(()) => {}
@@ -180,7 +181,7 @@ pub fn write_file(
     oid: Oid,
     mode: i32,
 ) -> Result<IndexEntry> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::fs::PermissionsExt;
     let full = root.join(rel);
     if let Some(parent) = full.parent() {
         fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
@@ -204,6 +205,15 @@ pub fn write_file(
         fs::set_permissions(&full, fs::Permissions::from_mode(perm))
             .map_err(|e| Error::io("chmod", &full, e))?;
     }
+    stat_entry(root, rel, oid, mode)
+}
+
+/// The index entry of a worktree file whose committed blob is `oid` (fresh stat data, so git sees
+/// the file as unchanged without re-reading it). For files already in place, e.g. outputs that were
+/// just committed from the worktree.
+pub fn stat_entry(root: &Path, rel: &Path, oid: Oid, mode: i32) -> Result<IndexEntry> {
+    use std::os::unix::fs::MetadataExt;
+    let full = root.join(rel);
     let meta = fs::symlink_metadata(&full).map_err(|e| Error::io("stat", &full, e))?;
     let path = rel.to_string_lossy().into_owned().into_bytes();
     Ok(IndexEntry {

@@ -1,0 +1,74 @@
+//! `mlgit train-tag`: train on a stable/* branch and commit + tag the snapshot.
+
+use mlgit::snapshot::train_tag::{train_tag, TrainTagOptions, TrainTagOutcome};
+
+use super::Ctx;
+
+/// Train on a stable/ branch, then commit model, metrics and tracking record and tag them.
+///
+/// Run it in a worktree of a stable/* branch. It picks the tag name first (--name, or
+/// snapshot.tag_pattern in mlgit.yaml: by default the model name and the next number, e.g.
+/// model-v3) and reserves it, runs CMD with
+/// MLGIT_TAG, MLGIT_BRANCH, MLGIT_DATA_COMMIT and MLGIT_CODE_COMMIT set, then commits the output
+/// paths (snapshot.outputs: model/, checkpoints/, metrics.json, params.json, MODEL_CARD.md,
+/// mlruns/…; large files stored Git LFS compatible), tracking/run.json and a model card, and makes
+/// an annotated tag on that commit. If CMD fails or is interrupted, nothing is committed and
+/// mlgit exits with CMD's exit code. Output paths are emptied before CMD runs.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The tag name (default: from snapshot.tag_pattern).
+    #[arg(long, value_name = "TAG")]
+    pub name: Option<String>,
+    /// Do not run a command: commit and tag the outputs already in the worktree.
+    #[arg(long)]
+    pub no_run: bool,
+    /// Write the real content of data files that are still LFS pointer text, from the local store.
+    #[arg(long)]
+    pub materialize: bool,
+    /// The training command, after `--` (e.g. `-- ./train.sh`).
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
+    let repo = ctx.repo()?;
+    let opts = TrainTagOptions {
+        name: args.name,
+        no_run: args.no_run,
+        materialize: args.materialize,
+        command: args.command,
+    };
+    let printer = ctx.printer;
+    let on_start = move |tag: &str, _env: &[(String, String)]| {
+        printer.note(&format!("Training snapshot {tag} (MLGIT_TAG={tag})"));
+    };
+    let outcome = train_tag(&repo, &opts, &on_start)?;
+    if outcome.materialized > 0 {
+        ctx.printer
+            .note(&format!("Wrote the content of {} LFS data file(s) before training", outcome.materialized));
+    }
+    for n in &outcome.notes {
+        ctx.printer.note(&format!("note: {n}"));
+    }
+    ctx.printer.result("train-tag", &outcome, render);
+    Ok(0)
+}
+
+fn render(o: &TrainTagOutcome) -> String {
+    let mut s = format!(
+        "Tagged {} on {} ({}): {} output file(s), {} in LFS\n",
+        o.tag,
+        if o.on_branch { o.branch.as_str() } else { "a commit beside the branch" },
+        &o.commit[..7],
+        o.files,
+        o.lfs_files
+    );
+    for (k, v) in &o.record.metrics {
+        s.push_str(&format!("  {k} = {v}\n"));
+    }
+    s.push_str(&format!(
+        "Inspect it with `mlgit show {}`; share it with `git push origin {}` (and `git lfs push`)\n",
+        o.tag, o.tag
+    ));
+    s
+}
