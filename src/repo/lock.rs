@@ -1,61 +1,93 @@
-//! A lock file serialising mlgit processes around one shared resource (e.g. a checked-out worktree
-//! that several processes update): created with `O_EXCL`, removed when dropped. A process killed
-//! while holding it leaves the file behind; waiters then time out with a hint naming it.
+//! Advisory locks between mlgit processes (a checked-out worktree several processes update, a
+//! stable branch a training runs on): a file under `.git/mlgit/locks/` held with flock(2), so the
+//! kernel releases it when the holder exits, however it exits — a killed process leaves no stale lock.
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
-/// A held lock; the file is removed on drop.
+/// A held lock; released when dropped (or when the process ends).
 #[derive(Debug)]
 pub struct FileLock {
+    _file: File,
     path: PathBuf,
 }
 
+/// The outcome of [`FileLock::try_acquire`].
+#[derive(Debug)]
+pub enum TryLock {
+    Acquired(FileLock),
+    /// Another process holds it; its own description of itself.
+    Busy {
+        holder: String,
+    },
+}
+
 impl FileLock {
-    /// Wait up to `timeout` for the lock at `path` (its folder is created), for `what` (named in
-    /// the error when it times out).
-    pub fn acquire(path: &Path, what: &str, timeout: Duration) -> Result<FileLock> {
+    /// Take the lock at `path` now, or say who holds it. `holder` describes this process for others
+    /// (e.g. "mlgit train-tag").
+    pub fn try_acquire(path: &Path, holder: &str) -> Result<TryLock> {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
         }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| Error::io("open the lock file", path, e))?;
+        // flock(2) rather than File::try_lock, which needs a newer Rust than the crate's MSRV.
+        // SAFETY: flock on a file descriptor owned by `file`, which outlives the call.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(Error::io("lock", path, err));
+            }
+            let holder = fs::read_to_string(path).unwrap_or_default().trim().to_string();
+            return Ok(TryLock::Busy { holder });
+        }
+        // Who holds it, for the messages of waiting processes (the lock itself is what counts).
+        let _ = file.set_len(0);
+        let _ = writeln!(file, "{holder} (pid {} on {})", std::process::id(), super::host_name());
+        Ok(TryLock::Acquired(FileLock { _file: file, path: path.to_path_buf() }))
+    }
+
+    /// Wait up to `timeout` for the lock at `path`, for `what` (named in the error on time-out).
+    pub fn acquire(path: &Path, what: &str, timeout: Duration) -> Result<FileLock> {
         let start = Instant::now();
         let mut pause = Duration::from_millis(2);
         loop {
-            match OpenOptions::new().write(true).create_new(true).open(path) {
-                Ok(mut file) => {
-                    // The holder's pid, for a human looking at a stale lock.
-                    let _ = writeln!(file, "{}", std::process::id());
-                    return Ok(FileLock { path: path.to_path_buf() });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            match Self::try_acquire(path, what)? {
+                TryLock::Acquired(lock) => return Ok(lock),
+                TryLock::Busy { holder } => {
                     if start.elapsed() >= timeout {
                         return Err(Error::conflict(format!(
-                            "another mlgit process holds {} ({what}) for over {} s",
-                            path.display(),
+                            "{what} is busy: {holder} has held it for over {} s",
                             timeout.as_secs()
                         ))
-                        .with_hint(format!(
-                            "wait for it to finish; if no mlgit process is running, remove {}",
-                            path.display()
-                        )));
+                        .with_hint("wait for that process to finish, then retry"));
                     }
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(50));
                 }
-                Err(e) => return Err(Error::io("create the lock file", path, e)),
             }
         }
     }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
-impl Drop for FileLock {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
-    }
+/// The lock file for `name` under a repository's common git dir.
+pub fn lock_path(git: &git2::Repository, name: &str) -> PathBuf {
+    git.commondir().join("mlgit").join("locks").join(format!("{}.lock", name.replace('/', "%2F")))
 }
 
 #[cfg(test)]
@@ -63,14 +95,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_held_lock_blocks_until_dropped() {
+    fn a_held_lock_is_busy_until_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("locks/x.lock");
-        let held = FileLock::acquire(&path, "test", Duration::from_secs(1)).unwrap();
-        let err = FileLock::acquire(&path, "test", Duration::ZERO).unwrap_err();
-        assert!(err.to_string().contains("x.lock") && err.hint().unwrap().contains("remove"), "{err}");
+        let held = FileLock::acquire(&path, "the test", Duration::from_secs(1)).unwrap();
+        match FileLock::try_acquire(&path, "other").unwrap() {
+            TryLock::Busy { holder } => assert!(holder.starts_with("the test (pid"), "{holder}"),
+            TryLock::Acquired(_) => panic!("a held lock was taken twice"),
+        }
+        let err = FileLock::acquire(&path, "the checkout", Duration::ZERO).unwrap_err();
+        assert!(err.to_string().contains("the checkout is busy"), "{err}");
         drop(held);
-        assert!(!path.exists());
-        FileLock::acquire(&path, "test", Duration::ZERO).unwrap();
+        FileLock::acquire(&path, "the test", Duration::ZERO).unwrap();
     }
 }

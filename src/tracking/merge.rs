@@ -16,7 +16,7 @@ use super::{
 };
 use crate::config::BranchKind;
 use crate::error::{Context, Error, Result};
-use crate::repo::lock::FileLock;
+use crate::repo::lock::{lock_path, FileLock};
 use crate::repo::refs::{commit_with_retry, Committed, NewCommit};
 use crate::repo::trailers::{keys, Message};
 use crate::repo::tree::{entry_at, list_files, Entry, TreeEdits};
@@ -144,8 +144,7 @@ pub fn merge_tracking(repo: &Repo, opts: &MergeOptions) -> Result<MergeTrackingO
     let _lock = match find_checkout(git, &into)? {
         // With nothing to merge the checkout is not touched, so its state does not matter.
         Some(_) if !snapshots.is_empty() => {
-            let name = format!("checkout-{}.lock", into.replace('/', "%2F"));
-            let path = git.commondir().join("mlgit").join("locks").join(name);
+            let path = lock_path(git, &format!("checkout-{into}"));
             Some(FileLock::acquire(&path, &format!("the checkout of '{into}'"), CHECKOUT_LOCK_TIMEOUT)?)
         }
         _ => None,
