@@ -2,9 +2,13 @@
 //! (whose doc comment is its help) and a `run` function that calls one library function and renders
 //! its outcome; no git or file-system logic lives here.
 
+mod clean;
 mod completions;
+mod diff;
 mod init;
+mod lineage;
 mod output;
+mod split;
 mod status;
 
 use std::path::PathBuf;
@@ -39,6 +43,10 @@ pub struct Cli {
 pub enum Command {
     Init(init::Args),
     Status(status::Args),
+    Clean(clean::Args),
+    Split(split::Args),
+    Diff(diff::Args),
+    Lineage(lineage::Args),
     Completions(completions::CompletionsArgs),
     Manpage(completions::ManpageArgs),
 }
@@ -48,6 +56,10 @@ impl Command {
         match self {
             Command::Init(_) => "init",
             Command::Status(_) => "status",
+            Command::Clean(_) => "clean",
+            Command::Split(_) => "split",
+            Command::Diff(_) => "diff",
+            Command::Lineage(_) => "lineage",
             Command::Completions(_) => "completions",
             Command::Manpage(_) => "manpage",
         }
@@ -98,6 +110,10 @@ pub fn run() -> i32 {
     let result = match cli.command {
         Command::Init(args) => init::run(args, &ctx),
         Command::Status(args) => status::run(args, &ctx),
+        Command::Clean(args) => clean::run(args, &ctx),
+        Command::Split(args) => split::run(args, &ctx),
+        Command::Diff(args) => diff::run(args, &ctx),
+        Command::Lineage(args) => lineage::run(args, &ctx),
         Command::Completions(args) => completions::completions(args),
         Command::Manpage(args) => completions::manpage(args),
     };
