@@ -90,7 +90,10 @@ fn render(o: &DiffOutcome) -> String {
         }
     }
     if o.pointer_only > 0 {
-        s.push_str(&format!("{} LFS pointer(s) rewritten with the same content (not counted)\n", o.pointer_only));
+        s.push_str(&format!(
+            "{} LFS pointer(s) rewritten with the same content (not counted)\n",
+            o.pointer_only
+        ));
     }
     if let Some(m) = &o.metrics {
         let tag = |t: &Option<String>| t.clone().unwrap_or_else(|| "-".into());

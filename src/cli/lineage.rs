@@ -28,7 +28,13 @@ fn render(o: &LineageOutcome) -> String {
     let mut s = format!("Lineage of {}\n", o.rev);
     for (i, l) in o.chain.iter().enumerate() {
         let arrow = if i == 0 { "  " } else { "  ← " };
-        s.push_str(&format!("{arrow}{:<8} {} {}  {}\n", l.kind, short(&l.commit), &l.date[..10.min(l.date.len())], l.subject));
+        s.push_str(&format!(
+            "{arrow}{:<8} {} {}  {}\n",
+            l.kind,
+            short(&l.commit),
+            &l.date[..10.min(l.date.len())],
+            l.subject
+        ));
     }
     if !o.raw_batches.is_empty() {
         s.push_str(&format!("Raw batches ({})\n", o.raw_batches.len()));

@@ -78,7 +78,10 @@ fn render(o: &SplitOutcome) -> String {
         s.push_str(&format!("  {name:<11} {n:>8}  {pct:5.1}%\n"));
     }
     if let Some(g) = &o.group_by {
-        s.push_str(&format!("Grouped by {g:?}: {} groups, {} file(s) without a group\n", o.groups, o.ungrouped));
+        s.push_str(&format!(
+            "Grouped by {g:?}: {} groups, {} file(s) without a group\n",
+            o.groups, o.ungrouped
+        ));
     }
     if o.unchanged {
         s.push_str(&format!("{} is already up to date at {} (nothing committed)\n", o.to, short(&o.commit)));

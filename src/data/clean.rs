@@ -158,7 +158,9 @@ pub fn clean(repo: &Repo, opts: &CleanOptions, progress: &dyn Progress) -> Resul
         .map_init(
             || Repository::open(&git_dir),
             |g, f| -> Result<Option<Problem>> {
-                let g = g.as_ref().map_err(|e| Error::new(ErrorKind::Git, format!("cannot open the repository: {e}")))?;
+                let g = g
+                    .as_ref()
+                    .map_err(|e| Error::new(ErrorKind::Git, format!("cannot open the repository: {e}")))?;
                 let verdict = check_file(g, store, &from, f, &validators, &read_files, &read_bytes)?;
                 progress.advance(1, 0);
                 Ok(verdict)
@@ -311,7 +313,11 @@ fn check_file(
     }
     let size = match f.pointer {
         Some(p) => p.size,
-        None => git.odb().and_then(|o| o.read_header(f.entry.oid)).map(|(n, _)| n as u64).context(format!("read {path}"))?,
+        None => git
+            .odb()
+            .and_then(|o| o.read_header(f.entry.oid))
+            .map(|(n, _)| n as u64)
+            .context(format!("read {path}"))?,
     };
     if !validate::needs_content(&f.rel, size, v) {
         return Ok(validate::validate_size(size, v));
@@ -403,7 +409,8 @@ fn run_transform(
 ) -> Result<(Oid, TransformRecord, Option<Oid>)> {
     let git = repo.git();
     let dir_name = transform_dir(repo);
-    let tmp = tempfile::Builder::new().prefix("mlgit-clean-").tempdir().context("create a temporary folder")?;
+    let tmp =
+        tempfile::Builder::new().prefix("mlgit-clean-").tempdir().context("create a temporary folder")?;
     let root = tmp.path().to_path_buf();
     let input = root.join("input");
     let output = root.join("output");
@@ -441,7 +448,9 @@ fn run_transform(
     // Make the input writable again whatever happened, so the temporary folder can be removed.
     let restored = set_read_only(&input, false);
     let status = status.map_err(|e| {
-        Error::invalid(format!("cannot start `sh -c {cmd:?}`")).with_source(e).with_hint("check that sh is on PATH")
+        Error::invalid(format!("cannot start `sh -c {cmd:?}`"))
+            .with_source(e)
+            .with_hint("check that sh is on PATH")
     })?;
     restored?;
     if !status.success() {
@@ -479,7 +488,9 @@ fn run_transform(
         .map_init(
             || Repository::open(&git_dir),
             |g, (rel, path)| -> Result<(String, Oid, u64)> {
-                let g = g.as_ref().map_err(|e| Error::new(ErrorKind::Git, format!("cannot open the repository: {e}")))?;
+                let g = g
+                    .as_ref()
+                    .map_err(|e| Error::new(ErrorKind::Git, format!("cannot open the repository: {e}")))?;
                 let r = store_output(g, store, &patterns, max_blob, rel, path)?;
                 progress.advance(1, 0);
                 Ok(r)
@@ -539,8 +550,11 @@ fn store_folder_as_blobs(git: &Repository, dir: &Path) -> Result<Oid> {
                 .with_hint("keep only regular files in the transform folder"));
         }
         let data = fs::read(e.path()).map_err(|err| Error::io("read", e.path(), err))?;
-        let meta = e.metadata().map_err(|err| Error::invalid(format!("cannot stat {}: {err}", e.path().display())))?;
-        let mode = if meta.permissions().mode() & 0o111 != 0 { FileMode::BlobExecutable } else { FileMode::Blob };
+        let meta = e
+            .metadata()
+            .map_err(|err| Error::invalid(format!("cannot stat {}: {err}", e.path().display())))?;
+        let mode =
+            if meta.permissions().mode() & 0o111 != 0 { FileMode::BlobExecutable } else { FileMode::Blob };
         let blob = git.blob(&data).context(format!("store {}", e.path().display()))?;
         edits.set(&rel, Entry { oid: blob, mode })?;
     }
@@ -548,7 +562,9 @@ fn store_folder_as_blobs(git: &Repository, dir: &Path) -> Result<Oid> {
 }
 
 fn rel_path(root: &Path, path: &Path) -> Result<String> {
-    let rel = path.strip_prefix(root).map_err(|_| Error::invalid(format!("{} is outside {}", path.display(), root.display())))?;
+    let rel = path
+        .strip_prefix(root)
+        .map_err(|_| Error::invalid(format!("{} is outside {}", path.display(), root.display())))?;
     let text = rel.to_str().ok_or_else(|| {
         Error::invalid(format!("the file name {:?} is not UTF-8", rel)).with_hint("rename the file")
     })?;
@@ -647,19 +663,27 @@ fn diff_listings(
     a: &BTreeMap<String, (u64, i64, i64, u32)>,
     b: &BTreeMap<String, (u64, i64, i64, u32)>,
 ) -> Vec<String> {
-    let mut out = Vec::new();
+    const S_IFMT: u32 = 0o170000;
+    const S_IFDIR: u32 = 0o040000;
+    let is_dir = |v: &(u64, i64, i64, u32)| v.3 & S_IFMT == S_IFDIR;
+    let mut files = Vec::new();
+    let mut folders = Vec::new();
     for (k, v) in b {
         match a.get(k) {
-            None => out.push(format!("created {k}")),
-            Some(old) if old != v => out.push(format!("changed {k}")),
+            None => files.push(format!("created {k}")),
+            Some(old) if old != v && is_dir(v) => folders.push(format!("changed the folder {k}")),
+            Some(old) if old != v => files.push(format!("changed {k}")),
             _ => {}
         }
     }
     for k in a.keys() {
         if !b.contains_key(k) {
-            out.push(format!("removed {k}"));
+            files.push(format!("removed {k}"));
         }
     }
+    // A folder's mtime changes with every entry made or removed in it: name it only when no file
+    // change explains it (a file created and deleted again).
+    let mut out = if files.is_empty() { folders } else { files };
     let n = out.len();
     out.truncate(5);
     if n > 5 {

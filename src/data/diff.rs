@@ -139,11 +139,23 @@ pub fn diff(repo: &Repo, opts: &DiffOptions) -> Result<DiffOutcome> {
         let change = match delta.status() {
             Delta::Added => {
                 let (ptr, size) = info(new.id())?;
-                FileChange { path: p, status: "added", lfs: ptr.is_some(), old_size: None, new_size: Some(size) }
+                FileChange {
+                    path: p,
+                    status: "added",
+                    lfs: ptr.is_some(),
+                    old_size: None,
+                    new_size: Some(size),
+                }
             }
             Delta::Deleted => {
                 let (ptr, size) = info(old.id())?;
-                FileChange { path: p, status: "removed", lfs: ptr.is_some(), old_size: Some(size), new_size: None }
+                FileChange {
+                    path: p,
+                    status: "removed",
+                    lfs: ptr.is_some(),
+                    old_size: Some(size),
+                    new_size: None,
+                }
             }
             Delta::Modified | Delta::Typechange => {
                 let (pa, sa) = info(old.id())?;
@@ -172,12 +184,17 @@ pub fn diff(repo: &Repo, opts: &DiffOptions) -> Result<DiffOutcome> {
     let mut by_folder: BTreeMap<String, Counts> = BTreeMap::new();
     let mut by_extension: BTreeMap<String, Counts> = BTreeMap::new();
     for f in &files {
-        for c in [&mut total, by_folder.entry(top_folder(&f.path)).or_default(), by_extension.entry(extension(&f.path)).or_default()] {
+        for c in [
+            &mut total,
+            by_folder.entry(top_folder(&f.path)).or_default(),
+            by_extension.entry(extension(&f.path)).or_default(),
+        ] {
             add(c, f);
         }
     }
 
-    let is_split = entry_at(git, ta.id(), SPLIT_FILE)?.is_some() || entry_at(git, tb.id(), SPLIT_FILE)?.is_some();
+    let is_split =
+        entry_at(git, ta.id(), SPLIT_FILE)?.is_some() || entry_at(git, tb.id(), SPLIT_FILE)?.is_some();
     let splits = if is_split {
         let (a, b) = (split_counts(git, ta.id())?, split_counts(git, tb.id())?);
         Some(
@@ -192,7 +209,8 @@ pub fn diff(repo: &Repo, opts: &DiffOptions) -> Result<DiffOutcome> {
     } else {
         None
     };
-    let metrics = if opts.metrics { Some(metrics_diff(git, (&opts.a, ta.id()), (&opts.b, tb.id()))?) } else { None };
+    let metrics =
+        if opts.metrics { Some(metrics_diff(git, (&opts.a, ta.id()), (&opts.b, tb.id()))?) } else { None };
 
     Ok(DiffOutcome {
         a: Side { rev: opts.a.clone(), commit: ca.id().to_string() },

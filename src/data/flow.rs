@@ -49,8 +49,11 @@ pub fn source_commit<'r>(repo: &'r Repo, branch: &str, rev: Option<&str>) -> Res
     let on_branch = commit.id() == tip.id()
         || repo.git().graph_descendant_of(tip.id(), commit.id()).context("compare commits")?;
     if !on_branch {
-        return Err(Error::invalid(format!("--rev {rev}: commit {} is not on branch '{branch}'", commit.id()))
-            .with_hint(format!("list the commits of '{branch}' with `git log --oneline {branch}`")));
+        return Err(Error::invalid(format!(
+            "--rev {rev}: commit {} is not on branch '{branch}'",
+            commit.id()
+        ))
+        .with_hint(format!("list the commits of '{branch}' with `git log --oneline {branch}`")));
     }
     Ok(commit)
 }

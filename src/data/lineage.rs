@@ -63,7 +63,9 @@ pub fn lineage(repo: &Repo, rev: &str) -> Result<LineageOutcome> {
     loop {
         if chain.len() >= MAX_LINKS {
             return Err(Error::invalid(format!("the lineage of {rev} has more than {MAX_LINKS} links"))
-                .with_hint("look at the Derived-From trailers with `git log --format=%B`; they may form a loop"));
+                .with_hint(
+                    "look at the Derived-From trailers with `git log --format=%B`; they may form a loop",
+                ));
         }
         let next = next_link(repo, &current)?;
         let this_kind = match (&kind, &next) {
@@ -81,9 +83,12 @@ pub fn lineage(repo: &Repo, rev: &str) -> Result<LineageOutcome> {
         });
         let Some(n) = next else { break };
         current = git.find_commit(n.commit).map_err(|e| {
-            Error::not_found(format!("{} derives from {} {}, which is not in this repository", this_kind, n.kind, n.commit))
-                .with_source(e)
-                .with_hint(format!("fetch the '{}' branch (`git fetch origin {}`), then retry", n.kind, n.kind))
+            Error::not_found(format!(
+                "{} derives from {} {}, which is not in this repository",
+                this_kind, n.kind, n.commit
+            ))
+            .with_source(e)
+            .with_hint(format!("fetch the '{}' branch (`git fetch origin {}`), then retry", n.kind, n.kind))
         })?;
         kind = Some(n.kind);
     }
@@ -135,7 +140,10 @@ fn next_link(repo: &Repo, commit: &Commit<'_>) -> Result<Option<Next>> {
         let mut parts = value.split_whitespace();
         if let (Some(branch), Some(sha)) = (parts.next(), parts.next()) {
             let oid = Oid::from_str(sha).map_err(|_| {
-                Error::invalid(format!("commit {} has a malformed Derived-From trailer: {value:?}", commit.id()))
+                Error::invalid(format!(
+                    "commit {} has a malformed Derived-From trailer: {value:?}",
+                    commit.id()
+                ))
             })?;
             let kind = kind_name(repo, branch);
             return Ok(Some(Next { commit: oid, child_kind: child_of(&kind), kind, via: "trailer" }));
@@ -147,7 +155,10 @@ fn next_link(repo: &Repo, commit: &Commit<'_>) -> Result<Option<Next>> {
         if let Ok(v) = serde_json::from_slice::<serde_json::Value>(blob.content()) {
             if let Some(sha) = v.get("data").and_then(|d| d.get("split")).and_then(|s| s.as_str()) {
                 let oid = Oid::from_str(sha).map_err(|_| {
-                    Error::invalid(format!("{RUN_RECORD} of {} names a malformed split commit {sha:?}", commit.id()))
+                    Error::invalid(format!(
+                        "{RUN_RECORD} of {} names a malformed split commit {sha:?}",
+                        commit.id()
+                    ))
                 })?;
                 return Ok(Some(Next {
                     commit: oid,

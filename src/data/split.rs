@@ -155,11 +155,14 @@ pub fn split(repo: &Repo, opts: &SplitOptions, progress: &dyn Progress) -> Resul
             let re = Regex::new(text).map_err(|e| {
                 Error::invalid(format!("--group-by {text:?} is not a valid regular expression"))
                     .with_source(e)
-                    .with_hint("use Rust regex syntax (https://docs.rs/regex), e.g. --group-by '^patient-(\\d+)/'")
+                    .with_hint(
+                        "use Rust regex syntax (https://docs.rs/regex), e.g. --group-by '^patient-(\\d+)/'",
+                    )
             })?;
             if re.captures_len() < 2 {
-                return Err(Error::invalid(format!("--group-by {text:?} has no capture group"))
-                    .with_hint("put the group key in parentheses, e.g. --group-by '^([^/]+)/' (the first folder)"));
+                return Err(Error::invalid(format!("--group-by {text:?} has no capture group")).with_hint(
+                    "put the group key in parentheses, e.g. --group-by '^([^/]+)/' (the first folder)",
+                ));
             }
             Some(re)
         }
@@ -206,7 +209,8 @@ pub fn split(repo: &Repo, opts: &SplitOptions, progress: &dyn Progress) -> Resul
         };
         let which = SPLITS[assign(seed, key, &ratios)];
         *counts.entry(which.to_string()).or_insert(0) += 1;
-        edits.set(&format!("{DATA_DIR}/{which}/{}", f.rel), Entry { oid: f.entry.oid, mode: f.entry.mode })?;
+        edits
+            .set(&format!("{DATA_DIR}/{which}/{}", f.rel), Entry { oid: f.entry.oid, mode: f.entry.mode })?;
         progress.advance(1, 0);
     }
     progress.end();
@@ -248,10 +252,16 @@ pub fn split(repo: &Repo, opts: &SplitOptions, progress: &dyn Progress) -> Resul
         ratios[0],
         ratios[1],
         ratios[2],
-        group_by.as_ref().map(|g| format!(", grouped by {g:?} ({} groups)", groups.len())).unwrap_or_default()
+        group_by
+            .as_ref()
+            .map(|g| format!(", grouped by {g:?} ({} groups)", groups.len()))
+            .unwrap_or_default()
     );
     if !ungrouped.is_empty() {
-        body.push_str(&format!("{} file(s) matched no group and were placed by their path.\n", ungrouped.len()));
+        body.push_str(&format!(
+            "{} file(s) matched no group and were placed by their path.\n",
+            ungrouped.len()
+        ));
     }
     let mut message = Message::new(format!("Split {from} {short}: {}", parts.join(", ")))
         .body(body)
@@ -306,7 +316,13 @@ mod tests {
         let d = Sha256::digest(b"42:a.csv");
         let h = u64::from_be_bytes(d[..8].try_into().unwrap());
         let u = h as f64 / 2f64.powi(64);
-        let expected = if u < 0.8 { 0 } else if u < 0.9 { 1 } else { 2 };
+        let expected = if u < 0.8 {
+            0
+        } else if u < 0.9 {
+            1
+        } else {
+            2
+        };
         assert_eq!(assign(42, "a.csv", &[80, 10, 10]), expected);
         assert_eq!(assign(42, "a.csv", &[80, 10, 10]), assign(42, "a.csv", &[80, 10, 10]));
     }

@@ -364,7 +364,11 @@ pub mod samples {
         };
         chunk(&mut out, b"IHDR", &[0, 0, 0, 1, 0, 0, 0, 1, 8, 0, 0, 0, 0]);
         // zlib stream of one scanline: filter byte 0 and one grey pixel.
-        chunk(&mut out, b"IDAT", &[0x78, 0x01, 0x01, 0x02, 0x00, 0xfd, 0xff, 0x00, 0x80, 0x00, 0x82, 0x00, 0x81]);
+        chunk(
+            &mut out,
+            b"IDAT",
+            &[0x78, 0x01, 0x01, 0x02, 0x00, 0xfd, 0xff, 0x00, 0x80, 0x00, 0x82, 0x00, 0x81],
+        );
         chunk(&mut out, b"IEND", &[]);
         out
     }
@@ -428,8 +432,9 @@ mod tests {
         assert_eq!(check("x/a.PNG", &good), None);
         let truncated = &good[..good.len() - 12];
         assert!(check_png(truncated).unwrap_err().contains("no IEND"), "{:?}", check_png(truncated));
-        let cut = &good[..40];
-        assert!(check_png(cut).unwrap_err().contains("truncated in chunk IDAT"));
+        let cut = &good[..45];
+        let err = check_png(cut).unwrap_err();
+        assert!(err.contains("truncated in chunk IDAT"), "{err}");
         let mut bad_crc = good.clone();
         bad_crc[20] ^= 1; // inside IHDR's data
         assert!(check_png(&bad_crc).unwrap_err().contains("IHDR at byte 8 has a bad CRC"));
@@ -508,5 +513,28 @@ mod tests {
         assert!(!needs_content("a.png", 10, &none));
         assert!(!needs_content("a.jsonl", 10, &none));
         assert_eq!(Format::of("dir.d/.png"), Format::Other, "a dot-file has no extension");
+    }
+}
+
+#[cfg(test)]
+mod real_files {
+    //! Files written by a real encoder (Pillow), committed under tests/fixtures/images.
+    use super::*;
+
+    const PNG: &[u8] = include_bytes!("../../tests/fixtures/images/photo.png");
+    const JPEG: &[u8] = include_bytes!("../../tests/fixtures/images/photo.jpg");
+    const PROGRESSIVE: &[u8] = include_bytes!("../../tests/fixtures/images/progressive.jpg");
+    const GIF: &[u8] = include_bytes!("../../tests/fixtures/images/photo.gif");
+
+    #[test]
+    fn real_images_pass_and_every_truncation_fails() {
+        let v = Validators::default();
+        for (name, data) in [("a.png", PNG), ("a.jpg", JPEG), ("b.jpeg", PROGRESSIVE), ("a.gif", GIF)] {
+            assert_eq!(validate(name, data, &v), None, "{name}");
+            // Cutting the file anywhere must be caught (GIF: its trailer is the only end marker).
+            for cut in 1..data.len() {
+                assert!(validate(name, &data[..cut], &v).is_some(), "{name} cut at {cut} passed");
+            }
+        }
     }
 }
