@@ -27,7 +27,7 @@ fn render(o: &LineageOutcome) -> String {
     let short = |s: &str| s[..7.min(s.len())].to_string();
     let mut s = format!("Lineage of {}\n", o.rev);
     for (i, l) in o.chain.iter().enumerate() {
-        let arrow = if i == 0 { "  " } else { "  ← " };
+        let arrow = if i == 0 { "    " } else { "  ← " };
         s.push_str(&format!(
             "{arrow}{:<8} {} {}  {}\n",
             l.kind,

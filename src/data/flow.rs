@@ -2,6 +2,8 @@
 //! under `data/` with their pointers, and committing a derived tree on top of the target branch's
 //! tip (raw/clean commit as second parent, worktree kept in sync, no commit when nothing changed).
 
+use std::collections::HashMap;
+
 use git2::{Oid, Repository};
 
 use crate::config::BranchKind;
@@ -10,6 +12,7 @@ use crate::repo::refs::{commit_with_retry, Committed, NewCommit};
 use crate::repo::tree::{entry_at, FileEntry};
 use crate::repo::worktree::{ensure_clean_checkout, sync_checkout};
 use crate::repo::Repo;
+use crate::store::attributes::Pattern;
 use crate::store::lfs_tree::{self, compile_patterns, read_pointer};
 use crate::store::Pointer;
 
@@ -94,6 +97,31 @@ pub fn file_size(odb: &git2::Odb<'_>, oid: Oid, pointer: Option<&Pointer>) -> u6
     }
 }
 
+/// Every blob id of `files` mapped to whether it is an LFS pointer.
+pub fn pointer_map(files: &[DataFile]) -> HashMap<Oid, bool> {
+    files.iter().map(|f| (f.entry.oid, f.pointer.is_some())).collect()
+}
+
+/// [`lfs_tree::refresh_attributes`] that reads only the blobs `known` does not cover.
+fn with_attributes(
+    git: &Repository,
+    tree: Oid,
+    patterns: &[Pattern],
+    known: &HashMap<Oid, bool>,
+) -> Result<Oid> {
+    let odb = git.odb().context("open the object database")?;
+    let files = crate::repo::tree::list_files(git, tree)?;
+    let mut flags = Vec::with_capacity(files.len());
+    for f in &files {
+        let is_pointer = match known.get(&f.oid) {
+            Some(b) => *b,
+            None => f.mode != git2::FileMode::Link && read_pointer(git, &odb, f.oid)?.is_some(),
+        };
+        flags.push((f.path.as_str(), is_pointer));
+    }
+    lfs_tree::write_attributes(git, tree, patterns, flags)
+}
+
 /// The result of [`commit_derived`].
 #[derive(Debug, Clone, Copy)]
 pub struct Derived {
@@ -105,7 +133,8 @@ pub struct Derived {
 }
 
 /// Commit on `branch` the tree `compose(tip tree)` returns, with `source` as the second parent and
-/// `message`; the managed `.gitattributes` block is refreshed for the data patterns. When the
+/// `message`; the managed `.gitattributes` block is refreshed for the data patterns (`known` says,
+/// per blob id, whether a blob is a pointer, so the data files are not read again). When the
 /// composed tree equals the tip's, nothing is committed. A clean worktree that has the branch
 /// checked out is updated; a dirty one makes the command refuse before anything is written.
 pub fn commit_derived(
@@ -113,6 +142,7 @@ pub fn commit_derived(
     branch: &str,
     source: Oid,
     message: &str,
+    known: &HashMap<Oid, bool>,
     compose: impl Fn(Option<Oid>) -> Result<Oid>,
 ) -> Result<Derived> {
     let git = repo.git();
@@ -121,7 +151,7 @@ pub fn commit_derived(
     let mut last_tree = None;
     let committed = commit_with_retry(git, branch, false, |tip| {
         let base = tip.map(|c| c.tree_id());
-        let tree = lfs_tree::refresh_attributes(git, compose(base)?, &patterns)?;
+        let tree = with_attributes(git, compose(base)?, &patterns, known)?;
         last_tree = Some(tree);
         if Some(tree) == base {
             return Ok(None);

@@ -273,7 +273,8 @@ pub fn split(repo: &Repo, opts: &SplitOptions, progress: &dyn Progress) -> Resul
     }
     let message = message.render();
 
-    let derived = flow::commit_derived(repo, &to, clean_id, &message, |base| {
+    let known = flow::pointer_map(&files);
+    let derived = flow::commit_derived(repo, &to, clean_id, &message, &known, |base| {
         let mut e = TreeEdits::new();
         e.graft(DATA_DIR, data_tree)?;
         e.set(SPLIT_FILE, Entry::blob(yaml_blob))?;
