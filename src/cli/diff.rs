@@ -1,6 +1,7 @@
 //! `mlgit diff`: files (and with --metrics, params and metrics) that changed between two refs.
 
 use mlgit::data::diff::{diff, Counts, DiffOptions, DiffOutcome, ValueRow};
+use mlgit::data::split::SPLITS;
 
 use super::status::human_bytes;
 use super::Ctx;
@@ -85,7 +86,7 @@ fn render(o: &DiffOutcome) -> String {
     }
     if let Some(splits) = &o.splits {
         s.push_str("Files per split\n");
-        for (k, c) in splits {
+        for (k, c) in SPLITS.iter().filter_map(|k| splits.get(*k).map(|c| (k, c))) {
             s.push_str(&format!("  {k:<11} {:>8} → {:<8} ({:+})\n", c.a, c.b, c.delta));
         }
     }

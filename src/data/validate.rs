@@ -283,8 +283,8 @@ pub fn check_png(data: &[u8]) -> Result<(), String> {
     }
 }
 
-/// SOI first; then marker segments with sane lengths; entropy-coded data after SOS up to the next
-/// marker; EOI at the end (trailing zero padding, which some cameras write, is allowed).
+/// SOI first; then marker segments whose lengths stay inside the file; entropy-coded data after
+/// each SOS up to the next marker; and an EOI marker reached that way (a truncated file never has one).
 pub fn check_jpeg(data: &[u8]) -> Result<(), String> {
     if data.len() < 4 || data[0] != 0xff || data[1] != 0xd8 {
         return Err("not a JPEG: no SOI marker".into());
@@ -304,13 +304,8 @@ pub fn check_jpeg(data: &[u8]) -> Result<(), String> {
         let marker = data[at + 1];
         at += 2;
         match marker {
-            0xd9 => {
-                return if data[at..].iter().all(|&b| b == 0) {
-                    Ok(())
-                } else {
-                    Err(format!("JPEG has {} byte(s) after EOI", data.len() - at))
-                };
-            }
+            // Data after EOI (maker trailers, appended previews) is ignored, as decoders do.
+            0xd9 => return Ok(()),
             0x01 | 0xd0..=0xd7 => continue, // markers without a length
             _ => {}
         }
@@ -446,16 +441,16 @@ mod tests {
     fn jpeg_structure() {
         let good = samples::jpeg();
         assert!(check_jpeg(&good).is_ok(), "{:?}", check_jpeg(&good));
-        let mut padded = good.clone();
-        padded.extend_from_slice(&[0, 0]);
-        assert!(check_jpeg(&padded).is_ok());
+        let mut trailer = good.clone();
+        trailer.extend_from_slice(b"\0\0maker trailer");
+        assert!(check_jpeg(&trailer).is_ok(), "data after EOI is ignored, as decoders do");
         let no_eoi = &good[..good.len() - 2];
         assert!(check_jpeg(no_eoi).unwrap_err().contains("no EOI"));
         assert!(check_jpeg(&good[..10]).unwrap_err().contains("truncated in segment 0xE0"));
         assert!(check_jpeg(b"\x00\x00\xff\xd9").unwrap_err().contains("SOI"));
-        let mut garbage = good.clone();
-        garbage.extend_from_slice(b"junk");
-        assert!(check_jpeg(&garbage).unwrap_err().contains("after EOI"));
+        let mut scan_cut = good[..good.len() - 2].to_vec();
+        scan_cut.extend_from_slice(&[0x11, 0x22]);
+        assert!(check_jpeg(&scan_cut).unwrap_err().contains("truncated in scan data"));
     }
 
     #[test]
