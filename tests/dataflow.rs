@@ -369,6 +369,12 @@ fn clean_refuses_bad_inputs_and_moves_nothing() {
     let err = f.mlgit_fails(&["split", "--from", "dev/model"]);
     assert!(err.contains("'dev/model' is not a data branch"), "{err}");
 
+    f.add_raw(&[("empty.csv", b""), ("blank.txt", b"\n")]);
+    let err = f.mlgit_fails(&["clean"]);
+    assert!(
+        err.contains("every one of the 2 file(s) of 'raw' at") && err.contains("failed validation"),
+        "{err}"
+    );
     f.add_raw(&[("ok.csv", b"a\n1\n"), ("pic.png", PNG)]);
     let err = f.mlgit_fails(&["clean", "--rev", "main"]);
     assert!(err.contains("is not on branch 'raw'"), "{err}");
@@ -753,6 +759,15 @@ fn lineage_follows_trailers_back_to_raw_provenance() {
     assert_eq!(batches[1]["ingested_at"], "2026-11-21T10:00:00+00:00");
     let human = f.env.mlgit_ok(&f.repo, ["lineage", "split"]);
     assert!(human.contains("source /mnt/drop/batch-1  host ingest-1.example"), "{human}");
+
+    // An older raw commit can be cleaned on purpose; lineage then stops at it.
+    let old = f.mlgit_json(&["clean", "--rev", "raw~1"]);
+    assert_eq!(old["raw_commit"], r1.as_str());
+    assert_eq!(old["kept"], 1);
+    let l = f.mlgit_json(&["lineage", "clean"]);
+    assert_eq!(l["chain"][1]["commit"], r1.as_str());
+    assert_eq!(l["raw_batches"].as_array().unwrap().len(), 1);
+    f.mlgit_json(&["clean"]);
 
     // From clean, and from a raw commit itself.
     let c = f.mlgit_json(&["lineage", "clean"]);

@@ -203,7 +203,9 @@ pub fn clean(repo: &Repo, opts: &CleanOptions, progress: &dyn Progress) -> Resul
     let files_in = files.len() as u64;
 
     // The validated data: raw's data tree minus the dropped files (untouched folders keep their ids).
-    let raw_data = flow::data_tree(git, raw.tree_id())?.ok_or_else(|| Error::not_found("raw data tree"))?;
+    let raw_data = flow::data_tree(git, raw.tree_id())?.ok_or_else(|| {
+        Error::not_found(format!("'{from}' at {} has no {DATA_DIR}/ folder", short(raw_id)))
+    })?;
     let mut minus = TreeEdits::new();
     for d in &dropped {
         minus.remove(d.path.strip_prefix("data/").unwrap_or(&d.path))?;
@@ -449,7 +451,14 @@ fn run_transform(
     }
 
     set_read_only(&input, true)?;
-    let before = listing(&root, &output)?;
+    let before = match listing(&root, &output) {
+        Ok(l) => l,
+        Err(e) => {
+            // Leave a removable temporary folder behind whatever happens.
+            let _ = set_read_only(&input, false);
+            return Err(e);
+        }
+    };
     let status = Command::new("sh")
         .arg("-c")
         .arg(cmd)
