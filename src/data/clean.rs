@@ -134,6 +134,8 @@ pub fn clean(repo: &Repo, opts: &CleanOptions, progress: &dyn Progress) -> Resul
             .with_hint("write the clean data to the clean branch (the default)"));
     }
     repo.require_branch(&to)?;
+    // Refuse a dirty checkout of the target before any work (checked again just before writing).
+    crate::repo::worktree::ensure_clean_checkout(git, &to)?;
     let raw = flow::source_commit(repo, &from, opts.rev.as_deref())?;
     let raw_id = raw.id();
     let files = flow::data_files(git, raw.tree_id())?;
