@@ -57,7 +57,8 @@ fn table(title: &str, rows: &[ValueRow]) -> String {
         s.push_str("  (none)\n");
     }
     for r in rows {
-        let delta = r.delta.map(|d| format!("  ({d:+})")).unwrap_or_default();
+        // Round away binary noise (0.86 - 0.81 = 0.04999999999999993); JSON keeps the exact value.
+        let delta = r.delta.map(|d| format!("  ({:+})", (d * 1e9).round() / 1e9)).unwrap_or_default();
         s.push_str(&format!("  {:<24} {:>14} → {:<14}{delta}\n", r.key, value(&r.a), value(&r.b)));
     }
     s
