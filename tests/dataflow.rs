@@ -346,6 +346,12 @@ fn a_bad_transformation_commits_nothing() {
         "cp -r \"$MLGIT_INPUT\"/. \"$MLGIT_OUTPUT\" && echo x > side-effect",
     ]);
     assert!(err.contains("created work/side-effect"), "{err}");
+    let err = f.mlgit_fails(&[
+        "clean",
+        "--run",
+        "cp -r \"$MLGIT_INPUT\"/. \"$MLGIT_OUTPUT\" && echo '* -text' > \"$MLGIT_OUTPUT/.gitattributes\"",
+    ]);
+    assert!(err.contains("a .gitattributes inside data/"), "{err}");
     // The input is read-only, so changing it fails; where permissions do not bind (root), the
     // before/after listing catches it.
     let err = f.mlgit_fails(&[
@@ -406,6 +412,27 @@ fn clean_refuses_bad_inputs_and_moves_nothing() {
         "{err}"
     );
     assert!(err.contains("git lfs fetch"), "{err}");
+}
+
+#[test]
+fn large_files_are_validated_on_the_bounded_pool() {
+    let Some(f) = Flow::new() else { return };
+    // 9 MiB each: above the size that moves validation to the CPU-sized pool.
+    let mut good = b"id,value\n".to_vec();
+    while good.len() < 9 << 20 {
+        good.extend_from_slice(b"12345,some value here\n");
+    }
+    let mut bad = good.clone();
+    let lines = bad.iter().filter(|&&b| b == b'\n').count();
+    bad.extend_from_slice(b"1,2,3\n");
+    f.add_raw(&[("big/good.csv", &good), ("big/bad.csv", &bad)]);
+    let out = f.mlgit_json(&["clean"]);
+    assert_eq!(out["kept"], 1);
+    assert_eq!(out["dropped"][0]["path"], "data/big/bad.csv");
+    let reason = out["dropped"][0]["reason"].as_str().unwrap();
+    assert!(reason.starts_with(&format!("line {}: CSV record has 3 field(s)", lines + 1)), "{reason}");
+    assert_eq!(out["unchecked"].as_array().unwrap().len(), 0);
+    assert_eq!(out["read_bytes"], (good.len() + bad.len()) as u64);
 }
 
 /// `n` small text files under `data/`, named so a group regex can find a "patient".

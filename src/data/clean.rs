@@ -85,6 +85,8 @@ pub struct CleanReport {
     pub files_in: u64,
     pub kept: u64,
     pub dropped: Vec<Dropped>,
+    /// Files kept without a content check because they exceed [`MAX_VALIDATED_SIZE`].
+    pub unchecked: Vec<String>,
     pub transform: Option<TransformRecord>,
 }
 
@@ -109,6 +111,8 @@ pub struct CleanOutcome {
     pub dropped: Vec<Dropped>,
     /// Dropped files per check (`empty`, `image`, `utf8`, `json`, `records`, `duplicate`).
     pub dropped_by_check: BTreeMap<String, u64>,
+    /// Files kept without a content check because they exceed [`MAX_VALIDATED_SIZE`].
+    pub unchecked: Vec<String>,
     /// Files and bytes whose content validation read (the rest were judged by size alone).
     pub read_files: u64,
     pub read_bytes: u64,
@@ -149,39 +153,52 @@ pub fn clean(repo: &Repo, opts: &CleanOptions, progress: &dyn Progress) -> Resul
     let validators = config.clean.validators.clone();
     let drop_duplicates = opts.drop_duplicates || config.clean.drop_duplicates;
 
-    // Validate in parallel; only files a validator needs are read.
+    // Validate in parallel; only files a validator needs are read. Small files go to a pool sized
+    // for I/O latency; large ones (held in memory while checked) to the CPU-sized pool, so memory
+    // stays bounded by cores × MAX_VALIDATED_SIZE.
     let read_files = AtomicU64::new(0);
     let read_bytes = AtomicU64::new(0);
     progress.begin("validate", files.len() as u64, 0);
     let git_dir = git.path().to_path_buf();
     let store = repo.store();
-    let pool = io_pool()?;
-    let verdicts: Vec<Option<Problem>> = pool.install(|| {
-        files
+    let (large, small): (Vec<usize>, Vec<usize>) =
+        (0..files.len()).partition(|&i| files[i].pointer.is_some_and(|p| p.size > LARGE_FILE));
+    let check = |indices: &[usize]| -> Result<Vec<(usize, Verdict)>> {
+        indices
             .par_iter()
             .map_init(
                 || Repository::open(&git_dir),
-                |g, f| -> Result<Option<Problem>> {
+                |g, &i| -> Result<(usize, Verdict)> {
                     let g = g.as_ref().map_err(|e| {
                         Error::new(ErrorKind::Git, format!("cannot open the repository: {e}"))
                     })?;
-                    let verdict = check_file(g, store, &from, f, &validators, &read_files, &read_bytes)?;
+                    let verdict =
+                        check_file(g, store, &from, &files[i], &validators, &read_files, &read_bytes)?;
                     progress.advance(1, 0);
-                    Ok(verdict)
+                    Ok((i, verdict))
                 },
             )
-            .collect::<Result<_>>()
-    })?;
+            .collect()
+    };
+    let mut verdicts = vec![Verdict::Valid; files.len()];
+    for (i, v) in io_pool()?.install(|| check(&small))?.into_iter().chain(check(&large)?) {
+        verdicts[i] = v;
+    }
     progress.end();
 
     let mut dropped = Vec::new();
+    let mut unchecked = Vec::new();
     let mut seen: HashMap<ContentId, &str> = HashMap::new();
     for (f, verdict) in files.iter().zip(verdicts) {
         let path = format!("{DATA_DIR}/{}", f.rel);
-        if let Some(p) = verdict {
-            dropped.push(Dropped { path, check: p.check, reason: p.reason });
-            continue;
-        }
+        let too_large = match verdict {
+            Verdict::Invalid(p) => {
+                dropped.push(Dropped { path, check: p.check, reason: p.reason });
+                continue;
+            }
+            Verdict::TooLarge => true,
+            Verdict::Valid => false,
+        };
         if drop_duplicates {
             let id = match f.pointer {
                 Some(p) => ContentId::Lfs(p.oid.0),
@@ -200,6 +217,9 @@ pub fn clean(repo: &Repo, opts: &CleanOptions, progress: &dyn Progress) -> Resul
                     seen.insert(id, f.rel.as_str());
                 }
             }
+        }
+        if too_large {
+            unchecked.push(path);
         }
     }
     let files_in = files.len() as u64;
@@ -240,6 +260,7 @@ pub fn clean(repo: &Repo, opts: &CleanOptions, progress: &dyn Progress) -> Resul
         files_in,
         kept,
         dropped: dropped.clone(),
+        unchecked: unchecked.clone(),
         transform: transform.as_ref().map(|(r, _)| r.clone()),
     };
     let mut report_text = serde_json::to_string_pretty(&report).context("write the clean report")?;
@@ -278,11 +299,33 @@ pub fn clean(repo: &Repo, opts: &CleanOptions, progress: &dyn Progress) -> Resul
         kept,
         dropped,
         dropped_by_check,
+        unchecked,
         read_files: read_files.into_inner(),
         read_bytes: read_bytes.into_inner(),
         transform: transform.map(|(r, _)| r),
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// LFS files above this size are validated on the CPU-sized pool (see [`clean`]).
+const LARGE_FILE: u64 = 8 << 20;
+
+/// Files a validator would read but that are larger than this are kept without a content check
+/// and listed as `unchecked` (validators hold a file in memory while checking it).
+pub const MAX_VALIDATED_SIZE: u64 = 256 << 20;
+
+/// The verdict on one file.
+#[derive(Debug, Clone)]
+enum Verdict {
+    Valid,
+    Invalid(Problem),
+    TooLarge,
+}
+
+impl From<Option<Problem>> for Verdict {
+    fn from(p: Option<Problem>) -> Verdict {
+        p.map(Verdict::Invalid).unwrap_or(Verdict::Valid)
+    }
 }
 
 /// Threads that read objects for validation. Reading many small files from a cold cache is bound
@@ -326,10 +369,10 @@ fn check_file(
     v: &Validators,
     read_files: &AtomicU64,
     read_bytes: &AtomicU64,
-) -> Result<Option<Problem>> {
+) -> Result<Verdict> {
     let path = format!("{DATA_DIR}/{}", f.rel);
     if f.entry.mode == FileMode::Link {
-        return Ok(None);
+        return Ok(Verdict::Valid);
     }
     let size = match f.pointer {
         Some(p) => p.size,
@@ -340,7 +383,10 @@ fn check_file(
             .context(format!("read {path}"))?,
     };
     if !validate::needs_content(&f.rel, size, v) {
-        return Ok(validate::validate_size(size, v));
+        return Ok(validate::validate_size(size, v).into());
+    }
+    if size > MAX_VALIDATED_SIZE {
+        return Ok(Verdict::TooLarge);
     }
     let data = match f.pointer {
         Some(p) => read_lfs(store, branch, &path, &p)?,
@@ -348,7 +394,7 @@ fn check_file(
     };
     read_files.fetch_add(1, Ordering::Relaxed);
     read_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-    Ok(validate::validate(&f.rel, &data, v))
+    Ok(validate::validate(&f.rel, &data, v).into())
 }
 
 /// Read an LFS object and check that it hashes to its pointer: validating corrupt bytes would
@@ -402,6 +448,13 @@ fn message(from: &str, raw: Oid, r: &CleanReport) -> String {
             body.push_str(&format!("  … and {} more\n", r.dropped.len() - 20));
         }
         body.push_str(&format!("Every dropped file and its reason: {REPORT_PATH}\n"));
+    }
+    if !r.unchecked.is_empty() {
+        body.push_str(&format!(
+            "{} file(s) over {} MiB kept without a content check (listed in {REPORT_PATH}).\n",
+            r.unchecked.len(),
+            MAX_VALIDATED_SIZE >> 20
+        ));
     }
     let mut m = Message::new(subject)
         .body(body)
@@ -615,6 +668,13 @@ fn output_files(output: &Path) -> Result<Vec<(String, PathBuf)>> {
                 e.path().display()
             ))
             .with_hint("write regular files under $MLGIT_OUTPUT"));
+        }
+        if e.file_name() == ".gitattributes" {
+            return Err(Error::invalid(format!(
+                "the transformation wrote {}: a .gitattributes inside data/ would change how git and git-lfs read the data; nothing was committed",
+                e.path().display()
+            ))
+            .with_hint("leave .gitattributes out of $MLGIT_OUTPUT (mlgit writes the LFS rules itself)"));
         }
         out.push((rel_path(output, e.path())?, e.path().to_path_buf()));
     }

@@ -107,6 +107,8 @@ pub fn validate(path: &str, data: &[u8], v: &Validators) -> Option<Problem> {
                 ));
             }
         };
+        // A byte-order mark (Windows exports) is an encoding detail, not content.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         return match format {
             Format::Json if v.json => check_json(text),
             Format::JsonLines if v.records => check_json_lines(text),
@@ -474,6 +476,7 @@ mod tests {
     #[test]
     fn json_and_json_lines() {
         assert_eq!(check("a.json", br#"{"a": [1, 2]}"#), None);
+        assert_eq!(check("bom.json", b"\xef\xbb\xbf{\"a\": 1}"), None, "a BOM is not a JSON error");
         let p = validate("a.json", b"{\"a\": \n}", &all()).unwrap();
         assert_eq!(p.check, "json");
         assert!(p.reason.contains("line 2"), "{}", p.reason);
