@@ -716,7 +716,9 @@ fn diff_counts_files_per_split_and_compares_metrics_of_snapshots() {
     f.env.tick();
     let split2 = f.rev("split");
     write_files(&wt, &[("tracking/run.json", record("model-v2", 0.05, 0.85, &split2).as_bytes())]);
-    f.env.git(&wt, ["commit", "-q", "-am", &format!("Snapshot model-v2\n\nDerived-From: split {split2}\n")]);
+    let dev = f.rev("dev/model");
+    let msg = format!("Snapshot model-v2\n\nDerived-From: dev {dev}\nDerived-From: split {split2}\n");
+    f.env.git(&wt, ["commit", "-q", "-am", &msg]);
     f.env.git(&wt, ["tag", "-a", "-m", "model-v2", "model-v2"]);
     let m = f.mlgit_json(&["diff", "model-v1", "model-v2", "--metrics"]);
     let metrics = &m["metrics"];

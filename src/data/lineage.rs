@@ -136,18 +136,22 @@ fn child_of(parent_kind: &str) -> String {
 fn next_link(repo: &Repo, commit: &Commit<'_>) -> Result<Option<Next>> {
     let git = repo.git();
     let message = commit.message().unwrap_or("");
-    if let Some(value) = trailers::get(message, keys::DERIVED_FROM) {
-        let mut parts = value.split_whitespace();
-        if let (Some(branch), Some(sha)) = (parts.next(), parts.next()) {
-            let oid = Oid::from_str(sha).map_err(|_| {
-                Error::invalid(format!(
-                    "commit {} has a malformed Derived-From trailer: {value:?}",
-                    commit.id()
-                ))
-            })?;
-            let kind = kind_name(repo, branch);
-            return Ok(Some(Next { commit: oid, child_kind: child_of(&kind), kind, via: "trailer" }));
+    // A commit may derive from several (a snapshot from dev code and from split data): follow the
+    // data link.
+    for (key, value) in trailers::parse(message) {
+        if !key.eq_ignore_ascii_case(keys::DERIVED_FROM) {
+            continue;
         }
+        let mut parts = value.split_whitespace();
+        let (Some(branch), Some(sha)) = (parts.next(), parts.next()) else { continue };
+        if !repo.config().branch_kind(branch).is_data() {
+            continue;
+        }
+        let oid = Oid::from_str(sha).map_err(|_| {
+            Error::invalid(format!("commit {} has a malformed Derived-From trailer: {value:?}", commit.id()))
+        })?;
+        let kind = kind_name(repo, branch);
+        return Ok(Some(Next { commit: oid, child_kind: child_of(&kind), kind, via: "trailer" }));
     }
     // A snapshot: its tracking record names the split it trained on.
     if let Some(e) = entry_at(git, commit.tree_id(), RUN_RECORD)? {

@@ -348,8 +348,10 @@ pub fn check_gif(data: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// Small, valid sample files of each image format (used by tests and the docs' examples).
-pub mod samples {
+/// Small, valid sample files of each image format, built by hand (real encoders' files are in
+/// tests/fixtures/images).
+#[cfg(test)]
+mod samples {
     /// A 1x1 PNG built chunk by chunk with real CRCs.
     pub fn png() -> Vec<u8> {
         let mut out = super::PNG_SIGNATURE.to_vec();
