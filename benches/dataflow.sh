@@ -36,8 +36,11 @@ t "split --seed 42, warm" "$MLGIT" --json split --seed 42
 
 "$FIXTURE" . "$N" --grow 1
 git repack -adq
-t "clean after +0.5% new, 0.5% changed files, warm" "$MLGIT" --json clean
+cold; t "clean after +0.5% new, 0.5% changed files, cold cache" "$MLGIT" --json clean
 t "split after growth, warm" "$MLGIT" --json split
+"$FIXTURE" . "$N" --grow 1 > /dev/null
+git repack -adq
+t "clean after another 1% change, warm" "$MLGIT" --json clean
 cold; t "diff raw~1 raw (1% differ), cold cache" "$MLGIT" --json diff raw~1 raw
 python3 -c "import json;d=json.load(open('$WORK/last.json'));print('  total', d['total'])"
 t "diff raw~1 raw, warm" "$MLGIT" --json diff raw~1 raw
