@@ -321,6 +321,18 @@ fn clean_runs_a_transformation_and_records_its_script() {
     // Same input, same script, same output: no new commit.
     let again = f.mlgit_json(&["clean", "--run", "sh transform/upper.sh"]);
     assert_eq!(again["unchanged"], true);
+
+    // Without transform/ in the worktree, the script committed on clean runs (and stays recorded).
+    std::fs::remove_dir_all(f.repo.join("transform")).unwrap();
+    let raw2 = f.add_raw(&[("in/c.csv", b"name\ncid\n")]);
+    let next = f.mlgit_json(&["clean", "--run", "sh transform/upper.sh"]);
+    assert_eq!(next["transform"]["files"][0]["blob"], script_blob.as_str());
+    assert_eq!(next["transform"]["output_files"], 4);
+    let pointer = f.env.git(&f.repo, ["show", "clean:data/SOURCE"]);
+    let oid = pointer.lines().find_map(|l| l.strip_prefix("oid sha256:")).unwrap();
+    let object = f.repo.join(".git/lfs/objects").join(&oid[0..2]).join(&oid[2..4]).join(oid);
+    assert_eq!(std::fs::read_to_string(object).unwrap().trim(), raw2, "the new raw commit was transformed");
+    assert_eq!(f.env.git(&f.repo, ["rev-parse", "clean:transform"]).trim(), tree_id);
 }
 
 #[test]
