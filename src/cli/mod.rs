@@ -3,13 +3,17 @@
 //! its outcome; no git or file-system logic lives here.
 
 mod checkout;
+mod clean;
 mod completions;
 mod demo;
+mod diff;
 mod init;
+mod lineage;
 mod merge_tracking;
 mod output;
 mod runs;
 mod show;
+mod split;
 mod stable;
 mod status;
 mod tracking;
@@ -47,14 +51,18 @@ pub struct Cli {
 pub enum Command {
     Init(init::Args),
     Status(status::Args),
-    Demo(demo::Args),
-    MergeTracking(merge_tracking::Args),
-    Runs(runs::Args),
-    Tracking(tracking::Args),
+    Clean(clean::Args),
+    Split(split::Args),
+    Diff(diff::Args),
+    Lineage(lineage::Args),
     Stable(stable::Args),
     TrainTag(train_tag::Args),
     Show(show::Args),
     Checkout(checkout::Args),
+    MergeTracking(merge_tracking::Args),
+    Runs(runs::Args),
+    Tracking(tracking::Args),
+    Demo(demo::Args),
     Completions(completions::CompletionsArgs),
     Manpage(completions::ManpageArgs),
 }
@@ -74,6 +82,10 @@ impl Command {
             Command::TrainTag(_) => "train-tag",
             Command::Show(_) => "show",
             Command::Checkout(_) => "checkout",
+            Command::Clean(_) => "clean",
+            Command::Split(_) => "split",
+            Command::Diff(_) => "diff",
+            Command::Lineage(_) => "lineage",
             Command::Completions(_) => "completions",
             Command::Manpage(_) => "manpage",
         }
@@ -132,6 +144,10 @@ pub fn run() -> i32 {
         Command::TrainTag(args) => train_tag::run(args, &ctx),
         Command::Show(args) => show::run(args, &ctx),
         Command::Checkout(args) => checkout::run(args, &ctx),
+        Command::Clean(args) => clean::run(args, &ctx),
+        Command::Split(args) => split::run(args, &ctx),
+        Command::Diff(args) => diff::run(args, &ctx),
+        Command::Lineage(args) => lineage::run(args, &ctx),
         Command::Completions(args) => completions::completions(args),
         Command::Manpage(args) => completions::manpage(args),
     };

@@ -1,4 +1,10 @@
 //! The data branches: committing folders (commit-data), materializing trees, and the
 //! raw → clean → split flow.
 
+pub mod clean;
+pub mod diff;
+pub mod flow;
+pub mod lineage;
 pub mod materialize;
+pub mod split;
+pub mod validate;

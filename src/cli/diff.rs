@@ -1,0 +1,118 @@
+//! `mlgit diff`: files (and with --metrics, params and metrics) that changed between two refs.
+
+use mlgit::data::diff::{diff, Counts, DiffOptions, DiffOutcome, ValueRow};
+use mlgit::data::split::SPLITS;
+
+use super::status::human_bytes;
+use super::Ctx;
+
+/// Show what changed between two commits, branches or tags: files, bytes, splits, metrics.
+///
+/// Lists files added (A), removed (D) and modified (M) from A to B, with counts and byte deltas per
+/// top folder and per extension. LFS files are compared by content id, not by pointer text. When
+/// either side is a split commit, the files per split are shown; with --metrics, the params and
+/// metrics of two snapshots (their tracking/run.json) side by side.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The older side: a branch, tag or commit.
+    pub a: String,
+    /// The newer side: a branch, tag or commit.
+    pub b: String,
+    /// Only files under this folder (or this file).
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+    /// Also compare the params and metrics of the tracking records (snapshots).
+    #[arg(long)]
+    pub metrics: bool,
+}
+
+pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
+    let repo = ctx.repo()?;
+    let opts = DiffOptions { a: args.a, b: args.b, path: args.path, metrics: args.metrics };
+    let outcome = diff(&repo, &opts)?;
+    ctx.printer.result("diff", &outcome, render);
+    Ok(0)
+}
+
+fn signed_bytes(n: i64) -> String {
+    let sign = if n < 0 { "-" } else { "+" };
+    format!("{sign}{}", human_bytes(n.unsigned_abs()))
+}
+
+fn counts(c: &Counts) -> String {
+    format!("+{} -{} ~{}  {}", c.added, c.removed, c.modified, signed_bytes(c.bytes_delta))
+}
+
+fn value(v: &Option<serde_json::Value>) -> String {
+    match v {
+        None => "-".into(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+    }
+}
+
+fn table(title: &str, rows: &[ValueRow]) -> String {
+    let mut s = format!("{title}\n");
+    if rows.is_empty() {
+        s.push_str("  (none)\n");
+    }
+    for r in rows {
+        // Round away binary noise (0.86 - 0.81 = 0.04999999999999993); JSON keeps the exact value.
+        let delta = r.delta.map(|d| format!("  ({:+})", (d * 1e9).round() / 1e9)).unwrap_or_default();
+        s.push_str(&format!("  {:<24} {:>14} → {:<14}{delta}\n", r.key, value(&r.a), value(&r.b)));
+    }
+    s
+}
+
+fn render(o: &DiffOutcome) -> String {
+    let short = |s: &str| s[..7.min(s.len())].to_string();
+    let mut s = format!(
+        "{} ({}) → {} ({}){}\n",
+        o.a.rev,
+        short(&o.a.commit),
+        o.b.rev,
+        short(&o.b.commit),
+        o.path.as_ref().map(|p| format!(", under {p}")).unwrap_or_default()
+    );
+    s.push_str(&format!("Total    {}\n", counts(&o.total)));
+    if !o.by_folder.is_empty() {
+        s.push_str("By folder\n");
+        for (k, c) in &o.by_folder {
+            s.push_str(&format!("  {k:<24} {}\n", counts(c)));
+        }
+        s.push_str("By extension\n");
+        for (k, c) in &o.by_extension {
+            s.push_str(&format!("  {k:<24} {}\n", counts(c)));
+        }
+    }
+    if let Some(splits) = &o.splits {
+        s.push_str("Files per split\n");
+        for (k, c) in SPLITS.iter().filter_map(|k| splits.get(*k).map(|c| (k, c))) {
+            s.push_str(&format!("  {k:<11} {:>8} → {:<8} ({:+})\n", c.a, c.b, c.delta));
+        }
+    }
+    if o.pointer_only > 0 {
+        s.push_str(&format!(
+            "{} LFS pointer(s) rewritten with the same content (not counted)\n",
+            o.pointer_only
+        ));
+    }
+    if let Some(m) = &o.metrics {
+        let tag = |t: &Option<String>| t.clone().unwrap_or_else(|| "-".into());
+        s.push_str(&format!("Tracking records {} → {}\n", tag(&m.a_tag), tag(&m.b_tag)));
+        s.push_str(&table("Params", &m.params));
+        s.push_str(&table("Metrics", &m.metrics));
+    }
+    if !o.files.is_empty() {
+        s.push_str("Files\n");
+    }
+    for f in &o.files {
+        let letter = match f.status {
+            "added" => 'A',
+            "removed" => 'D',
+            _ => 'M',
+        };
+        s.push_str(&format!("{letter}\t{}\n", f.path));
+    }
+    s
+}

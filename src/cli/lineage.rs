@@ -1,0 +1,54 @@
+//! `mlgit lineage`: the chain from a snapshot or data commit back to its raw batches.
+
+use mlgit::data::lineage::{lineage, LineageOutcome};
+
+use super::Ctx;
+
+/// Trace a snapshot, split or clean commit back to the raw data and its provenance.
+///
+/// Follows the Derived-From trailers (split → clean → raw) and, for a snapshot tag, the split named
+/// in its tracking/run.json; then lists every raw batch behind the raw commit with where it came
+/// from (source, host, user, time).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A snapshot tag, a data branch (split, clean) or a commit.
+    #[arg(value_name = "REF")]
+    pub rev: String,
+}
+
+pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
+    let repo = ctx.repo()?;
+    let outcome = lineage(&repo, &args.rev)?;
+    ctx.printer.result("lineage", &outcome, render);
+    Ok(0)
+}
+
+fn render(o: &LineageOutcome) -> String {
+    let short = |s: &str| s[..7.min(s.len())].to_string();
+    let mut s = format!("Lineage of {}\n", o.rev);
+    for (i, l) in o.chain.iter().enumerate() {
+        let arrow = if i == 0 { "    " } else { "  ← " };
+        s.push_str(&format!(
+            "{arrow}{:<8} {} {}  {}\n",
+            l.kind,
+            short(&l.commit),
+            &l.date[..10.min(l.date.len())],
+            l.subject
+        ));
+    }
+    if !o.raw_batches.is_empty() {
+        s.push_str(&format!("Raw batches ({})\n", o.raw_batches.len()));
+    }
+    let or = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    for b in &o.raw_batches {
+        s.push_str(&format!("  {} {}  {}\n", short(&b.commit), &b.date[..10.min(b.date.len())], b.subject));
+        s.push_str(&format!(
+            "      source {}  host {}  user {}  ingested {}\n",
+            or(&b.source),
+            or(&b.host),
+            or(&b.user),
+            or(&b.ingested_at)
+        ));
+    }
+    s
+}

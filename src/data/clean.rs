@@ -1,0 +1,787 @@
+//! `mlgit clean`: derive the `clean` branch from a `raw` commit. Every file under `data/` is checked
+//! by the built-in validators (reading from the LFS store only what a validator needs, in parallel,
+//! re-hashing what it reads); files that fail are left out and listed with the reason in
+//! `.mlgit/clean-report.json`. Without `--run` the clean tree reuses raw's blob and pointer ids
+//! (zero-copy). With `--run CMD` the validated data is materialized, CMD transforms it, and its
+//! output becomes the clean data; the script under `transform/` that ran is committed with it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use git2::{FileMode, Oid, Repository};
+use rayon::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::flow::{self, keys, DataFile, DATA_DIR};
+use super::materialize::write_tree;
+use super::validate::{self, Problem};
+use crate::config::{BranchKind, Validators};
+use crate::error::{Context, Error, ErrorKind, Result};
+use crate::progress::Progress;
+use crate::repo::trailers::{self, Message};
+use crate::repo::tree::{validate_path, Entry, TreeEdits};
+use crate::repo::Repo;
+use crate::store::attributes::Pattern;
+use crate::store::lfs_tree::compile_patterns;
+use crate::store::{LfsStore, Pointer};
+
+/// Where the report lives in the clean tree.
+pub const REPORT_PATH: &str = ".mlgit/clean-report.json";
+
+#[derive(Debug, Clone, Default)]
+pub struct CleanOptions {
+    /// The raw branch (default: `branches.raw`).
+    pub from: Option<String>,
+    /// The clean branch (default: `branches.clean`).
+    pub to: Option<String>,
+    /// The raw commit to derive from (default: the tip of `from`).
+    pub rev: Option<String>,
+    /// A transformation command run with `sh -c`.
+    pub run: Option<String>,
+    /// Drop files whose content equals an earlier file's (also `clean.drop_duplicates`).
+    pub drop_duplicates: bool,
+}
+
+/// A file left out of the clean data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dropped {
+    /// Path in the raw tree (`data/...`).
+    pub path: String,
+    pub check: &'static str,
+    pub reason: String,
+}
+
+/// The transformation that produced the clean data (with `--run`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TransformRecord {
+    pub command: String,
+    /// The transform folder in the clean tree (`transform/`), its tree id, and each file's blob id.
+    pub dir: String,
+    pub tree: Option<String>,
+    pub files: Vec<TransformFile>,
+    pub output_files: u64,
+    pub output_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TransformFile {
+    pub path: String,
+    pub blob: String,
+}
+
+/// What `.mlgit/clean-report.json` holds (deterministic: the same raw commit and settings give the
+/// same bytes, so a re-run makes no new commit).
+#[derive(Debug, Clone, Serialize)]
+pub struct CleanReport {
+    pub schema: u32,
+    pub source: SourceRef,
+    pub validators: Validators,
+    pub drop_duplicates: bool,
+    pub files_in: u64,
+    pub kept: u64,
+    pub dropped: Vec<Dropped>,
+    /// Files kept without a content check because they exceed [`MAX_VALIDATED_SIZE`].
+    pub unchecked: Vec<String>,
+    pub transform: Option<TransformRecord>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceRef {
+    pub branch: String,
+    pub commit: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CleanOutcome {
+    pub from: String,
+    pub to: String,
+    pub raw_commit: String,
+    /// The clean branch's tip after the command (the new commit, or the old tip when unchanged).
+    pub commit: String,
+    pub previous: Option<String>,
+    pub unchanged: bool,
+    pub tree: String,
+    pub files_in: u64,
+    pub kept: u64,
+    pub dropped: Vec<Dropped>,
+    /// Dropped files per check (`empty`, `image`, `utf8`, `json`, `records`, `duplicate`).
+    pub dropped_by_check: BTreeMap<String, u64>,
+    /// Files kept without a content check because they exceed [`MAX_VALIDATED_SIZE`].
+    pub unchecked: Vec<String>,
+    /// Files and bytes whose content validation read (the rest were judged by size alone).
+    pub read_files: u64,
+    pub read_bytes: u64,
+    pub transform: Option<TransformRecord>,
+    pub seconds: f64,
+}
+
+/// Run `mlgit clean`.
+pub fn clean(repo: &Repo, opts: &CleanOptions, progress: &dyn Progress) -> Result<CleanOutcome> {
+    let start = Instant::now();
+    let config = repo.config();
+    let git = repo.git();
+    let from = opts.from.clone().unwrap_or_else(|| config.branches.raw.clone());
+    let to = opts.to.clone().unwrap_or_else(|| config.branches.clean.clone());
+    flow::require_data_branch(repo, &from, "--from")?;
+    flow::require_data_branch(repo, &to, "--to")?;
+    if from == to {
+        return Err(Error::invalid(format!("--from and --to are both '{from}'"))
+            .with_hint("clean reads one data branch (raw) and writes another (clean)"));
+    }
+    if repo.config().is_append_only(&to) {
+        return Err(Error::invalid(format!("--to {to}: '{to}' is append-only; clean never writes there"))
+            .with_hint("write the clean data to the clean branch (the default)"));
+    }
+    repo.require_branch(&to)?;
+    // Refuse a dirty checkout of the target before any work (checked again just before writing).
+    crate::repo::worktree::ensure_clean_checkout(git, &to)?;
+    let raw = flow::source_commit(repo, &from, opts.rev.as_deref())?;
+    let raw_id = raw.id();
+    let files = flow::data_files(git, raw.tree_id())?;
+    if files.is_empty() {
+        return Err(Error::invalid(format!(
+            "'{from}' at {} has no files under {DATA_DIR}/: nothing to clean",
+            short(raw_id)
+        ))
+        .with_hint("add data first: `mlgit commit-data --source <folder>`"));
+    }
+    let validators = config.clean.validators.clone();
+    let drop_duplicates = opts.drop_duplicates || config.clean.drop_duplicates;
+
+    // Validate in parallel; only files a validator needs are read. Small files go to a pool sized
+    // for I/O latency; large ones (held in memory while checked) to the CPU-sized pool, so memory
+    // stays bounded by cores × MAX_VALIDATED_SIZE.
+    let read_files = AtomicU64::new(0);
+    let read_bytes = AtomicU64::new(0);
+    progress.begin("validate", files.len() as u64, 0);
+    let git_dir = git.path().to_path_buf();
+    let store = repo.store();
+    let (large, small): (Vec<usize>, Vec<usize>) =
+        (0..files.len()).partition(|&i| files[i].pointer.is_some_and(|p| p.size > LARGE_FILE));
+    let check = |indices: &[usize]| -> Result<Vec<(usize, Verdict)>> {
+        indices
+            .par_iter()
+            .map_init(
+                || Repository::open(&git_dir),
+                |g, &i| -> Result<(usize, Verdict)> {
+                    let g = g.as_ref().map_err(|e| {
+                        Error::new(ErrorKind::Git, format!("cannot open the repository: {e}"))
+                    })?;
+                    let verdict =
+                        check_file(g, store, &from, &files[i], &validators, &read_files, &read_bytes)?;
+                    progress.advance(1, 0);
+                    Ok((i, verdict))
+                },
+            )
+            .collect()
+    };
+    let mut verdicts = vec![Verdict::Valid; files.len()];
+    for (i, v) in io_pool()?.install(|| check(&small))?.into_iter().chain(check(&large)?) {
+        verdicts[i] = v;
+    }
+    progress.end();
+
+    let mut dropped = Vec::new();
+    let mut unchecked = Vec::new();
+    let mut seen: HashMap<ContentId, &str> = HashMap::new();
+    for (f, verdict) in files.iter().zip(verdicts) {
+        let path = format!("{DATA_DIR}/{}", f.rel);
+        let too_large = match verdict {
+            Verdict::Invalid(p) => {
+                dropped.push(Dropped { path, check: p.check, reason: p.reason });
+                continue;
+            }
+            Verdict::TooLarge => true,
+            Verdict::Valid => false,
+        };
+        if drop_duplicates {
+            let id = match f.pointer {
+                Some(p) => ContentId::Lfs(p.oid.0),
+                None => ContentId::Blob(f.entry.oid),
+            };
+            match seen.get(&id) {
+                Some(first) => {
+                    dropped.push(Dropped {
+                        path,
+                        check: "duplicate",
+                        reason: format!("same content as {DATA_DIR}/{first}"),
+                    });
+                    continue;
+                }
+                None => {
+                    seen.insert(id, f.rel.as_str());
+                }
+            }
+        }
+        if too_large {
+            unchecked.push(path);
+        }
+    }
+    let files_in = files.len() as u64;
+
+    // The validated data: raw's data tree minus the dropped files (untouched folders keep their ids).
+    let raw_data = flow::data_tree(git, raw.tree_id())?.ok_or_else(|| {
+        Error::not_found(format!("'{from}' at {} has no {DATA_DIR}/ folder", short(raw_id)))
+    })?;
+    let mut minus = TreeEdits::new();
+    for d in &dropped {
+        minus.remove(d.path.strip_prefix("data/").unwrap_or(&d.path))?;
+    }
+    let validated = minus.write(git, Some(raw_data))?;
+    let kept = files_in - dropped.len() as u64;
+    if kept == 0 {
+        return Err(Error::invalid(format!(
+            "every one of the {files_in} file(s) of '{from}' at {} failed validation: nothing to commit",
+            short(raw_id)
+        ))
+        .with_hint("look at the reasons with `mlgit clean --json`, or turn validators off under clean.validators in mlgit.yaml"));
+    }
+
+    let clean_tip = repo.require_branch(&to)?;
+    let (data_tree, transform) = match &opts.run {
+        None => (validated, None),
+        Some(cmd) => {
+            let (tree, record, transform_tree) =
+                run_transform(repo, cmd, raw_id, validated, clean_tip.tree_id(), progress)?;
+            (tree, Some((record, transform_tree)))
+        }
+    };
+
+    let report = CleanReport {
+        schema: 1,
+        source: SourceRef { branch: from.clone(), commit: raw_id.to_string() },
+        validators,
+        drop_duplicates,
+        files_in,
+        kept,
+        dropped: dropped.clone(),
+        unchecked: unchecked.clone(),
+        transform: transform.as_ref().map(|(r, _)| r.clone()),
+    };
+    let mut report_text = serde_json::to_string_pretty(&report).context("write the clean report")?;
+    report_text.push('\n');
+    let report_blob = git.blob(report_text.as_bytes()).context("write the clean report")?;
+    let message = message(&from, raw_id, &report);
+    let transform_dir = transform_dir(repo);
+
+    let known = flow::pointer_map(&files);
+    let derived = flow::commit_derived(repo, &to, raw_id, &message, &known, |base| {
+        let mut edits = TreeEdits::new();
+        edits.graft(DATA_DIR, data_tree)?;
+        edits.set(REPORT_PATH, Entry::blob(report_blob))?;
+        if let Some((_, t)) = &transform {
+            match t {
+                Some(tree) => edits.graft(&transform_dir, *tree)?,
+                None => edits.remove(&transform_dir)?,
+            }
+        }
+        edits.write(git, base)
+    })?;
+
+    let mut dropped_by_check = BTreeMap::new();
+    for d in &dropped {
+        *dropped_by_check.entry(d.check.to_string()).or_insert(0) += 1;
+    }
+    Ok(CleanOutcome {
+        from,
+        to,
+        raw_commit: raw_id.to_string(),
+        commit: derived.commit.to_string(),
+        previous: derived.previous.map(|p| p.to_string()),
+        unchanged: derived.unchanged,
+        tree: derived.tree.to_string(),
+        files_in,
+        kept,
+        dropped,
+        dropped_by_check,
+        unchecked,
+        read_files: read_files.into_inner(),
+        read_bytes: read_bytes.into_inner(),
+        transform: transform.map(|(r, _)| r),
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// LFS files above this size are validated on the CPU-sized pool (see [`clean`]).
+const LARGE_FILE: u64 = 8 << 20;
+
+/// Files a validator would read but that are larger than this are kept without a content check
+/// and listed as `unchecked` (validators hold a file in memory while checking it).
+pub const MAX_VALIDATED_SIZE: u64 = 256 << 20;
+
+/// The verdict on one file.
+#[derive(Debug, Clone)]
+enum Verdict {
+    Valid,
+    Invalid(Problem),
+    TooLarge,
+}
+
+impl From<Option<Problem>> for Verdict {
+    fn from(p: Option<Problem>) -> Verdict {
+        p.map(Verdict::Invalid).unwrap_or(Verdict::Valid)
+    }
+}
+
+/// Threads that read objects for validation. Reading many small files from a cold cache is bound
+/// by I/O latency, not CPU: more requests in flight help (measured in docs/performance-dataflow.md:
+/// 50,000 files cold, 15 s with 2 threads, 6 s with 32).
+fn io_pool() -> Result<rayon::ThreadPool> {
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads((cpus * 8).clamp(16, 64))
+        .thread_name(|i| format!("mlgit-validate-{i}"))
+        .build()
+        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot start the validation threads: {e}")))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum ContentId {
+    Lfs([u8; 32]),
+    Blob(Oid),
+}
+
+fn short(id: Oid) -> String {
+    id.to_string()[..7].to_string()
+}
+
+/// `transform/` without its trailing slash (a tree path).
+fn transform_dir(repo: &Repo) -> String {
+    let d = repo.config().clean.transform_dir.trim_matches('/');
+    if d.is_empty() {
+        "transform".into()
+    } else {
+        d.to_string()
+    }
+}
+
+/// Validate one file, reading (and re-hashing) its content only when a validator needs it.
+fn check_file(
+    git: &Repository,
+    store: &LfsStore,
+    branch: &str,
+    f: &DataFile,
+    v: &Validators,
+    read_files: &AtomicU64,
+    read_bytes: &AtomicU64,
+) -> Result<Verdict> {
+    let path = format!("{DATA_DIR}/{}", f.rel);
+    if f.entry.mode == FileMode::Link {
+        return Ok(Verdict::Valid);
+    }
+    let size = match f.pointer {
+        Some(p) => p.size,
+        None => git
+            .odb()
+            .and_then(|o| o.read_header(f.entry.oid))
+            .map(|(n, _)| n as u64)
+            .context(format!("read {path}"))?,
+    };
+    if !validate::needs_content(&f.rel, size, v) {
+        return Ok(validate::validate_size(size, v).into());
+    }
+    if size > MAX_VALIDATED_SIZE {
+        return Ok(Verdict::TooLarge);
+    }
+    let data = match f.pointer {
+        Some(p) => read_lfs(store, branch, &path, &p)?,
+        None => git.find_blob(f.entry.oid).context(format!("read {path}"))?.content().to_vec(),
+    };
+    read_files.fetch_add(1, Ordering::Relaxed);
+    read_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+    Ok(validate::validate(&f.rel, &data, v).into())
+}
+
+/// Read an LFS object and check that it hashes to its pointer: validating corrupt bytes would
+/// give a verdict about the wrong file.
+fn read_lfs(store: &LfsStore, branch: &str, path: &str, p: &Pointer) -> Result<Vec<u8>> {
+    if !store.object_path(&p.oid).exists() {
+        return Err(Error::not_found(format!(
+            "the LFS object of {branch}:{path} ({}) is not in the local store",
+            p.oid
+        ))
+        .with_hint(format!("fetch it with `git lfs fetch origin {branch}`, then retry; `mlgit verify {branch}` lists every missing object")));
+    }
+    let data = store.read(p)?;
+    let actual = Sha256::digest(&data);
+    if actual.as_slice() != p.oid.0 || data.len() as u64 != p.size {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            format!(
+                "the LFS object of {branch}:{path} is corrupt: {} holds {} bytes that do not hash to {}",
+                store.object_path(&p.oid).display(),
+                data.len(),
+                p.oid
+            ),
+        )
+        .with_hint(format!(
+            "run `mlgit verify {branch}` to list every damaged object, fetch good copies (`git lfs fetch`), then retry; nothing was committed"
+        )));
+    }
+    Ok(data)
+}
+
+fn message(from: &str, raw: Oid, r: &CleanReport) -> String {
+    let mut subject = format!("Clean {from} {}: {} of {} files kept", short(raw), r.kept, r.files_in);
+    if let Some(t) = &r.transform {
+        subject.push_str(&format!(", transformed into {} files", t.output_files));
+    }
+    let mut body = String::new();
+    if r.dropped.is_empty() {
+        body.push_str("No file dropped.\n");
+    } else {
+        let mut by: BTreeMap<&str, u64> = BTreeMap::new();
+        for d in &r.dropped {
+            *by.entry(d.check).or_insert(0) += 1;
+        }
+        let parts: Vec<String> = by.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        body.push_str(&format!("Dropped {} file(s): {}.\n", r.dropped.len(), parts.join(", ")));
+        for d in r.dropped.iter().take(20) {
+            body.push_str(&format!("  {}: {}\n", d.path, d.reason));
+        }
+        if r.dropped.len() > 20 {
+            body.push_str(&format!("  … and {} more\n", r.dropped.len() - 20));
+        }
+        body.push_str(&format!("Every dropped file and its reason: {REPORT_PATH}\n"));
+    }
+    if !r.unchecked.is_empty() {
+        body.push_str(&format!(
+            "{} file(s) over {} MiB kept without a content check (listed in {REPORT_PATH}).\n",
+            r.unchecked.len(),
+            MAX_VALIDATED_SIZE >> 20
+        ));
+    }
+    let mut m = Message::new(subject)
+        .body(body)
+        .trailer(trailers::keys::DERIVED_FROM, format!("{from} {raw}"))
+        .trailer(keys::FILES_KEPT, r.kept)
+        .trailer(keys::FILES_DROPPED, r.dropped.len());
+    if let Some(t) = &r.transform {
+        m = m.trailer(keys::TRANSFORM_COMMAND, &t.command);
+        if let Some(tree) = &t.tree {
+            m = m.trailer(keys::TRANSFORM, format!("{} {tree}", t.dir));
+        }
+    }
+    m.render()
+}
+
+/// Materialize the validated data, run CMD on it, and store its output. Returns the clean data
+/// tree, the transform record and the transform folder's tree (None: no transform folder).
+fn run_transform(
+    repo: &Repo,
+    cmd: &str,
+    raw: Oid,
+    validated: Oid,
+    clean_tree: Oid,
+    progress: &dyn Progress,
+) -> Result<(Oid, TransformRecord, Option<Oid>)> {
+    let git = repo.git();
+    let dir_name = transform_dir(repo);
+    let tmp =
+        tempfile::Builder::new().prefix("mlgit-clean-").tempdir().context("create a temporary folder")?;
+    let root = tmp.path().to_path_buf();
+    let input = root.join("input");
+    let output = root.join("output");
+    let work = root.join("work");
+    for d in [&input, &output, &work] {
+        fs::create_dir_all(d).map_err(|e| Error::io("create", d, e))?;
+    }
+    write_tree(repo, validated, &input, &|_| true, progress)?;
+
+    // The transform folder: the worktree's (where the user edits it), else the clean branch's.
+    let local = repo.workdir().join(&dir_name);
+    let transform_tree = if local.is_dir() {
+        Some(store_folder_as_blobs(git, &local)?)
+    } else {
+        flow_subtree(git, clean_tree, &dir_name)?
+    };
+    let work_transform = work.join(&dir_name);
+    if let Some(t) = transform_tree {
+        write_tree(repo, t, &work_transform, &|_| true, &crate::progress::NoProgress)?;
+    }
+
+    set_read_only(&input, true)?;
+    let before = match listing(&root, &output) {
+        Ok(l) => l,
+        Err(e) => {
+            // Leave a removable temporary folder behind whatever happens.
+            let _ = set_read_only(&input, false);
+            return Err(e);
+        }
+    };
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .current_dir(&work)
+        .env("MLGIT_INPUT", &input)
+        .env("MLGIT_OUTPUT", &output)
+        .env("MLGIT_SOURCE_COMMIT", raw.to_string())
+        .env("MLGIT_TRANSFORM_DIR", &work_transform)
+        .stdin(Stdio::null())
+        .stdout(child_stdout())
+        .status();
+    // Make the input writable again whatever happened, so the temporary folder can be removed.
+    let restored = set_read_only(&input, false);
+    let status = status.map_err(|e| {
+        Error::invalid(format!("cannot start `sh -c {cmd:?}`"))
+            .with_source(e)
+            .with_hint("check that sh is on PATH")
+    })?;
+    restored?;
+    if !status.success() {
+        let code = status.code().map(|c| c.to_string()).unwrap_or_else(|| "a signal".into());
+        return Err(Error::new(
+            ErrorKind::ChildFailed(1),
+            format!("the transformation `{cmd}` failed (exit status {code}); nothing was committed"),
+        )
+        .with_hint("fix the command (it runs with `sh -c` in a folder holding transform/, reading $MLGIT_INPUT and writing $MLGIT_OUTPUT), then retry"));
+    }
+    let after = listing(&root, &output)?;
+    if before != after {
+        let changed = diff_listings(&before, &after);
+        return Err(Error::invalid(format!(
+            "the transformation `{cmd}` wrote outside MLGIT_OUTPUT ({}); nothing was committed",
+            changed.join(", ")
+        ))
+        .with_hint("write results only under $MLGIT_OUTPUT; $MLGIT_INPUT is read-only and the working folder must stay as it was"));
+    }
+
+    let outputs = output_files(&output)?;
+    if outputs.is_empty() {
+        return Err(Error::invalid(format!(
+            "the transformation `{cmd}` succeeded but wrote nothing into MLGIT_OUTPUT; nothing was committed"
+        ))
+        .with_hint("write the clean files under $MLGIT_OUTPUT (folders are kept: $MLGIT_OUTPUT/a/b.csv becomes data/a/b.csv)"));
+    }
+    let patterns = compile_patterns(repo.config().lfs_patterns(BranchKind::Clean))?;
+    let max_blob = repo.config().lfs.max_blob_size;
+    progress.begin("store", outputs.len() as u64, 0);
+    let git_dir = git.path().to_path_buf();
+    let store = repo.store();
+    let stored: Vec<(String, Oid, u64)> = outputs
+        .par_iter()
+        .map_init(
+            || Repository::open(&git_dir),
+            |g, (rel, path)| -> Result<(String, Oid, u64)> {
+                let g = g
+                    .as_ref()
+                    .map_err(|e| Error::new(ErrorKind::Git, format!("cannot open the repository: {e}")))?;
+                let r = store_output(g, store, &patterns, max_blob, rel, path)?;
+                progress.advance(1, 0);
+                Ok(r)
+            },
+        )
+        .collect::<Result<_>>()?;
+    progress.end();
+    let mut edits = TreeEdits::new();
+    let mut bytes = 0;
+    for (rel, oid, size) in &stored {
+        edits.set(rel, Entry::blob(*oid))?;
+        bytes += size;
+    }
+    let tree = edits.write(git, None)?;
+    let mut files = Vec::new();
+    if let Some(t) = transform_tree {
+        for f in crate::repo::tree::list_files(git, t)? {
+            files.push(TransformFile { path: format!("{dir_name}/{}", f.path), blob: f.oid.to_string() });
+        }
+    }
+    let record = TransformRecord {
+        command: cmd.to_string(),
+        dir: format!("{dir_name}/"),
+        tree: transform_tree.map(|t| t.to_string()),
+        files,
+        output_files: stored.len() as u64,
+        output_bytes: bytes,
+    };
+    Ok((tree, record, transform_tree))
+}
+
+fn flow_subtree(git: &Repository, tree: Oid, path: &str) -> Result<Option<Oid>> {
+    Ok(crate::repo::tree::entry_at(git, tree, path)?.filter(|e| e.mode == FileMode::Tree).map(|e| e.oid))
+}
+
+/// The child's stdout goes to our stderr, so `--json` keeps stdout to one document.
+fn child_stdout() -> Stdio {
+    use std::os::fd::AsFd;
+    match std::io::stderr().as_fd().try_clone_to_owned() {
+        Ok(fd) => Stdio::from(fd),
+        Err(_) => Stdio::null(),
+    }
+}
+
+/// Store a folder's files as git blobs and return its tree (the transform scripts are code, not data).
+fn store_folder_as_blobs(git: &Repository, dir: &Path) -> Result<Oid> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut edits = TreeEdits::new();
+    for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let e = e.map_err(|e| Error::invalid(format!("cannot list {}: {e}", dir.display())))?;
+        if e.file_type().is_dir() {
+            continue;
+        }
+        let rel = rel_path(dir, e.path())?;
+        if e.file_type().is_symlink() || !e.file_type().is_file() {
+            return Err(Error::invalid(format!("{} is not a regular file", e.path().display()))
+                .with_hint("keep only regular files in the transform folder"));
+        }
+        let data = fs::read(e.path()).map_err(|err| Error::io("read", e.path(), err))?;
+        let meta = e
+            .metadata()
+            .map_err(|err| Error::invalid(format!("cannot stat {}: {err}", e.path().display())))?;
+        let mode =
+            if meta.permissions().mode() & 0o111 != 0 { FileMode::BlobExecutable } else { FileMode::Blob };
+        let blob = git.blob(&data).context(format!("store {}", e.path().display()))?;
+        edits.set(&rel, Entry { oid: blob, mode })?;
+    }
+    edits.write(git, None)
+}
+
+fn rel_path(root: &Path, path: &Path) -> Result<String> {
+    let rel = path
+        .strip_prefix(root)
+        .map_err(|_| Error::invalid(format!("{} is outside {}", path.display(), root.display())))?;
+    let text = rel.to_str().ok_or_else(|| {
+        Error::invalid(format!("the file name {:?} is not UTF-8", rel)).with_hint("rename the file")
+    })?;
+    let text = text.replace(std::path::MAIN_SEPARATOR, "/");
+    validate_path(&text)?;
+    Ok(text)
+}
+
+/// The regular files under MLGIT_OUTPUT (symlinks and other special files are refused: a link
+/// could point anywhere on this machine).
+fn output_files(output: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(output).sort_by_file_name() {
+        let e = e.map_err(|e| Error::invalid(format!("cannot list {}: {e}", output.display())))?;
+        if e.file_type().is_dir() {
+            continue;
+        }
+        if !e.file_type().is_file() {
+            return Err(Error::invalid(format!(
+                "the transformation wrote {}, which is not a regular file (symlink or special file); nothing was committed",
+                e.path().display()
+            ))
+            .with_hint("write regular files under $MLGIT_OUTPUT"));
+        }
+        if e.file_name() == ".gitattributes" {
+            return Err(Error::invalid(format!(
+                "the transformation wrote {}: a .gitattributes inside data/ would change how git and git-lfs read the data; nothing was committed",
+                e.path().display()
+            ))
+            .with_hint("leave .gitattributes out of $MLGIT_OUTPUT (mlgit writes the LFS rules itself)"));
+        }
+        out.push((rel_path(output, e.path())?, e.path().to_path_buf()));
+    }
+    Ok(out)
+}
+
+/// Store one output file as `data/<rel>`: in LFS when the data patterns (or the size guard) say so.
+fn store_output(
+    git: &Repository,
+    store: &LfsStore,
+    patterns: &[Pattern],
+    max_blob: u64,
+    rel: &str,
+    path: &Path,
+) -> Result<(String, Oid, u64)> {
+    let meta = fs::metadata(path).map_err(|e| Error::io("stat", path, e))?;
+    let full = format!("{DATA_DIR}/{rel}");
+    if patterns.iter().any(|p| p.is_match(&full)) || meta.len() > max_blob {
+        let stored = store.store_file(path, Some(&meta))?;
+        let blob = git.blob(&stored.pointer.to_bytes()).context(format!("write the pointer of {full}"))?;
+        Ok((rel.to_string(), blob, stored.pointer.size))
+    } else {
+        let data = fs::read(path).map_err(|e| Error::io("read", path, e))?;
+        let blob = git.blob(&data).context(format!("store {full}"))?;
+        Ok((rel.to_string(), blob, data.len() as u64))
+    }
+}
+
+/// Make a folder tree read-only (or writable again).
+fn set_read_only(dir: &Path, read_only: bool) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let entries: Vec<_> = walkdir::WalkDir::new(dir).into_iter().filter_map(|e| e.ok()).collect();
+    // Files first when locking, folders first when unlocking, so every step is permitted.
+    let mut ordered = entries;
+    if !read_only {
+        ordered.sort_by_key(|e| e.depth());
+    } else {
+        ordered.sort_by_key(|e| std::cmp::Reverse(e.depth()));
+    }
+    for e in ordered {
+        let is_dir = e.file_type().is_dir();
+        if e.file_type().is_symlink() {
+            continue;
+        }
+        let mode = match (is_dir, read_only) {
+            (true, true) => 0o555,
+            (true, false) => 0o755,
+            (false, true) => 0o444,
+            (false, false) => 0o644,
+        };
+        fs::set_permissions(e.path(), fs::Permissions::from_mode(mode))
+            .map_err(|err| Error::io("change the permissions of", e.path(), err))?;
+    }
+    Ok(())
+}
+
+/// (path, size, mtime, mode) of everything under `root` except `skip`.
+fn listing(root: &Path, skip: &Path) -> Result<BTreeMap<String, (u64, i64, i64, u32)>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = BTreeMap::new();
+    for e in walkdir::WalkDir::new(root).into_iter().filter_entry(|e| e.path() != skip) {
+        let e = e.map_err(|e| Error::invalid(format!("cannot list {}: {e}", root.display())))?;
+        let meta = fs::symlink_metadata(e.path()).map_err(|err| Error::io("stat", e.path(), err))?;
+        let rel = e.path().strip_prefix(root).unwrap_or(e.path()).to_string_lossy().into_owned();
+        let rel = if rel.is_empty() { ".".to_string() } else { rel };
+        let size = if meta.is_dir() { 0 } else { meta.len() };
+        out.insert(rel, (size, meta.mtime(), meta.mtime_nsec(), meta.mode() & !0o777));
+    }
+    Ok(out)
+}
+
+fn diff_listings(
+    a: &BTreeMap<String, (u64, i64, i64, u32)>,
+    b: &BTreeMap<String, (u64, i64, i64, u32)>,
+) -> Vec<String> {
+    const S_IFMT: u32 = 0o170000;
+    const S_IFDIR: u32 = 0o040000;
+    let is_dir = |v: &(u64, i64, i64, u32)| v.3 & S_IFMT == S_IFDIR;
+    let mut files = Vec::new();
+    let mut folders = Vec::new();
+    for (k, v) in b {
+        match a.get(k) {
+            None => files.push(format!("created {k}")),
+            Some(old) if old != v && is_dir(v) => folders.push(format!("changed the folder {k}")),
+            Some(old) if old != v => files.push(format!("changed {k}")),
+            _ => {}
+        }
+    }
+    for k in a.keys() {
+        if !b.contains_key(k) {
+            files.push(format!("removed {k}"));
+        }
+    }
+    // A folder's mtime changes with every entry made or removed in it: name it only when no file
+    // change explains it (a file created and deleted again).
+    let mut out = if files.is_empty() { folders } else { files };
+    let n = out.len();
+    out.truncate(5);
+    if n > 5 {
+        out.push(format!("{} more", n - 5));
+    }
+    out
+}
+
+/// Parse a clean commit's report, if its tree has one.
+pub fn read_report(git: &Repository, tree: Oid) -> Result<Option<serde_json::Value>> {
+    let Some(e) = crate::repo::tree::entry_at(git, tree, REPORT_PATH)? else { return Ok(None) };
+    let blob = git.find_blob(e.oid).context(format!("read {REPORT_PATH}"))?;
+    Ok(serde_json::from_slice(blob.content()).ok())
+}

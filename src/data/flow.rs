@@ -1,0 +1,178 @@
+//! What `clean` and `split` share: checking the branches they read and write, listing the files
+//! under `data/` with their pointers, and committing a derived tree on top of the target branch's
+//! tip (raw/clean commit as second parent, worktree kept in sync, no commit when nothing changed).
+
+use std::collections::HashMap;
+
+use git2::{Oid, Repository};
+
+use crate::config::BranchKind;
+use crate::error::{Context, Error, Result};
+use crate::repo::refs::{commit_with_retry, Committed, NewCommit};
+use crate::repo::tree::{entry_at, FileEntry};
+use crate::repo::worktree::{ensure_clean_checkout, sync_checkout};
+use crate::repo::Repo;
+use crate::store::attributes::Pattern;
+use crate::store::lfs_tree::{self, compile_patterns, read_pointer};
+use crate::store::Pointer;
+
+/// The folder of a data branch's tree that holds the data.
+pub const DATA_DIR: &str = "data";
+
+/// Trailer keys of derived commits (besides `Derived-From`, in `repo::trailers::keys`).
+pub mod keys {
+    pub const FILES_KEPT: &str = "Mlgit-Files-Kept";
+    pub const FILES_DROPPED: &str = "Mlgit-Files-Dropped";
+    pub const TRANSFORM: &str = "Mlgit-Transform";
+    pub const TRANSFORM_COMMAND: &str = "Mlgit-Transform-Command";
+    pub const SPLIT_SEED: &str = "Mlgit-Split-Seed";
+    pub const SPLIT_RATIOS: &str = "Mlgit-Split-Ratios";
+    pub const SPLIT_GROUP_BY: &str = "Mlgit-Split-Group-By";
+}
+
+/// Check that `name` is a data branch of the expected role; `option` names the flag for messages.
+pub fn require_data_branch(repo: &Repo, name: &str, option: &str) -> Result<BranchKind> {
+    let kind = repo.config().branch_kind(name);
+    if !kind.is_data() {
+        let b = &repo.config().branches;
+        return Err(Error::invalid(format!(
+            "{option} {name}: '{name}' is not a data branch (data branches: {}, {}, {})",
+            b.raw, b.clean, b.split
+        ))
+        .with_hint("name one of the data branches, or rename them under `branches:` in mlgit.yaml on main"));
+    }
+    Ok(kind)
+}
+
+/// Resolve the source commit: `rev` (which must be on `branch`), else the tip of `branch`.
+pub fn source_commit<'r>(repo: &'r Repo, branch: &str, rev: Option<&str>) -> Result<git2::Commit<'r>> {
+    let tip = repo.require_branch(branch)?;
+    let Some(rev) = rev else { return Ok(tip) };
+    let commit = repo.resolve(rev)?;
+    let on_branch = commit.id() == tip.id()
+        || repo.git().graph_descendant_of(tip.id(), commit.id()).context("compare commits")?;
+    if !on_branch {
+        return Err(Error::invalid(format!(
+            "--rev {rev}: commit {} is not on branch '{branch}'",
+            commit.id()
+        ))
+        .with_hint(format!("list the commits of '{branch}' with `git log --oneline {branch}`")));
+    }
+    Ok(commit)
+}
+
+/// A data file: its path relative to `data/`, its entry, and its pointer when it is an LFS file.
+#[derive(Debug, Clone)]
+pub struct DataFile {
+    pub rel: String,
+    pub entry: FileEntry,
+    pub pointer: Option<Pointer>,
+}
+
+/// The id of the `data/` subtree of a commit's tree, if there is one.
+pub fn data_tree(git: &Repository, tree: Oid) -> Result<Option<Oid>> {
+    Ok(entry_at(git, tree, DATA_DIR)?.filter(|e| e.mode == git2::FileMode::Tree).map(|e| e.oid))
+}
+
+/// Every file under `data/` of `tree`, in path order, with its pointer (pointer blobs are read,
+/// content never).
+pub fn data_files(git: &Repository, tree: Oid) -> Result<Vec<DataFile>> {
+    let Some(data) = data_tree(git, tree)? else { return Ok(Vec::new()) };
+    let odb = git.odb().context("open the object database")?;
+    crate::repo::tree::list_files(git, data)?
+        .into_iter()
+        .map(|entry| {
+            let pointer =
+                if entry.mode == git2::FileMode::Link { None } else { read_pointer(git, &odb, entry.oid)? };
+            Ok(DataFile { rel: entry.path.clone(), entry, pointer })
+        })
+        .collect()
+}
+
+/// The size of a file: the pointer's size for LFS files, the blob's otherwise.
+pub fn file_size(odb: &git2::Odb<'_>, oid: Oid, pointer: Option<&Pointer>) -> u64 {
+    match pointer {
+        Some(p) => p.size,
+        None => odb.read_header(oid).map(|(n, _)| n as u64).unwrap_or(0),
+    }
+}
+
+/// Every blob id of `files` mapped to whether it is an LFS pointer.
+pub fn pointer_map(files: &[DataFile]) -> HashMap<Oid, bool> {
+    files.iter().map(|f| (f.entry.oid, f.pointer.is_some())).collect()
+}
+
+/// [`lfs_tree::refresh_attributes`] that reads only the blobs `known` does not cover.
+fn with_attributes(
+    git: &Repository,
+    tree: Oid,
+    patterns: &[Pattern],
+    known: &HashMap<Oid, bool>,
+) -> Result<Oid> {
+    let odb = git.odb().context("open the object database")?;
+    let files = crate::repo::tree::list_files(git, tree)?;
+    let mut flags = Vec::with_capacity(files.len());
+    for f in &files {
+        let is_pointer = match known.get(&f.oid) {
+            Some(b) => *b,
+            None => f.mode != git2::FileMode::Link && read_pointer(git, &odb, f.oid)?.is_some(),
+        };
+        flags.push((f.path.as_str(), is_pointer));
+    }
+    lfs_tree::write_attributes(git, tree, patterns, flags)
+}
+
+/// The result of [`commit_derived`].
+#[derive(Debug, Clone, Copy)]
+pub struct Derived {
+    pub commit: Oid,
+    pub tree: Oid,
+    /// The branch's previous tip; None when nothing changed (then `commit` is the current tip).
+    pub previous: Option<Oid>,
+    pub unchanged: bool,
+}
+
+/// Commit on `branch` the tree `compose(tip tree)` returns, with `source` as the second parent and
+/// `message`; the managed `.gitattributes` block is refreshed for the data patterns (`known` says,
+/// per blob id, whether a blob is a pointer, so the data files are not read again). When the
+/// composed tree equals the tip's, nothing is committed. A clean worktree that has the branch
+/// checked out is updated; a dirty one makes the command refuse before anything is written.
+pub fn commit_derived(
+    repo: &Repo,
+    branch: &str,
+    source: Oid,
+    message: &str,
+    known: &HashMap<Oid, bool>,
+    compose: impl Fn(Option<Oid>) -> Result<Oid>,
+) -> Result<Derived> {
+    let git = repo.git();
+    let checkout = ensure_clean_checkout(git, branch)?;
+    let patterns = compile_patterns(repo.config().lfs_patterns(BranchKind::Clean))?;
+    let mut last_tree = None;
+    let committed = commit_with_retry(git, branch, false, |tip| {
+        let base = tip.map(|c| c.tree_id());
+        let tree = with_attributes(git, compose(base)?, &patterns, known)?;
+        last_tree = Some(tree);
+        if Some(tree) == base {
+            return Ok(None);
+        }
+        Ok(Some(NewCommit { tree, extra_parents: vec![source], message: message.to_string() }))
+    })?;
+    let tree = last_tree.ok_or_else(|| Error::invalid("no tree was composed"))?;
+    match committed {
+        Committed::Moved { commit, previous, .. } => {
+            if let Some(co) = checkout {
+                let old_tree = match previous {
+                    Some(p) => Some(git.find_commit(p).context("read the previous tip")?.tree_id()),
+                    None => None,
+                };
+                sync_checkout(&co, repo.store(), old_tree, tree)?;
+            }
+            Ok(Derived { commit, tree, previous, unchanged: false })
+        }
+        Committed::Unchanged { tip } => {
+            let commit = tip.ok_or_else(|| Error::not_found(format!("branch '{branch}' does not exist")))?;
+            Ok(Derived { commit, tree, previous: None, unchanged: true })
+        }
+    }
+}
