@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::config::BranchKind;
 use crate::error::{Context, Error, Result};
+use crate::repo::lineage_walk::derived_from;
 use crate::repo::trailers::{self, keys};
 use crate::repo::tree::entry_at;
 use crate::repo::{format_time, Repo};
@@ -138,19 +139,11 @@ fn next_link(repo: &Repo, commit: &Commit<'_>) -> Result<Option<Next>> {
     let message = commit.message().unwrap_or("");
     // A commit may derive from several (a snapshot from dev code and from split data): follow the
     // data link.
-    for (key, value) in trailers::parse(message) {
-        if !key.eq_ignore_ascii_case(keys::DERIVED_FROM) {
+    for (branch, oid) in derived_from(message) {
+        if !repo.config().branch_kind(&branch).is_data() {
             continue;
         }
-        let mut parts = value.split_whitespace();
-        let (Some(branch), Some(sha)) = (parts.next(), parts.next()) else { continue };
-        if !repo.config().branch_kind(branch).is_data() {
-            continue;
-        }
-        let oid = Oid::from_str(sha).map_err(|_| {
-            Error::invalid(format!("commit {} has a malformed Derived-From trailer: {value:?}", commit.id()))
-        })?;
-        let kind = kind_name(repo, branch);
+        let kind = kind_name(repo, &branch);
         return Ok(Some(Next { commit: oid, child_kind: child_of(&kind), kind, via: "trailer" }));
     }
     // A snapshot: its tracking record names the split it trained on.
