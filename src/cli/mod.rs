@@ -2,10 +2,13 @@
 //! (whose doc comment is its help) and a `run` function that calls one library function and renders
 //! its outcome; no git or file-system logic lives here.
 
+mod commit_data;
 mod completions;
 mod init;
+mod materialize;
 mod output;
 mod status;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -39,6 +42,9 @@ pub struct Cli {
 pub enum Command {
     Init(init::Args),
     Status(status::Args),
+    CommitData(commit_data::Args),
+    Materialize(materialize::Args),
+    Verify(verify::Args),
     Completions(completions::CompletionsArgs),
     Manpage(completions::ManpageArgs),
 }
@@ -48,6 +54,9 @@ impl Command {
         match self {
             Command::Init(_) => "init",
             Command::Status(_) => "status",
+            Command::CommitData(_) => "commit-data",
+            Command::Materialize(_) => "materialize",
+            Command::Verify(_) => "verify",
             Command::Completions(_) => "completions",
             Command::Manpage(_) => "manpage",
         }
@@ -98,6 +107,9 @@ pub fn run() -> i32 {
     let result = match cli.command {
         Command::Init(args) => init::run(args, &ctx),
         Command::Status(args) => status::run(args, &ctx),
+        Command::CommitData(args) => commit_data::run(args, &ctx),
+        Command::Materialize(args) => materialize::run(args, &ctx),
+        Command::Verify(args) => verify::run(args, &ctx),
         Command::Completions(args) => completions::completions(args),
         Command::Manpage(args) => completions::manpage(args),
     };

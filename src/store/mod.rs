@@ -5,6 +5,7 @@
 pub mod attributes;
 pub mod lfs_tree;
 pub mod pointer;
+pub mod stat_cache;
 
 use std::collections::HashSet;
 use std::fs::{self, File};
