@@ -154,6 +154,13 @@ pub fn commit_data(
     let checkout = if opts.dry_run { None } else { worktree::ensure_clean_checkout(git, &opts.branch)? };
 
     let files = walk(&source, &dest, opts.follow_symlinks)?;
+    // The branch as it is now: what the files are compared with (again on a newer tip after a lost race).
+    let tip0 = repo.branch_tip(&opts.branch)?;
+    let base0 = match tip0 {
+        Some(t) => Some(git.find_commit(t).context("read the branch tip")?.tree_id()),
+        None => None,
+    };
+    let existing0 = existing_files(git, base0, &dest, &opts.branch)?;
     let patterns = compile_patterns(config.lfs_patterns(config.branch_kind(&opts.branch)))?;
     let max_blob = config.lfs.max_blob_size;
     let is_lfs =
@@ -177,7 +184,8 @@ pub fn commit_data(
                     .map_err(|e| Error::new(ErrorKind::Git, format!("cannot open the repository: {e}")))?;
                 let key = f.abs.to_string_lossy();
                 let cached = cache.get(&key, &Stat::of(&f.meta));
-                let h = hash_one(worker, store, f, is_lfs(f), cached, opts.dry_run)?;
+                let on_branch = existing0.get(f.rel.as_str()).map(|(oid, _)| *oid);
+                let h = hash_one(worker, store, f, is_lfs(f), cached, on_branch, opts.dry_run)?;
                 if h.read {
                     bytes_read.fetch_add(h.size, Ordering::Relaxed);
                 }
@@ -205,19 +213,21 @@ pub fn commit_data(
     let mut tries_seen = 0usize;
 
     let committed = if opts.dry_run {
-        let tip = repo.branch_tip(&opts.branch)?;
-        let base_tree = match tip {
-            Some(t) => Some(git.find_commit(t).context("read the branch tip")?.tree_id()),
-            None => None,
-        };
-        let plan = plan(git, base_tree, &dest, &by_rel, append_only, opts.replace, &opts.branch)?;
+        let plan = plan(&existing0, &dest, &by_rel, append_only, opts.replace, &opts.branch)?;
         last = Some(plan);
-        Committed::Unchanged { tip }
+        Committed::Unchanged { tip: tip0 }
     } else {
         commit_with_retry(git, &opts.branch, opts.create, |tip| {
             tries_seen += 1;
             let base_tree = tip.map(|c| c.tree_id());
-            let plan = plan(git, base_tree, &dest, &by_rel, append_only, opts.replace, &opts.branch)?;
+            let moved;
+            let existing = if base_tree == base0 {
+                &existing0
+            } else {
+                moved = existing_files(git, base_tree, &dest, &opts.branch)?;
+                &moved
+            };
+            let plan = plan(existing, &dest, &by_rel, append_only, opts.replace, &opts.branch)?;
             let nothing = plan.added + plan.changed + plan.removed == 0 && tip.is_some();
             if nothing {
                 last = Some(plan);
@@ -451,6 +461,7 @@ fn hash_one(
     f: &SourceFile,
     lfs: bool,
     cached: Option<CacheEntry>,
+    on_branch: Option<Oid>,
     dry_run: bool,
 ) -> Result<Hashed> {
     let size = f.meta.len();
@@ -460,12 +471,14 @@ fn hash_one(
     if let Some(c) = cached {
         if lfs {
             let pointer = Pointer { oid: c.sha256, size };
-            // The content must be in the store for the commit to be complete.
-            if dry_run || store.contains(&pointer) {
+            // The content must be in the store for the commit to be complete (the branch already
+            // having this very pointer there vouches for it; verify is the full check).
+            let blob = pointer.blob_id();
+            if dry_run || on_branch == Some(blob) || store.contains(&pointer) {
                 return Ok(Hashed {
                     sha256: c.sha256,
                     size,
-                    blob: pointer.blob_id(),
+                    blob,
                     lfs: true,
                     marked,
                     plain_blob: c.blob,
@@ -473,7 +486,8 @@ fn hash_one(
                 });
             }
         } else if let Some(blob) = c.blob {
-            let present = dry_run || git.odb().map(|o| o.exists(blob)).unwrap_or(false);
+            let present =
+                dry_run || on_branch == Some(blob) || git.odb().map(|o| o.exists(blob)).unwrap_or(false);
             if present {
                 return Ok(Hashed {
                     sha256: c.sha256,
@@ -566,40 +580,46 @@ struct Plan {
     remove: Vec<String>,
 }
 
-fn plan(
+/// The files of the branch under `dest` (relative paths), without the managed `.gitattributes`.
+fn existing_files(
     git: &Repository,
     base_tree: Option<Oid>,
+    dest: &str,
+    branch: &str,
+) -> Result<HashMap<String, (Oid, FileMode)>> {
+    let mut existing = HashMap::new();
+    let Some(base) = base_tree else { return Ok(existing) };
+    let sub = if dest.is_empty() {
+        Some(base)
+    } else {
+        match entry_at(git, base, dest)? {
+            Some(e) if e.mode == FileMode::Tree => Some(e.oid),
+            Some(_) => {
+                return Err(Error::conflict(format!("'{dest}' is a file on branch '{branch}', not a folder"))
+                    .with_hint("choose another --dest"))
+            }
+            None => None,
+        }
+    };
+    if let Some(sub) = sub {
+        for f in list_files(git, sub)? {
+            if dest.is_empty() && f.path == attributes::FILE {
+                continue; // managed by mlgit, never part of the data
+            }
+            existing.insert(f.path, (f.oid, f.mode));
+        }
+    }
+    Ok(existing)
+}
+
+fn plan(
+    existing: &HashMap<String, (Oid, FileMode)>,
     dest: &str,
     source: &HashMap<&str, (Hashed, &SourceFile)>,
     append_only: bool,
     replace: bool,
     branch: &str,
 ) -> Result<Plan> {
-    let mut existing: HashMap<String, (Oid, FileMode)> = HashMap::new();
-    if let Some(base) = base_tree {
-        let sub = if dest.is_empty() {
-            Some(base)
-        } else {
-            match entry_at(git, base, dest)? {
-                Some(e) if e.mode == FileMode::Tree => Some(e.oid),
-                Some(_) => {
-                    return Err(Error::conflict(format!(
-                        "'{dest}' is a file on branch '{branch}', not a folder"
-                    ))
-                    .with_hint("choose another --dest"))
-                }
-                None => None,
-            }
-        };
-        if let Some(sub) = sub {
-            for f in list_files(git, sub)? {
-                if dest.is_empty() && f.path == attributes::FILE {
-                    continue; // managed by mlgit, never part of the data
-                }
-                existing.insert(f.path, (f.oid, f.mode));
-            }
-        }
-    }
     let existing_dirs: HashSet<&str> =
         if append_only { existing.keys().flat_map(|k| ancestors(k)).collect() } else { HashSet::new() };
     let mut p = Plan::default();

@@ -87,11 +87,11 @@ impl StatCache {
     /// Record a file read at `read_at` (unix seconds); racy files are not recorded.
     pub fn insert(&mut self, key: String, entry: CacheEntry, read_at: i64) {
         if entry.stat.mtime >= read_at - RACY_SECONDS {
-            self.entries.remove(&key);
-        } else {
+            self.dirty |= self.entries.remove(&key).is_some();
+        } else if self.entries.get(&key) != Some(&entry) {
             self.entries.insert(key, entry);
+            self.dirty = true;
         }
-        self.dirty = true;
     }
 
     pub fn len(&self) -> usize {
