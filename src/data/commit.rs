@@ -120,8 +120,6 @@ struct Hashed {
     /// Marked `filter=lfs` in `.gitattributes`: every pointer, and empty files an LFS rule covers
     /// (git-lfs stores an empty file as the empty blob, never as a pointer).
     marked: bool,
-    /// The content's plain git blob id, when known (for the cache).
-    plain_blob: Option<Oid>,
     read: bool,
 }
 
@@ -167,7 +165,7 @@ pub fn commit_data(
         |f: &SourceFile| f.meta.len() > max_blob || patterns.iter().any(|p| p.is_match(&join(&dest, &f.rel)));
 
     // Hash (and store) every file, in parallel; the stat cache spares unchanged files.
-    let cache_path = StatCache::path_in(git.commondir());
+    let cache_path = StatCache::path_in(git.commondir(), &source);
     let mut cache = StatCache::load(&cache_path);
     let store = repo.store();
     let total_bytes: u64 = files.iter().map(|f| f.meta.len()).sum();
@@ -182,8 +180,7 @@ pub fn commit_data(
                 let worker = worker
                     .as_ref()
                     .map_err(|e| Error::new(ErrorKind::Git, format!("cannot open the repository: {e}")))?;
-                let key = f.abs.to_string_lossy();
-                let cached = cache.get(&key, &Stat::of(&f.meta));
+                let cached = cache.get(&f.rel, &Stat::of(&f.meta));
                 let on_branch = existing0.get(f.rel.as_str()).map(|(oid, _)| *oid);
                 let h = hash_one(worker, store, f, is_lfs(f), cached, on_branch, opts.dry_run)?;
                 if h.read {
@@ -259,9 +256,10 @@ pub fn commit_data(
 
     if !opts.dry_run {
         for (f, h) in files.iter().zip(&hashed) {
-            let entry = CacheEntry { stat: Stat::of(&f.meta), sha256: h.sha256, blob: h.plain_blob };
-            cache.insert(f.abs.to_string_lossy().into_owned(), entry, read_at);
+            let entry = CacheEntry { stat: Stat::of(&f.meta), sha256: h.sha256, lfs: h.lfs, blob: h.blob };
+            cache.insert(&f.rel, entry, read_at);
         }
+        cache.retain(|k| by_rel.contains_key(k));
         // The cache only speeds up the next run: failing to save it must not fail this one.
         let _ = cache.save();
     }
@@ -341,16 +339,31 @@ fn check_source(git: &Repository, source: &Path) -> Result<PathBuf> {
     Ok(canon)
 }
 
-/// Every regular file of the source, with its stat data. All bad entries are collected and refused
-/// together, so one run shows everything to fix.
-fn walk(source: &Path, dest: &str, follow: bool) -> Result<Vec<SourceFile>> {
-    let mut files = Vec::new();
-    let mut bad_names = Vec::new();
-    let mut links = Vec::new();
-    let mut special = Vec::new();
-    for entry in walkdir::WalkDir::new(source).follow_links(follow).min_depth(1) {
+/// What a walk found.
+#[derive(Debug, Default)]
+struct Found {
+    files: Vec<SourceFile>,
+    dirs: Vec<PathBuf>,
+    bad_names: Vec<String>,
+    links: Vec<String>,
+    special: Vec<String>,
+}
+
+impl Found {
+    fn merge(&mut self, other: Found) {
+        self.files.extend(other.files);
+        self.bad_names.extend(other.bad_names);
+        self.links.extend(other.links);
+        self.special.extend(other.special);
+    }
+}
+
+/// Walk `start` (below `source`), to `max_depth` levels.
+fn walk_from(start: &Path, source: &Path, dest: &str, follow: bool, max_depth: usize) -> Result<Found> {
+    let mut found = Found::default();
+    for entry in walkdir::WalkDir::new(start).follow_links(follow).min_depth(1).max_depth(max_depth) {
         let entry = entry.map_err(|e| {
-            let path = e.path().map(Path::to_path_buf).unwrap_or_else(|| source.to_path_buf());
+            let path = e.path().map(Path::to_path_buf).unwrap_or_else(|| start.to_path_buf());
             if e.loop_ancestor().is_some() {
                 return Error::invalid(format!("symlink loop at {}", path.display()))
                     .with_hint("remove the link, or commit without --follow-symlinks");
@@ -361,53 +374,84 @@ fn walk(source: &Path, dest: &str, follow: bool) -> Result<Vec<SourceFile>> {
                 None => Error::invalid(format!("cannot walk {}", path.display())),
             }
         })?;
-        let path = entry.path();
-        let Ok(rel) = path.strip_prefix(source) else { continue };
-        let Some(rel) = rel.to_str() else {
-            bad_names.push(format!("{:?} (not UTF-8)", rel.as_os_str()));
-            continue;
-        };
-        if follow && entry.path_is_symlink() {
-            // Follow only links that stay inside the folder.
-            let inside = fs::canonicalize(path).map(|t| t.starts_with(source)).unwrap_or(false);
-            if !inside {
-                links.push(format!("{rel} (points outside the folder, or nowhere)"));
-                continue;
-            }
-        }
-        let ft = entry.file_type();
-        if ft.is_dir() {
-            continue;
-        }
-        if ft.is_symlink() {
-            links.push(rel.to_string());
-            continue;
-        }
-        if !ft.is_file() {
-            let kind = if ft.is_fifo() {
-                "FIFO"
-            } else if ft.is_socket() {
-                "socket"
-            } else if ft.is_block_device() || ft.is_char_device() {
-                "device"
-            } else {
-                "special file"
-            };
-            special.push(format!("{rel} ({kind})"));
-            continue;
-        }
-        let full = join(dest, rel);
-        if validate_path(&full).is_err() || (dest.is_empty() && rel == attributes::FILE) {
-            bad_names.push(format!("{rel:?}"));
-            continue;
-        }
-        let meta = entry.metadata().map_err(|e| {
-            let io = e.into_io_error().unwrap_or_else(|| std::io::Error::other("metadata"));
-            Error::io("stat", path, io)
-        })?;
-        let executable = meta.permissions().mode() & 0o111 != 0;
-        files.push(SourceFile { rel: rel.to_string(), abs: path.to_path_buf(), meta, executable });
+        classify_entry(entry, source, dest, follow, &mut found)?;
     }
+    Ok(found)
+}
+
+fn classify_entry(
+    entry: walkdir::DirEntry,
+    source: &Path,
+    dest: &str,
+    follow: bool,
+    found: &mut Found,
+) -> Result<()> {
+    let path = entry.path();
+    let Ok(rel) = path.strip_prefix(source) else { return Ok(()) };
+    let Some(rel) = rel.to_str() else {
+        found.bad_names.push(format!("{:?} (not UTF-8)", rel.as_os_str()));
+        return Ok(());
+    };
+    if follow && entry.path_is_symlink() {
+        // Follow only links that stay inside the folder.
+        let inside = fs::canonicalize(path).map(|t| t.starts_with(source)).unwrap_or(false);
+        if !inside {
+            found.links.push(format!("{rel} (points outside the folder, or nowhere)"));
+            return Ok(());
+        }
+    }
+    let ft = entry.file_type();
+    if ft.is_dir() {
+        found.dirs.push(path.to_path_buf());
+        return Ok(());
+    }
+    if ft.is_symlink() {
+        found.links.push(rel.to_string());
+        return Ok(());
+    }
+    if !ft.is_file() {
+        let kind = if ft.is_fifo() {
+            "FIFO"
+        } else if ft.is_socket() {
+            "socket"
+        } else if ft.is_block_device() || ft.is_char_device() {
+            "device"
+        } else {
+            "special file"
+        };
+        found.special.push(format!("{rel} ({kind})"));
+        return Ok(());
+    }
+    let full = join(dest, rel);
+    if validate_path(&full).is_err() || (dest.is_empty() && rel == attributes::FILE) {
+        found.bad_names.push(format!("{rel:?}"));
+        return Ok(());
+    }
+    let meta = entry.metadata().map_err(|e| {
+        let io = e.into_io_error().unwrap_or_else(|| std::io::Error::other("metadata"));
+        Error::io("stat", path, io)
+    })?;
+    let executable = meta.permissions().mode() & 0o111 != 0;
+    found.files.push(SourceFile { rel: rel.to_string(), abs: path.to_path_buf(), meta, executable });
+    Ok(())
+}
+
+/// Every regular file of the source, with its stat data. All bad entries are collected and refused
+/// together, so one run shows everything to fix. The top-level folders are walked in parallel (a
+/// stat per file is most of an unchanged re-commit).
+fn walk(source: &Path, dest: &str, follow: bool) -> Result<Vec<SourceFile>> {
+    let mut top = walk_from(source, source, dest, follow, 1)?;
+    let subs = std::mem::take(&mut top.dirs)
+        .par_iter()
+        .map(|d| walk_from(d, source, dest, follow, usize::MAX))
+        .collect::<Result<Vec<Found>>>()?;
+    for sub in subs {
+        top.merge(sub);
+    }
+    let Found { mut files, mut bad_names, mut links, mut special, .. } = top;
+    bad_names.sort();
+    links.sort();
+    special.sort();
     let list = |v: &[String]| {
         let shown: Vec<&str> = v.iter().take(10).map(String::as_str).collect();
         let more = if v.len() > 10 { format!(" and {} more", v.len() - 10) } else { String::new() };
@@ -468,37 +512,18 @@ fn hash_one(
     let marked = lfs;
     // git-lfs keeps empty files as the empty blob (its clean filter passes them through).
     let lfs = lfs && size > 0;
-    if let Some(c) = cached {
-        if lfs {
-            let pointer = Pointer { oid: c.sha256, size };
-            // The content must be in the store for the commit to be complete (the branch already
-            // having this very pointer there vouches for it; verify is the full check).
-            let blob = pointer.blob_id();
-            if dry_run || on_branch == Some(blob) || store.contains(&pointer) {
-                return Ok(Hashed {
-                    sha256: c.sha256,
-                    size,
-                    blob,
-                    lfs: true,
-                    marked,
-                    plain_blob: c.blob,
-                    read: false,
-                });
-            }
-        } else if let Some(blob) = c.blob {
-            let present =
-                dry_run || on_branch == Some(blob) || git.odb().map(|o| o.exists(blob)).unwrap_or(false);
-            if present {
-                return Ok(Hashed {
-                    sha256: c.sha256,
-                    size,
-                    blob,
-                    lfs: false,
-                    marked,
-                    plain_blob: Some(blob),
-                    read: false,
-                });
-            }
+    if let Some(c) = cached.filter(|c| c.lfs == lfs) {
+        // The content must be in the store (or the blob in git) for the commit to be complete; the
+        // branch already having this very blob at this path vouches for it (verify is the full check).
+        let present = dry_run
+            || on_branch == Some(c.blob)
+            || if lfs {
+                store.contains(&Pointer { oid: c.sha256, size })
+            } else {
+                git.odb().map(|o| o.exists(c.blob)).unwrap_or(false)
+            };
+        if present {
+            return Ok(Hashed { sha256: c.sha256, size, blob: c.blob, lfs, marked, read: false });
         }
     }
     if lfs {
@@ -518,7 +543,6 @@ fn hash_one(
             blob: pointer.blob_id(),
             lfs: true,
             marked,
-            plain_blob: None,
             read: true,
         });
     }
@@ -537,7 +561,7 @@ fn hash_one(
     } else {
         git.blob(&data).context(format!("write the blob of {}", f.abs.display()))?
     };
-    Ok(Hashed { sha256, size, blob, lfs: false, marked, plain_blob: Some(blob), read: true })
+    Ok(Hashed { sha256, size, blob, lfs: false, marked, read: true })
 }
 
 fn read_error(path: &Path, e: std::io::Error) -> Error {
