@@ -104,7 +104,6 @@ pub struct CommitDataOutcome {
 struct SourceFile {
     /// '/'-separated path relative to the source.
     rel: String,
-    abs: PathBuf,
     meta: fs::Metadata,
     executable: bool,
 }
@@ -182,7 +181,7 @@ pub fn commit_data(
                     .map_err(|e| Error::new(ErrorKind::Git, format!("cannot open the repository: {e}")))?;
                 let cached = cache.get(&f.rel, &Stat::of(&f.meta));
                 let on_branch = existing0.get(f.rel.as_str()).map(|(oid, _)| *oid);
-                let h = hash_one(worker, store, f, is_lfs(f), cached, on_branch, opts.dry_run)?;
+                let h = hash_one(worker, store, &source, f, is_lfs(f), cached, on_branch, opts.dry_run)?;
                 if h.read {
                     bytes_read.fetch_add(h.size, Ordering::Relaxed);
                 }
@@ -432,7 +431,7 @@ fn classify_entry(
         Error::io("stat", path, io)
     })?;
     let executable = meta.permissions().mode() & 0o111 != 0;
-    found.files.push(SourceFile { rel: rel.to_string(), abs: path.to_path_buf(), meta, executable });
+    found.files.push(SourceFile { rel: rel.to_string(), meta, executable });
     Ok(())
 }
 
@@ -499,9 +498,11 @@ fn walk(source: &Path, dest: &str, follow: bool) -> Result<Vec<SourceFile>> {
 }
 
 /// Hash one file (storing it unless `dry_run`), or take its identity from the stat cache.
+#[allow(clippy::too_many_arguments)]
 fn hash_one(
     git: &Repository,
     store: &LfsStore,
+    source: &Path,
     f: &SourceFile,
     lfs: bool,
     cached: Option<CacheEntry>,
@@ -526,16 +527,17 @@ fn hash_one(
             return Ok(Hashed { sha256: c.sha256, size, blob: c.blob, lfs, marked, read: false });
         }
     }
+    let abs = source.join(&f.rel);
     if lfs {
         let pointer = if dry_run {
-            let mut file = fs::File::open(&f.abs).map_err(|e| read_error(&f.abs, e))?;
-            let (oid, n) = hash_reader(&mut file).map_err(|e| read_error(&f.abs, e))?;
+            let mut file = fs::File::open(&abs).map_err(|e| read_error(&abs, e))?;
+            let (oid, n) = hash_reader(&mut file).map_err(|e| read_error(&abs, e))?;
             if n != size {
-                return Err(Error::conflict(format!("{} changed while it was being read", f.abs.display())));
+                return Err(Error::conflict(format!("{} changed while it was being read", abs.display())));
             }
             Pointer { oid, size }
         } else {
-            store.store_file(&f.abs, Some(&f.meta)).map_err(|e| with_read_hint(e, &f.abs))?.pointer
+            store.store_file(&abs, Some(&f.meta)).map_err(|e| with_read_hint(e, &abs))?.pointer
         };
         return Ok(Hashed {
             sha256: pointer.oid,
@@ -547,19 +549,19 @@ fn hash_one(
         });
     }
     // A plain git blob: at most lfs.max_blob_size bytes, so it is read whole.
-    let mut file = fs::File::open(&f.abs).map_err(|e| read_error(&f.abs, e))?;
+    let mut file = fs::File::open(&abs).map_err(|e| read_error(&abs, e))?;
     let mut data = Vec::with_capacity(size as usize);
-    file.read_to_end(&mut data).map_err(|e| read_error(&f.abs, e))?;
-    let after = file.metadata().map_err(|e| Error::io("stat", &f.abs, e))?;
+    file.read_to_end(&mut data).map_err(|e| read_error(&abs, e))?;
+    let after = file.metadata().map_err(|e| Error::io("stat", &abs, e))?;
     if data.len() as u64 != size || Stat::of(&after) != Stat::of(&f.meta) {
-        return Err(Error::conflict(format!("{} changed while it was being read", f.abs.display()))
+        return Err(Error::conflict(format!("{} changed while it was being read", abs.display()))
             .with_hint("wait until whatever writes the folder has finished, then run the command again"));
     }
     let sha256 = lfs::Oid(Sha256::digest(&data).into());
     let blob = if dry_run {
         Oid::hash_object(git2::ObjectType::Blob, &data).context("hash a blob")?
     } else {
-        git.blob(&data).context(format!("write the blob of {}", f.abs.display()))?
+        git.blob(&data).context(format!("write the blob of {}", abs.display()))?
     };
     Ok(Hashed { sha256, size, blob, lfs: false, marked, read: true })
 }
@@ -773,20 +775,18 @@ fn write_commit_tree(
     // the pack to the on-disk object database, which indexes it.
     let mut new = Vec::new();
     new_objects(&writer, tree, base_tree, &mut new)?;
-    let mut pb = writer.packbuilder().context("start a pack")?;
-    for id in &new {
-        pb.insert_object(*id, None).context("add an object to the pack")?;
-    }
-    let mut buf = git2::Buf::new();
-    pb.write_buf(&mut buf).context("pack the new objects")?;
-    drop(pb);
     if !new.is_empty() {
-        let main_odb = git.odb().context("open the object database")?;
-        let mut pw = main_odb.packwriter().context("start writing a pack")?;
-        std::io::Write::write_all(&mut pw, &buf).context("write the pack")?;
-        pw.commit().context("index the pack")?;
+        // Written straight into objects/pack (temporary files, then renamed: .pack before .idx),
+        // streamed through libgit2's indexer, so no second copy of the pack is held in memory.
+        let mut pb = writer.packbuilder().context("start a pack")?;
+        for id in &new {
+            pb.insert_object(*id, None).context("add an object to the pack")?;
+        }
+        let pack_dir = git.commondir().join("objects").join("pack");
+        pb.write(&pack_dir, 0).context(format!("write a pack into {}", pack_dir.display()))?;
+        drop(pb);
         // Make the new pack visible to this handle (libgit2 does not rescan on every miss).
-        main_odb.refresh().context("rescan the object database")?;
+        git.odb().and_then(|o| o.refresh()).context("rescan the object database")?;
     }
     mempack.reset().context("reset the in-memory object database")?;
     drop(odb);
