@@ -174,11 +174,8 @@ pub fn commit_data(
     let hashed: Vec<Hashed> = files
         .par_iter()
         .map_init(
-            || Repository::open(&git_dir),
+            || LazyRepo { path: &git_dir, repo: None },
             |worker, f| -> Result<Hashed> {
-                let worker = worker
-                    .as_ref()
-                    .map_err(|e| Error::new(ErrorKind::Git, format!("cannot open the repository: {e}")))?;
                 let cached = cache.get(&f.rel, &Stat::of(&f.meta));
                 let on_branch = existing0.get(f.rel.as_str()).map(|(oid, _)| *oid);
                 let h = hash_one(worker, store, &source, f, is_lfs(f), cached, on_branch, opts.dry_run)?;
@@ -497,10 +494,26 @@ fn walk(source: &Path, dest: &str, follow: bool) -> Result<Vec<SourceFile>> {
     Ok(files)
 }
 
+/// A repository handle per worker, opened only when a worker needs git (plain blobs): LFS files
+/// never touch the object database.
+struct LazyRepo<'a> {
+    path: &'a Path,
+    repo: Option<Repository>,
+}
+
+impl LazyRepo<'_> {
+    fn get(&mut self) -> Result<&Repository> {
+        if self.repo.is_none() {
+            self.repo = Some(Repository::open(self.path).context(format!("open {}", self.path.display()))?);
+        }
+        self.repo.as_ref().ok_or_else(|| Error::new(ErrorKind::Git, "cannot open the repository"))
+    }
+}
+
 /// Hash one file (storing it unless `dry_run`), or take its identity from the stat cache.
 #[allow(clippy::too_many_arguments)]
 fn hash_one(
-    git: &Repository,
+    git: &mut LazyRepo<'_>,
     store: &LfsStore,
     source: &Path,
     f: &SourceFile,
@@ -521,7 +534,7 @@ fn hash_one(
             || if lfs {
                 store.contains(&Pointer { oid: c.sha256, size })
             } else {
-                git.odb().map(|o| o.exists(c.blob)).unwrap_or(false)
+                git.get()?.odb().map(|o| o.exists(c.blob)).unwrap_or(false)
             };
         if present {
             return Ok(Hashed { sha256: c.sha256, size, blob: c.blob, lfs, marked, read: false });
@@ -561,7 +574,7 @@ fn hash_one(
     let blob = if dry_run {
         Oid::hash_object(git2::ObjectType::Blob, &data).context("hash a blob")?
     } else {
-        git.blob(&data).context(format!("write the blob of {}", abs.display()))?
+        git.get()?.blob(&data).context(format!("write the blob of {}", abs.display()))?
     };
     Ok(Hashed { sha256, size, blob, lfs: false, marked, read: true })
 }
@@ -736,6 +749,7 @@ fn write_commit_tree(
         edits.remove(&join(dest, rel))?;
     }
     let tree = edits.write(&writer, base_tree)?;
+    drop(edits);
 
     // Which files hold pointers: ours are known; for the others trust the base tree's managed
     // block (mlgit keeps it exact), and read blobs only when the base has no managed block.
@@ -770,6 +784,7 @@ fn write_commit_tree(
         patterns,
         all.iter().zip(&flags).map(|(f, l)| (f.path.as_str(), *l)),
     )?;
+    drop((all, flags));
 
     // Pack what this commit adds (new trees and blobs; unchanged subtrees are skipped) and hand
     // the pack to the on-disk object database, which indexes it.
