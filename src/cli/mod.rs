@@ -4,11 +4,13 @@
 
 mod checkout;
 mod clean;
+mod commit_data;
 mod completions;
 mod demo;
 mod diff;
 mod init;
 mod lineage;
+mod materialize;
 mod merge_tracking;
 mod output;
 mod runs;
@@ -18,6 +20,7 @@ mod stable;
 mod status;
 mod tracking;
 mod train_tag;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -51,6 +54,9 @@ pub struct Cli {
 pub enum Command {
     Init(init::Args),
     Status(status::Args),
+    CommitData(commit_data::Args),
+    Materialize(materialize::Args),
+    Verify(verify::Args),
     Clean(clean::Args),
     Split(split::Args),
     Diff(diff::Args),
@@ -86,6 +92,9 @@ impl Command {
             Command::Split(_) => "split",
             Command::Diff(_) => "diff",
             Command::Lineage(_) => "lineage",
+            Command::CommitData(_) => "commit-data",
+            Command::Materialize(_) => "materialize",
+            Command::Verify(_) => "verify",
             Command::Completions(_) => "completions",
             Command::Manpage(_) => "manpage",
         }
@@ -148,6 +157,9 @@ pub fn run() -> i32 {
         Command::Split(args) => split::run(args, &ctx),
         Command::Diff(args) => diff::run(args, &ctx),
         Command::Lineage(args) => lineage::run(args, &ctx),
+        Command::CommitData(args) => commit_data::run(args, &ctx),
+        Command::Materialize(args) => materialize::run(args, &ctx),
+        Command::Verify(args) => verify::run(args, &ctx),
         Command::Completions(args) => completions::completions(args),
         Command::Manpage(args) => completions::manpage(args),
     };

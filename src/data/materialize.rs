@@ -17,9 +17,10 @@ use serde::Serialize;
 use crate::error::{Context, Error, Result};
 use crate::progress::Progress;
 use crate::repo::tree::validate_path;
+use crate::repo::tree::{list_files, FileEntry};
 use crate::repo::Repo;
 use crate::store::attributes::Pattern;
-use crate::store::lfs_tree::{classify, TreeFile};
+use crate::store::lfs_tree::{read_pointer, TreeFile};
 use crate::store::LfsStore;
 
 /// The marker present in a folder while materialize is writing it.
@@ -82,8 +83,8 @@ pub fn materialize(
     let include = Include::new(&opts.include)?;
     if !opts.include.is_empty() {
         // Check the patterns select something before writing anything.
-        let files = classify(repo.git(), commit.tree_id())?;
-        if !files.iter().any(|f| include.matches(&f.entry.path)) {
+        let files = list_files(repo.git(), commit.tree_id())?;
+        if !files.iter().any(|f| include.matches(&f.path)) {
             return Err(Error::invalid(format!(
                 "no file of {} matches --include {}",
                 opts.rev,
@@ -121,17 +122,32 @@ pub fn write_tree(
     filter: &(dyn Fn(&str) -> bool + Sync),
     progress: &dyn Progress,
 ) -> Result<Written> {
-    let files: Vec<TreeFile> =
-        classify(repo.git(), tree)?.into_iter().filter(|f| filter(&f.entry.path)).collect();
-    for f in &files {
-        validate_path(&f.entry.path)?;
+    let entries: Vec<FileEntry> =
+        list_files(repo.git(), tree)?.into_iter().filter(|f| filter(&f.path)).collect();
+    for f in &entries {
+        validate_path(&f.path)?;
     }
     let store = repo.store();
-    let missing: Vec<&str> = files
-        .iter()
-        .filter(|f| f.pointer.is_some_and(|p| !store.contains(&p)))
-        .map(|f| f.entry.path.as_str())
-        .collect();
+    let git_dir = repo.git().path().to_path_buf();
+    let open = || Repository::open(&git_dir);
+
+    // First pass, in parallel: which files are pointers, and is every object they need here?
+    // Nothing is written before the answer is yes.
+    let files: Vec<(TreeFile, bool)> = entries
+        .into_par_iter()
+        .map_init(open, |git, entry| -> Result<(TreeFile, bool)> {
+            let git = git.as_ref().map_err(open_error)?;
+            let pointer = if entry.mode == FileMode::Link {
+                None
+            } else {
+                let odb = git.odb().context("open the object database")?;
+                read_pointer(git, &odb, entry.oid)?
+            };
+            let present = pointer.map(|p| store.contains(&p)).unwrap_or(true);
+            Ok((TreeFile { entry, pointer }, present))
+        })
+        .collect::<Result<_>>()?;
+    let missing: Vec<&str> = files.iter().filter(|(_, ok)| !ok).map(|(f, _)| f.entry.path.as_str()).collect();
     if !missing.is_empty() {
         let shown: Vec<&str> = missing.iter().take(10).copied().collect();
         let more =
@@ -144,52 +160,58 @@ pub fn write_tree(
         .with_hint("fetch them with `git lfs fetch origin <ref>` (or `git lfs pull`), then retry; nothing was written"));
     }
 
+    // A folder that is new or empty needs no check for files in the way (saves a stat per file).
+    let fresh = match fs::read_dir(into) {
+        Ok(mut it) => it.next().is_none(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => return Err(Error::io("read", into, e)),
+    };
     fs::create_dir_all(into).map_err(|e| Error::io("create", into, e))?;
     let marker = into.join(INCOMPLETE_MARKER);
     fs::write(&marker, b"mlgit materialize is writing this folder; if this file stays, the run failed\n")
         .map_err(|e| Error::io("write", &marker, e))?;
     let mut dirs: Vec<PathBuf> =
-        files.iter().filter_map(|f| Path::new(&f.entry.path).parent().map(|p| into.join(p))).collect();
+        files.iter().filter_map(|(f, _)| Path::new(&f.entry.path).parent().map(|p| into.join(p))).collect();
     dirs.sort();
     dirs.dedup();
     for d in &dirs {
         fs::create_dir_all(d).map_err(|e| Error::io("create", d, e))?;
     }
 
-    let total: u64 = files.iter().map(|f| f.pointer.map(|p| p.size).unwrap_or(0)).sum();
+    let total: u64 = files.iter().map(|(f, _)| f.pointer.map(|p| p.size).unwrap_or(0)).sum();
     progress.begin("materialize", files.len() as u64, total);
     let bytes = AtomicU64::new(0);
-    let git_dir = repo.git().path().to_path_buf();
     files
         .par_iter()
-        .map_init(
-            || Repository::open(&git_dir),
-            |git, f| -> Result<()> {
-                let git = git.as_ref().map_err(|e| {
-                    Error::new(crate::ErrorKind::Git, format!("cannot open the repository: {e}"))
-                })?;
-                let n = write_one(git, store, into, f)?;
-                bytes.fetch_add(n, Ordering::Relaxed);
-                progress.advance(1, f.pointer.map(|p| p.size).unwrap_or(0));
-                Ok(())
-            },
-        )
+        .map_init(open, |git, (f, _)| -> Result<()> {
+            let git = git.as_ref().map_err(open_error)?;
+            let n = write_one(git, store, into, f, fresh)?;
+            bytes.fetch_add(n, Ordering::Relaxed);
+            progress.advance(1, f.pointer.map(|p| p.size).unwrap_or(0));
+            Ok(())
+        })
         .collect::<Result<()>>()?;
     progress.end();
     fs::remove_file(&marker).map_err(|e| Error::io("remove", &marker, e))?;
     Ok(Written {
         files: files.len() as u64,
-        lfs_files: files.iter().filter(|f| f.pointer.is_some()).count() as u64,
+        lfs_files: files.iter().filter(|(f, _)| f.pointer.is_some()).count() as u64,
         bytes: bytes.into_inner(),
     })
 }
 
-fn write_one(git: &Repository, store: &LfsStore, into: &Path, f: &TreeFile) -> Result<u64> {
+fn open_error(e: &git2::Error) -> Error {
+    Error::new(crate::ErrorKind::Git, format!("cannot open the repository: {e}"))
+}
+
+fn write_one(git: &Repository, store: &LfsStore, into: &Path, f: &TreeFile, fresh: bool) -> Result<u64> {
     use std::os::unix::fs::PermissionsExt;
     let dest = into.join(&f.entry.path);
-    if let Ok(meta) = fs::symlink_metadata(&dest) {
-        let removed = if meta.is_dir() { fs::remove_dir_all(&dest) } else { fs::remove_file(&dest) };
-        removed.map_err(|e| Error::io("replace", &dest, e))?;
+    if !fresh {
+        if let Ok(meta) = fs::symlink_metadata(&dest) {
+            let removed = if meta.is_dir() { fs::remove_dir_all(&dest) } else { fs::remove_file(&dest) };
+            removed.map_err(|e| Error::io("replace", &dest, e))?;
+        }
     }
     if f.entry.mode == FileMode::Link {
         let blob = git.find_blob(f.entry.oid).context(format!("read {}", f.entry.path))?;
@@ -199,7 +221,17 @@ fn write_one(git: &Repository, store: &LfsStore, into: &Path, f: &TreeFile) -> R
     }
     let size = match f.pointer {
         Some(p) => {
-            store.copy_to(&p, &dest)?;
+            // open + create + copy_file_range: no extra stat or chmod per file (fs::copy does both).
+            let mut src = store.open(&p)?;
+            let mut out = fs::File::create(&dest).map_err(|e| Error::io("create", &dest, e))?;
+            let copied = std::io::copy(&mut src, &mut out).map_err(|e| Error::io("write", &dest, e))?;
+            if copied != p.size {
+                return Err(Error::new(
+                    crate::ErrorKind::CheckFailed,
+                    format!("LFS object {} has {copied} bytes, its pointer says {}", p.oid, p.size),
+                )
+                .with_hint("the store is corrupt: run `mlgit verify` and fetch the object again"));
+            }
             p.size
         }
         None => {

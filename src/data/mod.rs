@@ -2,9 +2,11 @@
 //! raw → clean → split flow.
 
 pub mod clean;
+pub mod commit;
 pub mod diff;
 pub mod flow;
 pub mod lineage;
 pub mod materialize;
 pub mod split;
 pub mod validate;
+pub mod verify;

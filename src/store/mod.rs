@@ -5,6 +5,7 @@
 pub mod attributes;
 pub mod lfs_tree;
 pub mod pointer;
+pub mod stat_cache;
 
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -131,12 +132,16 @@ impl LfsStore {
     }
 
     fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
-        match tempfile::NamedTempFile::new_in(&self.tmp) {
+        use std::os::unix::fs::PermissionsExt;
+        // Objects are read-only content anyone who can read the repository may read, as git-lfs
+        // writes them (a temporary file would otherwise be 0600, and so would copies of it).
+        let create =
+            || tempfile::Builder::new().permissions(fs::Permissions::from_mode(0o644)).tempfile_in(&self.tmp);
+        match create() {
             Ok(f) => Ok(f),
             Err(_) => {
                 fs::create_dir_all(&self.tmp).map_err(|e| Error::io("create", &self.tmp, e))?;
-                tempfile::NamedTempFile::new_in(&self.tmp)
-                    .map_err(|e| Error::io("create a file in", &self.tmp, e))
+                create().map_err(|e| Error::io("create a file in", &self.tmp, e))
             }
         }
     }

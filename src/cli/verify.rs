@@ -1,0 +1,69 @@
+//! `mlgit verify`: re-hash the LFS objects refs need and check their pointers and `.gitattributes`.
+
+use mlgit::data::verify::{verify, VerifyOptions, VerifyOutcome};
+
+use super::status::human_bytes;
+use super::Ctx;
+
+/// Check that refs are complete: every LFS object present and intact, every pointer canonical and marked.
+///
+/// Re-hashes (in parallel) every LFS object the refs' trees point to, checks that each pointer is
+/// byte-canonical and that the root `.gitattributes` marks `filter=lfs` exactly the pointer paths.
+/// Exits with 3 and names each bad or missing path when a check fails.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Branches, tags or commits to check (default: HEAD).
+    #[arg(value_name = "REF")]
+    pub refs: Vec<String>,
+    /// Check every local branch and tag.
+    #[arg(long)]
+    pub all: bool,
+}
+
+pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
+    let repo = ctx.repo()?;
+    let progress = ctx.printer.progress();
+    let outcome = verify(&repo, &VerifyOptions { refs: args.refs, all: args.all }, progress.as_ref())?;
+    ctx.printer.result("verify", &outcome, render);
+    Ok(if outcome.ok { 0 } else { 3 })
+}
+
+fn render(o: &VerifyOutcome) -> String {
+    let mut s = String::new();
+    for r in &o.refs {
+        s.push_str(&format!(
+            "{:<24} {}  {} files, {} in LFS\n",
+            r.rev,
+            &r.commit[..12.min(r.commit.len())],
+            r.files,
+            r.lfs_files
+        ));
+    }
+    s.push_str(&format!(
+        "{} LFS objects re-hashed ({}) in {:.2} s\n",
+        o.objects,
+        human_bytes(o.bytes),
+        o.seconds
+    ));
+    if o.ok {
+        s.push_str(
+            "OK: every object present and intact, every pointer canonical and marked in .gitattributes\n",
+        );
+    } else {
+        s.push_str(&format!("{} problem(s):\n", o.problems.len()));
+        for p in &o.problems {
+            let what = match p.problem {
+                mlgit::data::verify::ProblemKind::Missing => "LFS object missing from the local store",
+                mlgit::data::verify::ProblemKind::Corrupt => "LFS object corrupt (wrong hash or size)",
+                mlgit::data::verify::ProblemKind::NonCanonicalPointer => "pointer is not canonical",
+                mlgit::data::verify::ProblemKind::PointerNotMarked => {
+                    "pointer not marked filter=lfs in .gitattributes"
+                }
+                mlgit::data::verify::ProblemKind::MarkedNotPointer => "marked filter=lfs but not a pointer",
+            };
+            s.push_str(&format!("  {}:{}  {what}\n", p.rev, p.path));
+        }
+        s.push_str("hint: fetch missing objects with `git lfs fetch --all`; re-commit files whose objects are corrupt\n");
+    }
+    s
+}

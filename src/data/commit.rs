@@ -1,0 +1,890 @@
+//! `mlgit commit-data`: commit a folder onto a data branch without a checkout or an index.
+//!
+//! The folder is walked once (stat data only), each file is read once — hashed and copied into the
+//! LFS store in the same pass, in parallel — unless the stat cache says it is unchanged. Pointer
+//! blobs and trees go to an in-memory object database that is written out as one pack (50,000 loose
+//! objects would make git's next command start a long gc), the managed `.gitattributes` block is
+//! rewritten from what is already known (no blob is re-read), and the branch moves last, by
+//! compare-and-swap; a lost race re-applies the same files on the winner's tip.
+//!
+//! Decisions on odd input (see docs/commit-data.md): symlinks are refused unless
+//! `--follow-symlinks`, which follows only links that resolve inside the folder; FIFOs, sockets and
+//! devices are refused (a data drop should never silently lose a file); names git or
+//! `.gitattributes` cannot hold (newlines, `.git` components, non-UTF-8) are refused, all listed.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use git2::{FileMode, Oid, Repository};
+use rayon::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Context, Error, ErrorKind, Result};
+use crate::progress::Progress;
+use crate::repo::refs::{commit_with_retry, Committed, NewCommit};
+use crate::repo::trailers::{keys, Message};
+use crate::repo::tree::{entry_at, list_files, validate_path, Entry, TreeEdits};
+use crate::repo::{format_time, host_name, user_name, worktree, Repo};
+use crate::store::attributes::{self, LfsAttributes, Pattern};
+use crate::store::lfs_tree::{compile_patterns, read_pointer, write_attributes};
+use crate::store::stat_cache::{CacheEntry, Stat, StatCache};
+use crate::store::{self as lfs, hash_reader, LfsStore, Pointer};
+
+/// What to commit, and how.
+#[derive(Debug, Clone)]
+pub struct CommitDataOptions {
+    pub source: PathBuf,
+    pub branch: String,
+    /// Folder of the branch's tree the files go under ("" or "." for the root).
+    pub dest: String,
+    pub message: Option<String>,
+    /// Make `dest` mirror the source exactly (deletions included); not on append-only branches.
+    pub replace: bool,
+    /// Create the branch when it does not exist.
+    pub create: bool,
+    /// Hash and compare only: nothing is written, no ref moves.
+    pub dry_run: bool,
+    /// Follow symlinks that resolve inside the source folder.
+    pub follow_symlinks: bool,
+}
+
+impl Default for CommitDataOptions {
+    fn default() -> Self {
+        CommitDataOptions {
+            source: PathBuf::new(),
+            branch: "raw".into(),
+            dest: "data".into(),
+            message: None,
+            replace: false,
+            create: false,
+            dry_run: false,
+            follow_symlinks: false,
+        }
+    }
+}
+
+/// The result of a commit-data run (also its `--json` form).
+#[derive(Debug, Clone, Serialize)]
+pub struct CommitDataOutcome {
+    pub branch: String,
+    /// The new commit; null when nothing changed (or on a dry run).
+    pub commit: Option<String>,
+    /// The branch's tip before the run (null: the branch was created).
+    pub previous: Option<String>,
+    pub source: PathBuf,
+    pub dest: String,
+    /// Files in the source folder.
+    pub files: u64,
+    pub added: u64,
+    pub changed: u64,
+    pub unchanged: u64,
+    pub removed: u64,
+    /// Files of the source stored in LFS.
+    pub lfs_files: u64,
+    /// Bytes of the source folder.
+    pub bytes: u64,
+    /// Bytes actually read (files the stat cache did not vouch for).
+    pub bytes_read: u64,
+    /// `sha256:<hex>` of the sorted `<sha256>  <path>` lines of the source (sha256sum format).
+    pub manifest: String,
+    /// Compare-and-swap attempts (more than 1: another writer won a race and the files were re-applied).
+    pub tries: usize,
+    pub seconds: f64,
+    pub dry_run: bool,
+}
+
+/// A file found in the source folder.
+#[derive(Debug)]
+struct SourceFile {
+    /// '/'-separated path relative to the source.
+    rel: String,
+    meta: fs::Metadata,
+    executable: bool,
+}
+
+/// A file after hashing.
+#[derive(Debug, Clone, Copy)]
+struct Hashed {
+    sha256: lfs::Oid,
+    size: u64,
+    /// The blob the tree gets: the pointer's blob or the content's blob.
+    blob: Oid,
+    lfs: bool,
+    /// Marked `filter=lfs` in `.gitattributes`: every pointer, and empty files an LFS rule covers
+    /// (git-lfs stores an empty file as the empty blob, never as a pointer).
+    marked: bool,
+    read: bool,
+}
+
+/// Commit `opts.source` onto `opts.branch`.
+pub fn commit_data(
+    repo: &Repo,
+    opts: &CommitDataOptions,
+    progress: &dyn Progress,
+) -> Result<CommitDataOutcome> {
+    let start = Instant::now();
+    let read_at = chrono::Utc::now().timestamp();
+    let git = repo.git();
+    let config = repo.config();
+    let dest = normalize_dest(&opts.dest)?;
+    let append_only = config.is_append_only(&opts.branch);
+    if append_only && opts.replace {
+        return Err(Error::invalid(format!(
+            "branch '{}' is append-only: --replace would delete or modify committed files",
+            opts.branch
+        ))
+        .with_hint("leave out --replace (files missing from the folder are kept), or commit to a branch that is not append-only"));
+    }
+    let source = check_source(git, &opts.source)?;
+    // Fail early on a missing branch, before reading any file.
+    if repo.branch_tip(&opts.branch)?.is_none() && !opts.create {
+        return Err(Error::not_found(format!("branch '{}' does not exist", opts.branch)).with_hint(
+            "run `mlgit init` to create the convention branches, or pass --create to start it here",
+        ));
+    }
+    let checkout = if opts.dry_run { None } else { worktree::ensure_clean_checkout(git, &opts.branch)? };
+
+    let files = walk(&source, &dest, opts.follow_symlinks)?;
+    // The branch as it is now: what the files are compared with (again on a newer tip after a lost race).
+    let tip0 = repo.branch_tip(&opts.branch)?;
+    let base0 = match tip0 {
+        Some(t) => Some(git.find_commit(t).context("read the branch tip")?.tree_id()),
+        None => None,
+    };
+    let existing0 = existing_files(git, base0, &dest, &opts.branch)?;
+    let patterns = compile_patterns(config.lfs_patterns(config.branch_kind(&opts.branch)))?;
+    let max_blob = config.lfs.max_blob_size;
+    let is_lfs =
+        |f: &SourceFile| f.meta.len() > max_blob || patterns.iter().any(|p| p.is_match(&join(&dest, &f.rel)));
+
+    // Hash (and store) every file, in parallel; the stat cache spares unchanged files.
+    let cache_path = StatCache::path_in(git.commondir(), &source);
+    let mut cache = StatCache::load(&cache_path);
+    let store = repo.store();
+    let total_bytes: u64 = files.iter().map(|f| f.meta.len()).sum();
+    progress.begin("reading", files.len() as u64, total_bytes);
+    let bytes_read = AtomicU64::new(0);
+    let git_dir = git.path().to_path_buf();
+    let hashed: Vec<Hashed> = files
+        .par_iter()
+        .map_init(
+            || LazyRepo { path: &git_dir, repo: None },
+            |worker, f| -> Result<Hashed> {
+                let cached = cache.get(&f.rel, &Stat::of(&f.meta));
+                let on_branch = existing0.get(f.rel.as_str()).map(|(oid, _)| *oid);
+                let h = hash_one(worker, store, &source, f, is_lfs(f), cached, on_branch, opts.dry_run)?;
+                if h.read {
+                    bytes_read.fetch_add(h.size, Ordering::Relaxed);
+                }
+                progress.advance(1, f.meta.len());
+                Ok(h)
+            },
+        )
+        .collect::<Result<_>>()?;
+    progress.end();
+
+    let manifest = manifest_digest(&files, &hashed);
+    let mut by_rel: HashMap<&str, (Hashed, &SourceFile)> = HashMap::with_capacity(files.len());
+    for (f, h) in files.iter().zip(&hashed) {
+        by_rel.insert(f.rel.as_str(), (*h, f));
+    }
+
+    let source_name = source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let subject_default = format!(
+        "Add {} from {source_name} to {}",
+        plural(files.len() as u64, "file"),
+        if dest.is_empty() { "/".to_string() } else { format!("{dest}/") }
+    );
+    let sig = repo.signature()?;
+    let mut last: Option<Plan> = None;
+    let mut tries_seen = 0usize;
+
+    let committed = if opts.dry_run {
+        let plan = plan(&existing0, &dest, &by_rel, append_only, opts.replace, &opts.branch)?;
+        last = Some(plan);
+        Committed::Unchanged { tip: tip0 }
+    } else {
+        commit_with_retry(git, &opts.branch, opts.create, |tip| {
+            tries_seen += 1;
+            let base_tree = tip.map(|c| c.tree_id());
+            let moved;
+            let existing = if base_tree == base0 {
+                &existing0
+            } else {
+                moved = existing_files(git, base_tree, &dest, &opts.branch)?;
+                &moved
+            };
+            let plan = plan(existing, &dest, &by_rel, append_only, opts.replace, &opts.branch)?;
+            let nothing = plan.added + plan.changed + plan.removed == 0 && tip.is_some();
+            if nothing {
+                last = Some(plan);
+                return Ok(None);
+            }
+            let tree = write_commit_tree(git, base_tree, &dest, &plan, &by_rel, &patterns)?;
+            let message =
+                render_message(opts, &subject_default, &source, &plan, total_bytes, &manifest, &sig);
+            last = Some(plan);
+            Ok(Some(NewCommit { tree, extra_parents: vec![], message }))
+        })?
+    };
+    let plan = last.ok_or_else(|| Error::new(ErrorKind::Git, "commit-data computed no change set"))?;
+
+    let (commit, previous) = match committed {
+        Committed::Moved { commit, previous, .. } => {
+            if let Some(co) = &checkout {
+                let old_tree = match previous {
+                    Some(p) => Some(git.find_commit(p).context("read the previous tip")?.tree_id()),
+                    None => None,
+                };
+                let new_tree = git.find_commit(commit).context("read the new commit")?.tree_id();
+                worktree::sync_checkout(co, store, old_tree, new_tree)?;
+            }
+            (Some(commit.to_string()), previous.map(|p| p.to_string()))
+        }
+        Committed::Unchanged { tip } => (None, tip.map(|t| t.to_string())),
+    };
+
+    if !opts.dry_run {
+        for (f, h) in files.iter().zip(&hashed) {
+            let entry = CacheEntry { stat: Stat::of(&f.meta), sha256: h.sha256, lfs: h.lfs, blob: h.blob };
+            cache.insert(&f.rel, entry, read_at);
+        }
+        cache.retain(|k| by_rel.contains_key(k));
+        // The cache only speeds up the next run: failing to save it must not fail this one.
+        let _ = cache.save();
+    }
+
+    Ok(CommitDataOutcome {
+        branch: opts.branch.clone(),
+        commit,
+        previous,
+        source,
+        dest: if dest.is_empty() { ".".into() } else { dest },
+        files: files.len() as u64,
+        added: plan.added,
+        changed: plan.changed,
+        unchanged: plan.unchanged,
+        removed: plan.removed,
+        lfs_files: hashed.iter().filter(|h| h.lfs).count() as u64,
+        bytes: total_bytes,
+        bytes_read: bytes_read.into_inner(),
+        manifest,
+        tries: tries_seen.max(1),
+        seconds: start.elapsed().as_secs_f64(),
+        dry_run: opts.dry_run,
+    })
+}
+
+fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+fn join(dest: &str, rel: &str) -> String {
+    if dest.is_empty() {
+        rel.to_string()
+    } else {
+        format!("{dest}/{rel}")
+    }
+}
+
+/// "data/", "./data", "." → "data", "data", "".
+fn normalize_dest(dest: &str) -> Result<String> {
+    let trimmed = dest.trim_matches('/');
+    let trimmed = trimmed.strip_prefix("./").unwrap_or(trimmed);
+    if trimmed.is_empty() || trimmed == "." {
+        return Ok(String::new());
+    }
+    validate_path(trimmed).map_err(|e| {
+        Error::invalid(format!("--dest {dest:?} is not a folder path a git tree can hold: {e}"))
+            .with_hint("use a relative folder such as data/ or data/2026-11-23, or . for the root")
+    })?;
+    Ok(trimmed.to_string())
+}
+
+/// The source must be an existing, non-empty folder outside the repository's `.git`.
+fn check_source(git: &Repository, source: &Path) -> Result<PathBuf> {
+    let meta = fs::metadata(source)
+        .map_err(|e| Error::io("read the folder", source, e).with_hint("check the path given to --source"))?;
+    if !meta.is_dir() {
+        return Err(Error::invalid(format!("--source {} is a file, not a folder", source.display()))
+            .with_hint("give the folder that holds the file(s); commit-data commits a folder's contents"));
+    }
+    let canon = fs::canonicalize(source).map_err(|e| Error::io("resolve", source, e))?;
+    for git_dir in [git.path(), git.commondir()] {
+        if let Ok(g) = fs::canonicalize(git_dir) {
+            if canon.starts_with(&g) {
+                return Err(Error::invalid(format!(
+                    "--source {} is inside the repository's git folder {}",
+                    source.display(),
+                    g.display()
+                ))
+                .with_hint("commit-data reads a data folder; git's own files must never be committed"));
+            }
+        }
+    }
+    Ok(canon)
+}
+
+/// What a walk found.
+#[derive(Debug, Default)]
+struct Found {
+    files: Vec<SourceFile>,
+    dirs: Vec<PathBuf>,
+    bad_names: Vec<String>,
+    links: Vec<String>,
+    special: Vec<String>,
+}
+
+impl Found {
+    fn merge(&mut self, other: Found) {
+        self.files.extend(other.files);
+        self.bad_names.extend(other.bad_names);
+        self.links.extend(other.links);
+        self.special.extend(other.special);
+    }
+}
+
+/// Walk `start` (below `source`), to `max_depth` levels.
+fn walk_from(start: &Path, source: &Path, dest: &str, follow: bool, max_depth: usize) -> Result<Found> {
+    let mut found = Found::default();
+    for entry in walkdir::WalkDir::new(start).follow_links(follow).min_depth(1).max_depth(max_depth) {
+        let entry = entry.map_err(|e| {
+            let path = e.path().map(Path::to_path_buf).unwrap_or_else(|| start.to_path_buf());
+            if e.loop_ancestor().is_some() {
+                return Error::invalid(format!("symlink loop at {}", path.display()))
+                    .with_hint("remove the link, or commit without --follow-symlinks");
+            }
+            match e.into_io_error() {
+                Some(io) => Error::io("read", &path, io)
+                    .with_hint("make the folder readable by this user (or leave it out), then retry"),
+                None => Error::invalid(format!("cannot walk {}", path.display())),
+            }
+        })?;
+        classify_entry(entry, source, dest, follow, &mut found)?;
+    }
+    Ok(found)
+}
+
+fn classify_entry(
+    entry: walkdir::DirEntry,
+    source: &Path,
+    dest: &str,
+    follow: bool,
+    found: &mut Found,
+) -> Result<()> {
+    let path = entry.path();
+    let Ok(rel) = path.strip_prefix(source) else { return Ok(()) };
+    let Some(rel) = rel.to_str() else {
+        found.bad_names.push(format!("{:?} (not UTF-8)", rel.as_os_str()));
+        return Ok(());
+    };
+    if follow && entry.path_is_symlink() {
+        // Follow only links that stay inside the folder.
+        let inside = fs::canonicalize(path).map(|t| t.starts_with(source)).unwrap_or(false);
+        if !inside {
+            found.links.push(format!("{rel} (points outside the folder, or nowhere)"));
+            return Ok(());
+        }
+    }
+    let ft = entry.file_type();
+    if ft.is_dir() {
+        found.dirs.push(path.to_path_buf());
+        return Ok(());
+    }
+    if ft.is_symlink() {
+        found.links.push(rel.to_string());
+        return Ok(());
+    }
+    if !ft.is_file() {
+        let kind = if ft.is_fifo() {
+            "FIFO"
+        } else if ft.is_socket() {
+            "socket"
+        } else if ft.is_block_device() || ft.is_char_device() {
+            "device"
+        } else {
+            "special file"
+        };
+        found.special.push(format!("{rel} ({kind})"));
+        return Ok(());
+    }
+    let full = join(dest, rel);
+    if validate_path(&full).is_err() || (dest.is_empty() && rel == attributes::FILE) {
+        found.bad_names.push(format!("{rel:?}"));
+        return Ok(());
+    }
+    let meta = entry.metadata().map_err(|e| {
+        let io = e.into_io_error().unwrap_or_else(|| std::io::Error::other("metadata"));
+        Error::io("stat", path, io)
+    })?;
+    let executable = meta.permissions().mode() & 0o111 != 0;
+    found.files.push(SourceFile { rel: rel.to_string(), meta, executable });
+    Ok(())
+}
+
+/// Every regular file of the source, with its stat data. All bad entries are collected and refused
+/// together, so one run shows everything to fix. The top-level folders are walked in parallel (a
+/// stat per file is most of an unchanged re-commit).
+fn walk(source: &Path, dest: &str, follow: bool) -> Result<Vec<SourceFile>> {
+    let mut top = walk_from(source, source, dest, follow, 1)?;
+    let subs = std::mem::take(&mut top.dirs)
+        .par_iter()
+        .map(|d| walk_from(d, source, dest, follow, usize::MAX))
+        .collect::<Result<Vec<Found>>>()?;
+    for sub in subs {
+        top.merge(sub);
+    }
+    let Found { mut files, mut bad_names, mut links, mut special, .. } = top;
+    bad_names.sort();
+    links.sort();
+    special.sort();
+    let list = |v: &[String]| {
+        let shown: Vec<&str> = v.iter().take(10).map(String::as_str).collect();
+        let more = if v.len() > 10 { format!(" and {} more", v.len() - 10) } else { String::new() };
+        format!("{}{more}", shown.join(", "))
+    };
+    if !bad_names.is_empty() {
+        return Err(Error::invalid(format!(
+            "{} in {} cannot be stored under these names: {}",
+            plural(bad_names.len() as u64, "path"),
+            source.display(),
+            list(&bad_names)
+        ))
+        .with_hint("rename them: git trees and .gitattributes cannot hold newlines, '.git' components or non-UTF-8 names (and mlgit manages a root .gitattributes itself); nothing was committed"));
+    }
+    if !links.is_empty() {
+        return Err(Error::invalid(format!(
+            "{} in {}: {}",
+            plural(links.len() as u64, "symlink"),
+            source.display(),
+            list(&links)
+        ))
+        .with_hint(if follow {
+            "only links that resolve to files inside the folder are followed: copy the targets in, or remove the links"
+        } else {
+            "pass --follow-symlinks to store the files they point to (only links inside the folder), or remove them"
+        }));
+    }
+    if !special.is_empty() {
+        return Err(Error::invalid(format!(
+            "{} in {} cannot be committed: {}",
+            plural(special.len() as u64, "special file"),
+            source.display(),
+            list(&special)
+        ))
+        .with_hint(
+            "FIFOs, sockets and devices hold no data to version: move them out of the folder, then retry",
+        ));
+    }
+    if files.is_empty() {
+        return Err(Error::invalid(format!("{} holds no files", source.display()))
+            .with_hint("check --source: an empty folder has nothing to commit"));
+    }
+    files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(files)
+}
+
+/// A repository handle per worker, opened only when a worker needs git (plain blobs): LFS files
+/// never touch the object database.
+struct LazyRepo<'a> {
+    path: &'a Path,
+    repo: Option<Repository>,
+}
+
+impl LazyRepo<'_> {
+    fn get(&mut self) -> Result<&Repository> {
+        if self.repo.is_none() {
+            self.repo = Some(Repository::open(self.path).context(format!("open {}", self.path.display()))?);
+        }
+        self.repo.as_ref().ok_or_else(|| Error::new(ErrorKind::Git, "cannot open the repository"))
+    }
+}
+
+/// Hash one file (storing it unless `dry_run`), or take its identity from the stat cache.
+#[allow(clippy::too_many_arguments)]
+fn hash_one(
+    git: &mut LazyRepo<'_>,
+    store: &LfsStore,
+    source: &Path,
+    f: &SourceFile,
+    lfs: bool,
+    cached: Option<CacheEntry>,
+    on_branch: Option<Oid>,
+    dry_run: bool,
+) -> Result<Hashed> {
+    let size = f.meta.len();
+    let marked = lfs;
+    // git-lfs keeps empty files as the empty blob (its clean filter passes them through).
+    let lfs = lfs && size > 0;
+    if let Some(c) = cached.filter(|c| c.lfs == lfs) {
+        // The content must be in the store (or the blob in git) for the commit to be complete; the
+        // branch already having this very blob at this path vouches for it (verify is the full check).
+        let present = dry_run
+            || on_branch == Some(c.blob)
+            || if lfs {
+                store.contains(&Pointer { oid: c.sha256, size })
+            } else {
+                git.get()?.odb().map(|o| o.exists(c.blob)).unwrap_or(false)
+            };
+        if present {
+            return Ok(Hashed { sha256: c.sha256, size, blob: c.blob, lfs, marked, read: false });
+        }
+    }
+    let abs = source.join(&f.rel);
+    if lfs {
+        let pointer = if dry_run {
+            let mut file = fs::File::open(&abs).map_err(|e| read_error(&abs, e))?;
+            let (oid, n) = hash_reader(&mut file).map_err(|e| read_error(&abs, e))?;
+            if n != size {
+                return Err(Error::conflict(format!("{} changed while it was being read", abs.display())));
+            }
+            Pointer { oid, size }
+        } else {
+            store.store_file(&abs, Some(&f.meta)).map_err(|e| with_read_hint(e, &abs))?.pointer
+        };
+        return Ok(Hashed {
+            sha256: pointer.oid,
+            size,
+            blob: pointer.blob_id(),
+            lfs: true,
+            marked,
+            read: true,
+        });
+    }
+    // A plain git blob: at most lfs.max_blob_size bytes, so it is read whole.
+    let mut file = fs::File::open(&abs).map_err(|e| read_error(&abs, e))?;
+    let mut data = Vec::with_capacity(size as usize);
+    file.read_to_end(&mut data).map_err(|e| read_error(&abs, e))?;
+    let after = file.metadata().map_err(|e| Error::io("stat", &abs, e))?;
+    if data.len() as u64 != size || Stat::of(&after) != Stat::of(&f.meta) {
+        return Err(Error::conflict(format!("{} changed while it was being read", abs.display()))
+            .with_hint("wait until whatever writes the folder has finished, then run the command again"));
+    }
+    let sha256 = lfs::Oid(Sha256::digest(&data).into());
+    let blob = if dry_run {
+        Oid::hash_object(git2::ObjectType::Blob, &data).context("hash a blob")?
+    } else {
+        git.get()?.blob(&data).context(format!("write the blob of {}", abs.display()))?
+    };
+    Ok(Hashed { sha256, size, blob, lfs: false, marked, read: true })
+}
+
+fn read_error(path: &Path, e: std::io::Error) -> Error {
+    with_read_hint(Error::io("read", path, e), path)
+}
+
+fn with_read_hint(e: Error, path: &Path) -> Error {
+    if e.kind() == ErrorKind::Io && e.hint().is_none() {
+        e.with_hint(format!(
+            "make {} readable by this user (or move it out of the folder); nothing was committed",
+            path.display()
+        ))
+    } else {
+        e
+    }
+}
+
+/// `sha256:` of the sorted `<sha256>  <path>\n` lines (what `sha256sum` prints), paths relative to the source.
+fn manifest_digest(files: &[SourceFile], hashed: &[Hashed]) -> String {
+    let mut h = Sha256::new();
+    for (f, x) in files.iter().zip(hashed) {
+        h.update(x.sha256.to_hex().as_bytes());
+        h.update(b"  ");
+        h.update(f.rel.as_bytes());
+        h.update(b"\n");
+    }
+    format!("sha256:{}", lfs::Oid(h.finalize().into()).to_hex())
+}
+
+/// How the source compares with the branch's files under the destination.
+#[derive(Debug, Default)]
+struct Plan {
+    added: u64,
+    changed: u64,
+    unchanged: u64,
+    removed: u64,
+    /// Relative paths to (re)write.
+    set: Vec<String>,
+    /// Relative paths to delete (--replace).
+    remove: Vec<String>,
+}
+
+/// The files of the branch under `dest` (relative paths), without the managed `.gitattributes`.
+fn existing_files(
+    git: &Repository,
+    base_tree: Option<Oid>,
+    dest: &str,
+    branch: &str,
+) -> Result<HashMap<String, (Oid, FileMode)>> {
+    let mut existing = HashMap::new();
+    let Some(base) = base_tree else { return Ok(existing) };
+    let sub = if dest.is_empty() {
+        Some(base)
+    } else {
+        match entry_at(git, base, dest)? {
+            Some(e) if e.mode == FileMode::Tree => Some(e.oid),
+            Some(_) => {
+                return Err(Error::conflict(format!("'{dest}' is a file on branch '{branch}', not a folder"))
+                    .with_hint("choose another --dest"))
+            }
+            None => None,
+        }
+    };
+    if let Some(sub) = sub {
+        for f in list_files(git, sub)? {
+            if dest.is_empty() && f.path == attributes::FILE {
+                continue; // managed by mlgit, never part of the data
+            }
+            existing.insert(f.path, (f.oid, f.mode));
+        }
+    }
+    Ok(existing)
+}
+
+fn plan(
+    existing: &HashMap<String, (Oid, FileMode)>,
+    dest: &str,
+    source: &HashMap<&str, (Hashed, &SourceFile)>,
+    append_only: bool,
+    replace: bool,
+    branch: &str,
+) -> Result<Plan> {
+    let existing_dirs: HashSet<&str> =
+        if append_only { existing.keys().flat_map(|k| ancestors(k)).collect() } else { HashSet::new() };
+    let mut p = Plan::default();
+    let mut conflicts = Vec::new();
+    let mut rels: Vec<&&str> = source.keys().collect();
+    rels.sort();
+    for rel in rels {
+        let (h, f) = &source[*rel];
+        let mode = if f.executable { FileMode::BlobExecutable } else { FileMode::Blob };
+        match existing.get(*rel) {
+            Some((oid, m)) if *oid == h.blob && *m == mode => p.unchanged += 1,
+            Some(_) => {
+                if append_only {
+                    conflicts.push(rel.to_string());
+                } else {
+                    p.changed += 1;
+                    p.set.push(rel.to_string());
+                }
+            }
+            None => {
+                // A file where the branch has a folder (or below one of its files) would delete data.
+                if append_only && !existing.is_empty() {
+                    let ancestors = ancestors(rel).any(|a| existing.contains_key(a));
+                    if ancestors || existing_dirs.contains(*rel) {
+                        conflicts.push(rel.to_string());
+                        continue;
+                    }
+                }
+                p.added += 1;
+                p.set.push(rel.to_string());
+            }
+        }
+    }
+    if !conflicts.is_empty() {
+        let shown: Vec<String> = conflicts.iter().take(10).map(|r| join(dest, r)).collect();
+        let more =
+            if conflicts.len() > 10 { format!(" and {} more", conflicts.len() - 10) } else { String::new() };
+        return Err(Error::conflict(format!(
+            "branch '{branch}' is append-only and already holds different content at {} path(s): {}{more}",
+            conflicts.len(),
+            shown.join(", ")
+        ))
+        .with_hint("committed files are never modified on an append-only branch: give the new versions new names (or a new --dest folder); nothing was committed"));
+    }
+    if replace {
+        let mut gone: Vec<String> =
+            existing.keys().filter(|k| !source.contains_key(k.as_str())).cloned().collect();
+        gone.sort();
+        p.removed = gone.len() as u64;
+        p.remove = gone;
+    }
+    Ok(p)
+}
+
+fn ancestors(rel: &str) -> impl Iterator<Item = &str> {
+    rel.match_indices('/').map(move |(i, _)| &rel[..i])
+}
+
+/// Write the new tree: pointer blobs and trees into an in-memory object database dumped as one
+/// pack, then the managed `.gitattributes` block from what is known.
+fn write_commit_tree(
+    git: &Repository,
+    base_tree: Option<Oid>,
+    dest: &str,
+    plan: &Plan,
+    source: &HashMap<&str, (Hashed, &SourceFile)>,
+    patterns: &[Pattern],
+) -> Result<Oid> {
+    // A second handle whose object database has the in-memory backend in front, so everything
+    // written through it lands in memory until dumped. Commits are written by `git` (no mempack),
+    // after the pack is on disk.
+    let writer = Repository::open(git.path()).context("open the repository")?;
+    let odb = writer.odb().context("open the object database")?;
+    let mempack = odb.add_new_mempack_backend(1000).context("set up the in-memory object database")?;
+
+    let mut edits = TreeEdits::new();
+    for rel in &plan.set {
+        let (h, f) = &source[rel.as_str()];
+        if h.lfs {
+            let pointer = Pointer { oid: h.sha256, size: h.size };
+            let id = writer.blob(&pointer.to_bytes()).context("write a pointer blob")?;
+            debug_assert_eq!(id, h.blob);
+        }
+        let mode = if f.executable { FileMode::BlobExecutable } else { FileMode::Blob };
+        edits.set(&join(dest, rel), Entry { oid: h.blob, mode })?;
+    }
+    for rel in &plan.remove {
+        edits.remove(&join(dest, rel))?;
+    }
+    let tree = edits.write(&writer, base_tree)?;
+    drop(edits);
+
+    // Which files hold pointers: ours are known; for the others trust the base tree's managed
+    // block (mlgit keeps it exact), and read blobs only when the base has no managed block.
+    let base_attrs = match base_tree {
+        Some(b) => match entry_at(&writer, b, attributes::FILE)? {
+            Some(e) if e.mode != FileMode::Tree => {
+                let blob = writer.find_blob(e.oid).context("read .gitattributes")?;
+                let text = String::from_utf8_lossy(blob.content()).into_owned();
+                text.lines().any(|l| l == attributes::BEGIN).then(|| LfsAttributes::parse(&text))
+            }
+            _ => None,
+        },
+        None => Some(LfsAttributes::default()),
+    };
+    let all = list_files(&writer, tree)?;
+    let prefix = if dest.is_empty() { String::new() } else { format!("{dest}/") };
+    let mut flags = Vec::with_capacity(all.len());
+    for f in &all {
+        let ours = f.path.strip_prefix(prefix.as_str()).and_then(|rel| source.get(rel));
+        let is_pointer = match ours {
+            Some((h, _)) if h.blob == f.oid => h.marked,
+            _ => match &base_attrs {
+                Some(a) => a.is_lfs(&f.path),
+                None => f.mode != FileMode::Link && read_pointer(&writer, &odb, f.oid)?.is_some(),
+            },
+        };
+        flags.push(is_pointer);
+    }
+    let tree = write_attributes(
+        &writer,
+        tree,
+        patterns,
+        all.iter().zip(&flags).map(|(f, l)| (f.path.as_str(), *l)),
+    )?;
+    drop((all, flags));
+
+    // Pack what this commit adds (new trees and blobs; unchanged subtrees are skipped) and hand
+    // the pack to the on-disk object database, which indexes it.
+    let mut new = Vec::new();
+    new_objects(&writer, tree, base_tree, &mut new)?;
+    if !new.is_empty() {
+        // Written straight into objects/pack (temporary files, then renamed: .pack before .idx),
+        // streamed through libgit2's indexer, so no second copy of the pack is held in memory.
+        let mut pb = writer.packbuilder().context("start a pack")?;
+        for id in &new {
+            pb.insert_object(*id, None).context("add an object to the pack")?;
+        }
+        let pack_dir = git.commondir().join("objects").join("pack");
+        pb.write(&pack_dir, 0).context(format!("write a pack into {}", pack_dir.display()))?;
+        drop(pb);
+        // Make the new pack visible to this handle (libgit2 does not rescan on every miss).
+        git.odb().and_then(|o| o.refresh()).context("rescan the object database")?;
+    }
+    mempack.reset().context("reset the in-memory object database")?;
+    drop(odb);
+    Ok(tree)
+}
+
+/// The trees of `new` that differ from `old` at the same path, and the blobs they point to that
+/// differ: what a commit of `new` on top of `old` adds to the repository.
+fn new_objects(git: &Repository, new: Oid, old: Option<Oid>, out: &mut Vec<Oid>) -> Result<()> {
+    if Some(new) == old {
+        return Ok(());
+    }
+    out.push(new);
+    let tree = git.find_tree(new).context(format!("read tree {new}"))?;
+    let old_tree = match old {
+        Some(o) => Some(git.find_tree(o).context(format!("read tree {o}"))?),
+        None => None,
+    };
+    for entry in tree.iter() {
+        let before =
+            old_tree.as_ref().and_then(|t| t.get_name_bytes(entry.name_bytes()).map(|e| (e.id(), e.kind())));
+        match entry.kind() {
+            Some(git2::ObjectType::Tree) => {
+                let old_sub = before.filter(|(_, k)| *k == Some(git2::ObjectType::Tree)).map(|(id, _)| id);
+                new_objects(git, entry.id(), old_sub, out)?;
+            }
+            Some(git2::ObjectType::Blob) if before.map(|(id, _)| id) != Some(entry.id()) => {
+                out.push(entry.id())
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn render_message(
+    opts: &CommitDataOptions,
+    default_subject: &str,
+    source: &Path,
+    plan: &Plan,
+    bytes: u64,
+    manifest: &str,
+    sig: &git2::Signature<'_>,
+) -> String {
+    let (subject, body) = match opts.message.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
+        Some(m) => match m.split_once('\n') {
+            Some((s, b)) => (s.to_string(), b.trim().to_string()),
+            None => (m.to_string(), String::new()),
+        },
+        None => (default_subject.to_string(), String::new()),
+    };
+    Message::new(subject)
+        .body(body)
+        .trailer(keys::SOURCE, source.display())
+        .trailer(keys::HOST, host_name())
+        .trailer(keys::USER, user_name())
+        .trailer(keys::INGESTED_AT, format_time(sig.when()))
+        .trailer(keys::FILES_ADDED, plan.added)
+        .trailer(keys::FILES_CHANGED, plan.changed)
+        .trailer(keys::FILES_UNCHANGED, plan.unchanged)
+        .trailer(keys::FILES_REMOVED, plan.removed)
+        .trailer(keys::BYTES, bytes)
+        .trailer(keys::MANIFEST, manifest)
+        .render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dest_is_normalized() {
+        assert_eq!(normalize_dest("data/").unwrap(), "data");
+        assert_eq!(normalize_dest("./data/x/").unwrap(), "data/x");
+        assert_eq!(normalize_dest(".").unwrap(), "");
+        assert_eq!(normalize_dest("/").unwrap(), "");
+        assert!(normalize_dest("data/../x").is_err());
+        assert!(normalize_dest("a/.git").is_err());
+    }
+
+    #[test]
+    fn ancestors_are_the_parent_folders() {
+        assert_eq!(ancestors("a/b/c").collect::<Vec<_>>(), vec!["a", "a/b"]);
+        assert_eq!(ancestors("a").count(), 0);
+    }
+}
