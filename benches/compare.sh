@@ -10,8 +10,11 @@ set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
-GEN_VERSION=1                   # bump when the generated data changes: cached sets are regenerated
-MLGIT_REF=${MLGIT_REF:-raw}     # the branch commit-data writes to and materialize/diff read
+GEN_VERSION=2                   # bump when the generated data or the marker changes: cached sets are regenerated
+MLGIT_REF=${MLGIT_REF:-raw}     # the branch commit-data writes to and materialize reads
+# raw is append-only (a committed file is never modified), so the re-commit rows commit to this branch
+# instead, when `mlgit commit-data --help` offers --branch and --create
+MLGIT_RECOMMIT_BRANCH=${MLGIT_RECOMMIT_BRANCH:-bench}
 ALL_TOOLS="cp,git,git-lfs,dvc,mlgit"
 
 usage() {
@@ -28,14 +31,18 @@ usage: bash benches/compare.sh [options]
   --tools LIST    restrict to some of: cp,git,git-lfs,dvc,mlgit (default: all)
   --gc            also time the `git gc --auto` that git defers after a large commit
                   (slow: about 4 minutes per run on S with 2 cores)
+  --lfs-pull      also time `git lfs pull` into a fresh clone (fetch + checkout; slow on S)
   -h, --help      this text
+
+Environment: MLGIT_REF (default raw) is the branch commit-data writes and materialize reads;
+MLGIT_RECOMMIT_BRANCH (default bench) is where the re-commit rows commit, since raw is append-only.
 
 Results: a Markdown table on stdout and in WORKDIR/results.md (paste into docs/performance.md).
 EOF
 }
 
 # ---------------------------------------------------------------- arguments
-SETS="S,M"; RUNS=3; MLGIT=""; WORK=/tmp/mlgit-bench; TOOLS=$ALL_TOOLS; WITH_GC=0
+SETS="S,M"; RUNS=3; MLGIT=""; WORK=/tmp/mlgit-bench; TOOLS=$ALL_TOOLS; WITH_GC=0; WITH_LFS_PULL=0
 while (($#)); do
     case $1 in
         --sets) SETS=${2:?--sets needs a value}; shift 2 ;;
@@ -49,6 +56,7 @@ while (($#)); do
         --tools) TOOLS=${2:?--tools needs a value}; shift 2 ;;
         --tools=*) TOOLS=${1#*=}; shift ;;
         --gc) WITH_GC=1; shift ;;
+        --lfs-pull) WITH_LFS_PULL=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "compare.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
@@ -75,6 +83,9 @@ tool_selected() { [[ ,$TOOLS, == *,"$1",* ]]; }
 
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
+# one benchmark per workdir at a time: two would share (and delete) each other's repositories
+exec 9>"$WORK/.lock"
+flock -n 9 || die "another compare.sh is running with --workdir $WORK (pick another --workdir)"
 
 # mlgit: an explicit path, else the release build of this repo, else one on PATH
 if [[ -z $MLGIT ]]; then
@@ -154,12 +165,17 @@ export DVC MLGIT MLGIT_REF
 
 # ---------------------------------------------------------------- mlgit
 MLGIT_SKIP=""; MLGIT_HELP=""
+ML2_REF=$MLGIT_REF; ML2_BRANCH_ARGS=()   # the branch of the re-commit rows, and how to name it
 if tool_selected mlgit; then
     if [[ -z $MLGIT || ! -x $MLGIT ]]; then
         MLGIT_SKIP="mlgit binary not found (cargo build --release, or pass --mlgit PATH)"
         echo "skipping mlgit rows: $MLGIT_SKIP"
     else
         MLGIT_HELP=$("$MLGIT" --help 2>&1 || true)
+        ml_commit_help=$("$MLGIT" commit-data --help 2>&1 || true)
+        if grep -q -- '--create' <<<"$ml_commit_help" && grep -q -- '--branch' <<<"$ml_commit_help"; then
+            ML2_REF=$MLGIT_RECOMMIT_BRANCH; ML2_BRANCH_ARGS=(--branch "$ML2_REF")
+        fi
     fi
 fi
 # an extra mlgit row runs only when `mlgit --help` lists its subcommand
@@ -181,7 +197,8 @@ fs_type=$(df -PT "$WORK" | awk 'NR==2 {print $2}')
     if ((HAVE_LFS)); then echo "- $(git lfs version)"; else echo "- git-lfs: not installed"; fi
     if [[ -n $DVC ]]; then echo "- dvc $("$DVC" --version 2>&1 | head -n 1)"; else echo "- dvc: ${DVC_SKIP:-not selected}"; fi
     if [[ -n $MLGIT_SKIP ]]; then echo "- mlgit: $MLGIT_SKIP"
-    elif tool_selected mlgit; then echo "- mlgit: $(ver "$MLGIT" --version) ($MLGIT)"
+    elif tool_selected mlgit; then
+        echo "- mlgit: $(ver "$MLGIT" --version) ($MLGIT); materialize reads \`$MLGIT_REF\`, the re-commit rows commit to \`$ML2_REF\`"
     else echo "- mlgit: not selected"; fi
     echo "- cp: $(cp --version | head -n 1), python3 $(python3 -c 'import sys; print(sys.version.split()[0])')"
     echo "- runs per row: $RUNS (median reported), sets: ${SET_LIST[*]}"
@@ -190,6 +207,9 @@ fs_type=$(df -PT "$WORK" | awk 'NR==2 {print $2}')
 echo "== mlgit comparison benchmark =="
 cat "$LOGDIR/machine.md"
 echo "- logs: $LOGDIR"
+if awk -v n="$(nproc)" '{exit !($1 > n / 2)}' /proc/loadavg; then
+    echo "WARNING: load average $(cut -d' ' -f1 /proc/loadavg) on $(nproc) cores: other work is running, the numbers will be noisy"
+fi
 echo "Page cache cannot be dropped here: every run first reads its data set once (cat > /dev/null) so all"
 echo "tools see a warm cache, and 'sync' runs (untimed) before every timed command. Tools alternate within"
 echo "each run, in an order rotated from run to run."
@@ -250,11 +270,41 @@ rng = random.Random("mlgit-bench-modify-" + name)
 n = 0
 for i, p in enumerate(paths):
     if i % 100 == 0:
-        size = os.path.getsize(p)
-        with open(p, "r+b") as f:
-            f.write(rng.randbytes(size)); f.truncate()
+        st = os.stat(p)
+        data = rng.randbytes(st.st_size)
+        if st.st_nlink > 1:
+            # a hard link (someone copied with cp -al): writing in place would change the other
+            # copies too, so give this path a file of its own
+            with open(p + ".tmp", "wb") as f:
+                f.write(data)
+            os.replace(p + ".tmp", p)
+        else:
+            with open(p, "r+b") as f:
+                f.write(data); f.truncate()
         n += 1
 print("modified %d of %d files" % (n, len(paths)))
+PY
+)
+
+# Fingerprint of a data set: file count, bytes, and a SHA-256 over every 50th file (which includes
+# every file the 1% re-commit modifies) and the first and last MiB of each large file.
+FINGERPRINT_PY=$(cat <<'PY'
+import hashlib, os, sys
+root = sys.argv[1]
+paths = sorted(os.path.relpath(os.path.join(dp, f), root) for dp, dns, fns in os.walk(root) for f in fns)
+h = hashlib.sha256()
+total = 0
+for i, rel in enumerate(paths):
+    p = os.path.join(root, rel)
+    size = os.path.getsize(p)
+    total += size
+    if size > 1 << 20:
+        with open(p, "rb") as f:
+            h.update(rel.encode() + f.read(1 << 20)); f.seek(-(1 << 20), 2); h.update(f.read())
+    elif i % 50 == 0:
+        with open(p, "rb") as f:
+            h.update(rel.encode() + f.read())
+print("files=%d bytes=%d sample=%s" % (len(paths), total, h.hexdigest()[:32]))
 PY
 )
 
@@ -267,11 +317,16 @@ declare -A SET_DESC=(
 # sets on which the re-commit rows (1% changed, nothing changed) run
 declare -A SET_RECOMMIT=([tiny]=1 [S]=1 [M]=0 [L]=0)
 
-generate() { # SET -> $WORK/data/SET, cached; prints the marker "vN files=.. bytes=.."
+generate() { # SET -> $WORK/data/SET, cached; the marker SET.done holds "vN files=.. bytes=.. sample=.."
     local set=$1 dir=$WORK/data/$1 marker=$WORK/data/$1.done
     if [[ -d $dir && -f $marker && $(head -c 3 "$marker") == "v$GEN_VERSION " ]]; then
-        echo "data set $set: cached in $dir" >&3
-        return 0
+        # reuse only an untouched set: nothing newer than the marker, same count, bytes and sample hash
+        if [[ -z $(find "$dir" -newer "$marker" -print -quit) ]] &&
+            [[ "v$GEN_VERSION $(python3 -c "$FINGERPRINT_PY" "$dir")" == "$(cat "$marker")" ]]; then
+            echo "data set $set: cached in $dir (verified)" >&3
+            return 0
+        fi
+        echo "data set $set: the cached copy in $dir was modified since it was generated: regenerating" >&3
     fi
     rm -rf "$dir" "$dir.tmp" "$marker"
     mkdir -p "$dir.tmp"
@@ -281,7 +336,7 @@ generate() { # SET -> $WORK/data/SET, cached; prints the marker "vN files=.. byt
         openssl enc -aes-128-ctr -pass "pass:mlgit-bench-$set" -nosalt -md sha256 </dev/zero 2>/dev/null |
             python3 -c "$GEN_PY" "$set" "$dir.tmp") || die "generating data set $set failed"
     mv "$dir.tmp" "$dir"
-    echo "v$GEN_VERSION $info" >"$marker"
+    echo "v$GEN_VERSION $(python3 -c "$FINGERPRINT_PY" "$dir")" >"$marker"
     GEN_TIMES+=("$set: generated in $((SECONDS - t0)) s")
     echo "data set $set: $info, generated in $((SECONDS - t0)) s" >&3
 }
@@ -452,11 +507,11 @@ r_mlgit() {
     # mlgit reads its source in place, so it gets its own copy to modify; the first commit is untimed
     cp -r "$DATA" "$RUN/ml-src"
     "$MLGIT" init --quiet "$RUN/ml2"
-    # raw is append-only (a changed file is refused by design), so changes go to clean, which is not
-    "$MLGIT" -C "$RUN/ml2" commit-data --source "$RUN/ml-src" --branch clean --quiet
+    "$MLGIT" -C "$RUN/ml2" commit-data --source "$RUN/ml-src" --quiet \
+        ${ML2_BRANCH_ARGS[@]+"${ML2_BRANCH_ARGS[@]}" --create}
     touch "$RUN/.ok-ml2"
     modify_1pct "$RUN/ml-src"
-    timed recommit-1% mlgit "$RUN" "$MLGIT" -C "$RUN/ml2" commit-data --source "$RUN/ml-src" --branch clean --quiet
+    timed recommit-1% mlgit "$RUN" "$MLGIT" -C "$RUN/ml2" commit-data --source "$RUN/ml-src" --quiet ${ML2_BRANCH_ARGS[@]+"${ML2_BRANCH_ARGS[@]}"}
 }
 n_git() {
     gate git nochange git git || return 0
@@ -472,7 +527,7 @@ n_dvc() {
 }
 n_mlgit() {
     gate mlgit nochange mlgit ml2 || return 0
-    timed nochange mlgit "$RUN" "$MLGIT" -C "$RUN/ml2" commit-data --source "$RUN/ml-src" --branch clean --quiet
+    timed nochange mlgit "$RUN" "$MLGIT" -C "$RUN/ml2" commit-data --source "$RUN/ml-src" --quiet ${ML2_BRANCH_ARGS[@]+"${ML2_BRANCH_ARGS[@]}"}
 }
 
 # ---- restore the data from each tool's store into a folder
@@ -489,6 +544,7 @@ s_lfs() {
     rm -rf "$RUN/rs-lfs"
 }
 s_lfspull() {
+    ((WITH_LFS_PULL)) || return 0
     gate git-lfs restore git-lfs-pull lfs || return 0
     GIT_LFS_SKIP_SMUDGE=1 git clone -q "$RUN/lfs" "$RUN/rs-lfspull"
     CHECK=(dir "$RUN/rs-lfspull/data"); timed restore git-lfs-pull "$RUN/rs-lfspull" git lfs pull
@@ -513,50 +569,11 @@ x_row() { # ROW SUBCOMMAND MARKER CMD...
     if ! mlgit_has "$sub"; then skip_row extras "$row" "not built"; return 0; fi
     timed extras "$row" "$RUN" "$@"
 }
-x_diff() { x_row mlgit-diff diff ml2 "$MLGIT" -C "$RUN/ml2" diff "$MLGIT_REF~1" "$MLGIT_REF"; }
+x_diff() { x_row mlgit-diff diff ml2 "$MLGIT" -C "$RUN/ml2" diff "$ML2_REF~1" "$ML2_REF"; }
 x_clean() { x_row mlgit-clean clean ml "$MLGIT" -C "$RUN/ml" clean; }
 x_split() { x_row mlgit-split split ml "$MLGIT" -C "$RUN/ml" split; }
 
-# ---------------------------------------------------------------- main loop
-cleanup() { [[ -n ${RUN:-} ]] && rm -rf "$RUN"; rm -f "$LOGDIR"/.time.*; }
-trap cleanup EXIT
-trap 'echo "interrupted" >&2; exit 130' INT TERM
-
-T_START=$SECONDS
-SET_INFO=()
-for set in "${SET_LIST[@]}"; do
-    CUR_SET=$set
-    generate "$set"
-    DATA=$WORK/data/$set
-    read -r _ f b <"$WORK/data/$set.done"
-    SET_FILES=${f#files=}; SET_BYTES=${b#bytes=}
-    SET_INFO+=("$set"$'\t'"${SET_DESC[$set]}"$'\t'"$SET_FILES"$'\t'"$SET_BYTES")
-    RUN=$WORK/runs/$set
-    export DVC_SITE_CACHE_DIR=$RUN/dvc-site
-    echo "== set $set: ${SET_DESC[$set]} ($SET_FILES files, $((SET_BYTES / 1048576)) MiB), $RUNS runs =="
-    for ((CUR_RUN = 1; CUR_RUN <= RUNS; CUR_RUN++)); do
-        rm -rf "$RUN"; mkdir -p "$RUN"
-        find "$DATA" -type f -print0 | xargs -0 cat >/dev/null    # warm the page cache
-        rotated commit cp:c_cp git:c_git git-lfs:c_lfs dvc:c_dvc mlgit:c_mlgit
-        if ((SET_RECOMMIT[$set])); then
-            rotated recommit-1% git:r_git git-lfs:r_lfs dvc:r_dvc mlgit:r_mlgit
-            rotated nochange git:n_git git-lfs:n_lfs dvc:n_dvc mlgit:n_mlgit
-        fi
-        rotated restore git:s_git git-lfs:s_lfs git-lfs-pull:s_lfspull dvc:s_dvc mlgit:s_mlgit
-        if ((SET_RECOMMIT[$set])); then step extras mlgit-diff x_diff; fi
-        step extras mlgit-clean x_clean
-        step extras mlgit-split x_split
-        rm -rf "$RUN"
-    done
-done
-TOTAL_S=$((SECONDS - T_START))
-
 # ---------------------------------------------------------------- report
-printf '%s\n' "${SET_INFO[@]}" >"$LOGDIR/sets.tsv"
-{
-    echo "total benchmark time: $TOTAL_S s; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-    for g in "${GEN_TIMES[@]+"${GEN_TIMES[@]}"}"; do echo "data $g"; done
-} >"$LOGDIR/timing.txt"
 REPORT_PY=$(cat <<'PY'
 
 import collections, statistics, sys
@@ -579,7 +596,7 @@ ROWS = {
     ("recommit-1%", "git"): "git add -A && git commit",
     ("recommit-1%", "git-lfs"): "git add -A && git commit (LFS)",
     ("recommit-1%", "dvc"): "dvc add (+ git commit)",
-    ("recommit-1%", "mlgit"): "mlgit commit-data",
+    ("recommit-1%", "mlgit"): "mlgit commit-data (own copy of the data; mutable branch, raw is append-only)",
     ("nochange", "git"): "git add -A && git commit --allow-empty",
     ("nochange", "git-lfs"): "git add -A && git commit --allow-empty (LFS)",
     ("nochange", "dvc"): "dvc add (+ git commit --allow-empty)",
@@ -590,7 +607,7 @@ ROWS = {
     ("restore", "git-lfs-pull"): "git lfs pull (fetch from a local clone + checkout)",
     ("restore", "dvc"): "rm -rf data; dvc checkout",
     ("restore", "mlgit"): "mlgit materialize raw --into",
-    ("extras", "mlgit-diff"): "mlgit diff raw~1 raw (after the 1% re-commit)",
+    ("extras", "mlgit-diff"): "mlgit diff B~1 B (B: the re-commit branch, after the 1% re-commit)",
     ("extras", "mlgit-clean"): "mlgit clean (raw -> clean)",
     ("extras", "mlgit-split"): "mlgit split (clean -> split)",
 }
@@ -685,6 +702,55 @@ if warnings:
 print("\n".join(out))
 PY
 )
-echo
-echo "== results (also in $WORK/results.md) =="
-python3 -c "$REPORT_PY" "$TSV" "$LOGDIR/machine.md" "$LOGDIR/sets.tsv" "$LOGDIR/timing.txt" "$RUNS" | tee "$WORK/results.md"
+
+# write_report STATUS: the Markdown report of everything in results.tsv, to stdout and WORK/results.md
+write_report() {
+    {
+        echo "$1; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+        for g in "${GEN_TIMES[@]+"${GEN_TIMES[@]}"}"; do echo "data $g"; done
+    } >"$LOGDIR/timing.txt"
+    touch "$LOGDIR/sets.tsv"
+    echo
+    echo "== results (also in $WORK/results.md) =="
+    python3 -c "$REPORT_PY" "$TSV" "$LOGDIR/machine.md" "$LOGDIR/sets.tsv" "$LOGDIR/timing.txt" "$RUNS" |
+        tee "$WORK/results.md"
+}
+
+# ---------------------------------------------------------------- main loop
+cleanup() { [[ -n ${RUN:-} ]] && rm -rf "$RUN"; rm -f "$LOGDIR"/.time.*; }
+on_signal() {
+    trap - INT TERM
+    echo "interrupted: writing the report of what was measured so far" >&2
+    write_report "interrupted after $((SECONDS - T_START)) s: partial results"
+    exit 130
+}
+T_START=$SECONDS
+trap cleanup EXIT
+trap on_signal INT TERM
+for set in "${SET_LIST[@]}"; do
+    CUR_SET=$set
+    generate "$set"
+    DATA=$WORK/data/$set
+    read -r _ f b _ <"$WORK/data/$set.done"
+    SET_FILES=${f#files=}; SET_BYTES=${b#bytes=}
+    printf '%s\t%s\t%s\t%s\n' "$set" "${SET_DESC[$set]}" "$SET_FILES" "$SET_BYTES" >>"$LOGDIR/sets.tsv"
+    RUN=$WORK/runs/$set
+    export DVC_SITE_CACHE_DIR=$RUN/dvc-site
+    echo "== set $set: ${SET_DESC[$set]} ($SET_FILES files, $((SET_BYTES / 1048576)) MiB), $RUNS runs =="
+    for ((CUR_RUN = 1; CUR_RUN <= RUNS; CUR_RUN++)); do
+        rm -rf "$RUN"; mkdir -p "$RUN"
+        find "$DATA" -type f -print0 | xargs -0 cat >/dev/null    # warm the page cache
+        rotated commit cp:c_cp git:c_git git-lfs:c_lfs dvc:c_dvc mlgit:c_mlgit
+        if ((SET_RECOMMIT[$set])); then
+            rotated recommit-1% git:r_git git-lfs:r_lfs dvc:r_dvc mlgit:r_mlgit
+            rotated nochange git:n_git git-lfs:n_lfs dvc:n_dvc mlgit:n_mlgit
+        fi
+        rotated restore git:s_git git-lfs:s_lfs git-lfs-pull:s_lfspull dvc:s_dvc mlgit:s_mlgit
+        if ((SET_RECOMMIT[$set])); then step extras mlgit-diff x_diff; fi
+        step extras mlgit-clean x_clean
+        step extras mlgit-split x_split
+        rm -rf "$RUN"
+    done
+done
+write_report "total benchmark time: $((SECONDS - T_START)) s"
+

@@ -129,7 +129,7 @@ pub fn commit_data(
     progress: &dyn Progress,
 ) -> Result<CommitDataOutcome> {
     let start = Instant::now();
-    let read_at = chrono::Utc::now().timestamp();
+    let read_at = chrono::Utc::now().timestamp_nanos_opt().map(i128::from).unwrap_or(i128::MAX);
     let git = repo.git();
     let config = repo.config();
     let dest = normalize_dest(&opts.dest)?;

@@ -17,8 +17,11 @@ use crate::error::{Error, Result};
 use crate::store::Oid;
 
 const HEADER: &str = "mlgit stat cache v2";
-/// Files modified less than this long before they were read are not cached.
-const RACY_SECONDS: i64 = 2;
+/// Files modified less than this long before they were read are not cached: the kernel stamps
+/// mtimes from a coarse clock (a few milliseconds), so a write in the same tick as our read could
+/// leave mtime unchanged. File systems without sub-second mtimes (mtime_ns of 0) get 2 s, as FAT needs.
+const RACY_NANOS: i128 = 100_000_000;
+const RACY_NANOS_COARSE: i128 = 2_000_000_000;
 
 /// What the cache knows about one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,9 +94,12 @@ impl StatCache {
         self.entries.get(key).filter(|e| e.stat == *stat).copied()
     }
 
-    /// Record a file read at `read_at` (unix seconds); racy files are not recorded.
-    pub fn insert(&mut self, key: &str, entry: CacheEntry, read_at: i64) {
-        if entry.stat.mtime >= read_at - RACY_SECONDS {
+    /// Record a file read at `read_at_ns` (unix nanoseconds, taken before the read started); racy
+    /// files are not recorded.
+    pub fn insert(&mut self, key: &str, entry: CacheEntry, read_at_ns: i128) {
+        let mtime = entry.stat.mtime as i128 * 1_000_000_000 + entry.stat.mtime_ns as i128;
+        let margin = if entry.stat.mtime_ns == 0 { RACY_NANOS_COARSE } else { RACY_NANOS };
+        if mtime >= read_at_ns - margin {
             self.dirty |= self.entries.remove(key).is_some();
         } else if self.entries.get(key) != Some(&entry) {
             self.entries.insert(key.to_string(), entry);
@@ -182,13 +188,26 @@ mod tests {
         let stat = Stat { size: 5, mtime: 100, mtime_ns: 7, ino: 9, dev: 1 };
         let blob = git2::Oid::from_str("ab").unwrap();
         let entry = CacheEntry { stat, sha256: Oid([3; 32]), lfs: true, blob };
-        cache.insert("a b.csv", entry, 1000);
-        cache.insert("racy", CacheEntry { stat: Stat { mtime: 999, ..stat }, ..entry }, 1000);
+        const S: i128 = 1_000_000_000;
+        cache.insert("a b.csv", entry, 1000 * S);
+        // Written 50 ms before it was read: racy.
+        cache.insert(
+            "racy",
+            CacheEntry { stat: Stat { mtime: 999, mtime_ns: 950_000_000, ..stat }, ..entry },
+            1000 * S,
+        );
+        // No sub-second mtime: a coarse file system, 2 s of margin.
+        cache.insert(
+            "coarse",
+            CacheEntry { stat: Stat { mtime: 999, mtime_ns: 0, ..stat }, ..entry },
+            1000 * S,
+        );
         cache.save().unwrap();
         let loaded = StatCache::load(&path);
         assert_eq!(loaded.len(), 1);
         assert_eq!(loaded.get("a b.csv", &stat), Some(entry));
         assert_eq!(loaded.get("a b.csv", &Stat { mtime_ns: 8, ..stat }), None);
         assert_eq!(loaded.get("racy", &stat), None);
+        assert_eq!(loaded.get("coarse", &stat), None);
     }
 }
