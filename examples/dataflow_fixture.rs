@@ -8,24 +8,12 @@
 
 use std::path::PathBuf;
 
+use mlgit::data::validate::crc32;
 use mlgit::repo::refs::{commit_with_retry, NewCommit};
 use mlgit::repo::trailers::{keys, Message};
 use mlgit::repo::tree::{Entry, TreeEdits};
 use mlgit::repo::Repo;
 use rayon::prelude::*;
-
-fn crc32(parts: &[&[u8]]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for part in parts {
-        for &b in *part {
-            crc ^= b as u32;
-            for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
-            }
-        }
-    }
-    !crc
-}
 
 /// The test fixture PNG with a unique tEXt chunk before IEND (so every file is its own object).
 fn png(i: usize, broken: bool) -> Vec<u8> {

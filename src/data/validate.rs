@@ -236,7 +236,7 @@ fn check_delimited(text: &str, delim: u8, name: &str) -> Option<Problem> {
 
 /// CRC-32 (ISO-HDLC, as PNG uses), table-free bitwise form: PNG chunks are small enough that the
 /// table would not pay for itself in code clarity.
-fn crc32(parts: &[&[u8]]) -> u32 {
+pub fn crc32(parts: &[&[u8]]) -> u32 {
     let mut crc = 0xffff_ffffu32;
     for part in parts {
         for &b in *part {
