@@ -77,7 +77,13 @@ impl TestEnv {
         S: AsRef<OsStr>,
     {
         let out = self.mlgit(dir, args);
-        assert!(out.status.success(), "mlgit failed: {}\nstdout:\n{}\nstderr:\n{}", out.status, stdout(&out), stderr(&out));
+        assert!(
+            out.status.success(),
+            "mlgit failed: {}\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            stdout(&out),
+            stderr(&out)
+        );
         stdout(&out)
     }
 
@@ -90,7 +96,8 @@ impl TestEnv {
         let mut all: Vec<std::ffi::OsString> = vec!["--json".into()];
         all.extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
         let text = self.mlgit_ok(dir, all);
-        let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("bad JSON ({e}): {text}"));
+        let v: serde_json::Value =
+            serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("bad JSON ({e}): {text}"));
         assert_eq!(v["schema_version"], 1, "{v}");
         v
     }
@@ -111,7 +118,14 @@ impl TestEnv {
     {
         let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
         let out = self.git_cmd(dir).args(&args).output().expect("run git");
-        assert!(out.status.success(), "git {:?} failed: {}\n{}\n{}", args, out.status, stdout(&out), stderr(&out));
+        assert!(
+            out.status.success(),
+            "git {:?} failed: {}\n{}\n{}",
+            args,
+            out.status,
+            stdout(&out),
+            stderr(&out)
+        );
         stdout(&out)
     }
 
@@ -130,7 +144,11 @@ impl TestEnv {
     /// Whether `git lfs` can run here. Under CI (`CI=true`) a missing git-lfs fails the test;
     /// elsewhere the caller skips with a printed reason.
     pub fn has_git_lfs(&self) -> bool {
-        let ok = Command::new("git").args(["lfs", "version"]).output().map(|o| o.status.success()).unwrap_or(false);
+        let ok = Command::new("git")
+            .args(["lfs", "version"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
         if !ok {
             if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
                 panic!("git-lfs is required when CI=true (apt-get install -y git-lfs)");
