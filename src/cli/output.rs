@@ -16,7 +16,6 @@ pub struct Printer {
     pub quiet: bool,
 }
 
-#[allow(dead_code)] // `note` and `progress` serve the data commands.
 impl Printer {
     /// Print a command's result: its JSON form (with `schema_version` and `command`) or its text.
     pub fn result<T: Serialize>(&self, command: &str, outcome: &T, human: impl FnOnce(&T) -> String) {
@@ -98,7 +97,6 @@ pub fn json_document<T: Serialize>(command: &str, outcome: &T) -> String {
     serde_json::Value::Object(doc).to_string()
 }
 
-#[allow(dead_code)]
 /// An indicatif bar counting bytes when the phase knows its byte total, files otherwise.
 struct Bar {
     bar: std::sync::Mutex<Option<(ProgressBar, bool)>>,
