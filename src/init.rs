@@ -14,10 +14,11 @@ use serde::Serialize;
 
 use crate::config::{BranchKind, Config, CONFIG_FILE};
 use crate::error::{Context, Error, Result};
+use crate::repo::lfs_tree;
 use crate::repo::refs::compare_and_swap;
 use crate::repo::tree::{Entry, TreeEdits};
 use crate::repo::{self, Repo};
-use crate::store::{attributes, lfs_tree};
+use crate::store::attributes;
 use crate::templates::{render, Template};
 
 /// What `init` is asked to do.

@@ -6,11 +6,8 @@ use serde::Serialize;
 
 use crate::config::BranchKind;
 use crate::error::{Context, Result};
+use crate::repo::lfs_tree::classify;
 use crate::repo::{format_time, Repo};
-use crate::store::lfs_tree::classify;
-
-/// The path of the tracking record inside a snapshot's tree.
-pub const RUN_RECORD: &str = "tracking/run.json";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusOutcome {
@@ -136,7 +133,10 @@ pub fn snapshots(repo: &Repo) -> Result<Vec<SnapshotStatus>> {
     for name in names.iter().flatten() {
         let Ok(obj) = git.revparse_single(&format!("refs/tags/{name}")) else { continue };
         let Ok(commit) = obj.peel_to_commit() else { continue };
-        let Some(record) = crate::repo::tree::entry_at(git, commit.tree_id(), RUN_RECORD)? else { continue };
+        let Some(record) = crate::repo::tree::entry_at(git, commit.tree_id(), crate::snapshot::RUN_RECORD)?
+        else {
+            continue;
+        };
         let value = git
             .find_blob(record.oid)
             .ok()

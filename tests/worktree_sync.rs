@@ -7,11 +7,11 @@ mod common;
 use std::fs;
 
 use common::TestEnv;
+use mlgit::repo::lfs_tree::{compile_patterns, refresh_attributes};
 use mlgit::repo::refs::{commit_with_retry, Committed, NewCommit};
 use mlgit::repo::tree::{Entry, TreeEdits};
 use mlgit::repo::worktree::{ensure_clean_checkout, find_checkout, sync_checkout};
 use mlgit::repo::Repo;
-use mlgit::store::lfs_tree::{compile_patterns, refresh_attributes};
 
 /// Commit `files` onto `branch` through the library (LFS for data/**), as the data commands do.
 fn commit_files(repo: &Repo, branch: &str, files: &[(&str, &[u8])]) -> (Option<git2::Oid>, git2::Oid) {

@@ -23,11 +23,11 @@ use super::validate::{self, Problem};
 use crate::config::{BranchKind, Validators};
 use crate::error::{Context, Error, ErrorKind, Result};
 use crate::progress::Progress;
+use crate::repo::lfs_tree::compile_patterns;
 use crate::repo::trailers::{self, Message};
 use crate::repo::tree::{validate_path, Entry, TreeEdits};
 use crate::repo::Repo;
 use crate::store::attributes::Pattern;
-use crate::store::lfs_tree::compile_patterns;
 use crate::store::{LfsStore, Pointer};
 
 /// Where the report lives in the clean tree.

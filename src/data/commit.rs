@@ -27,12 +27,12 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Context, Error, ErrorKind, Result};
 use crate::progress::Progress;
+use crate::repo::lfs_tree::{compile_patterns, read_pointer, write_attributes};
 use crate::repo::refs::{commit_with_retry, Committed, NewCommit};
 use crate::repo::trailers::{keys, Message};
 use crate::repo::tree::{entry_at, list_files, validate_path, Entry, TreeEdits};
 use crate::repo::{format_time, host_name, user_name, worktree, Repo};
 use crate::store::attributes::{self, LfsAttributes, Pattern};
-use crate::store::lfs_tree::{compile_patterns, read_pointer, write_attributes};
 use crate::store::stat_cache::{CacheEntry, Stat, StatCache};
 use crate::store::{self as lfs, hash_reader, LfsStore, Pointer};
 
@@ -111,7 +111,7 @@ struct SourceFile {
 /// A file after hashing.
 #[derive(Debug, Clone, Copy)]
 struct Hashed {
-    sha256: lfs::Oid,
+    sha256: lfs::LfsOid,
     size: u64,
     /// The blob the tree gets: the pointer's blob or the content's blob.
     blob: Oid,
@@ -570,7 +570,7 @@ fn hash_one(
         return Err(Error::conflict(format!("{} changed while it was being read", abs.display()))
             .with_hint("wait until whatever writes the folder has finished, then run the command again"));
     }
-    let sha256 = lfs::Oid(Sha256::digest(&data).into());
+    let sha256 = lfs::LfsOid(Sha256::digest(&data).into());
     let blob = if dry_run {
         Oid::hash_object(git2::ObjectType::Blob, &data).context("hash a blob")?
     } else {
@@ -603,7 +603,7 @@ fn manifest_digest(files: &[SourceFile], hashed: &[Hashed]) -> String {
         h.update(f.rel.as_bytes());
         h.update(b"\n");
     }
-    format!("sha256:{}", lfs::Oid(h.finalize().into()).to_hex())
+    format!("sha256:{}", lfs::LfsOid(h.finalize().into()).to_hex())
 }
 
 /// How the source compares with the branch's files under the destination.

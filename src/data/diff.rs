@@ -11,10 +11,10 @@ use serde::Serialize;
 
 use super::split::{SPLITS, SPLIT_FILE};
 use crate::error::{Context, Error, Result};
+use crate::repo::lfs_tree::read_pointer;
 use crate::repo::tree::entry_at;
 use crate::repo::Repo;
-use crate::status::RUN_RECORD;
-use crate::store::lfs_tree::read_pointer;
+use crate::snapshot::RUN_RECORD;
 use crate::store::Pointer;
 
 #[derive(Debug, Clone, Default)]

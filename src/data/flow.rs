@@ -8,12 +8,12 @@ use git2::{Oid, Repository};
 
 use crate::config::BranchKind;
 use crate::error::{Context, Error, Result};
+use crate::repo::lfs_tree::{self, compile_patterns, read_pointer};
 use crate::repo::refs::{commit_with_retry, Committed, NewCommit};
 use crate::repo::tree::{entry_at, FileEntry};
 use crate::repo::worktree::{ensure_clean_checkout, sync_checkout};
 use crate::repo::Repo;
 use crate::store::attributes::Pattern;
-use crate::store::lfs_tree::{self, compile_patterns, read_pointer};
 use crate::store::Pointer;
 
 /// The folder of a data branch's tree that holds the data.

@@ -12,7 +12,7 @@ use crate::repo::lineage_walk::derived_from;
 use crate::repo::trailers::{self, keys};
 use crate::repo::tree::entry_at;
 use crate::repo::{format_time, Repo};
-use crate::status::RUN_RECORD;
+use crate::snapshot::RUN_RECORD;
 
 /// One commit of the chain.
 #[derive(Debug, Clone, Serialize)]

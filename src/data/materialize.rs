@@ -16,11 +16,11 @@ use serde::Serialize;
 
 use crate::error::{Context, Error, Result};
 use crate::progress::Progress;
+use crate::repo::lfs_tree::{read_pointer, TreeFile};
 use crate::repo::tree::validate_path;
 use crate::repo::tree::{list_files, FileEntry};
 use crate::repo::Repo;
 use crate::store::attributes::Pattern;
-use crate::store::lfs_tree::{read_pointer, TreeFile};
 use crate::store::LfsStore;
 
 /// The marker present in a folder while materialize is writing it.

@@ -1,6 +1,7 @@
 //! The repository layer every command builds on: open a repository, read its committed config from
 //! `main`, resolve revisions, make signatures that honour git's environment variables.
 
+pub mod lfs_tree;
 pub mod lineage_walk;
 pub mod lock;
 pub mod refs;

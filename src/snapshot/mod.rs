@@ -16,6 +16,9 @@ use crate::error::{Error, Result};
 use crate::repo::lock::{lock_path, FileLock, TryLock};
 use crate::repo::tree::TreeEdits;
 
+/// Where a snapshot keeps its tracking record.
+pub const RUN_RECORD: &str = "tracking/run.json";
+
 /// The folder of a snapshot tree that holds the data grafted from `split`.
 pub const DATA_DIR: &str = "data";
 
@@ -27,12 +30,12 @@ pub(crate) fn remove_outputs(edits: &mut TreeEdits, config: &Config) -> Result<(
             edits.remove(path)?;
         }
     }
-    edits.remove(crate::status::RUN_RECORD)
+    edits.remove(RUN_RECORD)
 }
 
 /// Whether `path` (a '/'-separated file path) is one of the configured outputs or below one.
 pub fn is_output(config: &Config, path: &str) -> bool {
-    path == crate::status::RUN_RECORD
+    path == RUN_RECORD
         || config.snapshot.outputs.iter().any(|out| {
             let dir = out.trim_end_matches('/');
             !dir.is_empty()

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::RUN_RECORD;
 use crate::error::{Error, Result};
 use crate::repo::tree::entry_at;
-use crate::status::RUN_RECORD;
 
 /// The record's format version; readers refuse versions they do not know.
 pub const SCHEMA: u32 = 1;

@@ -7,7 +7,7 @@ use super::record::RunRecord;
 use crate::error::{Error, Result};
 use crate::repo::lineage_walk::{lineage, Lineage};
 use crate::repo::{format_time, Repo};
-use crate::status::RUN_RECORD;
+use crate::snapshot::RUN_RECORD;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ShowOutcome {

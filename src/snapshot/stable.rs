@@ -10,13 +10,13 @@ use serde::Serialize;
 use super::{remove_outputs, DATA_DIR};
 use crate::config::BranchKind;
 use crate::error::{Error, Result};
+use crate::repo::lfs_tree;
 use crate::repo::lineage_walk::find_source;
 use crate::repo::refs::{commit_with_retry, Committed, NewCommit};
 use crate::repo::trailers::{keys, Message};
 use crate::repo::tree::{entry_at, TreeEdits};
 use crate::repo::worktree::{ensure_clean_checkout, sync_checkout};
 use crate::repo::Repo;
-use crate::store::lfs_tree;
 
 #[derive(Debug, Clone, Default)]
 pub struct StableUpdateOptions {

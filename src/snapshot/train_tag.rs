@@ -22,14 +22,14 @@ use super::record::{CodeRef, DataRef, MlflowRef, ModelFile, RunRecord, SCHEMA};
 use super::{is_output, BranchLock};
 use crate::config::{BranchKind, Config};
 use crate::error::{Context, Error, ErrorKind, Result};
+use crate::repo::lfs_tree::{self, classify};
 use crate::repo::lineage_walk::{lineage, Lineage};
 use crate::repo::refs::{commit_with_retry, compare_and_swap_ref, Committed, NewCommit};
 use crate::repo::trailers::{keys, Message};
 use crate::repo::tree::{validate_path, Entry, TreeEdits};
 use crate::repo::worktree::{dirty_paths, remove_file, stat_entry, write_file};
 use crate::repo::{format_time, host_name, Repo};
-use crate::status::RUN_RECORD;
-use crate::store::lfs_tree::{self, classify};
+use crate::snapshot::RUN_RECORD;
 use crate::store::{hash_reader, Pointer};
 
 /// Where tag names are reserved while a run is in progress.
@@ -687,7 +687,7 @@ fn collect_outputs(repo: &Repo, workdir: &Path) -> Result<Vec<Output>> {
             let target = fs::read_link(&full).map_err(|e| Error::io("read the link", &full, e))?;
             let bytes = target.to_string_lossy().into_owned().into_bytes();
             let oid = git.blob(&bytes).context(format!("store {path}"))?;
-            let sha = crate::store::Oid(
+            let sha = crate::store::LfsOid(
                 sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes)).into(),
             );
             out.push(Output {

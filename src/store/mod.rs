@@ -3,7 +3,6 @@
 //! a no-clobber rename, and never overwritten.
 
 pub mod attributes;
-pub mod lfs_tree;
 pub mod pointer;
 pub mod stat_cache;
 
@@ -16,7 +15,7 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, ErrorKind, Result};
-pub use pointer::{Oid, Pointer};
+pub use pointer::{LfsOid, Pointer};
 
 /// Files up to this size are read into memory in one go; larger ones are streamed in chunks of this
 /// size, so memory stays flat whatever the file sizes.
@@ -60,7 +59,7 @@ impl LfsStore {
     }
 
     /// Where the object with this id lives.
-    pub fn object_path(&self, oid: &Oid) -> PathBuf {
+    pub fn object_path(&self, oid: &LfsOid) -> PathBuf {
         let hex = oid.to_hex();
         self.objects.join(&hex[0..2]).join(&hex[2..4]).join(hex)
     }
@@ -98,7 +97,7 @@ impl LfsStore {
 
     /// Store bytes already in memory.
     pub fn store_bytes(&self, data: &[u8]) -> Result<Stored> {
-        let oid = Oid(Sha256::digest(data).into());
+        let oid = LfsOid(Sha256::digest(data).into());
         let pointer = Pointer { oid, size: data.len() as u64 };
         if self.contains(&pointer) {
             return Ok(Stored { pointer, new: false });
@@ -126,7 +125,7 @@ impl LfsStore {
             tmp.write_all(&buf[..n]).map_err(|e| Error::io("write", tmp.path(), e))?;
             size += n as u64;
         }
-        let oid = Oid(hasher.finalize().into());
+        let oid = LfsOid(hasher.finalize().into());
         let new = self.persist(tmp, &oid)?;
         Ok(Stored { pointer: Pointer { oid, size }, new })
     }
@@ -148,7 +147,7 @@ impl LfsStore {
 
     /// Move a finished temporary file to the object's path unless the object exists already
     /// (then the temporary file is dropped). Returns whether the object is new.
-    fn persist(&self, tmp: tempfile::NamedTempFile, oid: &Oid) -> Result<bool> {
+    fn persist(&self, tmp: tempfile::NamedTempFile, oid: &LfsOid) -> Result<bool> {
         let dest = self.object_path(oid);
         self.ensure_dir(oid, &dest)?;
         match tmp.persist_noclobber(&dest) {
@@ -158,7 +157,7 @@ impl LfsStore {
         }
     }
 
-    fn ensure_dir(&self, oid: &Oid, dest: &Path) -> Result<()> {
+    fn ensure_dir(&self, oid: &LfsOid, dest: &Path) -> Result<()> {
         let key = [oid.0[0], oid.0[1]];
         let known = self.known_dirs.lock().map(|set| set.contains(&key)).unwrap_or(false);
         if !known {
@@ -225,7 +224,7 @@ impl LfsStore {
 }
 
 /// SHA-256 and length of everything a reader yields, in fixed-size chunks.
-pub fn hash_reader(reader: &mut impl Read) -> std::io::Result<(Oid, u64)> {
+pub fn hash_reader(reader: &mut impl Read) -> std::io::Result<(LfsOid, u64)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; CHUNK];
     let mut size = 0u64;
@@ -239,7 +238,7 @@ pub fn hash_reader(reader: &mut impl Read) -> std::io::Result<(Oid, u64)> {
         hasher.update(&buf[..n]);
         size += n as u64;
     }
-    Ok((Oid(hasher.finalize().into()), size))
+    Ok((LfsOid(hasher.finalize().into()), size))
 }
 
 fn changed_while_reading(path: &Path) -> Error {
@@ -281,7 +280,7 @@ mod tests {
         fs::write(&large, &data).unwrap();
         let l = store.store_file(&large, None).unwrap();
         assert_eq!(l.pointer.size, data.len() as u64);
-        assert_eq!(l.pointer.oid, Oid(Sha256::digest(&data).into()));
+        assert_eq!(l.pointer.oid, LfsOid(Sha256::digest(&data).into()));
         assert_eq!(store.check(&l.pointer).unwrap(), ObjectState::Ok);
         assert_eq!(
             fs::read_dir(dir.path().join(".git/lfs/tmp")).unwrap().count(),

@@ -12,9 +12,9 @@ pub const MAX_POINTER_SIZE: usize = 1024;
 
 /// A SHA-256 object id, as stored in pointers and in the LFS store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Oid(pub [u8; 32]);
+pub struct LfsOid(pub [u8; 32]);
 
-impl Oid {
+impl LfsOid {
     pub fn to_hex(&self) -> String {
         let mut s = String::with_capacity(64);
         for b in self.0 {
@@ -25,7 +25,7 @@ impl Oid {
     }
 
     /// Parse 64 lowercase hex digits (git-lfs writes lowercase only).
-    pub fn from_hex(hex: &str) -> Option<Oid> {
+    pub fn from_hex(hex: &str) -> Option<LfsOid> {
         let bytes = hex.as_bytes();
         if bytes.len() != 64 {
             return None;
@@ -36,7 +36,7 @@ impl Oid {
             let lo = hex_digit(pair[1])?;
             out[i] = (hi << 4) | lo;
         }
-        Some(Oid(out))
+        Some(LfsOid(out))
     }
 }
 
@@ -48,7 +48,7 @@ fn hex_digit(c: u8) -> Option<u8> {
     }
 }
 
-impl fmt::Display for Oid {
+impl fmt::Display for LfsOid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_hex())
     }
@@ -57,7 +57,7 @@ impl fmt::Display for Oid {
 /// A parsed LFS pointer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Pointer {
-    pub oid: Oid,
+    pub oid: LfsOid,
     pub size: u64,
 }
 
@@ -96,7 +96,7 @@ impl Pointer {
                         || value == "https://hawser.github.com/spec/v1";
                 }
                 (0, _) => return Parsed::NotPointer,
-                (_, "oid") => oid = value.strip_prefix("sha256:").and_then(Oid::from_hex),
+                (_, "oid") => oid = value.strip_prefix("sha256:").and_then(LfsOid::from_hex),
                 (_, "size") => size = value.parse::<u64>().ok(),
                 _ => {}
             }
@@ -134,7 +134,7 @@ mod tests {
 
     #[test]
     fn canonical_bytes_match_the_spec() {
-        let p = Pointer { oid: Oid::from_hex(HEX).unwrap(), size: 12345 };
+        let p = Pointer { oid: LfsOid::from_hex(HEX).unwrap(), size: 12345 };
         let text = String::from_utf8(p.to_bytes()).unwrap();
         assert_eq!(
             text,
@@ -168,7 +168,7 @@ mod tests {
 
     #[test]
     fn blob_id_is_git_hash_object_of_the_pointer() {
-        let p = Pointer { oid: Oid::from_hex(HEX).unwrap(), size: 3 };
+        let p = Pointer { oid: LfsOid::from_hex(HEX).unwrap(), size: 3 };
         let expected = git2::Oid::hash_object(git2::ObjectType::Blob, &p.to_bytes()).unwrap();
         assert_eq!(p.blob_id(), expected);
     }

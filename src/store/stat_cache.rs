@@ -14,7 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::store::Oid;
+use crate::store::LfsOid;
 
 const HEADER: &str = "mlgit stat cache v2";
 /// Files modified less than this long before they were read are not cached: the kernel stamps
@@ -48,7 +48,7 @@ impl Stat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheEntry {
     pub stat: Stat,
-    pub sha256: Oid,
+    pub sha256: LfsOid,
     /// Whether the file was stored in LFS (then `blob` is its pointer's blob).
     pub lfs: bool,
     /// The blob the file's tree entry got.
@@ -69,7 +69,7 @@ impl StatCache {
     pub fn path_in(common_dir: &Path, source: &Path) -> PathBuf {
         use sha2::{Digest, Sha256};
         use std::os::unix::ffi::OsStrExt;
-        let digest = Oid(Sha256::digest(source.as_os_str().as_bytes()).into()).to_hex();
+        let digest = LfsOid(Sha256::digest(source.as_os_str().as_bytes()).into()).to_hex();
         common_dir.join("mlgit").join("stat-cache").join(&digest[..32])
     }
 
@@ -157,7 +157,7 @@ impl StatCache {
 
 fn parse_line(line: &str) -> Option<(String, CacheEntry)> {
     let mut parts = line.splitn(8, ' ');
-    let sha256 = Oid::from_hex(parts.next()?)?;
+    let sha256 = LfsOid::from_hex(parts.next()?)?;
     let kind_blob = parts.next()?;
     let lfs = match kind_blob.as_bytes().first()? {
         b'L' => true,
@@ -187,7 +187,7 @@ mod tests {
         assert!(cache.is_empty());
         let stat = Stat { size: 5, mtime: 100, mtime_ns: 7, ino: 9, dev: 1 };
         let blob = git2::Oid::from_str("ab").unwrap();
-        let entry = CacheEntry { stat, sha256: Oid([3; 32]), lfs: true, blob };
+        let entry = CacheEntry { stat, sha256: LfsOid([3; 32]), lfs: true, blob };
         const S: i128 = 1_000_000_000;
         cache.insert("a b.csv", entry, 1000 * S);
         // Written 50 ms before it was read: racy.

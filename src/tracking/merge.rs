@@ -16,14 +16,14 @@ use super::{
 };
 use crate::config::BranchKind;
 use crate::error::{Context, Error, Result};
+use crate::repo::lfs_tree::refresh_attributes;
 use crate::repo::lock::{lock_path, FileLock};
 use crate::repo::refs::{commit_with_retry, Committed, NewCommit};
 use crate::repo::trailers::{keys, Message};
 use crate::repo::tree::{entry_at, list_files, Entry, TreeEdits};
 use crate::repo::worktree::{ensure_clean_checkout, find_checkout, sync_checkout};
 use crate::repo::Repo;
-use crate::status::RUN_RECORD;
-use crate::store::lfs_tree::refresh_attributes;
+use crate::snapshot::RUN_RECORD;
 
 /// Where the artifacts of merged MLflow runs point on main: relative to the repository root, so
 /// `mlflow ui --backend-store-uri ./mlruns` started there finds them. `mlgit tracking export`

@@ -3,10 +3,10 @@
 
 use git2::{ObjectType, Oid, Repository};
 
-use super::attributes::{self, Pattern};
-use super::pointer::{Pointer, MAX_POINTER_SIZE};
 use crate::error::{Context, Result};
 use crate::repo::tree::{list_files, Entry, FileEntry, TreeEdits};
+use crate::store::attributes::{self, Pattern};
+use crate::store::pointer::{Pointer, MAX_POINTER_SIZE};
 
 /// A file of a tree and, if its blob is an LFS pointer, the pointer.
 #[derive(Debug, Clone)]
@@ -82,7 +82,7 @@ pub fn refresh_attributes(git: &Repository, tree: Oid, patterns: &[Pattern]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::pointer::Oid as LfsOid;
+    use crate::store::LfsOid;
 
     #[test]
     fn attributes_follow_the_pointers_of_the_tree() {
