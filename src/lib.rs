@@ -11,6 +11,7 @@ pub mod data;
 pub mod demo;
 pub mod error;
 pub mod init;
+pub mod interrupt;
 pub mod progress;
 pub mod repo;
 pub mod snapshot;

@@ -106,6 +106,8 @@ pub struct Ctx {
     /// The folder mlgit runs in (`-C`, else the current directory).
     pub dir: PathBuf,
     pub printer: Printer,
+    /// Set by SIGINT/SIGTERM; handed to every long operation through its options.
+    pub interrupt: mlgit::interrupt::Interrupt,
 }
 
 impl Ctx {
@@ -140,7 +142,7 @@ pub fn run() -> i32 {
             return err.exit_code();
         }
     }
-    let ctx = Ctx { dir, printer };
+    let ctx = Ctx { dir, printer, interrupt: mlgit::interrupt::Interrupt::new() };
     let name = cli.command.name();
     let result = match cli.command {
         Command::Init(args) => init::run(args, &ctx),
