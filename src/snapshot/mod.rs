@@ -3,6 +3,7 @@
 //! `train-tag` makes the snapshot, `show` and `checkout` read it back.
 
 pub mod checkout;
+pub mod mlflow_sqlite;
 pub mod mlruns;
 pub mod record;
 pub mod show;
