@@ -61,7 +61,8 @@ pub fn find_run(mlruns: &Path, tag: &str) -> Result<Option<MlflowRun>> {
                         Some((step, ts, value))
                     })
                     .max_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-                if let Some((_, _, v)) = last.filter(|(_, _, v)| v.is_finite()) {
+                // Non-finite values ("nan", "inf") are kept: the record writes them as strings.
+                if let Some((_, _, v)) = last {
                     metrics.insert(key, v);
                 }
             }
@@ -89,6 +90,7 @@ mod tests {
             ("tags/mlgit.tag", "model-v2"),
             ("params/lr", "0.1"),
             ("metrics/loss", "100 0.9 0\n200 0.5 1\n150 0.7 2\n"),
+            ("metrics/grad", "100 nan 0\n"),
         ] {
             let p = run.join(rel);
             fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -99,5 +101,6 @@ mod tests {
         assert_eq!((r.experiment_id.as_str(), r.run_id.as_str()), ("0", "abc"));
         assert_eq!(r.params["lr"], "0.1");
         assert_eq!(r.metrics["loss"], 0.7);
+        assert!(r.metrics["grad"].is_nan());
     }
 }

@@ -25,7 +25,9 @@ pub struct RunRecord {
     /// The training command as run (empty with `--no-run`).
     pub command: Vec<String>,
     pub params: BTreeMap<String, serde_json::Value>,
-    /// Numeric metrics only (non-numeric values of the metrics file are left out).
+    /// Numeric metrics only (non-numeric values of the metrics file are left out). Non-finite
+    /// values are written as the strings "NaN", "Infinity" and "-Infinity" (see [`metric_values`]).
+    #[serde(with = "metric_values")]
     pub metrics: BTreeMap<String, f64>,
     pub code: CodeRef,
     pub data: DataRef,
@@ -36,6 +38,60 @@ pub struct RunRecord {
     /// The MLflow run the params/metrics came from, when they came from `mlruns/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mlflow: Option<MlflowRef>,
+}
+
+/// Metric values in JSON: finite numbers as numbers; NaN and the infinities, which JSON cannot hold
+/// as numbers, as the strings "NaN", "Infinity" and "-Infinity" (the tokens Python's `json.dump`
+/// writes), so the record stays valid JSON and a failed run's NaN loss is still on record.
+pub mod metric_values {
+    use std::collections::BTreeMap;
+
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_json::Value;
+
+    /// The JSON form of one metric value.
+    pub fn to_json(v: f64) -> Value {
+        match serde_json::Number::from_f64(v) {
+            Some(n) => Value::Number(n),
+            None if v.is_nan() => Value::String("NaN".into()),
+            None if v > 0.0 => Value::String("Infinity".into()),
+            None => Value::String("-Infinity".into()),
+        }
+    }
+
+    /// A metric value from JSON: a number, or one of the three non-finite strings.
+    pub fn from_json(v: &Value) -> Option<f64> {
+        match v {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => non_finite(s),
+            _ => None,
+        }
+    }
+
+    /// The value of "NaN", "Infinity" or "-Infinity" (also "+Infinity", Python's "nan"/"inf").
+    pub fn non_finite(s: &str) -> Option<f64> {
+        match s {
+            "NaN" | "nan" => Some(f64::NAN),
+            "Infinity" | "+Infinity" | "inf" => Some(f64::INFINITY),
+            "-Infinity" | "-inf" => Some(f64::NEG_INFINITY),
+            _ => None,
+        }
+    }
+
+    pub fn serialize<S: Serializer>(map: &BTreeMap<String, f64>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(map.iter().map(|(k, v)| (k, to_json(*v))))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, f64>, D::Error> {
+        let raw = BTreeMap::<String, Value>::deserialize(d)?;
+        raw.into_iter()
+            .map(|(k, v)| match from_json(&v) {
+                Some(f) => Ok((k, f)),
+                None => Err(D::Error::custom(format!("metric '{k}' is not a number: {v}"))),
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,9 +157,8 @@ impl RunRecord {
 mod tests {
     use super::*;
 
-    #[test]
-    fn round_trips_and_refuses_unknown_schemas() {
-        let r = RunRecord {
+    fn sample() -> RunRecord {
+        RunRecord {
             schema: SCHEMA,
             tag: "model-v1".into(),
             branch: "stable/model".into(),
@@ -118,10 +173,36 @@ mod tests {
             host: "h".into(),
             mlgit: "0.1.0".into(),
             mlflow: None,
-        };
+        }
+    }
+
+    #[test]
+    fn round_trips_and_refuses_unknown_schemas() {
+        let r = sample();
         let bytes = r.to_bytes().unwrap();
         assert_eq!(RunRecord::parse(&bytes, "x").unwrap(), r);
         let text = String::from_utf8(bytes).unwrap().replace("\"schema\": 1", "\"schema\": 2");
         assert!(RunRecord::parse(text.as_bytes(), "x").unwrap_err().message().contains("schema"));
+    }
+
+    #[test]
+    fn non_finite_metrics_are_written_as_strings_and_read_back() {
+        let mut r = sample();
+        r.metrics = BTreeMap::from([
+            ("loss".into(), f64::NAN),
+            ("up".into(), f64::INFINITY),
+            ("down".into(), f64::NEG_INFINITY),
+            ("acc".into(), 0.5),
+        ]);
+        let bytes = r.to_bytes().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            v["metrics"],
+            serde_json::json!({"acc": 0.5, "down": "-Infinity", "loss": "NaN", "up": "Infinity"})
+        );
+        let back = RunRecord::parse(&bytes, "x").unwrap();
+        assert!(back.metrics["loss"].is_nan());
+        assert_eq!(back.metrics["up"], f64::INFINITY);
+        assert_eq!(back.metrics["down"], f64::NEG_INFINITY);
     }
 }

@@ -21,6 +21,7 @@ use serde_json::Value;
 use crate::config::Goal;
 use crate::error::{Context, Error, Result};
 use crate::repo::tree::{entry_at, list_files};
+use crate::snapshot::record::metric_values;
 
 /// Folder of the per-run tracking files on main.
 pub const RUNS_DIR: &str = "tracking/runs";
@@ -48,7 +49,9 @@ pub struct RunEntry {
     /// The split, clean and raw commits of the training data.
     pub data: BTreeMap<String, String>,
     pub params: Value,
-    /// Numeric metrics only (others are left in the record file).
+    /// Numeric metrics only (others are left in the record file); non-finite values are the
+    /// strings "NaN", "Infinity", "-Infinity", as in the record.
+    #[serde(with = "crate::snapshot::record::metric_values")]
     pub metrics: BTreeMap<String, f64>,
     /// Where the full record lives on main.
     pub record: String,
@@ -143,7 +146,7 @@ pub fn entry_of(tag: &str, record: &Value, commit: Option<String>) -> RunEntry {
     let metrics = record
         .get("metrics")
         .and_then(Value::as_object)
-        .map(|m| m.iter().filter_map(|(k, v)| v.as_f64().map(|f| (k.clone(), f))).collect())
+        .map(|m| m.iter().filter_map(|(k, v)| metric_values::from_json(v).map(|f| (k.clone(), f))).collect())
         .unwrap_or_default();
     let data = record
         .get("data")
@@ -206,11 +209,14 @@ pub fn read_runs(git: &Repository, tree: Oid, known: &BTreeMap<String, String>) 
     Ok(out)
 }
 
-/// Order runs best first by `metric` (runs without it last, in time order).
+/// Order runs best first by `metric`. Runs without it, or with a non-finite value (a NaN loss, an
+/// infinite one), come last in time order: they never rank as best, whatever the goal.
 pub fn rank(runs: &mut [RunEntry], metric: &str, goal: Goal) {
     runs.sort_by(|a, b| {
-        let (x, y) =
-            (a.metrics.get(metric).filter(|v| !v.is_nan()), b.metrics.get(metric).filter(|v| !v.is_nan()));
+        let (x, y) = (
+            a.metrics.get(metric).filter(|v| v.is_finite()),
+            b.metrics.get(metric).filter(|v| v.is_finite()),
+        );
         match (x, y) {
             (Some(x), Some(y)) => {
                 let ord = x.partial_cmp(y).unwrap_or(std::cmp::Ordering::Equal);
@@ -238,6 +244,9 @@ pub fn metric_names(runs: &[RunEntry], first: &str) -> Vec<String> {
 
 /// A metric value for tables: up to 4 decimals, without trailing zeros.
 pub fn format_metric(v: f64) -> String {
+    if !v.is_finite() {
+        return metric_values::to_json(v).as_str().unwrap_or("NaN").to_string();
+    }
     if v.fract() == 0.0 && v.abs() < 1e15 {
         return format!("{v:.0}");
     }
@@ -334,13 +343,31 @@ mod tests {
             entry("b", "2026-01-02", None),
             entry("c", "2026-01-03", Some(0.9)),
             entry("d", "2026-01-04", Some(f64::NAN)),
+            entry("e", "2026-01-05", Some(f64::INFINITY)),
+            entry("f", "2026-01-06", Some(f64::NEG_INFINITY)),
         ];
         rank(&mut runs, "accuracy", Goal::Max);
         let tags: Vec<&str> = runs.iter().map(|r| r.tag.as_str()).collect();
-        assert_eq!(tags, ["c", "a", "b", "d"]);
+        assert_eq!(tags, ["c", "a", "b", "d", "e", "f"]);
         rank(&mut runs, "accuracy", Goal::Min);
         let tags: Vec<&str> = runs.iter().map(|r| r.tag.as_str()).collect();
-        assert_eq!(tags, ["a", "c", "b", "d"]);
+        assert_eq!(tags, ["a", "c", "b", "d", "e", "f"]);
+    }
+
+    #[test]
+    fn a_non_finite_metric_survives_runs_json() {
+        let record =
+            json!({"schema": 1, "tag": "n", "metrics": {"loss": "NaN", "acc": "-Infinity", "x": "big"}});
+        let e = entry_of("n", &record, None);
+        assert!(
+            e.metrics["loss"].is_nan()
+                && e.metrics["acc"] == f64::NEG_INFINITY
+                && !e.metrics.contains_key("x")
+        );
+        let text = serde_json::to_string(&e).unwrap();
+        assert!(text.contains(r#""loss":"NaN""#), "{text}");
+        let back: RunEntry = serde_json::from_str(&text).unwrap();
+        assert!(back.metrics["loss"].is_nan());
     }
 
     #[test]
@@ -359,5 +386,7 @@ mod tests {
         assert_eq!(format_metric(3.0), "3");
         assert_eq!(format_metric(0.123456), "0.1235");
         assert_eq!(format_metric(0.00001), "1.00e-5");
+        assert_eq!(format_metric(f64::NAN), "NaN");
+        assert_eq!(format_metric(f64::NEG_INFINITY), "-Infinity");
     }
 }
