@@ -1,6 +1,6 @@
 //! `mlgit train-tag`: train on a stable/* branch and commit + tag the snapshot.
 
-use mlgit::snapshot::train_tag::{train_tag, TrainTagOptions, TrainTagOutcome};
+use mlgit::snapshot::train_tag::{train_tag, Starting, TrainTagOptions, TrainTagOutcome};
 
 use super::Ctx;
 
@@ -37,10 +37,19 @@ pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
         no_run: args.no_run,
         materialize: args.materialize,
         command: args.command,
+        mlflow_tracking_uri: std::env::var("MLFLOW_TRACKING_URI").ok(),
+        interrupt: ctx.interrupt.clone(),
     };
     let printer = ctx.printer;
-    let on_start = move |tag: &str, _env: &[(String, String)]| {
-        printer.note(&format!("Training snapshot {tag} (MLGIT_TAG={tag})"));
+    let on_start = move |s: &Starting<'_>| {
+        if let Some((dir, paths)) = s.set_aside {
+            printer.note(&format!(
+                "Moved {} output file(s) that no snapshot holds (an earlier run's?) to {}",
+                paths.len(),
+                dir.display()
+            ));
+        }
+        printer.note(&format!("Training snapshot {} (MLGIT_TAG={})", s.tag, s.tag));
     };
     let outcome = train_tag(&repo, &opts, &on_start)?;
     if outcome.materialized > 0 {
