@@ -154,7 +154,7 @@ pub fn commit_data(
         false => Some(Transaction::open(
             repo,
             &opts.branch,
-            TxOptions { create: opts.create, writer: "mlgit commit-data".into() },
+            TxOptions { create: opts.create, writer: "mlgit commit-data".into(), ..Default::default() },
         )?),
     };
 

@@ -123,7 +123,7 @@ pub fn commit_derived(
     known: &HashMap<Oid, bool>,
     compose: impl Fn(Option<Oid>) -> Result<Oid>,
 ) -> Result<Derived> {
-    let tx = Transaction::open(repo, branch, TxOptions { create: false, writer: "mlgit".into() })?;
+    let tx = Transaction::open(repo, branch, TxOptions { writer: "mlgit".into(), ..Default::default() })?;
     let out = tx.commit(|tip| {
         let mut change = Change::new(compose(tip.map(|c| c.tree_id()))?, message);
         change.extra_parents = vec![source];

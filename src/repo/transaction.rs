@@ -46,6 +46,10 @@ pub struct TxOptions {
     pub create: bool,
     /// Who writes, for lock messages and reflogs ("mlgit commit-data").
     pub writer: String,
+    /// The change is read from the branch's own checkout (train-tag's outputs), which is then
+    /// expected to differ from the tip: its state is checked at commit time, against
+    /// [`Change::in_place`], instead of being refused when the transaction opens.
+    pub from_checkout: bool,
 }
 
 /// A write to one branch, opened by [`Transaction::open`] and finished by [`Transaction::commit`].
@@ -154,7 +158,7 @@ impl<'r> Transaction<'r> {
         let kind = repo.config().branch_kind(branch);
         let patterns = compile_patterns(repo.config().lfs_patterns(kind))?;
         recover(repo)?;
-        if let Some(co) = worktree::find_checkout(git, branch)? {
+        if let Some(co) = worktree::find_checkout(git, branch)?.filter(|_| !opts.from_checkout) {
             // Fail fast; the authoritative check runs under the lock.
             let dirty = worktree::dirty_paths(&co.repo)?;
             if !dirty.is_empty() {

@@ -83,8 +83,11 @@ pub fn stable_update(repo: &Repo, opts: &StableUpdateOptions) -> Result<StableUp
     };
     // Not while a training runs on the branch: its data would change under it.
     let _lock = super::BranchLock::acquire(git, &branch, "mlgit stable update")?;
-    let tx =
-        Transaction::open(repo, &branch, TxOptions { create: true, writer: "mlgit stable update".into() })?;
+    let tx = Transaction::open(
+        repo,
+        &branch,
+        TxOptions { create: true, writer: "mlgit stable update".into(), ..Default::default() },
+    )?;
     let exists = repo.branch_tip(&branch)?.is_some();
     if !exists && (code.is_none() || data.is_none()) {
         return Err(Error::not_found(format!("branch '{branch}' does not exist")).with_hint(

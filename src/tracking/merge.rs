@@ -141,7 +141,7 @@ pub fn merge_tracking(repo: &Repo, opts: &MergeOptions) -> Result<MergeTrackingO
         let tx = Transaction::open(
             repo,
             &into,
-            TxOptions { create: false, writer: "mlgit merge-tracking".into() },
+            TxOptions { writer: "mlgit merge-tracking".into(), ..Default::default() },
         )?;
         Some(tx.commit(|tip| {
             let Some(tip) = tip else { return Err(Error::not_found(format!("branch '{into}' disappeared"))) };
