@@ -147,3 +147,45 @@ fn lineage_reports_a_malformed_derived_from_trailer_as_malformed_not_missing() {
     let raw = env.mlgit(&repo, ["lineage", "raw"]);
     assert!(raw.status.success(), "{}", stderr(&raw));
 }
+
+#[test]
+fn provenance_user_falls_back_to_git_identity_when_user_is_unset() {
+    let env = TestEnv::new();
+    let repo = env.init_repo("r");
+    let user_of = |rev: &str| {
+        env.git(&repo, ["log", "-1", "--format=%(trailers:key=Mlgit-User,valueonly)", rev]).trim().to_string()
+    };
+    let batch = |name: &str| {
+        let dir = env.path(name);
+        write_files(&dir, &[(&format!("{name}.csv"), b"a,b\n1,2\n")]);
+        dir.to_str().unwrap().to_string()
+    };
+
+    // No $USER nor $LOGNAME: the identity git would commit with (user.name, user.email).
+    let src = batch("one");
+    let out =
+        env.mlgit_cmd(&repo).env_remove("USER").args(["commit-data", "--source", &src]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let name = env.git(&repo, ["config", "user.name"]).trim().to_string();
+    let email = env.git(&repo, ["config", "user.email"]).trim().to_string();
+    assert_eq!(user_of("raw"), format!("{name} <{email}>"));
+
+    // GIT_AUTHOR_NAME wins over the config, as it does for git.
+    env.tick();
+    let src = batch("two");
+    let out = env
+        .mlgit_cmd(&repo)
+        .env_remove("USER")
+        .env("GIT_AUTHOR_NAME", "CI Bot")
+        .args(["commit-data", "--source", &src])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(user_of("raw"), format!("CI Bot <{email}>"));
+
+    // The login name still comes first.
+    env.tick();
+    let src = batch("three");
+    env.mlgit_ok(&repo, ["commit-data", "--source", &src]);
+    assert_eq!(user_of("raw"), "tester");
+}

@@ -228,7 +228,7 @@ pub fn commit_data(
             }
             let tree = write_commit_tree(git, base_tree, &dest, &plan, &by_rel, &patterns)?;
             let message =
-                render_message(opts, &subject_default, &source, &plan, total_bytes, &manifest, &sig);
+                render_message(git, opts, &subject_default, &source, &plan, total_bytes, &manifest, &sig);
             last = Some(plan);
             Ok(Some(NewCommit { tree, extra_parents: vec![], message }))
         })?
@@ -837,7 +837,10 @@ fn new_objects(git: &Repository, new: Oid, old: Option<Oid>, out: &mut Vec<Oid>)
     Ok(())
 }
 
+// The provenance trailers need the repository (git's identity, for Mlgit-User) besides the plan.
+#[allow(clippy::too_many_arguments)]
 fn render_message(
+    git: &Repository,
     opts: &CommitDataOptions,
     default_subject: &str,
     source: &Path,
@@ -857,7 +860,7 @@ fn render_message(
         .body(body)
         .trailer(keys::SOURCE, source.display())
         .trailer(keys::HOST, host_name())
-        .trailer(keys::USER, user_name())
+        .trailer(keys::USER, user_name(git))
         .trailer(keys::INGESTED_AT, format_time(sig.when()))
         .trailer(keys::FILES_ADDED, plan.added)
         .trailer(keys::FILES_CHANGED, plan.changed)
