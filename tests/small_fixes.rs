@@ -4,10 +4,14 @@
 
 mod common;
 
+use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use common::{stderr, stdout, write_files, TestEnv};
 use serde_json::Value;
+
+const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 
 fn rev(env: &TestEnv, repo: &Path, rev: &str) -> String {
     env.git(repo, ["rev-parse", rev]).trim().to_string()
@@ -188,4 +192,163 @@ fn provenance_user_falls_back_to_git_identity_when_user_is_unset() {
     let src = batch("three");
     env.mlgit_ok(&repo, ["commit-data", "--source", &src]);
     assert_eq!(user_of("raw"), "tester");
+}
+
+/// A bare remote with everything pushed, and a second clone of it that, like a CI job, has fetched
+/// only the LFS objects of the stable branch's tip: model-v1's model is not in its store.
+fn pushed_project(env: &TestEnv) -> (PathBuf, String) {
+    let (repo, _wt) = trained_project(env);
+    let origin = env.path("origin.git");
+    env.git(env.tmp.path(), ["init", "-q", "--bare", origin.to_str().unwrap()]);
+    let url = format!("file://{}", origin.display());
+    env.git(&repo, ["remote", "add", "origin", &url]);
+    // A second batch that turns the majority label, brought onto stable/model: the tip holds new
+    // data and no model, so the next training makes a model unlike model-v1's.
+    let src = env.path("batch-2");
+    for i in 0..12 {
+        let text = format!("age,plan,label\n{},basic,churn\n{},pro,churn\n", 30 + i, 50 + i);
+        write_files(&src, &[(&format!("more-{i:02}.csv"), text.as_bytes())]);
+    }
+    env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap(), "-m", "Add batch 2"]);
+    env.mlgit_ok(&repo, ["clean"]);
+    env.mlgit_ok(&repo, ["split"]);
+    env.mlgit_ok(&repo, ["stable", "update"]);
+    env.git(&repo, ["lfs", "push", "--all", "origin"]);
+    env.git(&repo, ["push", "-q", "origin", "--all"]);
+    env.git(&repo, ["push", "-q", "origin", "--tags"]);
+    (repo, url)
+}
+
+/// A clone as a CI job makes it: all branches and tags, no LFS content until `git lfs pull`.
+fn ci_clone(env: &TestEnv, url: &str, name: &str) -> PathBuf {
+    let dir = env.path(name);
+    let out = env
+        .git_cmd(env.tmp.path())
+        .env("GIT_LFS_SKIP_SMUDGE", "1")
+        .args(["clone", "-q", url, dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    dir
+}
+
+/// The remote has the tag, its model's LFS object, and its stable branch did not move.
+fn assert_remote_has_snapshot(env: &TestEnv, url: &str, tag: &str, stable_before: &str) {
+    let check = ci_clone(env, url, &format!("check-{tag}"));
+    env.git(&check, ["checkout", "-q", tag]);
+    env.git(&check, ["lfs", "pull"]);
+    env.git(&check, ["lfs", "fsck", tag]);
+    let model = fs::read_to_string(check.join("model/model.json")).unwrap();
+    assert!(model.contains("\"type\":\"majority\""), "real bytes, not a pointer: {model}");
+    assert_eq!(rev(env, &check, "origin/stable/model"), stable_before, "only the tag was pushed");
+}
+
+#[test]
+fn train_tag_hint_names_the_remote_and_the_tag_for_git_lfs_push() {
+    let env = TestEnv::new();
+    if !env.has_git_lfs() {
+        return;
+    }
+    let (_repo, url) = pushed_project(&env);
+    let ci = ci_clone(&env, &url, "ci");
+    env.git(&ci, ["checkout", "-q", "stable/model"]);
+    env.git(&ci, ["lfs", "pull"]);
+    let stable_before = rev(&env, &ci, "origin/stable/model");
+    let out = env.mlgit_ok(&ci, ["train-tag", "--", "./train.sh"]);
+    assert!(out.contains("model-v2"), "{out}");
+    // Every hinted command, run as printed, works in this clone.
+    let hinted: Vec<&str> = out.split('`').skip(1).step_by(2).filter(|c| c.starts_with("git ")).collect();
+    assert!(hinted.contains(&"git lfs push origin model-v2"), "{out}");
+    assert!(hinted.contains(&"git push origin model-v2"), "{out}");
+    // What the hint said before fails here: without a ref, and with --all (model-v1's object is
+    // not in this clone).
+    let bare = env.git_cmd(&ci).args(["lfs", "push"]).output().unwrap();
+    assert!(!bare.status.success(), "git lfs push without arguments works?");
+    let all = env.git_cmd(&ci).args(["lfs", "push", "--all", "origin"]).output().unwrap();
+    assert!(!all.status.success(), "git lfs push --all origin works in a clone lacking objects?");
+    for cmd in hinted {
+        let args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
+        env.git(&ci, args);
+    }
+    assert_remote_has_snapshot(&env, &url, "model-v2", &stable_before);
+}
+
+/// A command isolated as TestEnv isolates git and mlgit (cleared environment, the test HOME, fixed
+/// dates), with the mlgit under test first on PATH: for running shell scripts taken from the CI
+/// templates.
+fn isolated(env: &TestEnv, program: &str, dir: &Path) -> Command {
+    let bin = assert_cmd::cargo::cargo_bin("mlgit");
+    let mut path = std::ffi::OsString::from(bin.parent().expect("binary folder"));
+    path.push(":");
+    path.push(std::env::var_os("PATH").unwrap_or_default());
+    let mut cmd = Command::new(program);
+    cmd.env_clear()
+        .env("HOME", &env.home)
+        .env("PATH", path)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("LANG", "C.UTF-8")
+        .env("USER", "tester")
+        .env("GIT_AUTHOR_DATE", format!("@{} +0000", env.date.get()))
+        .env("GIT_COMMITTER_DATE", format!("@{} +0000", env.date.get()))
+        .current_dir(dir);
+    cmd
+}
+
+/// The shell steps of the template's CI train jobs, run as the CI would run them.
+fn ci_train_scripts() -> (Vec<String>, Vec<String>) {
+    let read = |p: &str| fs::read_to_string(Path::new(MANIFEST_DIR).join(p)).unwrap();
+    let github: serde_yaml::Value =
+        serde_yaml::from_str(&read("templates/default/main/.github/workflows/mlgit.yml")).unwrap();
+    let steps = github["jobs"]["train"]["steps"].as_sequence().unwrap();
+    let github_runs: Vec<String> = steps.iter().filter_map(|s| s["run"].as_str().map(String::from)).collect();
+    let gitlab: serde_yaml::Value =
+        serde_yaml::from_str(&read("templates/default/main/.gitlab-ci.yml")).unwrap();
+    let gitlab_lines: Vec<String> = gitlab["train"]["script"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect();
+    (github_runs, gitlab_lines)
+}
+
+#[test]
+fn ci_train_jobs_push_the_new_tag_and_its_lfs_objects_from_a_clone_lacking_older_snapshots() {
+    let env = TestEnv::new();
+    if !env.has_git_lfs() {
+        return;
+    }
+    let (_repo, url) = pushed_project(&env);
+    let (github, gitlab) = ci_train_scripts();
+    let runner_temp = env.path("runner-temp");
+    fs::create_dir_all(&runner_temp).unwrap();
+    let github_path = runner_temp.join("github-path");
+
+    // GitHub Actions: each step is its own `bash -eo pipefail` script.
+    let ci = ci_clone(&env, &url, "gh");
+    env.git(&ci, ["checkout", "-q", "stable/model"]);
+    let stable_before = rev(&env, &ci, "origin/stable/model");
+    for script in &github {
+        let out: Output = isolated(&env, "bash", &ci)
+            .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", script])
+            .env("GITHUB_REF_NAME", "stable/model")
+            .env("RUNNER_TEMP", &runner_temp)
+            .env("GITHUB_PATH", &github_path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "step failed:\n{script}\n{}\n{}", stdout(&out), stderr(&out));
+    }
+    assert_remote_has_snapshot(&env, &url, "model-v2", &stable_before);
+
+    // GitLab CI: the script lines run in one shell, stopping at the first failure.
+    let ci = ci_clone(&env, &url, "gl");
+    let script = format!("set -e\n{}\n", gitlab.join("\n"));
+    let out = isolated(&env, "bash", &ci)
+        .args(["--noprofile", "--norc", "-c", &script])
+        .env("CI_COMMIT_BRANCH", "stable/model")
+        .env("CI_COMMIT_SHA", &stable_before)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "train job failed:\n{script}\n{}\n{}", stdout(&out), stderr(&out));
+    assert_remote_has_snapshot(&env, &url, "model-v3", &stable_before);
 }
