@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -351,4 +352,43 @@ fn ci_train_jobs_push_the_new_tag_and_its_lfs_objects_from_a_clone_lacking_older
         .unwrap();
     assert!(out.status.success(), "train job failed:\n{script}\n{}\n{}", stdout(&out), stderr(&out));
     assert_remote_has_snapshot(&env, &url, "model-v3", &stable_before);
+}
+
+#[test]
+fn a_refused_init_template_creates_nothing() {
+    let env = TestEnv::new();
+    let root = env.tmp.path();
+    // A file name git cannot store: refused while the template is loaded.
+    let bad_name = env.path("bad-name");
+    write_files(&bad_name, &[("main/README.md", b"x\n"), ("main/notes\nv2.md", b"x\n")]);
+    // Branch names that clash as refs (`data` and `data/clean`): found only while init writes.
+    let clash = env.path("clash");
+    write_files(&clash, &[("main/mlgit.yaml", b"branches:\n  raw: data\n  clean: data/clean\n")]);
+    let existing = env.path("existing");
+    write_files(&existing, &[("keep.txt", b"mine\n")]);
+
+    for template in [&bad_name, &clash] {
+        for target in ["new", "deep/er/new", "existing"] {
+            let out = env.mlgit(root, ["init", "--template", template.to_str().unwrap(), target]);
+            assert_eq!(out.status.code(), Some(1), "{template:?} {target}: {}", stderr(&out));
+            assert!(stderr(&out).contains("error: "), "{}", stderr(&out));
+        }
+        assert!(!env.path("new").exists(), "{template:?}: nothing created");
+        assert!(!env.path("deep").exists(), "{template:?}: no parent folder left behind");
+        let left: BTreeSet<String> = fs::read_dir(&existing)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            left,
+            BTreeSet::from(["keep.txt".to_string()]),
+            "{template:?}: no .git in an existing folder"
+        );
+        assert_eq!(fs::read(existing.join("keep.txt")).unwrap(), b"mine\n");
+    }
+    let err = stderr(&env.mlgit(root, ["init", "--template", bad_name.to_str().unwrap(), "new"]));
+    assert!(err.contains("cannot be committed") && err.contains("hint: "), "{err}");
+    // git agrees that the folder is no repository.
+    let status = env.git_cmd(&existing).args(["rev-parse", "--git-dir"]).output().unwrap();
+    assert!(!status.status.success(), "{}", stdout(&status));
 }
