@@ -392,3 +392,154 @@ fn a_refused_init_template_creates_nothing() {
     let status = env.git_cmd(&existing).args(["rev-parse", "--git-dir"]).output().unwrap();
     assert!(!status.status.success(), "{}", stdout(&status));
 }
+
+/// `mlgit <command> [<subcommand>] [--flag…]` as written in code: the words a reader would type.
+fn mlgit_invocations(path: &Path, text: &str) -> Vec<Vec<String>> {
+    let code: Vec<String> = match path.extension().and_then(|e| e.to_str()) {
+        // Markdown: fenced blocks and code spans. Rust: the code spans of messages and docs.
+        Some("md") | Some("rs") => {
+            let mut out = Vec::new();
+            for (i, part) in text.split("\n```").enumerate() {
+                if i % 2 == 1 && path.extension().is_some_and(|e| e == "md") {
+                    out.extend(part.lines().skip(1).map(String::from));
+                } else {
+                    out.extend(part.split('`').skip(1).step_by(2).map(String::from));
+                }
+            }
+            out
+        }
+        // Scripts and CI files: the lines that are not comments.
+        _ => text.lines().filter(|l| !l.trim_start().starts_with('#')).map(String::from).collect(),
+    };
+    let mut found = Vec::new();
+    for snippet in code {
+        for segment in snippet.split(['|', ';', '#', '(', ')']).flat_map(|s| s.split("&&")) {
+            let words: Vec<&str> = segment.split_whitespace().collect();
+            let Some(at) = words.iter().position(|w| *w == "mlgit") else { continue };
+            // `mlgit` as a command: first word, after a prompt or a list dash.
+            if !words[..at].iter().all(|w| ["$", "-", "run:"].contains(w)) {
+                continue;
+            }
+            let mut rest: Vec<String> = Vec::new();
+            let mut i = at + 1;
+            while i < words.len() {
+                match words[i] {
+                    "--json" | "-q" | "--quiet" => i += 1,
+                    "-C" => i += 2,
+                    _ => break,
+                }
+            }
+            for w in &words[i.min(words.len())..] {
+                if *w == "--" {
+                    break;
+                }
+                rest.push(w.trim_end_matches([',', '.', ':']).to_string());
+            }
+            if rest
+                .first()
+                .is_some_and(|w| w.chars().all(|c| c.is_ascii_lowercase() || c == '-') && !w.starts_with('-'))
+            {
+                found.push(rest);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn templates_and_docs_name_only_real_mlgit_commands_and_flags() {
+    let env = TestEnv::new();
+    let root = Path::new(MANIFEST_DIR);
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(root.join("templates/default"))
+        .into_iter()
+        .chain(walkdir::WalkDir::new(root.join("docs")))
+        .chain(walkdir::WalkDir::new(root.join("src")))
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect();
+    files.push(root.join("README.md"));
+    let mut help = std::collections::HashMap::<Vec<String>, Option<String>>::new();
+    let mut help_of = |words: &[String]| -> Option<String> {
+        help.entry(words.to_vec())
+            .or_insert_with(|| {
+                let mut args: Vec<&str> = words.iter().map(String::as_str).collect();
+                args.push("--help");
+                let out = env.mlgit(env.tmp.path(), &args);
+                out.status.success().then(|| stdout(&out))
+            })
+            .clone()
+    };
+    let mut problems = Vec::new();
+    let mut seen = 0;
+    for file in &files {
+        let Ok(text) = fs::read_to_string(file) else { continue };
+        let rel = file.strip_prefix(root).unwrap().display().to_string();
+        for call in mlgit_invocations(file, &text) {
+            seen += 1;
+            let mut command = vec![call[0].clone()];
+            let Some(mut text) = help_of(&command) else {
+                problems.push(format!("{rel}: `mlgit {}` is not a command", call[0]));
+                continue;
+            };
+            let mut next = 1;
+            if text.contains("\nCommands:") {
+                let word = |w: &&String| {
+                    w.chars().all(|c| c.is_ascii_lowercase() || c == '-') && !w.starts_with('-')
+                };
+                if let Some(sub) = call.get(1).filter(word) {
+                    command.push(sub.clone());
+                    next = 2;
+                    match help_of(&command) {
+                        Some(t) => text = t,
+                        None => {
+                            problems.push(format!("{rel}: `mlgit {}` is not a command", command.join(" ")));
+                            continue;
+                        }
+                    }
+                }
+            }
+            for flag in call[next..].iter().filter(|w| w.starts_with('-') && w.len() > 1) {
+                let flag = flag.split('=').next().unwrap();
+                let listed = text
+                    .split(|c: char| c.is_whitespace() || c == ',' || c == '=' || c == '[')
+                    .any(|w| w == flag);
+                if !listed {
+                    problems.push(format!("{rel}: `mlgit {}` has no option {flag}", command.join(" ")));
+                }
+            }
+        }
+    }
+    assert!(seen > 100, "the scan found only {seen} mlgit commands: is it reading the files?");
+    assert!(problems.is_empty(), "commands or options that do not exist:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn the_embedded_template_names_no_unbuilt_command() {
+    // What init writes is what the scan above reads: the branch READMEs and main's docs of a
+    // fresh repository name no command that the binary lacks.
+    let env = TestEnv::new();
+    let repo = env.init_repo("r");
+    let mut texts = Vec::new();
+    for branch in ["raw", "clean", "split", "monitoring/prod"] {
+        texts.push((format!("{branch}:README.md"), env.git(&repo, ["show", &format!("{branch}:README.md")])));
+    }
+    texts.push(("main:docs/branches.md".into(), env.git(&repo, ["show", "main:docs/branches.md"])));
+    let mut commands = BTreeSet::new();
+    for (name, text) in &texts {
+        for call in mlgit_invocations(Path::new("x.md"), text) {
+            commands.insert((name.clone(), call[0].clone()));
+        }
+    }
+    for (name, word) in &commands {
+        let out = env.mlgit(env.tmp.path(), [word.as_str(), "--help"]);
+        assert!(out.status.success(), "{name} names `mlgit {word}`, which does not exist");
+    }
+    let all: BTreeSet<&str> = commands.iter().map(|(_, w)| w.as_str()).collect();
+    for word in ["commit-data", "lineage", "materialize"] {
+        assert!(
+            all.contains(word),
+            "the monitoring and env docs show how to write them with {word}: {all:?}"
+        );
+    }
+}
