@@ -21,7 +21,7 @@ mod reserve;
 mod run;
 mod tracking;
 
-use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -31,7 +31,9 @@ use self::card::{commit_message, is_generated_card, model_card, tag_message};
 use self::checks::{check_pointer_text, current_stable_branch, list_some};
 use self::code::trained_code;
 use self::commit::{write_snapshot, Snapshot};
-use self::outputs::{collect_outputs, model_files, output_bytes, SetAside};
+use self::outputs::{
+    collect_outputs, model_files, output_bytes, place_generated, remove_generated, SetAside,
+};
 use self::reserve::reserve_tag;
 use self::run::{run_command, Signals};
 pub use self::tracking::{numeric_metrics, parse_json_with_non_finite};
@@ -46,6 +48,7 @@ use crate::repo::worktree::dirty_paths;
 use crate::repo::{format_time, host_name, Repo};
 use crate::snapshot::mlflow_sqlite::FILE_STORE;
 use crate::snapshot::RUN_RECORD;
+use crate::store::stat_cache::Stat;
 
 /// Where tag names are reserved while a run is in progress.
 pub const RESERVED_PREFIX: &str = "refs/mlgit/reserved/";
@@ -248,13 +251,14 @@ fn snapshot_outputs(
     };
 
     let mut files: Vec<(String, Entry)> = outputs.iter().map(|o| (o.path.clone(), o.entry)).collect();
-    let in_worktree: BTreeSet<String> = outputs.iter().map(|o| o.path.clone()).collect();
+    let mut in_place: HashMap<String, Stat> = outputs.iter().map(|o| (o.path.clone(), o.stat)).collect();
+    let pointers: HashMap<git2::Oid, bool> = outputs.iter().map(|o| (o.entry.oid, o.lfs())).collect();
     if let Some(run) = &tracked.sqlite_run {
         // The run from MLflow's SQLite store, as the file store lays it out: the one layout
         // merge-tracking merges. Files the training wrote there win.
         for (rel, bytes) in run.file_layout() {
             let path = format!("{FILE_STORE}/{rel}");
-            if !in_worktree.contains(&path) {
+            if !in_place.contains_key(&path) {
                 files.push((path, Entry::blob(git.blob(&bytes).context("write the MLflow run")?)));
             }
         }
@@ -269,22 +273,36 @@ fn snapshot_outputs(
             MODEL_CARD.to_string(),
             Entry::blob(git.blob(card.as_bytes()).context("write the model card")?),
         ));
+        // Where the old card was moved aside, the new one takes its place now, as an output: the
+        // transaction would otherwise see a committed file deleted from the checkout.
+        if let Some(stat) = place_generated(workdir, MODEL_CARD, card.as_bytes())? {
+            in_place.insert(MODEL_CARD.to_string(), stat);
+        }
         notes.push(format!("wrote {MODEL_CARD} (training did not write one)"));
     }
     // Last moment to stop cleanly; from here on the commit and tag are written in one go.
     signals.check()?;
+    let placed_card =
+        in_place.get(MODEL_CARD).copied().filter(|_| !outputs.iter().any(|o| o.path == MODEL_CARD));
     let written = write_snapshot(
         repo,
-        &Snapshot {
+        Snapshot {
             branch: made.branch,
             tag: made.tag,
             base: made.base,
             files,
-            in_worktree,
+            in_place,
+            pointers,
             message: commit_message(config, &record, links),
             tag_message: tag_message(config, &record, links),
         },
-    )?;
+    )
+    .inspect_err(|_| {
+        // No snapshot: the card placed above goes again, if it is still the file written.
+        if let Some(stat) = placed_card {
+            remove_generated(workdir, MODEL_CARD, &stat);
+        }
+    })?;
     notes.extend(written.notes);
     Ok(TrainTagOutcome {
         tag: made.tag.to_string(),

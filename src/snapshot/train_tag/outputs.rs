@@ -21,6 +21,7 @@ use crate::repo::worktree::dirty_paths;
 use crate::repo::Repo;
 use crate::snapshot::is_output;
 use crate::snapshot::record::ModelFile;
+use crate::store::stat_cache::Stat;
 use crate::store::{hash_reader, Pointer};
 
 /// Files up to this size are read once through the checked descriptor; larger ones are streamed
@@ -36,6 +37,8 @@ pub(super) struct Output {
     pub(super) pointer: Option<Pointer>,
     pub(super) sha256: String,
     pub(super) size: u64,
+    /// The stat data of the file as it was read (the transaction checks it is still that file).
+    pub(super) stat: Stat,
 }
 
 impl Output {
@@ -265,24 +268,38 @@ pub(super) fn collect_outputs(repo: &Repo, workdir: &Path) -> Result<Vec<Output>
         let lfs = patterns.iter().any(|p| p.is_match(&path)) || meta.len() > config.lfs.max_blob_size;
         if lfs && meta.len() > READ_WHOLE {
             let stored = repo.store().store_file(&full, Some(&meta))?;
-            out.push(pointer_output(git, path, mode, stored.pointer)?);
+            out.push(pointer_output(git, path, mode, stored.pointer, Stat::of(&meta))?);
             continue;
         }
         let mut bytes = Vec::with_capacity(meta.len() as usize);
         file.read_to_end(&mut bytes).map_err(|e| Error::io("read", &full, e))?;
         if lfs {
             let stored = repo.store().store_bytes(&bytes)?;
-            out.push(pointer_output(git, path, mode, stored.pointer)?);
+            out.push(pointer_output(git, path, mode, stored.pointer, Stat::of(&meta))?);
         } else {
             let (sha, size) = hash_reader(&mut bytes.as_slice()).map_err(|e| Error::io("hash", &full, e))?;
             let oid = git.blob(&bytes).context(format!("store {path}"))?;
-            out.push(Output { path, entry: Entry { oid, mode }, pointer: None, sha256: sha.to_hex(), size });
+            let stat = Stat::of(&meta);
+            out.push(Output {
+                path,
+                entry: Entry { oid, mode },
+                pointer: None,
+                sha256: sha.to_hex(),
+                size,
+                stat,
+            });
         }
     }
     Ok(out)
 }
 
-fn pointer_output(git: &Repository, path: String, mode: FileMode, pointer: Pointer) -> Result<Output> {
+fn pointer_output(
+    git: &Repository,
+    path: String,
+    mode: FileMode,
+    pointer: Pointer,
+    stat: Stat,
+) -> Result<Output> {
     let oid = git.blob(&pointer.to_bytes()).context(format!("store the pointer of {path}"))?;
     Ok(Output {
         entry: Entry { oid, mode },
@@ -290,7 +307,33 @@ fn pointer_output(git: &Repository, path: String, mode: FileMode, pointer: Point
         size: pointer.size,
         pointer: Some(pointer),
         path,
+        stat,
     })
+}
+
+/// Write a file train-tag generated (the model card) at an output path the training left empty,
+/// so the worktree already holds what the commit holds: `create_new`, so nothing there, the
+/// training's or anyone's, is ever overwritten. None when the path is taken.
+pub(super) fn place_generated(workdir: &Path, rel: &str, bytes: &[u8]) -> Result<Option<Stat>> {
+    use std::io::Write;
+    let full = workdir.join(rel);
+    let mut file = match fs::OpenOptions::new().write(true).create_new(true).open(&full) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
+        Err(e) => return Err(Error::io("write", &full, e)),
+    };
+    file.write_all(bytes).map_err(|e| Error::io("write", &full, e))?;
+    file.sync_all().map_err(|e| Error::io("write", &full, e))?;
+    let meta = fs::symlink_metadata(&full).map_err(|e| Error::io("stat", &full, e))?;
+    Ok(Some(Stat::of(&meta)))
+}
+
+/// Remove a file [`place_generated`] wrote, if it is still that file (best effort).
+pub(super) fn remove_generated(workdir: &Path, rel: &str, placed: &Stat) {
+    let full = workdir.join(rel);
+    if fs::symlink_metadata(&full).is_ok_and(|m| Stat::of(&m) == *placed) {
+        let _ = fs::remove_file(&full);
+    }
 }
 
 /// The content of a collected output, as committed (not re-read from the worktree).
