@@ -130,7 +130,7 @@ impl Error {
 
     /// Attach a hint: one sentence telling the user what to do next. An I/O error whose cause
     /// names the remedy itself (no space left, too many open files, a read-only file system, a
-    /// name too long) keeps the cause's hint.
+    /// name too long, a symlink loop) keeps the cause's hint.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         if !self.hint_from_cause {
             self.hint = Some(hint.into());
@@ -209,8 +209,8 @@ impl Error {
     }
 }
 
-/// The hint an OS error calls for, and whether it is decisive (the cause is the environment, so a
-/// caller's generic advice such as "make it readable" would mislead).
+/// The hint an OS error calls for, and whether it is decisive (the cause says exactly what is wrong,
+/// so a caller's generic advice such as "make it readable" would mislead).
 fn io_hint(err: &std::io::Error, path: Option<&Path>) -> Option<(String, bool)> {
     let at = path.map(|p| format!(" {}", p.display())).unwrap_or_default();
     let hint = match err.raw_os_error()? {
@@ -227,7 +227,7 @@ fn io_hint(err: &std::io::Error, path: Option<&Path>) -> Option<(String, bool)> 
         ),
         libc::ELOOP => (
             format!("{} is a symlink loop, or a symlink where mlgit follows none: replace it with the real file or folder", shown(path)),
-            false,
+            true,
         ),
         libc::EACCES | libc::EPERM => (
             format!("check the permissions of {} (`ls -ld`): this user must be allowed to use it", shown(path)),
