@@ -216,6 +216,43 @@ fn a_second_signal_stops_mlgit_at_once() {
     assert_all_gone(&[child, grandchild], process::CHILD_GRACE + Duration::from_secs(3));
 }
 
+/// Not a test on its own: a command that never checks the interrupt flag (as one blocked in
+/// `open()` on a FIFO), for `one_signal_stops_a_command_that_never_checks_the_flag`.
+#[test]
+#[ignore = "run by one_signal_stops_a_command_that_never_checks_the_flag"]
+fn command_that_never_checks_the_flag() {
+    let Some(ready) = std::env::var_os("MLGIT_TEST_READY_FILE") else { return };
+    let interrupt = Interrupt::new();
+    interrupt.stop_on_signals(|err| err.exit_code()).unwrap();
+    std::fs::write(ready, "ready").unwrap();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn one_signal_stops_a_command_that_never_checks_the_flag() {
+    let env = TestEnv::new();
+    let ready = env.path("ready");
+    let mut blocked = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "command_that_never_checks_the_flag", "--ignored", "--nocapture"])
+        .env("MLGIT_TEST_READY_FILE", &ready)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !ready.exists() {
+        assert!(start.elapsed() < Duration::from_secs(30), "the blocked command never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = Instant::now();
+    send(&blocked, libc::SIGTERM);
+    let status = wait_with_limit(&mut blocked, mlgit::interrupt::STOP_DEADLINE + Duration::from_secs(5));
+    assert_eq!(status.code(), Some(130), "{status}");
+    assert!(sent.elapsed() >= mlgit::interrupt::STOP_DEADLINE, "it had its time to reach a safe point");
+}
+
 /// A pipe whose read end is already closed: every write to the other end fails with EPIPE.
 fn pipe_without_reader() -> OwnedFd {
     let mut fds = [0; 2];
