@@ -88,7 +88,7 @@ impl Interrupt {
                         format!("{} received while stopping; mlgit stopped at once", signal_name(second)),
                     )
                     .with_hint(STOPPED_HINT);
-                    exit_now(stop(err));
+                    exit_now(&stop, err);
                 }
                 if since.elapsed() >= STOP_DEADLINE {
                     let err = Error::new(
@@ -100,7 +100,7 @@ impl Interrupt {
                         ),
                     )
                     .with_hint(STOPPED_HINT);
-                    exit_now(stop(err));
+                    exit_now(&stop, err);
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -116,8 +116,17 @@ impl Interrupt {
 const STOPPED_HINT: &str =
     "run the command again: a stopped command changes no ref, and the next mlgit command finishes an interrupted worktree update";
 
-/// End the process without unwinding or running exit handlers, which other threads may be using.
-fn exit_now(code: i32) -> ! {
+/// Render `err` with `stop`, then end the process without unwinding or running exit handlers,
+/// which other threads may be using. Rendering waits for the stdout and stderr locks, which the
+/// stuck command may hold (blocked writing to a full pipe): after a second, exit regardless.
+fn exit_now(stop: &impl Fn(Error) -> i32, err: Error) -> ! {
+    let code = err.exit_code();
+    let _ = std::thread::Builder::new().spawn(move || {
+        std::thread::sleep(Duration::from_secs(1));
+        // SAFETY: _exit(2) only ends the process.
+        unsafe { libc::_exit(code) }
+    });
+    let code = stop(err);
     // SAFETY: _exit(2) only ends the process.
     unsafe { libc::_exit(code) }
 }

@@ -62,6 +62,7 @@ impl ChildCommand {
 /// ([`ErrorKind::ChildFailed`] with its code) or a death by signal (`ChildFailed(128 + signal)`).
 /// However this returns (or unwinds), no process of the child's group is left running.
 pub fn run(cmd: &ChildCommand, interrupt: &Interrupt, what: &str) -> Result<()> {
+    interrupt.check(what)?;
     adopt_orphans();
     let watchdog = Watchdog::start()?;
     let mut command = std::process::Command::new(&cmd.program);
@@ -86,33 +87,26 @@ pub fn run(cmd: &ChildCommand, interrupt: &Interrupt, what: &str) -> Result<()> 
         )
         .with_hint("run the command again when you are ready"));
     }
-    exit_error(status, what).map_or(Ok(()), Err)
+    check_exit(status, what)
 }
 
-/// The error of a child's exit status, or None for success.
-fn exit_error(status: ExitStatus, what: &str) -> Option<Error> {
+/// A child's exit status as a result: its code (or signal) and a hint when it failed.
+fn check_exit(status: ExitStatus, what: &str) -> Result<()> {
     if let Some(code) = status.code() {
         if code == 0 {
-            return None;
+            return Ok(());
         }
         let hint = match code {
-            127 => {
-                "exit code 127 is the shell's \"command not found\": check the command's name and PATH".into()
-            }
-            126 => "exit code 126 is the shell's \"cannot execute\": make the script executable (`chmod +x`)"
-                .into(),
-            _ => "fix it (its output is above), then run mlgit again".to_string(),
+            127 => "exit code 127 is the shell's \"command not found\": check the command's name and PATH",
+            126 => "exit code 126 is the shell's \"cannot execute\": make the script executable (`chmod +x`)",
+            _ => "fix it (its output is above), then run mlgit again",
         };
-        return Some(
-            Error::new(ErrorKind::ChildFailed(code), format!("{what} failed with exit code {code}"))
-                .with_hint(hint),
-        );
+        return Err(Error::new(ErrorKind::ChildFailed(code), format!("{what} failed with exit code {code}"))
+            .with_hint(hint));
     }
     let sig = status.signal().unwrap_or(0);
-    Some(
-        Error::new(ErrorKind::ChildFailed(128 + sig), format!("{what} was killed by {}", signal_name(sig)))
-            .with_hint("see why it was killed (out of memory? a time limit?), then run mlgit again"),
-    )
+    Err(Error::new(ErrorKind::ChildFailed(128 + sig), format!("{what} was killed by {}", signal_name(sig)))
+        .with_hint("see why it was killed (out of memory? a time limit?), then run mlgit again"))
 }
 
 /// The error of a child that could not be started, with the hint its cause calls for.
@@ -240,13 +234,15 @@ impl Watchdog {
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         // Block signals across the fork, so the watchdog runs none of mlgit's handlers before it
         // has set its own dispositions.
-        let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
-        let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
-        // SAFETY: plain signal-mask calls on sets owned by this frame.
-        unsafe {
+        // SAFETY: sigset_t is plain data (all zeroes is a valid empty set before sigfillset), and
+        // the mask calls act on this thread only.
+        let old = unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
             libc::sigfillset(&mut all);
             libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-        }
+            old
+        };
         // SAFETY: the child branch calls only async-signal-safe functions (see `watchdog_main`),
         // as required after fork in a multi-threaded process.
         let pid = unsafe { libc::fork() };
@@ -349,6 +345,7 @@ fn watchdog_main(read: RawFd, mask: &libc::sigset_t) -> ! {
 fn close_all_but(keep: RawFd) {
     // SAFETY: closing descriptors of this process; async-signal-safe.
     unsafe {
+        // close_range(2) is Linux 5.9+; the libc crate has no wrapper for every target.
         let below = keep > 0 && libc::syscall(libc::SYS_close_range, 0u32, (keep - 1) as u32, 0u32) != 0;
         let above = libc::syscall(libc::SYS_close_range, (keep + 1) as u32, u32::MAX, 0u32) != 0;
         if below || above {
