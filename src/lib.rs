@@ -12,6 +12,7 @@ pub mod demo;
 pub mod error;
 pub mod init;
 pub mod interrupt;
+pub mod process;
 pub mod progress;
 pub mod repo;
 pub mod snapshot;

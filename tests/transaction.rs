@@ -239,3 +239,26 @@ fn a_journal_mlgit_did_not_write_never_blocks_a_command() {
     fs::write(sync.join("raw.json"), b"not json").unwrap();
     env.mlgit_ok(&repo, ["status"]);
 }
+
+#[test]
+fn a_users_own_lfs_line_never_marks_a_plain_file() {
+    let env = TestEnv::new();
+    let repo = env.init_repo("r");
+    let src = env.path("src");
+    write_files(&src, &[("small.bin", b"plain\n")]);
+    let s = src.to_str().unwrap();
+    env.mlgit_ok(&repo, ["commit-data", "--source", s, "--branch", "work", "--create", "--dest", "."]);
+    // A colleague runs `git lfs track "*.bin"` by hand: a line of their own above mlgit's block.
+    let wt = env.path("work-wt");
+    env.git(&repo, ["worktree", "add", "-q", wt.to_str().unwrap(), "work"]);
+    let attrs = fs::read_to_string(wt.join(".gitattributes")).unwrap_or_default();
+    fs::write(wt.join(".gitattributes"), format!("*.bin filter=lfs diff=lfs merge=lfs -text\n{attrs}"))
+        .unwrap();
+    env.git(&wt, ["-c", "filter.lfs.clean=cat", "add", ".gitattributes"]);
+    env.git(&wt, ["commit", "-q", "-m", "track bins"]);
+    write_files(&src, &[("other.txt", b"more\n")]);
+    env.mlgit_ok(&repo, ["commit-data", "--source", s, "--branch", "work", "--dest", "."]);
+    let attr = env.git(&repo, ["check-attr", "--source=work", "filter", "small.bin"]);
+    assert_eq!(attr.trim(), "small.bin: filter: unspecified", "the plain file is unmarked");
+    assert_eq!(env.git(&repo, ["cat-file", "-p", "work:small.bin"]), "plain\n");
+}
