@@ -354,3 +354,35 @@ fn a_gitattributes_among_outputs_is_refused() {
         "a reserved name among the training outputs: model/.GitAttributes",
     );
 }
+
+#[test]
+fn a_killed_train_tag_leaves_no_training_running() {
+    let env = TestEnv::new();
+    let Some(p) = project(&env) else { return };
+    let pid_file = env.path("child.pid");
+    let script = format!("echo $$ > '{}'; while :; do sleep 0.05; done", pid_file.display());
+    let mut mlgit = env
+        .mlgit_cmd(&p.stable)
+        .args(["train-tag", "--", "sh", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while std::fs::read_to_string(&pid_file).map_or(true, |s| !s.ends_with('\n')) {
+        assert!(start.elapsed() < Duration::from_secs(60), "the training never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let child: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    mlgit.kill().unwrap(); // SIGKILL
+    mlgit.wait().unwrap();
+    let alive = |pid: i32| {
+        Path::new(&format!("/proc/{pid}")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z ")
+    };
+    let start = Instant::now();
+    while alive(child) {
+        assert!(start.elapsed() < Duration::from_secs(30), "the training outlived a kill -9 of mlgit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

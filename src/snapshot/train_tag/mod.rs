@@ -35,7 +35,7 @@ use self::outputs::{
     collect_outputs, model_files, output_bytes, place_generated, remove_generated, SetAside,
 };
 use self::reserve::reserve_tag;
-use self::run::{run_command, Signals};
+use self::run::{interrupted_err, run_command};
 pub use self::tracking::{numeric_metrics, parse_json_with_non_finite};
 use self::tracking::{read_tracking, Sources};
 use super::record::{CodeRef, DataRef, RunRecord, SCHEMA};
@@ -117,7 +117,6 @@ pub fn train_tag(repo: &Repo, opts: &TrainTagOptions, on_start: OnStart<'_>) -> 
         ));
     }
     let branch = current_stable_branch(git, config)?;
-    let signals = Signals::install(&opts.interrupt)?;
     let _lock = BranchLock::acquire(git, &branch, "mlgit train-tag")?;
     let base = git.head().and_then(|h| h.peel_to_commit()).context("read HEAD")?;
 
@@ -151,26 +150,35 @@ pub fn train_tag(repo: &Repo, opts: &TrainTagOptions, on_start: OnStart<'_>) -> 
     if !opts.no_run {
         // Old outputs go aside (never deleted), so nothing an earlier run left slips into this
         // snapshot; if the command cannot start, they come back as they were.
+        if opts.interrupt.is_set() {
+            return Err(interrupted_err(&opts.interrupt));
+        }
         let aside = SetAside::move_outputs(git, config, &workdir, &tag)?;
         on_start(&Starting { tag: &tag, env: &env, set_aside: aside.kept() });
-        let mut ran = false;
-        let result = run_command(&opts.command, &workdir, &env, &signals, &mut ran);
-        if !ran {
-            aside.put_back()?;
-        } else if let Some((dir, paths)) = aside.settle() {
+        match run_command(&opts.command, &workdir, &env, &opts.interrupt) {
+            Ok(()) => {}
+            Err(failed) if !failed.started => {
+                aside.put_back()?;
+                return Err(failed.error);
+            }
+            Err(failed) => {
+                aside.settle();
+                return Err(failed.error);
+            }
+        }
+        if let Some((dir, paths)) = aside.settle() {
             notes.push(format!(
                 "{} output file(s) of an earlier run that no snapshot holds were moved to {}",
                 paths.len(),
                 dir.display()
             ));
         }
-        result?;
     }
     let duration_s = if opts.no_run { 0.0 } else { started.elapsed().as_secs_f64() };
     // From here on the command has finished: whatever fails, its outputs stay as they are.
     let made = Made { tag: &tag, branch: &branch, base: &base, links, code_commit: code.commit, duration_s };
-    let outcome = snapshot_outputs(repo, opts, &workdir, &made, &signals, notes)
-        .map_err(|e| keep_outputs_hint(e, &tag))?;
+    let outcome =
+        snapshot_outputs(repo, opts, &workdir, &made, notes).map_err(|e| keep_outputs_hint(e, &tag))?;
     drop(reservation);
     Ok(TrainTagOutcome { materialized, ..outcome })
 }
@@ -205,7 +213,6 @@ fn snapshot_outputs(
     opts: &TrainTagOptions,
     workdir: &Path,
     made: &Made<'_>,
-    signals: &Signals,
     mut notes: Vec<String>,
 ) -> Result<TrainTagOutcome> {
     let git = repo.git();
@@ -281,7 +288,9 @@ fn snapshot_outputs(
         notes.push(format!("wrote {MODEL_CARD} (training did not write one)"));
     }
     // Last moment to stop cleanly; from here on the commit and tag are written in one go.
-    signals.check()?;
+    if opts.interrupt.is_set() {
+        return Err(interrupted_err(&opts.interrupt));
+    }
     let placed_card =
         in_place.get(MODEL_CARD).copied().filter(|_| !outputs.iter().any(|o| o.path == MODEL_CARD));
     let written = write_snapshot(

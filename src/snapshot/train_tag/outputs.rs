@@ -105,15 +105,19 @@ impl SetAside {
             .then_some((self.dir.as_path(), self.uncommitted.as_slice()))
     }
 
-    /// The command did not start: everything goes back where it was.
+    /// The command did not start: everything goes back where it was. Never over a file: a path
+    /// that was taken meanwhile keeps what is there, and the moved copy stays in the folder.
     pub(super) fn put_back(self) -> Result<()> {
+        let hint = format!("the old outputs are in {}: move them back by hand", self.dir.display());
         for (orig, aside) in self.moved.iter().rev() {
-            fs::rename(aside, orig).map_err(|e| {
-                Error::io("move back", orig, e).with_hint(format!(
-                    "the old outputs are in {}: move them back by hand",
-                    self.dir.display()
+            if fs::symlink_metadata(orig).is_ok() {
+                return Err(Error::conflict(format!(
+                    "{} appeared while train-tag was starting",
+                    orig.display()
                 ))
-            })?;
+                .with_hint(hint));
+            }
+            fs::rename(aside, orig).map_err(|e| Error::io("move back", orig, e).with_hint(hint.clone()))?;
         }
         let _ = fs::remove_dir_all(&self.dir);
         Ok(())
