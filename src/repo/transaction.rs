@@ -765,12 +765,15 @@ fn finish(repo: &Repo, journal: &Path, data: &JournalData) -> Result<Option<Reco
         forget();
         return Ok(None);
     };
-    if fs::canonicalize(&co.path).ok() != fs::canonicalize(&data.worktree).ok() {
+    let from_tree = data.from_tree.as_deref().and_then(|s| Oid::from_str(s).ok());
+    let to_tree = git.find_commit(tip).context("read the branch tip")?.tree_id();
+    // Wherever the branch is checked out now (a worktree may have been moved), finish only a
+    // checkout whose index still shows the tree the interrupted sync started from.
+    let index_tree = co.repo.index().and_then(|mut i| i.write_tree()).ok();
+    if index_tree.is_none() || index_tree != from_tree {
         forget();
         return Ok(None);
     }
-    let from_tree = data.from_tree.as_deref().and_then(|s| Oid::from_str(s).ok());
-    let to_tree = git.find_commit(tip).context("read the branch tip")?.tree_id();
     check_recovery(co.repo.path(), &co, &data.branch, from_tree, to_tree)?;
     worktree::sync_checkout(&co, repo.store(), from_tree, to_tree, &HashMap::new()).map_err(|e| {
         let hint = format!(
