@@ -291,3 +291,21 @@ fn a_checkout_moved_after_the_crash_is_still_finished() {
         assert_eq!(env.git(&moved, ["status", "--porcelain"]), "");
     }
 }
+
+#[test]
+fn a_plain_file_committed_by_hand_is_unmarked_by_the_next_commit() {
+    let env = TestEnv::new();
+    let (repo, wt, src) = raw_checkout(&env);
+    env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap()]);
+    // A colleague without git-lfs adds a small file under data/ by hand: a plain blob.
+    write_files(&wt, &[("data/hand.txt", b"typed by hand\n")]);
+    env.git(&wt, ["add", "data/hand.txt"]);
+    env.git(&wt, ["commit", "-q", "-m", "a note"]);
+    assert_eq!(env.git(&repo, ["cat-file", "-p", "raw:data/hand.txt"]), "typed by hand\n");
+    write_files(&src, &[("c.csv", b"x,y\n5,6\n")]);
+    env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap()]);
+    let plain = env.git(&repo, ["check-attr", "--source=raw", "filter", "data/hand.txt"]);
+    assert_eq!(plain.trim(), "data/hand.txt: filter: unspecified");
+    let pointer = env.git(&repo, ["check-attr", "--source=raw", "filter", "data/c.csv"]);
+    assert_eq!(pointer.trim(), "data/c.csv: filter: lfs");
+}
