@@ -273,6 +273,8 @@ with mlflow.start_run() as run:
         "model-v1"
     );
     assert_eq!(env.git(&p.stable, ["status", "--porcelain", "--untracked-files=no"]), "");
+    let all = env.git(&p.repo, ["ls-tree", "-r", "--name-only", "model-v1"]);
+    assert!(!all.contains("mlflow.db"), "the SQLite store itself is not committed: {all}");
 
     let merged = env.mlgit_ok(&p.repo, ["merge-tracking"]);
     assert!(!merged.contains("Nothing to merge"), "{merged}");
