@@ -21,6 +21,7 @@ pub use super::transform::{TransformFile, TransformRecord};
 use super::validate::{self, Problem};
 use crate::config::Validators;
 use crate::error::{Context, Error, ErrorKind, Result};
+use crate::interrupt::Interrupt;
 use crate::progress::Progress;
 use crate::repo::trailers::{self, Message};
 use crate::repo::tree::{Entry, TreeEdits};
@@ -42,6 +43,8 @@ pub struct CleanOptions {
     pub run: Option<String>,
     /// Drop files whose content equals an earlier file's (also `clean.drop_duplicates`).
     pub drop_duplicates: bool,
+    /// Set by Ctrl-C/TERM: the run stops before the branch moves, nothing committed.
+    pub interrupt: Interrupt,
 }
 
 /// A file left out of the clean data.
@@ -151,6 +154,7 @@ pub fn clean(repo: &Repo, opts: &CleanOptions, progress: &dyn Progress) -> Resul
                     let g = g.as_ref().map_err(|e| {
                         Error::new(ErrorKind::Git, format!("cannot open the repository: {e}"))
                     })?;
+                    opts.interrupt.check("clean")?;
                     let verdict =
                         check_file(g, store, &from, &files[i], &validators, &read_files, &read_bytes)?;
                     progress.advance(1, 0);
@@ -226,7 +230,7 @@ pub fn clean(repo: &Repo, opts: &CleanOptions, progress: &dyn Progress) -> Resul
         None => (validated, None),
         Some(cmd) => {
             let (tree, record, transform_tree) =
-                run_transform(repo, cmd, raw_id, validated, clean_tip.tree_id(), progress)?;
+                run_transform(repo, cmd, raw_id, validated, clean_tip.tree_id(), progress, &opts.interrupt)?;
             (tree, Some((record, transform_tree)))
         }
     };
@@ -248,6 +252,8 @@ pub fn clean(repo: &Repo, opts: &CleanOptions, progress: &dyn Progress) -> Resul
     let message = message(&from, raw_id, &report);
     let transform_dir = transform_dir(repo);
 
+    // The last safe point: after this the branch may move.
+    opts.interrupt.check("clean")?;
     let known = flow::pointer_map(&files);
     let derived = flow::commit_derived(repo, &to, raw_id, &message, &known, |base| {
         let mut edits = TreeEdits::new();

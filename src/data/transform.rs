@@ -4,23 +4,22 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use git2::{FileMode, Oid, Repository};
-use rayon::prelude::*;
 use serde::Serialize;
 
 use super::flow::DATA_DIR;
 use super::materialize::write_tree;
 use crate::config::BranchKind;
 use crate::error::{Context, Error, ErrorKind, Result};
+use crate::ingest::{self, LfsRule, Policy, WalkedFile};
+use crate::interrupt::Interrupt;
 use crate::progress::Progress;
-use crate::repo::lfs_tree::compile_patterns;
-use crate::repo::tree::{validate_path, Entry, TreeEdits};
+use crate::repo::tree::{Entry, TreeEdits};
 use crate::repo::Repo;
-use crate::store::attributes::Pattern;
-use crate::store::LfsStore;
+use crate::store::Pointer;
 
 /// The transformation that produced the clean data (with `--run`).
 #[derive(Debug, Clone, Serialize)]
@@ -59,11 +58,11 @@ pub(super) fn run_transform(
     validated: Oid,
     clean_tree: Oid,
     progress: &dyn Progress,
+    interrupt: &Interrupt,
 ) -> Result<(Oid, TransformRecord, Option<Oid>)> {
     let git = repo.git();
     let dir_name = transform_dir(repo);
-    let tmp =
-        tempfile::Builder::new().prefix("mlgit-clean-").tempdir().context("create a temporary folder")?;
+    let tmp = Sandbox::create()?;
     let root = tmp.path().to_path_buf();
     let input = root.join("input");
     let output = root.join("output");
@@ -138,30 +137,11 @@ pub(super) fn run_transform(
         ))
         .with_hint("write the clean files under $MLGIT_OUTPUT (folders are kept: $MLGIT_OUTPUT/a/b.csv becomes data/a/b.csv)"));
     }
-    let patterns = compile_patterns(repo.config().lfs_patterns(BranchKind::Clean))?;
-    let max_blob = repo.config().lfs.max_blob_size;
-    progress.begin("store", outputs.len() as u64, 0);
-    let git_dir = git.path().to_path_buf();
-    let store = repo.store();
-    let stored: Vec<(String, Oid, u64)> = outputs
-        .par_iter()
-        .map_init(
-            || Repository::open(&git_dir),
-            |g, (rel, path)| -> Result<(String, Oid, u64)> {
-                let g = g
-                    .as_ref()
-                    .map_err(|e| Error::new(ErrorKind::Git, format!("cannot open the repository: {e}")))?;
-                let r = store_output(g, store, &patterns, max_blob, rel, path)?;
-                progress.advance(1, 0);
-                Ok(r)
-            },
-        )
-        .collect::<Result<_>>()?;
-    progress.end();
+    let stored = store_outputs(repo, &outputs, interrupt, progress)?;
     let mut edits = TreeEdits::new();
     let mut bytes = 0;
-    for (rel, oid, size) in &stored {
-        edits.set(rel, Entry::blob(*oid))?;
+    for (rel, entry, size) in &stored {
+        edits.set(rel, *entry)?;
         bytes += size;
     }
     let tree = edits.write(git, None)?;
@@ -195,92 +175,138 @@ fn child_stdout() -> Stdio {
     }
 }
 
-/// Store a folder's files as git blobs and return its tree (the transform scripts are code, not data).
+/// Store a folder's files as git blobs and return its tree (the transform scripts are code, not
+/// data), by the ingest policy.
 fn store_folder_as_blobs(git: &Repository, dir: &Path) -> Result<Oid> {
-    use std::os::unix::fs::PermissionsExt;
+    let files = ingest::walk(dir, &[], &Policy::default())?;
+    let mut worker = ingest::LazyRepo::new(git.path());
+    let store = crate::store::LfsStore::new(git.commondir());
     let mut edits = TreeEdits::new();
-    for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
-        let e = e.map_err(|e| Error::invalid(format!("cannot list {}: {e}", dir.display())))?;
-        if e.file_type().is_dir() {
-            continue;
-        }
-        let rel = rel_path(dir, e.path())?;
-        if e.file_type().is_symlink() || !e.file_type().is_file() {
-            return Err(Error::invalid(format!("{} is not a regular file", e.path().display()))
-                .with_hint("keep only regular files in the transform folder"));
-        }
-        let data = fs::read(e.path()).map_err(|err| Error::io("read", e.path(), err))?;
-        let meta = e
-            .metadata()
-            .map_err(|err| Error::invalid(format!("cannot stat {}: {err}", e.path().display())))?;
-        let mode =
-            if meta.permissions().mode() & 0o111 != 0 { FileMode::BlobExecutable } else { FileMode::Blob };
-        let blob = git.blob(&data).context(format!("store {}", e.path().display()))?;
-        edits.set(&rel, Entry { oid: blob, mode })?;
+    for f in &files {
+        let i = ingest::ingest_file(&mut worker, &store, f, false, false)?;
+        edits.set(&f.rel, Entry { oid: i.blob, mode: i.mode })?;
     }
     edits.write(git, None)
 }
 
-fn rel_path(root: &Path, path: &Path) -> Result<String> {
-    let rel = path
-        .strip_prefix(root)
-        .map_err(|_| Error::invalid(format!("{} is outside {}", path.display(), root.display())))?;
-    let text = rel.to_str().ok_or_else(|| {
-        Error::invalid(format!("the file name {:?} is not UTF-8", rel)).with_hint("rename the file")
-    })?;
-    let text = text.replace(std::path::MAIN_SEPARATOR, "/");
-    validate_path(&text)?;
-    Ok(text)
+/// The files under MLGIT_OUTPUT, by the ingest policy (symlinks, special files, reserved and
+/// unstorable names are refused: a link could point anywhere on this machine, a `.gitattributes`
+/// would change how git and git-lfs read the data).
+fn output_files(output: &Path) -> Result<Vec<WalkedFile>> {
+    ingest::walk(output, &[], &Policy::default()).map_err(|e| {
+        let hint = e.hint().unwrap_or_default().to_string();
+        let message = format!("the transformation's output: {}", e.message());
+        Error::new(e.kind(), message)
+            .with_hint(format!("write only regular files with storable names under $MLGIT_OUTPUT ({hint})"))
+    })
 }
 
-/// The regular files under MLGIT_OUTPUT (symlinks and other special files are refused: a link
-/// could point anywhere on this machine).
-fn output_files(output: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let mut out = Vec::new();
-    for e in walkdir::WalkDir::new(output).sort_by_file_name() {
-        let e = e.map_err(|e| Error::invalid(format!("cannot list {}: {e}", output.display())))?;
-        if e.file_type().is_dir() {
-            continue;
+/// Store the output files as `data/<rel>` by the clean branches' blob-or-LFS rule, reading each
+/// once; returns each file's relative path, tree entry and size.
+fn store_outputs(
+    repo: &Repo,
+    outputs: &[WalkedFile],
+    interrupt: &Interrupt,
+    progress: &dyn Progress,
+) -> Result<Vec<(String, Entry, u64)>> {
+    let git = repo.git();
+    let rule = LfsRule::for_kind(repo.config(), BranchKind::Clean)?;
+    let total = outputs.iter().map(WalkedFile::size).sum();
+    progress.begin("store", outputs.len() as u64, total);
+    let lfs = |f: &WalkedFile| rule.storage(&format!("{DATA_DIR}/{}", f.rel), f.size()).lfs;
+    let ingested =
+        ingest::ingest_files(git.path(), repo.store(), outputs, &lfs, interrupt, "clean", progress)?;
+    progress.end();
+    let mut out = Vec::with_capacity(outputs.len());
+    for (f, i) in outputs.iter().zip(ingested) {
+        if i.lfs {
+            let pointer = Pointer { oid: i.sha256, size: i.size }.to_bytes();
+            git.blob(&pointer).context(format!("write the pointer of {DATA_DIR}/{}", f.rel))?;
         }
-        if !e.file_type().is_file() {
-            return Err(Error::invalid(format!(
-                "the transformation wrote {}, which is not a regular file (symlink or special file); nothing was committed",
-                e.path().display()
-            ))
-            .with_hint("write regular files under $MLGIT_OUTPUT"));
-        }
-        if e.file_name() == ".gitattributes" {
-            return Err(Error::invalid(format!(
-                "the transformation wrote {}: a .gitattributes inside data/ would change how git and git-lfs read the data; nothing was committed",
-                e.path().display()
-            ))
-            .with_hint("leave .gitattributes out of $MLGIT_OUTPUT (mlgit writes the LFS rules itself)"));
-        }
-        out.push((rel_path(output, e.path())?, e.path().to_path_buf()));
+        out.push((f.rel.clone(), Entry { oid: i.blob, mode: i.mode }, i.size));
     }
     Ok(out)
 }
 
-/// Store one output file as `data/<rel>`: in LFS when the data patterns (or the size guard) say so.
-fn store_output(
-    git: &Repository,
-    store: &LfsStore,
-    patterns: &[Pattern],
-    max_blob: u64,
-    rel: &str,
-    path: &Path,
-) -> Result<(String, Oid, u64)> {
-    let meta = fs::metadata(path).map_err(|e| Error::io("stat", path, e))?;
-    let full = format!("{DATA_DIR}/{rel}");
-    if patterns.iter().any(|p| p.is_match(&full)) || meta.len() > max_blob {
-        let stored = store.store_file(path, Some(&meta))?;
-        let blob = git.blob(&stored.pointer.to_bytes()).context(format!("write the pointer of {full}"))?;
-        Ok((rel.to_string(), blob, stored.pointer.size))
-    } else {
-        let data = fs::read(path).map_err(|e| Error::io("read", path, e))?;
-        let blob = git.blob(&data).context(format!("store {full}"))?;
-        Ok((rel.to_string(), blob, data.len() as u64))
+/// The temporary folder of one transform run (`$TMPDIR/mlgit-clean-<pid>-<random>`). It is removed
+/// on every way out of the run (success, error, interrupt), even when the transform left read-only
+/// folders in it; one left by a run that was killed (its pid is gone) is removed by the next run.
+struct Sandbox {
+    dir: Option<tempfile::TempDir>,
+}
+
+const SANDBOX_PREFIX: &str = "mlgit-clean-";
+
+impl Sandbox {
+    fn create() -> Result<Sandbox> {
+        sweep_stale_sandboxes();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{SANDBOX_PREFIX}{}-", std::process::id()))
+            .tempdir()
+            .map_err(|e| {
+                Error::io("create a temporary folder in", &std::env::temp_dir(), e).with_hint(
+                    "make the temporary folder ($TMPDIR, else /tmp) writable, or point TMPDIR elsewhere",
+                )
+            })?;
+        Ok(Sandbox { dir: Some(dir) })
     }
+
+    fn path(&self) -> &Path {
+        self.dir.as_ref().map(|d| d.path()).unwrap_or(Path::new(""))
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            remove_all(&dir.keep());
+        }
+    }
+}
+
+/// Remove the sandboxes of transform runs that were killed (their process no longer exists), owned
+/// by this user. Best effort: a sandbox that cannot be removed stays for `mlgit gc`.
+pub fn sweep_stale_sandboxes() {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else { return };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SANDBOX_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        let Ok(meta) = e.path().symlink_metadata() else { continue };
+        if !meta.is_dir() || meta.uid() != me || pid <= 0 || process_exists(pid) {
+            continue;
+        }
+        remove_all(&e.path());
+    }
+}
+
+fn process_exists(pid: libc::pid_t) -> bool {
+    // SAFETY: kill with signal 0 only checks whether the process exists; it sends nothing.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// Remove a folder tree, first making its folders writable (a transform may leave read-only ones).
+fn remove_all(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if fs::remove_dir_all(dir).is_ok() {
+        return;
+    }
+    for e in walkdir::WalkDir::new(dir).follow_links(false).into_iter().flatten() {
+        if e.file_type().is_dir() {
+            let _ = fs::set_permissions(e.path(), fs::Permissions::from_mode(0o700));
+        }
+    }
+    let _ = fs::remove_dir_all(dir);
 }
 
 /// Make a folder tree read-only (or writable again).

@@ -85,7 +85,7 @@ impl LfsStore {
             file.read_to_end(&mut data).map_err(|e| Error::io("read", path, e))?;
             self.store_bytes(&data)?
         } else {
-            self.store_stream(&mut file, path)?
+            self.store_reader(&mut file, path)?
         };
         let after = file.metadata().map_err(|e| Error::io("stat", path, e))?;
         check_unchanged(path, &before, &after)?;
@@ -108,8 +108,9 @@ impl LfsStore {
         Ok(Stored { pointer, new })
     }
 
-    /// Copy a large file into a temporary file while hashing it, then move it into place.
-    fn store_stream(&self, file: &mut File, path: &Path) -> Result<Stored> {
+    /// Copy a large file (already opened, read from where it stands; `path` names it in errors)
+    /// into a temporary file while hashing it, then move it into place.
+    pub fn store_reader(&self, file: &mut impl Read, path: &Path) -> Result<Stored> {
         let mut tmp = self.temp_file()?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; CHUNK];
