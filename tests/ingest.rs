@@ -354,3 +354,28 @@ fn clean_leaves_no_mlgit_clean_temporary_folder_behind_even_after_a_kill() {
     assert_eq!(sandboxes(&tmp), Vec::<String>::new(), "a killed run's folder is removed by the next run");
     assert_sound(&env, &repo, "clean");
 }
+
+#[test]
+fn commit_data_and_clean_stop_on_an_interrupt_with_nothing_committed() {
+    use mlgit::data::clean::{clean, CleanOptions};
+    use mlgit::data::commit::{self, CommitDataOptions};
+    let env = TestEnv::new();
+    let repo_dir = env.init_repo("r");
+    let src = env.path("src");
+    write_files(&src, &[("a.csv", b"id\n1\n"), ("b.csv", b"id\n2\n")]);
+    commit_data(&env, &repo_dir, &src, &[]);
+    write_files(&src, &[("c.csv", b"id\n3\n")]);
+    let before = env.refs(&repo_dir);
+    let repo = mlgit::repo::Repo::discover(&repo_dir).unwrap();
+    let interrupt = mlgit::interrupt::Interrupt::new();
+    interrupt.trigger();
+    let opts = CommitDataOptions { source: src.clone(), interrupt: interrupt.clone(), ..Default::default() };
+    let err = commit::commit_data(&repo, &opts, &mlgit::progress::NoProgress).unwrap_err();
+    assert_eq!(err.kind(), mlgit::ErrorKind::Interrupted, "{err:?}");
+    let opts = CleanOptions { run: Some("true".into()), interrupt, ..Default::default() };
+    let err = clean(&repo, &opts, &mlgit::progress::NoProgress).unwrap_err();
+    assert_eq!(err.kind(), mlgit::ErrorKind::Interrupted, "{err:?}");
+    assert_eq!(env.refs(&repo_dir), before, "an interrupted run moved a ref");
+    assert!(fs::read_dir(repo_dir.join(".git/lfs/tmp")).map(|d| d.count() == 0).unwrap_or(true));
+    assert_sound(&env, &repo_dir, "raw");
+}

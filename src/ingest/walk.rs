@@ -116,7 +116,8 @@ pub fn walk(root: &Path, subpaths: &[&str], policy: &Policy) -> Result<Vec<Walke
 }
 
 /// [`walk`], leaving out (and not descending into) every path for which `skip(rel, is_dir)` is
-/// true, such as paths git ignores: a skipped path is never judged by the rules.
+/// true, such as paths git ignores: a skipped path is never judged by the rules. `skip` is called
+/// from several threads (a `git2::Repository` is not `Sync`: share one behind a `Mutex`).
 pub fn walk_filtered(
     root: &Path,
     subpaths: &[&str],
