@@ -13,13 +13,12 @@ use serde::Serialize;
 use super::flow::DATA_DIR;
 use super::materialize::write_tree;
 use crate::config::BranchKind;
-use crate::error::{Context, Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::ingest::{self, LfsRule, Policy, WalkedFile};
 use crate::interrupt::Interrupt;
 use crate::progress::Progress;
 use crate::repo::tree::{Entry, TreeEdits};
 use crate::repo::Repo;
-use crate::store::Pointer;
 
 /// The transformation that produced the clean data (with `--run`).
 #[derive(Debug, Clone, Serialize)]
@@ -217,15 +216,12 @@ fn store_outputs(
     let ingested =
         ingest::ingest_files(git.path(), repo.store(), outputs, &lfs, interrupt, "clean", progress)?;
     progress.end();
-    let mut out = Vec::with_capacity(outputs.len());
-    for (f, i) in outputs.iter().zip(ingested) {
-        if i.lfs {
-            let pointer = Pointer { oid: i.sha256, size: i.size }.to_bytes();
-            git.blob(&pointer).context(format!("write the pointer of {DATA_DIR}/{}", f.rel))?;
-        }
-        out.push((f.rel.clone(), Entry { oid: i.blob, mode: i.mode }, i.size));
-    }
-    Ok(out)
+    ingest::write_pointer_blobs(git, &ingested)?;
+    Ok(outputs
+        .iter()
+        .zip(ingested)
+        .map(|(f, i)| (f.rel.clone(), Entry { oid: i.blob, mode: i.mode }, i.size))
+        .collect())
 }
 
 /// The temporary folder of one transform run (`$TMPDIR/mlgit-clean-<pid>-<random>`). It is removed

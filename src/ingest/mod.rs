@@ -21,7 +21,7 @@ use crate::error::Result;
 use crate::repo::lfs_tree::compile_patterns;
 use crate::store::attributes::Pattern;
 
-pub use read::{ingest_file, ingest_files, Ingested, LazyRepo};
+pub use read::{ingest_file, ingest_files, write_pointer_blobs, Ingested, LazyRepo};
 pub use walk::{walk, walk_filtered, Policy, WalkedFile};
 
 /// How a file is stored, as [`LfsRule::storage`] decides it.

@@ -117,6 +117,17 @@ pub fn ingest_files(
         .collect()
 }
 
+/// Write the pointer blobs of the LFS files among `ingested` into the object database (commit-data
+/// writes its own into one pack instead).
+pub fn write_pointer_blobs(git: &Repository, ingested: &[Ingested]) -> Result<()> {
+    for i in ingested.iter().filter(|i| i.lfs) {
+        let id =
+            git.blob(&Pointer { oid: i.sha256, size: i.size }.to_bytes()).context("write a pointer blob")?;
+        debug_assert_eq!(id, i.blob);
+    }
+    Ok(())
+}
+
 /// Open without following a symlink and without blocking on a FIFO, then check on the descriptor
 /// that it is the regular file the walk saw (same device and inode, size and mtime).
 fn open_checked(file: &WalkedFile) -> Result<File> {

@@ -308,13 +308,27 @@ fn name_rule(name: &str) -> Option<Rule> {
     if name.contains(['\n', '\r', '\0']) {
         return Some(Rule::ControlCharacter);
     }
-    if name.eq_ignore_ascii_case(".git") {
+    let name = as_git_reads(name);
+    if name == ".git" || name == "git~1" {
         return Some(Rule::GitComponent);
     }
-    if name.eq_ignore_ascii_case(".gitattributes") || name.eq_ignore_ascii_case(".gitmodules") {
+    let short = |stem: &str| (1..=4).any(|n| name == format!("{stem}~{n}"));
+    if name == ".gitattributes" || name == ".gitmodules" || short("gitatt") || short("gitmod") {
         return Some(Rule::Reserved);
     }
     None
+}
+
+/// A name as git's checks see it on any file system (what `git fsck --strict` and checkouts on
+/// macOS and Windows compare): lower case, without the code points HFS+ ignores, and without the
+/// trailing dots and spaces (or `:stream` suffix) NTFS drops. So `.GIT.`, `.Gitmodules ` and
+/// `.git\u{200c}attributes` are caught, as are NTFS short names such as `GIT~1`.
+fn as_git_reads(name: &str) -> String {
+    let hfs_ignored =
+        |c: &char| matches!(*c as u32, 0x200c..=0x200f | 0x202a..=0x202e | 0x206a..=0x206f | 0xfeff);
+    let kept: String = name.chars().filter(|c| !hfs_ignored(c)).collect::<String>().to_ascii_lowercase();
+    let kept = kept.split(':').next().unwrap_or_default();
+    kept.trim_end_matches(['.', ' ']).to_string()
 }
 
 /// Tests make the walk-then-read race deterministic: in debug builds only, the shell command in
@@ -338,6 +352,12 @@ mod tests {
         assert_eq!(name_rule(".GIT"), Some(Rule::GitComponent));
         assert_eq!(name_rule("a\nb"), Some(Rule::ControlCharacter));
         assert_eq!(name_rule(".gitignore"), None);
+        assert_eq!(name_rule(".git. "), Some(Rule::GitComponent));
+        assert_eq!(name_rule("GIT~1"), Some(Rule::GitComponent));
+        assert_eq!(name_rule(".git\u{200c}modules"), Some(Rule::Reserved));
+        assert_eq!(name_rule("GITMOD~1"), Some(Rule::Reserved));
+        assert_eq!(name_rule(".gitattributes:stream"), Some(Rule::Reserved));
+        assert_eq!(name_rule("..."), None);
         assert_eq!(name_rule("data.csv"), None);
     }
 
