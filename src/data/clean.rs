@@ -43,7 +43,8 @@ pub struct CleanOptions {
     pub run: Option<String>,
     /// Drop files whose content equals an earlier file's (also `clean.drop_duplicates`).
     pub drop_duplicates: bool,
-    /// Set by Ctrl-C/TERM: the run stops before the branch moves, nothing committed.
+    /// Set by Ctrl-C/TERM: stops validation, the transformation (and its whole process group) and
+    /// the storing of its output; nothing is committed.
     pub interrupt: Interrupt,
 }
 
@@ -230,7 +231,7 @@ pub fn clean(repo: &Repo, opts: &CleanOptions, progress: &dyn Progress) -> Resul
         None => (validated, None),
         Some(cmd) => {
             let (tree, record, transform_tree) =
-                run_transform(repo, cmd, raw_id, validated, clean_tip.tree_id(), progress, &opts.interrupt)?;
+                run_transform(repo, cmd, raw_id, validated, clean_tip.tree_id(), &opts.interrupt, progress)?;
             (tree, Some((record, transform_tree)))
         }
     };

@@ -26,12 +26,12 @@ use crate::error::{Context, Error, ErrorKind, Result};
 use crate::ingest::{self, LazyRepo, LfsRule, Policy, WalkedFile};
 use crate::interrupt::Interrupt;
 use crate::progress::Progress;
-use crate::repo::lfs_tree::{read_pointer, write_attributes};
-use crate::repo::refs::{commit_with_retry, Committed, NewCommit};
+use crate::repo::lfs_tree::read_pointer;
 use crate::repo::trailers::{keys, Message};
+use crate::repo::transaction::{validate_branch_name, Change, Step, Transaction, TxOptions};
 use crate::repo::tree::{entry_at, list_files, validate_path, Entry, TreeEdits};
-use crate::repo::{format_time, host_name, user_name, worktree, Repo};
-use crate::store::attributes::{self, LfsAttributes, Pattern};
+use crate::repo::{format_time, host_name, user_name, Repo};
+use crate::store::attributes;
 use crate::store::stat_cache::{CacheEntry, Stat, StatCache};
 use crate::store::{self as lfs, LfsStore, Pointer};
 
@@ -97,6 +97,9 @@ pub struct CommitDataOutcome {
     pub manifest: String,
     /// Compare-and-swap attempts (more than 1: another writer won a race and the files were re-applied).
     pub tries: usize,
+    /// Why the worktree that has the branch checked out could not be brought up to date (the
+    /// commit stands; the next mlgit command finishes the sync).
+    pub worktree_error: Option<String>,
     pub seconds: f64,
     pub dry_run: bool,
 }
@@ -112,9 +115,6 @@ struct Hashed {
     /// The blob the tree gets: the pointer's blob or the content's blob.
     blob: Oid,
     lfs: bool,
-    /// Marked `filter=lfs` in `.gitattributes`: every pointer, and empty files an LFS rule covers
-    /// (git-lfs stores an empty file as the empty blob, never as a pointer).
-    marked: bool,
     read: bool,
 }
 
@@ -138,13 +138,21 @@ pub fn commit_data(
         .with_hint("leave out --replace (files missing from the folder are kept), or commit to a branch that is not append-only"));
     }
     let source = check_source(git, &opts.source)?;
-    // Fail early on a missing branch, before reading any file.
+    // Fail early (bad name, missing branch, dirty checkout), before reading any file.
+    validate_branch_name(&opts.branch)?;
     if repo.branch_tip(&opts.branch)?.is_none() && !opts.create {
         return Err(Error::not_found(format!("branch '{}' does not exist", opts.branch)).with_hint(
             "run `mlgit init` to create the convention branches, or pass --create to start it here",
         ));
     }
-    let checkout = if opts.dry_run { None } else { worktree::ensure_clean_checkout(git, &opts.branch)? };
+    let tx = match opts.dry_run {
+        true => None,
+        false => Some(Transaction::open(
+            repo,
+            &opts.branch,
+            TxOptions { create: opts.create, writer: "mlgit commit-data".into(), ..Default::default() },
+        )?),
+    };
 
     let files = ingest::walk(&source, &[], &Policy { follow_symlinks: opts.follow_symlinks })?;
     if files.is_empty() {
@@ -159,7 +167,6 @@ pub fn commit_data(
     };
     let existing0 = existing_files(git, base0, &dest, &opts.branch)?;
     let rule = LfsRule::for_kind(config, config.branch_kind(&opts.branch))?;
-    let patterns = rule.patterns();
 
     // Hash (and store) every file, in parallel; the stat cache spares unchanged files.
     let cache_path = StatCache::path_in(git.commondir(), &source);
@@ -205,54 +212,49 @@ pub fn commit_data(
     let mut last: Option<Plan> = None;
     let mut tries_seen = 0usize;
 
-    let committed = if opts.dry_run {
-        let same = |old: Oid, h: &Hashed| same_content(git, old, h);
-        let plan = plan(&existing0, &dest, &by_rel, append_only, opts.replace, &opts.branch, &same)?;
-        last = Some(plan);
-        Committed::Unchanged { tip: tip0 }
-    } else {
-        commit_with_retry(git, &opts.branch, opts.create, |tip| {
-            tries_seen += 1;
-            let base_tree = tip.map(|c| c.tree_id());
-            let moved;
-            let existing = if base_tree == base0 {
-                &existing0
-            } else {
-                moved = existing_files(git, base_tree, &dest, &opts.branch)?;
-                &moved
-            };
-            // The last safe point: after this the branch may move.
-            opts.interrupt.check("commit-data")?;
+    let pointers: HashMap<Oid, bool> = hashed.iter().map(|h| (h.blob, h.lfs)).collect();
+    let (commit, previous, sync_error) = match tx {
+        None => {
             let same = |old: Oid, h: &Hashed| same_content(git, old, h);
-            let plan = plan(existing, &dest, &by_rel, append_only, opts.replace, &opts.branch, &same)?;
-            let nothing = plan.added + plan.changed + plan.removed == 0 && tip.is_some();
-            if nothing {
+            last = Some(plan(&existing0, &dest, &by_rel, append_only, opts.replace, &opts.branch, &same)?);
+            (None, tip0.map(|t| t.to_string()), None)
+        }
+        Some(tx) => {
+            let out = tx.commit(|tip| {
+                tries_seen += 1;
+                let base_tree = tip.map(|c| c.tree_id());
+                let moved;
+                let existing = if base_tree == base0 {
+                    &existing0
+                } else {
+                    moved = existing_files(git, base_tree, &dest, &opts.branch)?;
+                    &moved
+                };
+                // The last safe point: after this the branch may move.
+                opts.interrupt.check("commit-data")?;
+                let same = |old: Oid, h: &Hashed| same_content(git, old, h);
+                let plan = plan(existing, &dest, &by_rel, append_only, opts.replace, &opts.branch, &same)?;
+                let nothing = plan.added + plan.changed + plan.removed == 0 && tip.is_some();
+                if nothing {
+                    last = Some(plan);
+                    return Ok(Step::Nothing);
+                }
+                let tree = write_commit_tree(git, base_tree, &dest, &plan, &by_rel)?;
+                let message =
+                    render_message(git, opts, &subject_default, &source, &plan, total_bytes, &manifest, &sig);
                 last = Some(plan);
-                return Ok(None);
+                let mut change = Change::new(tree, message);
+                change.pointers = pointers.clone();
+                Ok(Step::Commit(Box::new(change)))
+            })?;
+            let previous = out.previous.map(|p| p.to_string());
+            match out.commit {
+                Some(c) => (Some(c.to_string()), previous, out.sync_error),
+                None => (None, previous, None),
             }
-            let tree = write_commit_tree(git, base_tree, &dest, &plan, &by_rel, patterns)?;
-            let message =
-                render_message(opts, &subject_default, &source, &plan, total_bytes, &manifest, &sig);
-            last = Some(plan);
-            Ok(Some(NewCommit { tree, extra_parents: vec![], message }))
-        })?
+        }
     };
     let plan = last.ok_or_else(|| Error::new(ErrorKind::Git, "commit-data computed no change set"))?;
-
-    let (commit, previous) = match committed {
-        Committed::Moved { commit, previous, .. } => {
-            if let Some(co) = &checkout {
-                let old_tree = match previous {
-                    Some(p) => Some(git.find_commit(p).context("read the previous tip")?.tree_id()),
-                    None => None,
-                };
-                let new_tree = git.find_commit(commit).context("read the new commit")?.tree_id();
-                worktree::sync_checkout(co, store, old_tree, new_tree)?;
-            }
-            (Some(commit.to_string()), previous.map(|p| p.to_string()))
-        }
-        Committed::Unchanged { tip } => (None, tip.map(|t| t.to_string())),
-    };
 
     if !opts.dry_run {
         for (f, h) in files.iter().zip(&hashed) {
@@ -280,6 +282,7 @@ pub fn commit_data(
         bytes_read: bytes_read.into_inner(),
         manifest,
         tries: tries_seen.max(1),
+        worktree_error: sync_error,
         seconds: start.elapsed().as_secs_f64(),
         dry_run: opts.dry_run,
     })
@@ -360,7 +363,7 @@ fn hash_one(
     dry_run: bool,
 ) -> Result<Hashed> {
     let size = f.size();
-    let (lfs, marked) = (storage.lfs, storage.marked);
+    let lfs = storage.lfs;
     if let Some(c) = cached.filter(|c| c.lfs == lfs) {
         // The content must be in the store (or the blob in git) for the commit to be complete. An
         // LFS object is always looked for (a stat): the branch holding its pointer does not mean
@@ -372,11 +375,11 @@ fn hash_one(
                 on_branch == Some(c.blob) || git.get()?.odb().map(|o| o.exists(c.blob)).unwrap_or(false)
             };
         if present {
-            return Ok(Hashed { sha256: c.sha256, size, blob: c.blob, lfs, marked, read: false });
+            return Ok(Hashed { sha256: c.sha256, size, blob: c.blob, lfs, read: false });
         }
     }
     let i = ingest::ingest_file(git, store, f, lfs, dry_run)?;
-    Ok(Hashed { sha256: i.sha256, size: i.size, blob: i.blob, lfs, marked, read: true })
+    Ok(Hashed { sha256: i.sha256, size: i.size, blob: i.blob, lfs, read: true })
 }
 
 /// Whether the blob `old` the branch holds has the same content as the file `h`, however each is
@@ -521,14 +524,13 @@ fn ancestors(rel: &str) -> impl Iterator<Item = &str> {
 }
 
 /// Write the new tree: pointer blobs and trees into an in-memory object database dumped as one
-/// pack, then the managed `.gitattributes` block from what is known.
+/// pack (the transaction then rewrites the managed `.gitattributes` block from what is known).
 fn write_commit_tree(
     git: &Repository,
     base_tree: Option<Oid>,
     dest: &str,
     plan: &Plan,
     source: &HashMap<&str, (Hashed, &SourceFile)>,
-    patterns: &[Pattern],
 ) -> Result<Oid> {
     // A second handle whose object database has the in-memory backend in front, so everything
     // written through it lands in memory until dumped. Commits are written by `git` (no mempack),
@@ -553,41 +555,6 @@ fn write_commit_tree(
     }
     let tree = edits.write(&writer, base_tree)?;
     drop(edits);
-
-    // Which files hold pointers: ours are known; for the others trust the base tree's managed
-    // block (mlgit keeps it exact), and read blobs only when the base has no managed block.
-    let base_attrs = match base_tree {
-        Some(b) => match entry_at(&writer, b, attributes::FILE)? {
-            Some(e) if e.mode != FileMode::Tree => {
-                let blob = writer.find_blob(e.oid).context("read .gitattributes")?;
-                let text = String::from_utf8_lossy(blob.content()).into_owned();
-                text.lines().any(|l| l == attributes::BEGIN).then(|| LfsAttributes::parse(&text))
-            }
-            _ => None,
-        },
-        None => Some(LfsAttributes::default()),
-    };
-    let all = list_files(&writer, tree)?;
-    let prefix = if dest.is_empty() { String::new() } else { format!("{dest}/") };
-    let mut flags = Vec::with_capacity(all.len());
-    for f in &all {
-        let ours = f.path.strip_prefix(prefix.as_str()).and_then(|rel| source.get(rel));
-        let is_pointer = match ours {
-            Some((h, _)) if h.blob == f.oid => h.marked,
-            _ => match &base_attrs {
-                Some(a) => a.is_lfs(&f.path),
-                None => f.mode != FileMode::Link && read_pointer(&writer, &odb, f.oid)?.is_some(),
-            },
-        };
-        flags.push(is_pointer);
-    }
-    let tree = write_attributes(
-        &writer,
-        tree,
-        patterns,
-        all.iter().zip(&flags).map(|(f, l)| (f.path.as_str(), *l)),
-    )?;
-    drop((all, flags));
 
     // Pack what this commit adds (new trees and blobs; unchanged subtrees are skipped) and hand
     // the pack to the on-disk object database, which indexes it.
@@ -640,7 +607,10 @@ fn new_objects(git: &Repository, new: Oid, old: Option<Oid>, out: &mut Vec<Oid>)
     Ok(())
 }
 
+// The provenance trailers need the repository (git's identity, for Mlgit-User) besides the plan.
+#[allow(clippy::too_many_arguments)]
 fn render_message(
+    git: &Repository,
     opts: &CommitDataOptions,
     default_subject: &str,
     source: &Path,
@@ -660,7 +630,7 @@ fn render_message(
         .body(body)
         .trailer(keys::SOURCE, source.display())
         .trailer(keys::HOST, host_name())
-        .trailer(keys::USER, user_name())
+        .trailer(keys::USER, user_name(git))
         .trailer(keys::INGESTED_AT, format_time(sig.when()))
         .trailer(keys::FILES_ADDED, plan.added)
         .trailer(keys::FILES_CHANGED, plan.changed)
