@@ -183,10 +183,8 @@ fn store_folder_as_blobs(git: &Repository, dir: &Path) -> Result<Oid> {
 /// would change how git and git-lfs read the data).
 fn output_files(output: &Path) -> Result<Vec<WalkedFile>> {
     ingest::walk(output, &[], &Policy::default()).map_err(|e| {
-        let hint = e.hint().unwrap_or_default().to_string();
-        let message = format!("the transformation's output: {}", e.message());
-        Error::new(e.kind(), message)
-            .with_hint(format!("write only regular files with storable names under $MLGIT_OUTPUT ({hint})"))
+        let hint = format!("in $MLGIT_OUTPUT: {}", e.hint().unwrap_or_default());
+        Error::new(e.kind(), format!("the transformation's output: {}", e.message())).with_hint(hint)
     })
 }
 
