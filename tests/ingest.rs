@@ -379,3 +379,33 @@ fn commit_data_and_clean_stop_on_an_interrupt_with_nothing_committed() {
     assert!(fs::read_dir(repo_dir.join(".git/lfs/tmp")).map(|d| d.count() == 0).unwrap_or(true));
     assert_sound(&env, &repo_dir, "raw");
 }
+
+#[test]
+fn commit_data_and_clean_stop_on_sigterm_with_nothing_committed_and_no_temporary_files() {
+    let env = TestEnv::new();
+    let repo = env.init_repo("r");
+    let src = env.path("src");
+    write_files(&src, &[("a.csv", b"id\n1\n")]);
+    commit_data(&env, &repo, &src, &[]);
+    write_files(&src, &[("b.csv", b"id\n2\n"), ("c.csv", b"id\n3\n")]);
+    let tmp = env.path("tmp");
+    fs::create_dir_all(&tmp).unwrap();
+    let before = env.refs(&repo);
+    let objects = lfs_objects(&repo).len();
+    // The signal arrives once the folder is listed, before any file is read.
+    let term = [("MLGIT_TEST_AFTER_WALK", "kill -TERM $PPID; sleep 0.2"), ("TMPDIR", tmp.to_str().unwrap())];
+    let out = mlgit_with(&env, &repo, &term, &["commit-data", "--source", src.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+    assert_eq!(env.refs(&repo), before, "an interrupted commit-data moved a ref");
+    assert_eq!(lfs_objects(&repo).len(), objects, "an interrupted commit-data stored objects");
+
+    // clean: interrupted while its transform's output is stored.
+    let out =
+        mlgit_with(&env, &repo, &term, &["clean", "--run", r#"cp -r "$MLGIT_INPUT"/. "$MLGIT_OUTPUT"/"#]);
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert_eq!(env.refs(&repo), before, "an interrupted clean moved a ref");
+    assert_eq!(sandboxes(&tmp), Vec::<String>::new(), "an interrupted clean left its temporary folder");
+    assert!(fs::read_dir(repo.join(".git/lfs/tmp")).map(|d| d.count() == 0).unwrap_or(true));
+    assert_sound(&env, &repo, "raw");
+}
