@@ -249,7 +249,7 @@ impl Drop for Sandbox {
 }
 
 /// Remove the sandboxes of transform runs that were killed (their process no longer exists), owned
-/// by this user. Best effort: a sandbox that cannot be removed stays for `mlgit gc`.
+/// by this user. Best effort: a sandbox that cannot be removed now is tried again by the next run.
 pub fn sweep_stale_sandboxes() {
     use std::os::unix::fs::MetadataExt;
     let Ok(entries) = fs::read_dir(std::env::temp_dir()) else { return };
