@@ -262,3 +262,50 @@ fn a_users_own_lfs_line_never_marks_a_plain_file() {
     assert_eq!(attr.trim(), "small.bin: filter: unspecified", "the plain file is unmarked");
     assert_eq!(env.git(&repo, ["cat-file", "-p", "work:small.bin"]), "plain\n");
 }
+
+#[test]
+fn replace_keeps_a_file_that_takes_the_place_of_a_folder() {
+    let env = TestEnv::new();
+    let repo = env.init_repo("r");
+    let src = env.path("src");
+    write_files(&src, &[("x/a.csv", b"a\n")]);
+    let s = src.to_str().unwrap();
+    env.mlgit_ok(&repo, ["commit-data", "--source", s, "--branch", "work", "--create"]);
+    fs::remove_dir_all(src.join("x")).unwrap();
+    write_files(&src, &[("x", b"now a file\n")]);
+    env.mlgit_ok(&repo, ["commit-data", "--source", s, "--branch", "work", "--replace"]);
+    assert_eq!(env.git(&repo, ["ls-tree", "-r", "--name-only", "work", "data"]), "data/x\n");
+}
+
+#[test]
+fn a_checkout_moved_after_the_crash_is_still_finished() {
+    let env = TestEnv::new();
+    let (repo, wt, src) = raw_checkout(&env);
+    crashed_commit(&env, &repo, &["commit-data", "--source", src.to_str().unwrap()]);
+    let moved = env.path("moved-wt");
+    env.git(&repo, ["worktree", "move", wt.to_str().unwrap(), moved.to_str().unwrap()]);
+    let out = env.mlgit(&repo, ["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(fs::read(moved.join("data/a.csv")).unwrap(), b"x,y\n1,2\n");
+    if env.has_git_lfs() {
+        assert_eq!(env.git(&moved, ["status", "--porcelain"]), "");
+    }
+}
+
+#[test]
+fn a_plain_file_committed_by_hand_is_unmarked_by_the_next_commit() {
+    let env = TestEnv::new();
+    let (repo, wt, src) = raw_checkout(&env);
+    env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap()]);
+    // A colleague without git-lfs adds a small file under data/ by hand: a plain blob.
+    write_files(&wt, &[("data/hand.txt", b"typed by hand\n")]);
+    env.git(&wt, ["add", "data/hand.txt"]);
+    env.git(&wt, ["commit", "-q", "-m", "a note"]);
+    assert_eq!(env.git(&repo, ["cat-file", "-p", "raw:data/hand.txt"]), "typed by hand\n");
+    write_files(&src, &[("c.csv", b"x,y\n5,6\n")]);
+    env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap()]);
+    let plain = env.git(&repo, ["check-attr", "--source=raw", "filter", "data/hand.txt"]);
+    assert_eq!(plain.trim(), "data/hand.txt: filter: unspecified");
+    let pointer = env.git(&repo, ["check-attr", "--source=raw", "filter", "data/c.csv"]);
+    assert_eq!(pointer.trim(), "data/c.csv: filter: lfs");
+}

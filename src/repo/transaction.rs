@@ -225,7 +225,8 @@ impl<'r> Transaction<'r> {
                 Step::Commit(c) => *c,
                 Step::Nothing => return Ok(self.unchanged(tip, base_tree)),
             };
-            let tree = attributes_step(git, base_tree, change.tree, &self.patterns, &change.pointers)?;
+            let trusted = trusted_base(git, tip_commit.as_ref());
+            let tree = attributes_step(git, trusted, change.tree, &self.patterns, &change.pointers)?;
             if change.beside {
                 return self.commit_beside(&change, tree, &sig);
             }
@@ -404,7 +405,8 @@ fn write_commit(
         }
     }
     let refs: Vec<&Commit<'_>> = parents.iter().collect();
-    git.commit(None, sig, sig, &change.message, &tree, &refs).context("write a commit")
+    let message = with_trailer(&change.message, ATTRIBUTES_TRAILER, "exact");
+    git.commit(None, sig, sig, &message, &tree, &refs).context("write a commit")
 }
 
 fn create_tag(git: &Repository, tag: &TagSpec, commit: Oid, sig: &git2::Signature<'_>) -> Result<()> {
@@ -419,9 +421,42 @@ fn create_tag(git: &Repository, tag: &TagSpec, commit: Oid, sig: &git2::Signatur
     Ok(())
 }
 
+/// The trailer the transaction puts on every commit it writes: the commit's `.gitattributes`
+/// managed block was computed by reading (or knowing) every blob, so it marks exactly the pointers.
+pub const ATTRIBUTES_TRAILER: &str = "Mlgit-Attributes";
+/// How far back a tip written by plain git is followed to the last commit mlgit wrote.
+const TRUST_DEPTH: usize = 64;
+
+/// The tree of the newest first-parent ancestor of `tip` (itself included) that the transaction
+/// wrote: its managed block can be trusted for every path unchanged since. A commit made with
+/// plain git (a colleague without git-lfs adding a file by hand) carries no such promise.
+fn trusted_base(git: &Repository, tip: Option<&Commit<'_>>) -> Option<Oid> {
+    let mut commit = git.find_commit(tip?.id()).ok()?;
+    for _ in 0..TRUST_DEPTH {
+        let marked = commit.message().and_then(|m| super::trailers::get(m, ATTRIBUTES_TRAILER));
+        if marked.as_deref() == Some("exact") {
+            return Some(commit.tree_id());
+        }
+        commit = commit.parent(0).ok()?;
+    }
+    None
+}
+
+/// `message` with one more trailer, in its trailer paragraph if it has one.
+fn with_trailer(message: &str, key: &str, value: &str) -> String {
+    let text = message.trim_end_matches('\n');
+    let has_trailers = !super::trailers::parse(message).is_empty();
+    if has_trailers {
+        format!("{text}\n{key}: {value}\n")
+    } else {
+        format!("{text}\n\n{key}: {value}\n")
+    }
+}
+
 /// Rewrite the managed `.gitattributes` block of `tree` so it marks exactly the pointer paths.
-/// Which files are pointers: `known` first; files unchanged since `base` keep the verdict of the
-/// base's managed block (mlgit keeps it exact); every other blob is read (pointer blobs are tiny).
+/// Which files are pointers: `known` first; files unchanged since `base` (a tree mlgit wrote, see
+/// [`trusted_base`]) keep the verdict of its managed block; every other blob is read (pointer blobs
+/// are tiny).
 fn attributes_step(
     git: &Repository,
     base: Option<Oid>,
@@ -765,12 +800,15 @@ fn finish(repo: &Repo, journal: &Path, data: &JournalData) -> Result<Option<Reco
         forget();
         return Ok(None);
     };
-    if fs::canonicalize(&co.path).ok() != fs::canonicalize(&data.worktree).ok() {
+    let from_tree = data.from_tree.as_deref().and_then(|s| Oid::from_str(s).ok());
+    let to_tree = git.find_commit(tip).context("read the branch tip")?.tree_id();
+    // Wherever the branch is checked out now (a worktree may have been moved), finish only a
+    // checkout whose index still shows the tree the interrupted sync started from.
+    let index_tree = co.repo.index().and_then(|mut i| i.write_tree()).ok();
+    if index_tree.is_none() || index_tree != from_tree {
         forget();
         return Ok(None);
     }
-    let from_tree = data.from_tree.as_deref().and_then(|s| Oid::from_str(s).ok());
-    let to_tree = git.find_commit(tip).context("read the branch tip")?.tree_id();
     check_recovery(co.repo.path(), &co, &data.branch, from_tree, to_tree)?;
     worktree::sync_checkout(&co, repo.store(), from_tree, to_tree, &HashMap::new()).map_err(|e| {
         let hint = format!(
