@@ -154,7 +154,8 @@ pub fn commit_data(
         )?),
     };
 
-    let files = ingest::walk(&source, &[], &Policy { follow_symlinks: opts.follow_symlinks })?;
+    let policy = Policy { follow_symlinks: opts.follow_symlinks, follow_option: Some("--follow-symlinks") };
+    let files = ingest::walk(&source, &[], &policy)?;
     if files.is_empty() {
         return Err(Error::invalid(format!("{} holds no files", source.display()))
             .with_hint("check --source: an empty folder has nothing to commit"));

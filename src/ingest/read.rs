@@ -91,7 +91,8 @@ pub fn ingest_file(
 
 /// Ingest every file in parallel (the walk's order is kept); `lfs(file)` is the caller's
 /// blob-or-LFS decision (an [`super::LfsRule`] on the file's tree path). Stops at the first error,
-/// or when `interrupt` is set.
+/// or when `interrupt` is set. Advances `progress` by one file and its bytes per file (the caller
+/// begins and ends it). Pointer blobs are not written: see [`write_pointer_blobs`].
 pub fn ingest_files(
     git_dir: &Path,
     store: &LfsStore,

@@ -16,6 +16,9 @@ pub struct Policy {
     /// Store what symlinks point to, for links that resolve inside the walked folder (else every
     /// symlink is refused).
     pub follow_symlinks: bool,
+    /// The command's option that turns `follow_symlinks` on, named in the hint of a refused link
+    /// (None: the command has no such option).
+    pub follow_option: Option<&'static str>,
 }
 
 /// A regular file found by the walk.
@@ -69,25 +72,30 @@ impl Rule {
         }
     }
 
-    fn hint(self, follow: bool) -> &'static str {
-        match self {
+    fn hint(self, policy: &Policy) -> String {
+        let text = match self {
             Rule::NotUtf8 | Rule::ControlCharacter | Rule::GitComponent => {
                 "rename paths with non-UTF-8 names, newlines or '.git' components (git trees and .gitattributes cannot hold them)"
             }
             Rule::Reserved => {
                 "remove or rename every .gitattributes and .gitmodules (file or folder, any case): in a data tree they would change how git and git-lfs read the files"
             }
-            Rule::Symlink if follow => "copy the link targets into the folder, or remove the links",
-            Rule::Symlink => {
-                "pass --follow-symlinks to store the files links point to (only links inside the folder), or remove them"
-            }
+            Rule::Symlink => match (policy.follow_symlinks, policy.follow_option) {
+                (false, Some(option)) => {
+                    return format!(
+                        "pass {option} to store the files links point to (only links inside the folder), or remove them"
+                    )
+                }
+                _ => "replace the links with copies of the files they point to, or remove them",
+            },
             Rule::SymlinkOutside => {
                 "only links that resolve inside the folder are followed: copy the targets in, or remove the links"
             }
             Rule::Fifo | Rule::Socket | Rule::Device => {
                 "FIFOs, sockets and devices hold no data to version: move them out of the folder"
             }
-        }
+        };
+        text.to_string()
     }
 }
 
@@ -153,7 +161,7 @@ pub fn walk_filtered(
     let Found { mut files, mut refused, .. } = top;
     if !refused.is_empty() {
         refused.sort();
-        return Err(refusal(shown_root, &refused, policy.follow_symlinks));
+        return Err(refusal(shown_root, &refused, policy));
     }
     files.sort_by(|a, b| a.rel.cmp(&b.rel));
     after_walk_hook();
@@ -161,7 +169,7 @@ pub fn walk_filtered(
 }
 
 /// The one error for refused paths: every path with its reason, one hint per rule broken.
-fn refusal(root: &Path, refused: &[(String, Rule)], follow: bool) -> Error {
+fn refusal(root: &Path, refused: &[(String, Rule)], policy: &Policy) -> Error {
     let shown: Vec<String> = refused
         .iter()
         .take(10)
@@ -172,9 +180,9 @@ fn refusal(root: &Path, refused: &[(String, Rule)], follow: bool) -> Error {
         })
         .collect();
     let more = if refused.len() > 10 { format!(" and {} more", refused.len() - 10) } else { String::new() };
-    let mut hints: Vec<&str> = Vec::new();
+    let mut hints: Vec<String> = Vec::new();
     for (_, rule) in refused {
-        let h = rule.hint(follow);
+        let h = rule.hint(policy);
         if !hints.contains(&h) {
             hints.push(h);
         }
@@ -220,10 +228,9 @@ fn walk_from(
 fn walk_error(start: &Path, e: walkdir::Error, policy: &Policy) -> Error {
     let path = e.path().map(Path::to_path_buf).unwrap_or_else(|| start.to_path_buf());
     if e.loop_ancestor().is_some() {
-        let hint = if policy.follow_symlinks {
-            "remove the link, or run without --follow-symlinks"
-        } else {
-            "remove the link"
+        let hint = match policy.follow_option {
+            Some(option) if policy.follow_symlinks => format!("remove the link, or run without {option}"),
+            _ => "remove the link".to_string(),
         };
         return Error::invalid(format!("symlink loop at {}", path.display())).with_hint(hint);
     }
