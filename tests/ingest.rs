@@ -409,3 +409,20 @@ fn commit_data_and_clean_stop_on_sigterm_with_nothing_committed_and_no_temporary
     assert!(fs::read_dir(repo.join(".git/lfs/tmp")).map(|d| d.count() == 0).unwrap_or(true));
     assert_sound(&env, &repo, "raw");
 }
+
+#[test]
+fn a_truncated_lfs_object_is_repaired_by_recommitting_the_source_file() {
+    let env = TestEnv::new();
+    let repo = env.init_repo("r");
+    let src = env.path("src");
+    write_files(&src, &[("a.csv", b"id\n1\n2\n3\n")]);
+    age(&src);
+    commit_data(&env, &repo, &src, &[]);
+    let object = lfs_objects(&repo).pop().expect("one object");
+    fs::write(&object, b"id\n").unwrap(); // truncated, as a killed copy leaves it
+
+    let out = commit_data(&env, &repo, &src, &[]);
+    assert_eq!(out["commit"], serde_json::Value::Null, "nothing to commit: {out}");
+    assert_eq!(fs::read(&object).unwrap(), b"id\n1\n2\n3\n", "the truncated object was kept");
+    assert_sound(&env, &repo, "raw");
+}

@@ -104,7 +104,7 @@ impl LfsStore {
         }
         let mut tmp = self.temp_file()?;
         tmp.write_all(data).map_err(|e| Error::io("write", tmp.path(), e))?;
-        let new = self.persist(tmp, &oid)?;
+        let new = self.persist(tmp, &oid, pointer.size)?;
         Ok(Stored { pointer, new })
     }
 
@@ -127,7 +127,7 @@ impl LfsStore {
             size += n as u64;
         }
         let oid = LfsOid(hasher.finalize().into());
-        let new = self.persist(tmp, &oid)?;
+        let new = self.persist(tmp, &oid, size)?;
         Ok(Stored { pointer: Pointer { oid, size }, new })
     }
 
@@ -146,14 +146,23 @@ impl LfsStore {
         }
     }
 
-    /// Move a finished temporary file to the object's path unless the object exists already
-    /// (then the temporary file is dropped). Returns whether the object is new.
-    fn persist(&self, tmp: tempfile::NamedTempFile, oid: &LfsOid) -> Result<bool> {
+    /// Move a finished temporary file (`size` bytes just hashed to `oid`) to the object's path
+    /// unless the object exists already (then the temporary file is dropped). Returns whether the
+    /// object is new. An existing object of the wrong size (truncated, half-copied by another tool)
+    /// is replaced, atomically: the temporary file is known good, the object known bad, so the
+    /// no-clobber rule must not keep the damage.
+    fn persist(&self, tmp: tempfile::NamedTempFile, oid: &LfsOid, size: u64) -> Result<bool> {
         let dest = self.object_path(oid);
         self.ensure_dir(oid, &dest)?;
         match tmp.persist_noclobber(&dest) {
             Ok(_) => Ok(true),
-            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+                if fs::metadata(&dest).map(|m| m.is_file() && m.len() == size).unwrap_or(false) {
+                    return Ok(false);
+                }
+                e.file.persist(&dest).map_err(|e| Error::io("write", &dest, e.error))?;
+                Ok(true)
+            }
             Err(e) => Err(Error::io("write", &dest, e.error)),
         }
     }
