@@ -85,7 +85,7 @@ impl LfsStore {
             file.read_to_end(&mut data).map_err(|e| Error::io("read", path, e))?;
             self.store_bytes(&data)?
         } else {
-            self.store_stream(&mut file, path)?
+            self.store_reader(&mut file, path)?
         };
         let after = file.metadata().map_err(|e| Error::io("stat", path, e))?;
         check_unchanged(path, &before, &after)?;
@@ -104,12 +104,13 @@ impl LfsStore {
         }
         let mut tmp = self.temp_file()?;
         tmp.write_all(data).map_err(|e| Error::io("write", tmp.path(), e))?;
-        let new = self.persist(tmp, &oid)?;
+        let new = self.persist(tmp, &oid, pointer.size)?;
         Ok(Stored { pointer, new })
     }
 
-    /// Copy a large file into a temporary file while hashing it, then move it into place.
-    fn store_stream(&self, file: &mut File, path: &Path) -> Result<Stored> {
+    /// Copy a large file (already opened, read from where it stands; `path` names it in errors)
+    /// into a temporary file while hashing it, then move it into place.
+    pub fn store_reader(&self, file: &mut impl Read, path: &Path) -> Result<Stored> {
         let mut tmp = self.temp_file()?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; CHUNK];
@@ -126,7 +127,7 @@ impl LfsStore {
             size += n as u64;
         }
         let oid = LfsOid(hasher.finalize().into());
-        let new = self.persist(tmp, &oid)?;
+        let new = self.persist(tmp, &oid, size)?;
         Ok(Stored { pointer: Pointer { oid, size }, new })
     }
 
@@ -145,14 +146,23 @@ impl LfsStore {
         }
     }
 
-    /// Move a finished temporary file to the object's path unless the object exists already
-    /// (then the temporary file is dropped). Returns whether the object is new.
-    fn persist(&self, tmp: tempfile::NamedTempFile, oid: &LfsOid) -> Result<bool> {
+    /// Move a finished temporary file (`size` bytes just hashed to `oid`) to the object's path
+    /// unless the object exists already (then the temporary file is dropped). Returns whether the
+    /// object is new. An existing object of the wrong size (truncated, half-copied by another tool)
+    /// is replaced, atomically: the temporary file is known good, the object known bad, so the
+    /// no-clobber rule must not keep the damage.
+    fn persist(&self, tmp: tempfile::NamedTempFile, oid: &LfsOid, size: u64) -> Result<bool> {
         let dest = self.object_path(oid);
         self.ensure_dir(oid, &dest)?;
         match tmp.persist_noclobber(&dest) {
             Ok(_) => Ok(true),
-            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+                if fs::metadata(&dest).map(|m| m.is_file() && m.len() == size).unwrap_or(false) {
+                    return Ok(false);
+                }
+                e.file.persist(&dest).map_err(|e| Error::io("write", &dest, e.error))?;
+                Ok(true)
+            }
             Err(e) => Err(Error::io("write", &dest, e.error)),
         }
     }
