@@ -217,7 +217,7 @@ fn snapshot_outputs(
 ) -> Result<TrainTagOutcome> {
     let git = repo.git();
     let config = repo.config();
-    let mut outputs = collect_outputs(repo, workdir)?;
+    let mut outputs = collect_outputs(repo, workdir, &opts.interrupt)?;
     if opts.no_run {
         // A card train-tag generated for an earlier snapshot is stale (its title and metrics);
         // a card the training wrote is kept.

@@ -1,32 +1,27 @@
 //! The training outputs: set aside before the command runs (so nothing an earlier run left slips
-//! into the snapshot, and nothing uncommitted is lost), then checked, hashed and stored (large files
-//! into the LFS store) for the snapshot tree. Until the shared ingest policy lands, the same rules
-//! apply here: no symlinks, no FIFOs, sockets or devices (never opened), no `.gitattributes` or
-//! `.gitmodules`, files opened with `O_NOFOLLOW` and checked on the open descriptor.
+//! into the snapshot, and nothing uncommitted is lost), then read into the snapshot through the one
+//! ingest policy ([`crate::ingest`]), as commit-data reads its source.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File};
-use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use git2::{FileMode, Repository, Status, StatusOptions};
+use git2::{Repository, Status, StatusOptions};
 
 use super::MODEL_CARD;
 use crate::config::{BranchKind, Config};
 use crate::error::{Context, Error, Result};
-use crate::repo::lfs_tree;
+use crate::ingest::{ingest_files, walk_filtered, write_pointer_blobs, LfsRule, Policy};
+use crate::interrupt::Interrupt;
+use crate::progress::NoProgress;
 use crate::repo::tree::{validate_path, Entry};
 use crate::repo::worktree::dirty_paths;
 use crate::repo::Repo;
 use crate::snapshot::is_output;
 use crate::snapshot::record::ModelFile;
 use crate::store::stat_cache::Stat;
-use crate::store::{hash_reader, Pointer};
-
-/// Files up to this size are read once through the checked descriptor; larger ones are streamed
-/// into the LFS store by path (checked against the descriptor's size and mtime).
-const READ_WHOLE: u64 = 64 << 20;
+use crate::store::Pointer;
 
 /// One output file, stored and ready for the tree.
 #[derive(Debug, Clone)]
@@ -155,164 +150,45 @@ fn uncommitted_outputs(git: &Repository, config: &Config) -> Result<Vec<String>>
     Ok(paths.into_iter().collect())
 }
 
-/// Why a name cannot be among the outputs (the rules of the ingest policy), if it cannot.
-fn refused_name(rel: &str) -> Option<&'static str> {
-    rel.split('/').find_map(|c| {
-        if c.eq_ignore_ascii_case(".gitattributes") || c.eq_ignore_ascii_case(".gitmodules") {
-            Some("git reads a .gitattributes or .gitmodules inside a tree as its own configuration")
-        } else {
-            None
-        }
-    })
-}
-
-fn refuse(rel: &str, what: String, hint: &str) -> Error {
-    Error::invalid(format!("{what} among the training outputs: {rel}")).with_hint(hint.to_string())
-}
-
-/// Every file under the output paths, checked (see the module doc) before anything is stored.
-fn list_outputs(
-    git: &Repository,
-    config: &Config,
-    workdir: &Path,
-) -> Result<Vec<(String, PathBuf, fs::Metadata)>> {
-    let mut files = Vec::new();
-    let mut seen = BTreeSet::new();
-    for out in &config.snapshot.outputs {
-        let rel = out.trim_end_matches('/');
-        if rel.is_empty() {
-            continue;
-        }
-        let full = workdir.join(rel);
-        if fs::symlink_metadata(&full).is_err() {
-            continue;
-        }
-        for e in walkdir::WalkDir::new(&full).follow_links(false).follow_root_links(false).sort_by_file_name()
-        {
-            let e =
-                e.map_err(|e| Error::invalid(format!("cannot list {}", full.display())).with_source(e))?;
-            let Ok(rel) = e.path().strip_prefix(workdir) else { continue };
-            let rel_str = rel.to_string_lossy().into_owned();
-            if git.is_path_ignored(rel).unwrap_or(false) {
-                continue;
-            }
-            validate_path(&rel_str)?;
-            if let Some(why) = refused_name(&rel_str) {
-                return Err(refuse(
-                    &rel_str,
-                    "a reserved name".into(),
-                    &format!("{why}: make the training write it elsewhere, or remove it"),
-                ));
-            }
-            let meta = e.metadata().map_err(|err| {
-                Error::invalid(format!("cannot stat {}", e.path().display())).with_source(err)
-            })?;
-            let ft = meta.file_type();
-            if ft.is_dir() {
-                continue;
-            }
-            if ft.is_symlink() {
-                let target = fs::read_link(e.path()).map(|t| t.display().to_string()).unwrap_or_default();
-                return Err(refuse(
-                    &rel_str,
-                    format!("a symlink (→ {target})"),
-                    "snapshots hold files, never links (a link can point outside the snapshot and breaks \
-                     `mlgit checkout`): make the training copy the file instead, or remove the link",
-                ));
-            }
-            if !ft.is_file() {
-                let kind = if ft.is_fifo() {
-                    "a FIFO"
-                } else if ft.is_socket() {
-                    "a socket"
-                } else {
-                    "a device file"
-                };
-                return Err(refuse(
-                    &rel_str,
-                    kind.to_string(),
-                    "only regular files can be committed (it was not opened): make the training remove it",
-                ));
-            }
-            if seen.insert(rel_str.clone()) {
-                files.push((rel_str, e.path().to_path_buf(), meta));
-            }
-        }
-    }
-    files.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(files)
-}
-
-/// Open a file that was listed as a regular file: never through a link, never blocking on a FIFO
-/// swapped in since, and only if the descriptor is still the file that was listed.
-fn open_listed(full: &Path, listed: &fs::Metadata) -> Result<(File, fs::Metadata)> {
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(full)
-        .map_err(|e| Error::io("read", full, e))?;
-    let meta = file.metadata().map_err(|e| Error::io("stat", full, e))?;
-    if !meta.file_type().is_file() || meta.ino() != listed.ino() || meta.dev() != listed.dev() {
-        return Err(Error::conflict(format!("{} was replaced while it was being read", full.display()))
-            .with_hint("something else is writing the training outputs: wait for it, then retry"));
-    }
-    Ok((file, meta))
-}
-
-/// Check, hash and store every file under the output paths (large ones into the LFS store). A
-/// refused file stops the whole collection before anything is stored.
-pub(super) fn collect_outputs(repo: &Repo, workdir: &Path) -> Result<Vec<Output>> {
+/// Check, hash and store every file under the output paths through the one ingest policy (no
+/// links, no special files, no reserved names; opened with `O_NOFOLLOW` and checked on the
+/// descriptor; large files into the LFS store). A refused file stops everything before any file is
+/// read: the walk lists all of them in one error.
+pub(super) fn collect_outputs(repo: &Repo, workdir: &Path, interrupt: &Interrupt) -> Result<Vec<Output>> {
     let git = repo.git();
     let config = repo.config();
-    let patterns = lfs_tree::compile_patterns(config.lfs_patterns(BranchKind::Stable))?;
-    let mut out = Vec::new();
-    for (path, full, listed) in list_outputs(git, config, workdir)? {
-        let (mut file, meta) = open_listed(&full, &listed)?;
-        let mode = if meta.mode() & 0o111 != 0 { FileMode::BlobExecutable } else { FileMode::Blob };
-        let lfs = patterns.iter().any(|p| p.is_match(&path)) || meta.len() > config.lfs.max_blob_size;
-        if lfs && meta.len() > READ_WHOLE {
-            let stored = repo.store().store_file(&full, Some(&meta))?;
-            out.push(pointer_output(git, path, mode, stored.pointer, Stat::of(&meta))?);
-            continue;
-        }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        file.read_to_end(&mut bytes).map_err(|e| Error::io("read", &full, e))?;
-        if lfs {
-            let stored = repo.store().store_bytes(&bytes)?;
-            out.push(pointer_output(git, path, mode, stored.pointer, Stat::of(&meta))?);
-        } else {
-            let (sha, size) = hash_reader(&mut bytes.as_slice()).map_err(|e| Error::io("hash", &full, e))?;
-            let oid = git.blob(&bytes).context(format!("store {path}"))?;
-            let stat = Stat::of(&meta);
-            out.push(Output {
-                path,
-                entry: Entry { oid, mode },
-                pointer: None,
-                sha256: sha.to_hex(),
-                size,
-                stat,
-            });
-        }
-    }
-    Ok(out)
-}
-
-fn pointer_output(
-    git: &Repository,
-    path: String,
-    mode: FileMode,
-    pointer: Pointer,
-    stat: Stat,
-) -> Result<Output> {
-    let oid = git.blob(&pointer.to_bytes()).context(format!("store the pointer of {path}"))?;
-    Ok(Output {
-        entry: Entry { oid, mode },
-        sha256: pointer.oid.to_hex(),
-        size: pointer.size,
-        pointer: Some(pointer),
-        path,
-        stat,
-    })
+    let subpaths: Vec<&str> =
+        config.snapshot.outputs.iter().map(|o| o.trim_end_matches('/')).filter(|o| !o.is_empty()).collect();
+    // Files git ignores (a cache the training keeps) are not outputs; git2 handles are not Sync.
+    let ignores = Mutex::new(Repository::open(git.path()).context("open the repository")?);
+    let skip = |rel: &str, _is_dir: bool| {
+        ignores.lock().map(|g| g.is_path_ignored(rel).unwrap_or(false)).unwrap_or(false)
+    };
+    let policy = Policy { follow_symlinks: false, follow_option: None };
+    let files = walk_filtered(workdir, &subpaths, &policy, &skip)?;
+    let rule = LfsRule::for_kind(config, BranchKind::Stable)?;
+    let ingested = ingest_files(
+        git.path(),
+        repo.store(),
+        &files,
+        &|f| rule.storage(&f.rel, f.size()).lfs,
+        interrupt,
+        "train-tag",
+        &NoProgress,
+    )?;
+    write_pointer_blobs(git, &ingested)?;
+    Ok(files
+        .iter()
+        .zip(ingested)
+        .map(|(f, i)| Output {
+            path: f.rel.clone(),
+            entry: Entry { oid: i.blob, mode: i.mode },
+            pointer: i.lfs.then_some(Pointer { oid: i.sha256, size: i.size }),
+            sha256: i.sha256.to_hex(),
+            size: i.size,
+            stat: Stat::of(&f.meta),
+        })
+        .collect())
 }
 
 /// Write a file train-tag generated (the model card) at an output path the training left empty,
