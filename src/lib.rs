@@ -14,6 +14,7 @@ pub mod init;
 pub mod interrupt;
 pub mod progress;
 pub mod repo;
+pub mod restore;
 pub mod snapshot;
 pub mod status;
 pub mod store;

@@ -29,7 +29,8 @@ pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
     let repo = ctx.repo()?;
     let into = args.into.unwrap_or_else(|| PathBuf::from(args.rev.replace('/', "-")));
     let into = if into.is_absolute() { into } else { ctx.dir.join(into) };
-    let opts = MaterializeOptions { rev: args.rev, into, include: args.include };
+    let opts =
+        MaterializeOptions { rev: args.rev, into, include: args.include, interrupt: ctx.interrupt.clone() };
     let progress = ctx.printer.progress();
     let outcome = materialize(&repo, &opts, progress.as_ref())?;
     ctx.printer.result("materialize", &outcome, render);

@@ -1,6 +1,8 @@
 //! The Git LFS compatible object store (`<git common dir>/lfs/objects/<oid[0:2]>/<oid[2:4]>/<oid>`):
-//! content is hashed while it is copied in (one read per file), written through a temporary file and
-//! a no-clobber rename, and never overwritten.
+//! content is hashed while it is copied in (one read per file) and written through a temporary file
+//! and a rename. A good object is never overwritten; one whose size is wrong (truncated by a crash,
+//! a full disk) is replaced by the new, correctly hashed bytes, so re-committing the original file
+//! repairs it. Same-size corruption needs a re-hash: `mlgit verify --repair`.
 
 pub mod attributes;
 pub mod pointer;
@@ -38,6 +40,16 @@ pub struct Stored {
     pub new: bool,
 }
 
+/// What [`LfsStore::presence`] found for one object, by its size alone (no re-hash).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    Missing,
+    /// There, but with this size instead of the pointer's: corrupt (truncated, or overwritten).
+    WrongSize(u64),
+    /// There with the right size (the content is trusted; `check` re-hashes it).
+    Present,
+}
+
 /// What [`LfsStore::check`] found for one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectState {
@@ -66,9 +78,26 @@ impl LfsStore {
 
     /// Whether the store holds the object with the right size (the content is trusted; see `check`).
     pub fn contains(&self, pointer: &Pointer) -> bool {
-        fs::metadata(self.object_path(&pointer.oid))
-            .map(|m| m.is_file() && m.len() == pointer.size)
-            .unwrap_or(false)
+        self.presence(pointer) == Presence::Present
+    }
+
+    /// The folder of temporary files (`lfs/tmp`), which `mlgit gc` cleans.
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// The folder of objects (`lfs/objects`).
+    pub fn objects_dir(&self) -> &Path {
+        &self.objects
+    }
+
+    /// Whether the store holds the object, and with the right size.
+    pub fn presence(&self, pointer: &Pointer) -> Presence {
+        match fs::metadata(self.object_path(&pointer.oid)) {
+            Ok(m) if m.is_file() && m.len() == pointer.size => Presence::Present,
+            Ok(m) => Presence::WrongSize(m.len()),
+            Err(_) => Presence::Missing,
+        }
     }
 
     /// Store the file at `path`: hash and copy in one pass. `expected` is the metadata the caller
@@ -104,12 +133,19 @@ impl LfsStore {
         }
         let mut tmp = self.temp_file()?;
         tmp.write_all(data).map_err(|e| Error::io("write", tmp.path(), e))?;
-        let new = self.persist(tmp, &oid)?;
+        let new = self.persist(tmp, &oid, pointer.size)?;
         Ok(Stored { pointer, new })
     }
 
     /// Copy a large file into a temporary file while hashing it, then move it into place.
     fn store_stream(&self, file: &mut File, path: &Path) -> Result<Stored> {
+        let (tmp, oid, size) = self.copy_hashing(file, path)?;
+        let new = self.persist(tmp, &oid, size)?;
+        Ok(Stored { pointer: Pointer { oid, size }, new })
+    }
+
+    /// Copy `file` into a new temporary file of the store, hashing it on the way.
+    fn copy_hashing(&self, file: &mut File, path: &Path) -> Result<(tempfile::NamedTempFile, LfsOid, u64)> {
         let mut tmp = self.temp_file()?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; CHUNK];
@@ -125,9 +161,7 @@ impl LfsStore {
             tmp.write_all(&buf[..n]).map_err(|e| Error::io("write", tmp.path(), e))?;
             size += n as u64;
         }
-        let oid = LfsOid(hasher.finalize().into());
-        let new = self.persist(tmp, &oid)?;
-        Ok(Stored { pointer: Pointer { oid, size }, new })
+        Ok((tmp, LfsOid(hasher.finalize().into()), size))
     }
 
     fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
@@ -145,16 +179,47 @@ impl LfsStore {
         }
     }
 
-    /// Move a finished temporary file to the object's path unless the object exists already
-    /// (then the temporary file is dropped). Returns whether the object is new.
-    fn persist(&self, tmp: tempfile::NamedTempFile, oid: &LfsOid) -> Result<bool> {
+    /// Move a finished temporary file (whose bytes hash to `oid` and are `size` long) to the
+    /// object's path. A good object there is kept (the temporary file is dropped); one with the
+    /// wrong size is replaced atomically. Returns whether the object was written.
+    fn persist(&self, tmp: tempfile::NamedTempFile, oid: &LfsOid, size: u64) -> Result<bool> {
         let dest = self.object_path(oid);
         self.ensure_dir(oid, &dest)?;
         match tmp.persist_noclobber(&dest) {
             Ok(_) => Ok(true),
-            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+                if self.presence(&Pointer { oid: *oid, size }) == Presence::Present {
+                    return Ok(false);
+                }
+                e.file.persist(&dest).map_err(|e| Error::io("replace", &dest, e.error))?;
+                Ok(true)
+            }
             Err(e) => Err(Error::io("write", &dest, e.error)),
         }
+    }
+
+    /// Rewrite the object of `pointer` from `source` if the source's bytes hash right (hashed
+    /// while copied, then renamed over whatever is in the store). Returns false, leaving the
+    /// store untouched, when the source's content is something else.
+    pub fn repair_from(&self, pointer: &Pointer, source: &Path) -> Result<bool> {
+        let mut file = match File::open(source) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io("read", source, e)),
+        };
+        match file.metadata() {
+            Ok(m) if m.is_file() && m.len() == pointer.size => {}
+            Ok(_) => return Ok(false),
+            Err(e) => return Err(Error::io("stat", source, e)),
+        }
+        let (tmp, oid, size) = self.copy_hashing(&mut file, source)?;
+        if oid != pointer.oid || size != pointer.size {
+            return Ok(false);
+        }
+        let dest = self.object_path(&pointer.oid);
+        self.ensure_dir(&pointer.oid, &dest)?;
+        tmp.persist(&dest).map_err(|e| Error::io("replace", &dest, e.error))?;
+        Ok(true)
     }
 
     fn ensure_dir(&self, oid: &LfsOid, dest: &Path) -> Result<()> {
