@@ -10,6 +10,7 @@ pub mod config;
 pub mod data;
 pub mod demo;
 pub mod error;
+pub mod gc;
 pub mod init;
 pub mod interrupt;
 pub mod progress;

@@ -298,3 +298,121 @@ fn an_interrupted_materialize_stops_with_no_temporary_file_left() {
     assert!(temp_files(&out).is_empty());
     assert!(out.join(".mlgit-incomplete").exists(), "an interrupted folder must not look complete");
 }
+
+/// Set a path's modification time `secs` seconds into the past (older than gc's grace period).
+fn backdate(path: &Path, secs: u64) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let when = format!("@{}", now - secs);
+    let touch = std::process::Command::new("touch").args(["-h", "-d", &when]).arg(path).status().unwrap();
+    assert!(touch.success());
+}
+
+/// Put `content` into the store by hand, as an object nothing references.
+fn orphan_object(repo: &Path, content: &[u8]) -> (String, PathBuf) {
+    use sha2::Digest;
+    let oid: String = sha2::Sha256::digest(content).iter().map(|b| format!("{b:02x}")).collect();
+    let path = object_path(repo, &oid);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(&path, content).unwrap();
+    (oid, path)
+}
+
+#[test]
+fn gc_removes_unreachable_objects_and_keeps_every_object_a_ref_needs() {
+    let env = TestEnv::new();
+    let (repo, _src) = data_repo(&env);
+    let st = env.path("st");
+    env.git(&repo, ["worktree", "add", "-q", st.to_str().unwrap(), "stable/model"]);
+    let script = "mkdir -p model && printf '%05000d' 7 > model/m.bin && echo '{\"acc\":1}' > metrics.json";
+    env.mlgit_ok(&st, ["train-tag", "--", "sh", "-c", script]);
+    let model = lfs_oid(&env, &repo, "model-v1:model/m.bin");
+    let data = lfs_oid(&env, &repo, "raw:data/big.bin");
+    // Only the tag reaches the model once the branch forgets it (its reflog still does; drop it).
+    env.git(&st, ["reset", "-q", "--hard", "HEAD~1"]);
+    env.git(&repo, ["reflog", "expire", "--expire=now", "--all"]);
+    let (orphan, orphan_path) = orphan_object(&repo, b"nobody needs me\n");
+    backdate(&orphan_path, 7200);
+    let (recent, recent_path) = orphan_object(&repo, b"written a moment ago\n");
+    // An object only a linked worktree's index reaches.
+    let (staged, staged_path) = orphan_object(&repo, b"staged in a worktree\n");
+    backdate(&staged_path, 7200);
+    let pointer = format!("version https://git-lfs.github.com/spec/v1\noid sha256:{staged}\nsize 21\n");
+    fs::write(st.join("staged.bin"), pointer).unwrap();
+    env.git(&st, ["add", "staged.bin"]);
+
+    let dry = env.mlgit_json(&repo, ["gc", "--dry-run"]);
+    assert_eq!(dry["command"], "gc");
+    assert_eq!(dry["dry_run"], true);
+    let listed: Vec<&str> =
+        dry["removed_objects"].as_array().unwrap().iter().map(|o| o["oid"].as_str().unwrap()).collect();
+    assert_eq!(listed, vec![orphan.as_str()], "{dry}");
+    assert!(orphan_path.exists(), "--dry-run removed an object");
+
+    let v = env.mlgit_json(&repo, ["gc"]);
+    assert_eq!(v["removed_objects"][0]["oid"], orphan.as_str(), "{v}");
+    assert_eq!(v["recent"], 1, "{v}");
+    assert!(!orphan_path.exists(), "the unreachable object is still there");
+    for (what, oid) in
+        [("tagged model", &model), ("raw data", &data), ("recent", &recent), ("staged", &staged)]
+    {
+        assert!(object_path(&repo, oid).exists(), "gc removed the {what} object");
+    }
+    assert!(recent_path.exists());
+    let verify = env.mlgit_json(&repo, ["verify", "--all"]);
+    assert_eq!(verify["ok"], true, "{verify}");
+    if env.has_git_lfs() {
+        env.git(&repo, ["lfs", "fsck", "model-v1", "--dry-run"]);
+        env.git(&repo, ["lfs", "fsck", "raw", "--dry-run"]);
+    }
+}
+
+#[test]
+fn gc_removes_partial_pack_files_that_make_git_report_garbage() {
+    let env = TestEnv::new();
+    let (repo, _src) = data_repo(&env);
+    let pack = repo.join(".git/objects/pack");
+    fs::create_dir_all(&pack).unwrap();
+    for name in ["pack_git2_4f2a9c", "tmp_pack_Xy12ab"] {
+        fs::write(pack.join(name), vec![7u8; 4096]).unwrap();
+        backdate(&pack.join(name), 7200);
+    }
+    let lfs_tmp = repo.join(".git/lfs/tmp");
+    fs::create_dir_all(&lfs_tmp).unwrap();
+    fs::write(lfs_tmp.join("partial-123"), b"half an object").unwrap();
+    backdate(&lfs_tmp.join("partial-123"), 7200);
+    // Copies of killed `clean` runs in the temporary folder: a stale one (with a read-only input,
+    // as clean leaves it) and one a running transform still works in.
+    let tmp = env.path("tmp");
+    let stale = tmp.join("mlgit-clean-AbC123");
+    write_files(&stale, &[("input/data/a.csv", b"1\n"), ("work/x", b"x")]);
+    fs::set_permissions(stale.join("input/data"), fs::Permissions::from_mode(0o555)).unwrap();
+    fs::set_permissions(stale.join("input"), fs::Permissions::from_mode(0o555)).unwrap();
+    backdate(&stale, 7200);
+    let busy = tmp.join("mlgit-clean-Busy99");
+    fs::create_dir_all(busy.join("work")).unwrap();
+    backdate(&busy, 7200);
+    let mut transform =
+        std::process::Command::new("sleep").arg("60").current_dir(busy.join("work")).spawn().unwrap();
+
+    let garbage = env.git(&repo, ["count-objects", "-v"]);
+    assert!(garbage.contains("garbage: 2"), "{garbage}");
+    let v: serde_json::Value = {
+        let out = env.mlgit_cmd(&repo).env("TMPDIR", &tmp).args(["--json", "gc"]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str(stdout(&out).trim()).unwrap()
+    };
+    let _ = transform.kill();
+    let _ = transform.wait();
+    let removed: Vec<&str> =
+        v["removed_temporary"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert_eq!(removed.len(), 4, "{v}");
+    let counted = env.git_cmd(&repo).args(["count-objects", "-v"]).output().unwrap();
+    assert!(stdout(&counted).contains("garbage: 0"), "{}", stdout(&counted));
+    assert!(!stderr(&counted).contains("garbage found"), "{}", stderr(&counted));
+    assert!(!lfs_tmp.join("partial-123").exists());
+    assert!(!stale.exists(), "the stale clean copy is still there");
+    assert!(busy.exists(), "gc removed the folder of a running transform");
+    // Nothing the repository needs went with them.
+    assert_eq!(env.mlgit_json(&repo, ["verify", "--all"])["ok"], true);
+    env.git(&repo, ["fsck", "--no-progress"]);
+}
