@@ -265,9 +265,11 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl<'a> Temp<'a> {
     fn fresh_name() -> CString {
+        static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+        let pid = *PID.get_or_init(std::process::id);
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         // A pid and a counter: no NUL inside, so this cannot fail.
-        CString::new(format!(".mlgit-tmp-{}-{n}", std::process::id())).unwrap_or_default()
+        CString::new(format!(".mlgit-tmp-{pid}-{n}")).unwrap_or_default()
     }
 
     /// A new file, created exclusively (never an existing entry, never through a link).
@@ -369,18 +371,18 @@ fn copy_object(
     let object = store.object_path(&p.oid);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; (p.size as usize).clamp(1, CHUNK)];
+    // Read exactly the pointer's size (no extra read for the end of the file): fewer bytes is a
+    // truncated object; bytes beyond it are not copied, and `presence` already saw the size.
     let mut size = 0u64;
-    loop {
-        let n = match src.read(&mut buf) {
+    while size < p.size {
+        let want = buf.len().min((p.size - size) as usize);
+        let n = match src.read(&mut buf[..want]) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(Error::io("read", &object, e)),
         };
         size += n as u64;
-        if size > p.size {
-            break; // longer than its pointer says: corrupt, no need to read on
-        }
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n]).map_err(|e| Error::io("write", dest, e))?;
     }
