@@ -61,7 +61,7 @@ fn a_clean_linked_worktree_is_updated_and_stays_clean() {
     let co = ensure_clean_checkout(repo.git(), "raw").unwrap().expect("clean checkout");
     let (old, new) =
         commit_files(&repo, "raw", &[("data/a b.csv", b"x,y\n1,2\n"), ("notes.txt", b"hello\n")]);
-    sync_checkout(&co, repo.store(), old, new).unwrap();
+    sync_checkout(&co, repo.store(), old, new, &Default::default()).unwrap();
 
     assert_eq!(fs::read(wt.join("data/a b.csv")).unwrap(), b"x,y\n1,2\n", "LFS content, not pointer text");
     assert_eq!(fs::read(wt.join("notes.txt")).unwrap(), b"hello\n");

@@ -59,6 +59,9 @@ pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
     };
     let progress = ctx.printer.progress();
     let outcome = commit_data(&repo, &opts, progress.as_ref())?;
+    if let Some(e) = &outcome.worktree_error {
+        ctx.printer.warn(e);
+    }
     ctx.printer.result("commit-data", &outcome, render);
     Ok(0)
 }

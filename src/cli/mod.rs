@@ -114,9 +114,18 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// The repository around `dir`, with its config from main.
+    /// The repository around `dir`, with its config from main; a worktree sync that an earlier
+    /// mlgit process left unfinished (it was killed) is finished first.
     pub fn repo(&self) -> mlgit::Result<Repo> {
-        Repo::discover(&self.dir)
+        let repo = Repo::discover(&self.dir)?;
+        for done in mlgit::repo::transaction::recover(&repo)? {
+            self.printer.note(&format!(
+                "finished bringing {} up to date with '{}' (an earlier mlgit run was interrupted)",
+                done.worktree.display(),
+                done.branch
+            ));
+        }
+        Ok(repo)
     }
 }
 

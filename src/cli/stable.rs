@@ -77,6 +77,9 @@ fn render(o: &StableUpdateOutcome) -> String {
     if let Some(w) = &o.worktree_updated {
         s.push_str(&format!("Updated the worktree at {w}\n"));
     }
+    if let Some(e) = &o.worktree_error {
+        s.push_str(&format!("warning: {e}\n"));
+    }
     if o.changed {
         s.push_str("Next: train and tag a snapshot there with `mlgit train-tag -- <command>`\n");
     }

@@ -27,12 +27,12 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Context, Error, ErrorKind, Result};
 use crate::progress::Progress;
-use crate::repo::lfs_tree::{compile_patterns, read_pointer, write_attributes};
-use crate::repo::refs::{commit_with_retry, Committed, NewCommit};
+use crate::repo::lfs_tree::compile_patterns;
 use crate::repo::trailers::{keys, Message};
+use crate::repo::transaction::{validate_branch_name, Change, Step, Transaction, TxOptions};
 use crate::repo::tree::{entry_at, list_files, validate_path, Entry, TreeEdits};
-use crate::repo::{format_time, host_name, user_name, worktree, Repo};
-use crate::store::attributes::{self, LfsAttributes, Pattern};
+use crate::repo::{format_time, host_name, user_name, Repo};
+use crate::store::attributes;
 use crate::store::stat_cache::{CacheEntry, Stat, StatCache};
 use crate::store::{self as lfs, hash_reader, LfsStore, Pointer};
 
@@ -95,6 +95,9 @@ pub struct CommitDataOutcome {
     pub manifest: String,
     /// Compare-and-swap attempts (more than 1: another writer won a race and the files were re-applied).
     pub tries: usize,
+    /// Why the worktree that has the branch checked out could not be brought up to date (the
+    /// commit stands; the next mlgit command finishes the sync).
+    pub worktree_error: Option<String>,
     pub seconds: f64,
     pub dry_run: bool,
 }
@@ -116,9 +119,6 @@ struct Hashed {
     /// The blob the tree gets: the pointer's blob or the content's blob.
     blob: Oid,
     lfs: bool,
-    /// Marked `filter=lfs` in `.gitattributes`: every pointer, and empty files an LFS rule covers
-    /// (git-lfs stores an empty file as the empty blob, never as a pointer).
-    marked: bool,
     read: bool,
 }
 
@@ -142,13 +142,21 @@ pub fn commit_data(
         .with_hint("leave out --replace (files missing from the folder are kept), or commit to a branch that is not append-only"));
     }
     let source = check_source(git, &opts.source)?;
-    // Fail early on a missing branch, before reading any file.
+    // Fail early (bad name, missing branch, dirty checkout), before reading any file.
+    validate_branch_name(&opts.branch)?;
     if repo.branch_tip(&opts.branch)?.is_none() && !opts.create {
         return Err(Error::not_found(format!("branch '{}' does not exist", opts.branch)).with_hint(
             "run `mlgit init` to create the convention branches, or pass --create to start it here",
         ));
     }
-    let checkout = if opts.dry_run { None } else { worktree::ensure_clean_checkout(git, &opts.branch)? };
+    let tx = match opts.dry_run {
+        true => None,
+        false => Some(Transaction::open(
+            repo,
+            &opts.branch,
+            TxOptions { create: opts.create, writer: "mlgit commit-data".into(), ..Default::default() },
+        )?),
+    };
 
     let files = walk(&source, &dest, opts.follow_symlinks)?;
     // The branch as it is now: what the files are compared with (again on a newer tip after a lost race).
@@ -205,50 +213,45 @@ pub fn commit_data(
     let mut last: Option<Plan> = None;
     let mut tries_seen = 0usize;
 
-    let committed = if opts.dry_run {
-        let plan = plan(&existing0, &dest, &by_rel, append_only, opts.replace, &opts.branch)?;
-        last = Some(plan);
-        Committed::Unchanged { tip: tip0 }
-    } else {
-        commit_with_retry(git, &opts.branch, opts.create, |tip| {
-            tries_seen += 1;
-            let base_tree = tip.map(|c| c.tree_id());
-            let moved;
-            let existing = if base_tree == base0 {
-                &existing0
-            } else {
-                moved = existing_files(git, base_tree, &dest, &opts.branch)?;
-                &moved
-            };
-            let plan = plan(existing, &dest, &by_rel, append_only, opts.replace, &opts.branch)?;
-            let nothing = plan.added + plan.changed + plan.removed == 0 && tip.is_some();
-            if nothing {
+    let pointers: HashMap<Oid, bool> = hashed.iter().map(|h| (h.blob, h.lfs)).collect();
+    let (commit, previous, sync_error) = match tx {
+        None => {
+            last = Some(plan(&existing0, &dest, &by_rel, append_only, opts.replace, &opts.branch)?);
+            (None, tip0.map(|t| t.to_string()), None)
+        }
+        Some(tx) => {
+            let out = tx.commit(|tip| {
+                tries_seen += 1;
+                let base_tree = tip.map(|c| c.tree_id());
+                let moved;
+                let existing = if base_tree == base0 {
+                    &existing0
+                } else {
+                    moved = existing_files(git, base_tree, &dest, &opts.branch)?;
+                    &moved
+                };
+                let plan = plan(existing, &dest, &by_rel, append_only, opts.replace, &opts.branch)?;
+                let nothing = plan.added + plan.changed + plan.removed == 0 && tip.is_some();
+                if nothing {
+                    last = Some(plan);
+                    return Ok(Step::Nothing);
+                }
+                let tree = write_commit_tree(git, base_tree, &dest, &plan, &by_rel)?;
+                let message =
+                    render_message(opts, &subject_default, &source, &plan, total_bytes, &manifest, &sig);
                 last = Some(plan);
-                return Ok(None);
+                let mut change = Change::new(tree, message);
+                change.pointers = pointers.clone();
+                Ok(Step::Commit(Box::new(change)))
+            })?;
+            let previous = out.previous.map(|p| p.to_string());
+            match out.commit {
+                Some(c) => (Some(c.to_string()), previous, out.sync_error),
+                None => (None, previous, None),
             }
-            let tree = write_commit_tree(git, base_tree, &dest, &plan, &by_rel, &patterns)?;
-            let message =
-                render_message(opts, &subject_default, &source, &plan, total_bytes, &manifest, &sig);
-            last = Some(plan);
-            Ok(Some(NewCommit { tree, extra_parents: vec![], message }))
-        })?
+        }
     };
     let plan = last.ok_or_else(|| Error::new(ErrorKind::Git, "commit-data computed no change set"))?;
-
-    let (commit, previous) = match committed {
-        Committed::Moved { commit, previous, .. } => {
-            if let Some(co) = &checkout {
-                let old_tree = match previous {
-                    Some(p) => Some(git.find_commit(p).context("read the previous tip")?.tree_id()),
-                    None => None,
-                };
-                let new_tree = git.find_commit(commit).context("read the new commit")?.tree_id();
-                worktree::sync_checkout(co, store, old_tree, new_tree)?;
-            }
-            (Some(commit.to_string()), previous.map(|p| p.to_string()))
-        }
-        Committed::Unchanged { tip } => (None, tip.map(|t| t.to_string())),
-    };
 
     if !opts.dry_run {
         for (f, h) in files.iter().zip(&hashed) {
@@ -276,6 +279,7 @@ pub fn commit_data(
         bytes_read: bytes_read.into_inner(),
         manifest,
         tries: tries_seen.max(1),
+        worktree_error: sync_error,
         seconds: start.elapsed().as_secs_f64(),
         dry_run: opts.dry_run,
     })
@@ -523,7 +527,6 @@ fn hash_one(
     dry_run: bool,
 ) -> Result<Hashed> {
     let size = f.meta.len();
-    let marked = lfs;
     // git-lfs keeps empty files as the empty blob (its clean filter passes them through).
     let lfs = lfs && size > 0;
     if let Some(c) = cached.filter(|c| c.lfs == lfs) {
@@ -537,7 +540,7 @@ fn hash_one(
                 git.get()?.odb().map(|o| o.exists(c.blob)).unwrap_or(false)
             };
         if present {
-            return Ok(Hashed { sha256: c.sha256, size, blob: c.blob, lfs, marked, read: false });
+            return Ok(Hashed { sha256: c.sha256, size, blob: c.blob, lfs, read: false });
         }
     }
     let abs = source.join(&f.rel);
@@ -552,14 +555,7 @@ fn hash_one(
         } else {
             store.store_file(&abs, Some(&f.meta)).map_err(|e| with_read_hint(e, &abs))?.pointer
         };
-        return Ok(Hashed {
-            sha256: pointer.oid,
-            size,
-            blob: pointer.blob_id(),
-            lfs: true,
-            marked,
-            read: true,
-        });
+        return Ok(Hashed { sha256: pointer.oid, size, blob: pointer.blob_id(), lfs: true, read: true });
     }
     // A plain git blob: at most lfs.max_blob_size bytes, so it is read whole.
     let mut file = fs::File::open(&abs).map_err(|e| read_error(&abs, e))?;
@@ -576,7 +572,7 @@ fn hash_one(
     } else {
         git.get()?.blob(&data).context(format!("write the blob of {}", abs.display()))?
     };
-    Ok(Hashed { sha256, size, blob, lfs: false, marked, read: true })
+    Ok(Hashed { sha256, size, blob, lfs: false, read: true })
 }
 
 fn read_error(path: &Path, e: std::io::Error) -> Error {
@@ -718,14 +714,13 @@ fn ancestors(rel: &str) -> impl Iterator<Item = &str> {
 }
 
 /// Write the new tree: pointer blobs and trees into an in-memory object database dumped as one
-/// pack, then the managed `.gitattributes` block from what is known.
+/// pack (the transaction then rewrites the managed `.gitattributes` block from what is known).
 fn write_commit_tree(
     git: &Repository,
     base_tree: Option<Oid>,
     dest: &str,
     plan: &Plan,
     source: &HashMap<&str, (Hashed, &SourceFile)>,
-    patterns: &[Pattern],
 ) -> Result<Oid> {
     // A second handle whose object database has the in-memory backend in front, so everything
     // written through it lands in memory until dumped. Commits are written by `git` (no mempack),
@@ -750,41 +745,6 @@ fn write_commit_tree(
     }
     let tree = edits.write(&writer, base_tree)?;
     drop(edits);
-
-    // Which files hold pointers: ours are known; for the others trust the base tree's managed
-    // block (mlgit keeps it exact), and read blobs only when the base has no managed block.
-    let base_attrs = match base_tree {
-        Some(b) => match entry_at(&writer, b, attributes::FILE)? {
-            Some(e) if e.mode != FileMode::Tree => {
-                let blob = writer.find_blob(e.oid).context("read .gitattributes")?;
-                let text = String::from_utf8_lossy(blob.content()).into_owned();
-                text.lines().any(|l| l == attributes::BEGIN).then(|| LfsAttributes::parse(&text))
-            }
-            _ => None,
-        },
-        None => Some(LfsAttributes::default()),
-    };
-    let all = list_files(&writer, tree)?;
-    let prefix = if dest.is_empty() { String::new() } else { format!("{dest}/") };
-    let mut flags = Vec::with_capacity(all.len());
-    for f in &all {
-        let ours = f.path.strip_prefix(prefix.as_str()).and_then(|rel| source.get(rel));
-        let is_pointer = match ours {
-            Some((h, _)) if h.blob == f.oid => h.marked,
-            _ => match &base_attrs {
-                Some(a) => a.is_lfs(&f.path),
-                None => f.mode != FileMode::Link && read_pointer(&writer, &odb, f.oid)?.is_some(),
-            },
-        };
-        flags.push(is_pointer);
-    }
-    let tree = write_attributes(
-        &writer,
-        tree,
-        patterns,
-        all.iter().zip(&flags).map(|(f, l)| (f.path.as_str(), *l)),
-    )?;
-    drop((all, flags));
 
     // Pack what this commit adds (new trees and blobs; unchanged subtrees are skipped) and hand
     // the pack to the on-disk object database, which indexes it.

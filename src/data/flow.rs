@@ -1,6 +1,7 @@
 //! What `clean` and `split` share: checking the branches they read and write, listing the files
 //! under `data/` with their pointers, and committing a derived tree on top of the target branch's
-//! tip (raw/clean commit as second parent, worktree kept in sync, no commit when nothing changed).
+//! tip through the branch transaction (raw/clean commit as second parent, no commit when nothing
+//! changed).
 
 use std::collections::HashMap;
 
@@ -8,12 +9,10 @@ use git2::{Oid, Repository};
 
 use crate::config::BranchKind;
 use crate::error::{Context, Error, Result};
-use crate::repo::lfs_tree::{self, compile_patterns, read_pointer};
-use crate::repo::refs::{commit_with_retry, Committed, NewCommit};
+use crate::repo::lfs_tree::read_pointer;
+use crate::repo::transaction::{Change, Step, Transaction, TxOptions};
 use crate::repo::tree::{entry_at, FileEntry};
-use crate::repo::worktree::{ensure_clean_checkout, sync_checkout};
 use crate::repo::Repo;
-use crate::store::attributes::Pattern;
 use crate::store::Pointer;
 
 /// The folder of a data branch's tree that holds the data.
@@ -102,26 +101,6 @@ pub fn pointer_map(files: &[DataFile]) -> HashMap<Oid, bool> {
     files.iter().map(|f| (f.entry.oid, f.pointer.is_some())).collect()
 }
 
-/// [`lfs_tree::refresh_attributes`] that reads only the blobs `known` does not cover.
-fn with_attributes(
-    git: &Repository,
-    tree: Oid,
-    patterns: &[Pattern],
-    known: &HashMap<Oid, bool>,
-) -> Result<Oid> {
-    let odb = git.odb().context("open the object database")?;
-    let files = crate::repo::tree::list_files(git, tree)?;
-    let mut flags = Vec::with_capacity(files.len());
-    for f in &files {
-        let is_pointer = match known.get(&f.oid) {
-            Some(b) => *b,
-            None => f.mode != git2::FileMode::Link && read_pointer(git, &odb, f.oid)?.is_some(),
-        };
-        flags.push((f.path.as_str(), is_pointer));
-    }
-    lfs_tree::write_attributes(git, tree, patterns, flags)
-}
-
 /// The result of [`commit_derived`].
 #[derive(Debug, Clone, Copy)]
 pub struct Derived {
@@ -132,11 +111,10 @@ pub struct Derived {
     pub unchanged: bool,
 }
 
-/// Commit on `branch` the tree `compose(tip tree)` returns, with `source` as the second parent and
-/// `message`; the managed `.gitattributes` block is refreshed for the data patterns (`known` says,
-/// per blob id, whether a blob is a pointer, so the data files are not read again). When the
-/// composed tree equals the tip's, nothing is committed. A clean worktree that has the branch
-/// checked out is updated; a dirty one makes the command refuse before anything is written.
+/// Commit on `branch`, through the branch transaction, the tree `compose(tip tree)` returns, with
+/// `source` as the second parent and `message`; `known` says, per blob id, whether a blob is a
+/// pointer, so the data files are not read again. When the composed tree equals the tip's, nothing
+/// is committed.
 pub fn commit_derived(
     repo: &Repo,
     branch: &str,
@@ -145,33 +123,19 @@ pub fn commit_derived(
     known: &HashMap<Oid, bool>,
     compose: impl Fn(Option<Oid>) -> Result<Oid>,
 ) -> Result<Derived> {
-    let git = repo.git();
-    let checkout = ensure_clean_checkout(git, branch)?;
-    let patterns = compile_patterns(repo.config().lfs_patterns(BranchKind::Clean))?;
-    let mut last_tree = None;
-    let committed = commit_with_retry(git, branch, false, |tip| {
-        let base = tip.map(|c| c.tree_id());
-        let tree = with_attributes(git, compose(base)?, &patterns, known)?;
-        last_tree = Some(tree);
-        if Some(tree) == base {
-            return Ok(None);
-        }
-        Ok(Some(NewCommit { tree, extra_parents: vec![source], message: message.to_string() }))
+    let tx = Transaction::open(repo, branch, TxOptions { writer: "mlgit".into(), ..Default::default() })?;
+    let out = tx.commit(|tip| {
+        let mut change = Change::new(compose(tip.map(|c| c.tree_id()))?, message);
+        change.extra_parents = vec![source];
+        change.pointers = known.clone();
+        Ok(Step::Commit(Box::new(change)))
     })?;
-    let tree = last_tree.ok_or_else(|| Error::invalid("no tree was composed"))?;
-    match committed {
-        Committed::Moved { commit, previous, .. } => {
-            if let Some(co) = checkout {
-                let old_tree = match previous {
-                    Some(p) => Some(git.find_commit(p).context("read the previous tip")?.tree_id()),
-                    None => None,
-                };
-                sync_checkout(&co, repo.store(), old_tree, tree)?;
-            }
-            Ok(Derived { commit, tree, previous, unchanged: false })
-        }
-        Committed::Unchanged { tip } => {
-            let commit = tip.ok_or_else(|| Error::not_found(format!("branch '{branch}' does not exist")))?;
+    let tree = out.tree.ok_or_else(|| Error::invalid("no tree was composed"))?;
+    match out.commit {
+        Some(commit) => Ok(Derived { commit, tree, previous: out.previous, unchanged: false }),
+        None => {
+            let commit =
+                out.previous.ok_or_else(|| Error::not_found(format!("branch '{branch}' does not exist")))?;
             Ok(Derived { commit, tree, previous: None, unchanged: true })
         }
     }

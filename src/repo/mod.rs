@@ -6,6 +6,7 @@ pub mod lineage_walk;
 pub mod lock;
 pub mod refs;
 pub mod trailers;
+pub mod transaction;
 pub mod tree;
 pub mod worktree;
 

@@ -4,12 +4,14 @@
 //! their LFS content resolved, and index entries written with fresh stat data so `git status` stays
 //! clean, as after `git checkout` with git-lfs.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use git2::{Delta, DiffOptions, IndexEntry, IndexTime, Oid, Repository, Status, StatusOptions};
 
 use crate::error::{Context, Error, Result};
+use crate::store::stat_cache::Stat;
 use crate::store::{hash_reader, LfsStore, Pointer};
 
 /// A worktree with a given branch checked out.
@@ -120,7 +122,16 @@ pub fn ensure_clean_checkout(git: &Repository, branch: &str) -> Result<Option<Ch
 /// After a branch moved from `old_tree` to `new_tree` without a checkout, bring the clean worktree
 /// that has it checked out up to date: changed files are written (LFS content from the local store
 /// where present, pointer text otherwise) and the index gets matching entries.
-pub fn sync_checkout(co: &Checkout, store: &LfsStore, old_tree: Option<Oid>, new_tree: Oid) -> Result<()> {
+///
+/// Files in `in_place` already hold their committed content in the worktree (they were read from
+/// there): only their index entries are written, and only if their stat data is still what was read.
+pub fn sync_checkout(
+    co: &Checkout,
+    store: &LfsStore,
+    old_tree: Option<Oid>,
+    new_tree: Oid,
+    in_place: &HashMap<String, Stat>,
+) -> Result<()> {
     let repo = &co.repo;
     let old = match old_tree {
         Some(t) => Some(repo.find_tree(t).context("read the old tree")?),
@@ -143,7 +154,15 @@ pub fn sync_checkout(co: &Checkout, store: &LfsStore, old_tree: Option<Oid>, new
             }
             Delta::Added | Delta::Modified | Delta::Typechange => {
                 let Some(path) = new_file.path().map(Path::to_path_buf) else { continue };
-                let entry = write_file(repo, store, &co.path, &path, new_file.id(), new_file.mode().into())?;
+                let mode: i32 = new_file.mode().into();
+                let seen = path.to_str().and_then(|p| in_place.get(p));
+                let current = fs::symlink_metadata(co.path.join(&path)).ok().map(|m| Stat::of(&m));
+                let entry = match seen {
+                    Some(seen) if current.as_ref() == Some(seen) => {
+                        stat_entry(&co.path, &path, new_file.id(), mode)?
+                    }
+                    _ => write_file(repo, store, &co.path, &path, new_file.id(), mode)?,
+                };
                 index.add(&entry).context(format!("update the index entry of {}", path.display()))?;
             }
             _ => {}

@@ -10,12 +10,10 @@ use serde::Serialize;
 use super::{remove_outputs, DATA_DIR};
 use crate::config::BranchKind;
 use crate::error::{Error, Result};
-use crate::repo::lfs_tree;
 use crate::repo::lineage_walk::find_source;
-use crate::repo::refs::{commit_with_retry, Committed, NewCommit};
 use crate::repo::trailers::{keys, Message};
+use crate::repo::transaction::{Change, Step, Transaction, TxOptions};
 use crate::repo::tree::{entry_at, TreeEdits};
-use crate::repo::worktree::{ensure_clean_checkout, sync_checkout};
 use crate::repo::Repo;
 
 #[derive(Debug, Clone, Default)]
@@ -41,6 +39,9 @@ pub struct StableUpdateOutcome {
     pub data: Option<String>,
     /// The worktree that had the branch checked out and was brought up to date.
     pub worktree_updated: Option<String>,
+    /// Why the worktree that has the branch checked out could not be brought up to date (the next
+    /// mlgit command finishes it).
+    pub worktree_error: Option<String>,
 }
 
 /// Update the stable branch from dev and/or split.
@@ -82,8 +83,11 @@ pub fn stable_update(repo: &Repo, opts: &StableUpdateOptions) -> Result<StableUp
     };
     // Not while a training runs on the branch: its data would change under it.
     let _lock = super::BranchLock::acquire(git, &branch, "mlgit stable update")?;
-    let checkout = ensure_clean_checkout(git, &branch)?;
-    let patterns = lfs_tree::compile_patterns(config.lfs_patterns(BranchKind::Stable))?;
+    let tx = Transaction::open(
+        repo,
+        &branch,
+        TxOptions { create: true, writer: "mlgit stable update".into(), ..Default::default() },
+    )?;
     let exists = repo.branch_tip(&branch)?.is_some();
     if !exists && (code.is_none() || data.is_none()) {
         return Err(Error::not_found(format!("branch '{branch}' does not exist")).with_hint(
@@ -92,7 +96,7 @@ pub fn stable_update(repo: &Repo, opts: &StableUpdateOptions) -> Result<StableUp
     }
 
     let mut links: (Option<Oid>, Option<Oid>) = (None, None);
-    let result = commit_with_retry(git, &branch, true, |tip| {
+    let result = tx.commit(|tip| {
         let base = match (code, tip) {
             (Some((_, tree)), _) => tree,
             (None, Some(t)) => t.tree_id(),
@@ -109,7 +113,6 @@ pub fn stable_update(repo: &Repo, opts: &StableUpdateOptions) -> Result<StableUp
             (None, None) => edits.remove(DATA_DIR)?,
         }
         let tree = edits.write(git, Some(base))?;
-        let tree = lfs_tree::refresh_attributes(git, tree, &patterns)?;
         // Lineage after this commit: the new sources, or what the branch already derived from.
         let inherited = |kind: &str| match tip {
             Some(t) => find_source(git, t.id(), kind),
@@ -124,9 +127,6 @@ pub fn stable_update(repo: &Repo, opts: &StableUpdateOptions) -> Result<StableUp
             None => inherited("split")?,
         };
         links = (dev, split);
-        if tip.is_some_and(|t| t.tree_id() == tree) {
-            return Ok(None);
-        }
         let short = |o: Option<Oid>| o.map(|o| o.to_string()[..7].to_string()).unwrap_or_else(|| "-".into());
         let mut subject = format!("Update {branch}:");
         if let Some(r) = &code_rev {
@@ -158,44 +158,21 @@ pub fn stable_update(repo: &Repo, opts: &StableUpdateOptions) -> Result<StableUp
                 extra_parents.push(id);
             }
         }
-        Ok(Some(NewCommit { tree, extra_parents, message: msg.render() }))
+        let mut change = Change::new(tree, msg.render());
+        change.extra_parents = extra_parents;
+        Ok(Step::Commit(Box::new(change)))
     })?;
     let hex = |o: Option<Oid>| o.map(|o| o.to_string());
-    match result {
-        Committed::Unchanged { tip } => Ok(StableUpdateOutcome {
-            branch,
-            commit: None,
-            previous: hex(tip),
-            changed: false,
-            code: hex(links.0),
-            data: hex(links.1),
-            worktree_updated: None,
-        }),
-        Committed::Moved { commit, previous, .. } => {
-            let mut worktree_updated = None;
-            if let Some(co) = checkout {
-                let old_tree = match previous {
-                    Some(p) => {
-                        Some(git.find_commit(p).map_err(|e| Error::git("read the old tip", e))?.tree_id())
-                    }
-                    None => None,
-                };
-                let new_tree =
-                    git.find_commit(commit).map_err(|e| Error::git("read the new commit", e))?.tree_id();
-                sync_checkout(&co, repo.store(), old_tree, new_tree)?;
-                worktree_updated = Some(co.path.display().to_string());
-            }
-            Ok(StableUpdateOutcome {
-                branch,
-                commit: Some(commit.to_string()),
-                previous: hex(previous),
-                changed: true,
-                code: hex(links.0),
-                data: hex(links.1),
-                worktree_updated,
-            })
-        }
-    }
+    Ok(StableUpdateOutcome {
+        branch,
+        commit: hex(result.commit),
+        previous: hex(result.previous),
+        changed: result.commit.is_some(),
+        code: hex(links.0),
+        data: hex(links.1),
+        worktree_updated: result.worktree.map(|p| p.display().to_string()),
+        worktree_error: result.sync_error,
+    })
 }
 
 fn unreachable_base() -> Result<Oid> {

@@ -5,7 +5,6 @@
 //! leaderboard are regenerated from them, so concurrent merges never conflict in content.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use git2::{FileMode, Oid, Repository};
 use serde::Serialize;
@@ -16,12 +15,9 @@ use super::{
 };
 use crate::config::BranchKind;
 use crate::error::{Context, Error, Result};
-use crate::repo::lfs_tree::refresh_attributes;
-use crate::repo::lock::{lock_path, FileLock};
-use crate::repo::refs::{commit_with_retry, Committed, NewCommit};
 use crate::repo::trailers::{keys, Message};
+use crate::repo::transaction::{Change, Step, Transaction, TxOptions, TxOutcome};
 use crate::repo::tree::{entry_at, list_files, Entry, TreeEdits};
-use crate::repo::worktree::{ensure_clean_checkout, find_checkout, sync_checkout};
 use crate::repo::Repo;
 use crate::snapshot::RUN_RECORD;
 
@@ -29,9 +25,6 @@ use crate::snapshot::RUN_RECORD;
 /// `mlflow ui --backend-store-uri ./mlruns` started there finds them. `mlgit tracking export`
 /// rewrites them to the export folder.
 pub const ARTIFACT_ROOT: &str = "mlruns";
-
-/// How long to wait for another merge-tracking process that is updating the same checkout.
-const CHECKOUT_LOCK_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone, Default)]
 pub struct MergeOptions {
@@ -139,42 +132,31 @@ pub fn merge_tracking(repo: &Repo, opts: &MergeOptions) -> Result<MergeTrackingO
         }
     }
 
-    // Several processes may update one checkout: hold its lock from the cleanliness check to the
-    // sync, so none sees another's half-written files or a checkout that lags its branch.
-    let _lock = match find_checkout(git, &into)? {
-        // With nothing to merge the checkout is not touched, so its state does not matter.
-        Some(_) if !snapshots.is_empty() => {
-            let path = lock_path(git, &format!("checkout-{into}"));
-            Some(FileLock::acquire(&path, &format!("the checkout of '{into}'"), CHECKOUT_LOCK_TIMEOUT)?)
-        }
-        _ => None,
-    };
-    let checkout = if snapshots.is_empty() { None } else { ensure_clean_checkout(git, &into)? };
-    let synced_tree = match &checkout {
-        Some(_) => Some(repo.require_branch(&into)?.tree_id()),
-        None => None,
-    };
-
     let mut attempt = Attempt::default();
-    let committed = if snapshots.is_empty() {
-        Committed::Unchanged { tip: repo.branch_tip(&into)? }
+    let out = if snapshots.is_empty() {
+        None
     } else {
-        commit_with_retry(git, &into, false, |tip| {
+        // The transaction holds the branch's lock from the worktree check to the sync, so eight
+        // jobs merging at once into a checked-out main never see each other's half-synced files.
+        let tx = Transaction::open(
+            repo,
+            &into,
+            TxOptions { writer: "mlgit merge-tracking".into(), ..Default::default() },
+        )?;
+        Some(tx.commit(|tip| {
             let Some(tip) = tip else { return Err(Error::not_found(format!("branch '{into}' disappeared"))) };
             attempt = apply(repo, tip.tree_id(), &snapshots)?;
-            if attempt.tree == tip.tree_id() {
-                return Ok(None);
-            }
-            Ok(Some(NewCommit { tree: attempt.tree, extra_parents: Vec::new(), message: message(&attempt) }))
-        })?
+            Ok(Step::Commit(Box::new(Change::new(attempt.tree, message(&attempt)))))
+        })?)
     };
-
-    let (commit, previous, tries, final_tip) = match committed {
-        Committed::Moved { commit, previous, tries } => {
-            (Some(commit.to_string()), previous.map(|p| p.to_string()), tries, commit)
+    let (commit, previous, tries, final_tip) = match &out {
+        Some(TxOutcome { commit: Some(commit), previous, tries, .. }) => {
+            (Some(commit.to_string()), previous.map(|p| p.to_string()), *tries, *commit)
         }
-        Committed::Unchanged { tip } => {
-            let tip = tip.ok_or_else(|| Error::not_found(format!("branch '{into}' disappeared")))?;
+        _ => {
+            let tip = repo
+                .branch_tip(&into)?
+                .ok_or_else(|| Error::not_found(format!("branch '{into}' disappeared")))?;
             // Nothing new: every prepared tag is already there.
             attempt.unchanged = snapshots.iter().map(|s| s.tag.clone()).collect();
             attempt.merged.clear();
@@ -184,15 +166,14 @@ pub fn merge_tracking(repo: &Repo, opts: &MergeOptions) -> Result<MergeTrackingO
     let final_tree = git.find_commit(final_tip).context(format!("read the tip of '{into}'"))?.tree_id();
     let runs_total = run_files(git, final_tree)?.len();
 
-    let worktree = checkout.map(|co| {
-        let path = co.path.display().to_string();
-        match synced_tree {
-            Some(old) if commit.is_some() => match sync_checkout(&co, repo.store(), Some(old), final_tree) {
-                Ok(()) => WorktreeUpdate { path, updated: true, error: None },
-                Err(e) => WorktreeUpdate { path, updated: false, error: Some(e.to_string()) },
-            },
-            _ => WorktreeUpdate { path, updated: true, error: None },
+    let worktree = out.and_then(|o| match (o.worktree, o.sync_error) {
+        (Some(path), _) => {
+            Some(WorktreeUpdate { path: path.display().to_string(), updated: true, error: None })
         }
+        (None, Some(error)) => {
+            Some(WorktreeUpdate { path: String::new(), updated: false, error: Some(error) })
+        }
+        (None, None) => None,
     });
 
     Ok(MergeTrackingOutcome {
@@ -395,8 +376,6 @@ fn apply(repo: &Repo, base: Oid, snapshots: &[Snapshot]) -> Result<Attempt> {
     generated
         .set(LEADERBOARD, Entry::blob(git.blob(board.as_bytes()).context("write tracking/README.md")?))?;
     let tree = generated.write(git, Some(tree))?;
-    // Main has no LFS patterns: only pointers copied from a snapshot's mlruns/ are marked, by path.
-    let tree = refresh_attributes(git, tree, &[])?;
 
     let mut attempt = Attempt { tree, ..Default::default() };
     for s in snapshots {
