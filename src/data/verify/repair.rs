@@ -1,8 +1,10 @@
 //! `mlgit verify --repair`: rewrite corrupt or missing LFS objects from files whose bytes hash
 //! right. Candidates are the worktree files at the paths that need the object (main and linked
-//! worktrees), then the source files commit-data recorded in its stat caches (the source folders
-//! are named by the `Mlgit-Source` trailers in the refs' history). Every candidate is re-hashed
-//! while it is copied into the store; one whose content differs is never used.
+//! worktrees), then files of the source folders named by the `Mlgit-Source` trailers in the refs'
+//! history: those commit-data's stat cache recorded with this content, and those at the needed
+//! path or one of its tails (`data/sub/a.csv` → `sub/a.csv`, `a.csv`: the `--dest` prefix is not
+//! recorded, and a file read just after it was written is never cached). Every candidate is
+//! re-hashed while it is copied into the store; one whose content differs is never used.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -32,7 +34,7 @@ pub struct Unrepaired {
     pub size: u64,
     /// `REF:PATH` of the files that need it.
     pub needed_by: Vec<String>,
-    /// How many candidate files were re-hashed and found to hold other bytes.
+    /// How many existing candidate files were tried and found to hold other bytes.
     pub candidates_tried: u64,
 }
 
@@ -45,7 +47,8 @@ pub fn repair(
     interrupt: &Interrupt,
 ) -> Result<(Vec<Repaired>, Vec<Unrepaired>)> {
     let worktrees = worktree_roots(git)?;
-    let cached = cached_sources(git, revs)?;
+    let sources = source_folders(git, revs)?;
+    let cached = cached_sources(git, &sources);
     let mut repaired = Vec::new();
     let mut unrepaired = Vec::new();
     for (pointer, paths, needed_by) in bad {
@@ -53,9 +56,15 @@ pub fn repair(
         let mut candidates: Vec<PathBuf> =
             worktrees.iter().flat_map(|root| paths.iter().map(move |p| root.join(p))).collect();
         candidates.extend(cached.get(&pointer.oid).into_iter().flatten().cloned());
+        for source in &sources {
+            candidates.extend(paths.iter().flat_map(|p| tails(p)).map(|t| source.join(t)));
+        }
         let mut tried = 0;
         let mut from = None;
         for c in candidates {
+            if c.symlink_metadata().is_err() {
+                continue;
+            }
             if store.repair_from(pointer, &c)? {
                 from = Some(c);
                 break;
@@ -89,9 +98,8 @@ fn worktree_roots(git: &Repository) -> Result<Vec<PathBuf>> {
     Ok(roots)
 }
 
-/// Source files the stat caches know, by content: for every source folder named in the history
-/// of `revs`, the files its cache recorded.
-fn cached_sources(git: &Repository, revs: &[String]) -> Result<HashMap<LfsOid, Vec<PathBuf>>> {
+/// The source folders named in the history of `revs` (commit-data's `Mlgit-Source` trailers).
+fn source_folders(git: &Repository, revs: &[String]) -> Result<BTreeSet<PathBuf>> {
     let mut walk = git.revwalk().context("walk the history")?;
     for rev in revs {
         let commit =
@@ -106,12 +114,34 @@ fn cached_sources(git: &Repository, revs: &[String]) -> Result<HashMap<LfsOid, V
             sources.insert(PathBuf::from(source));
         }
     }
+    Ok(sources)
+}
+
+/// Source files the stat caches of `sources` recorded, by content.
+fn cached_sources(git: &Repository, sources: &BTreeSet<PathBuf>) -> HashMap<LfsOid, Vec<PathBuf>> {
     let mut by_content: HashMap<LfsOid, Vec<PathBuf>> = HashMap::new();
     for source in sources {
-        let cache = StatCache::load(&StatCache::path_in(git.commondir(), &source));
+        let cache = StatCache::load(&StatCache::path_in(git.commondir(), source));
         for (rel, entry) in cache.entries() {
             by_content.entry(entry.sha256).or_default().push(source.join(rel));
         }
     }
-    Ok(by_content)
+    by_content
+}
+
+/// A tree path and each of its tails: `a/b/c` → `a/b/c`, `b/c`, `c`.
+fn tails(path: &str) -> impl Iterator<Item = &str> {
+    std::iter::once(path).chain(path.match_indices('/').map(move |(i, _)| &path[i + 1..]))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tails_drop_leading_folders() {
+        assert_eq!(
+            super::tails("data/sub/a.csv").collect::<Vec<_>>(),
+            vec!["data/sub/a.csv", "sub/a.csv", "a.csv"]
+        );
+        assert_eq!(super::tails("a").collect::<Vec<_>>(), vec!["a"]);
+    }
 }
