@@ -155,8 +155,8 @@ pub fn remove_file(root: &Path, rel: &Path) -> Result<()> {
     let names = target::names(rel)?;
     let Some((name, parents)) = names.split_last() else { return Ok(()) };
     let parent_rel: PathBuf = parents.iter().collect();
-    let Some(chain) = target.existing_dir(&parent_rel)? else { return Ok(()) };
-    let Some((dir, _)) = chain.last() else { return Ok(()) };
+    let Some(chain) = target.existing_chain(&parent_rel)? else { return Ok(()) };
+    let Some(dir) = chain.last() else { return Ok(()) };
     let c = at::c_name(name).map_err(|e| Error::io("remove", &root.join(rel), e))?;
     match at::unlink(dir.as_fd(), &c) {
         Ok(()) => {}
@@ -166,7 +166,7 @@ pub fn remove_file(root: &Path, rel: &Path) -> Result<()> {
     // Remove the folders left empty, deepest first, as git checkout does.
     for (i, name) in parents.iter().enumerate().rev() {
         let c = at::c_name(name).map_err(|e| Error::io("remove", &root.join(rel), e))?;
-        if at::rmdir(chain[i].0.as_fd(), &c).is_err() {
+        if at::rmdir(chain[i].as_fd(), &c).is_err() {
             break;
         }
     }
@@ -405,4 +405,27 @@ pub fn corrupt_object(path: &str, p: &Pointer, size: u64, object: &Path) -> Erro
         format!("LFS object {} for {path} is corrupt: {what} ({}); {path} was not written", p.oid, object.display()),
     )
     .with_hint("repair the store with `mlgit verify --repair <ref>` (or delete the object and `git lfs fetch` it again), then retry")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remove_file_never_removes_below_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, outside) = (dir.path().join("wt"), dir.path().join("outside"));
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("x"), b"keep").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+        remove_file(&root, Path::new("link/x")).unwrap();
+        assert!(outside.join("x").exists(), "removed a file through a link");
+        std::fs::write(root.join("a/b/f"), b"x").unwrap();
+        remove_file(&root, Path::new("a/b/f")).unwrap();
+        assert!(!root.join("a").exists(), "folders left empty are removed");
+        assert!(root.exists());
+        assert!(remove_file(&root, Path::new("../outside/x")).is_err());
+        assert!(outside.join("x").exists());
+    }
 }

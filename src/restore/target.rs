@@ -61,12 +61,6 @@ impl Target {
         self.root.as_fd()
     }
 
-    /// Whether the folder holds nothing.
-    pub fn is_empty(&self) -> Result<bool> {
-        let dup = self.root.try_clone().map_err(|e| Error::io("read", &self.path, e))?;
-        Ok(at::list(dup).map_err(|e| Error::io("read", &self.path, e))?.is_empty())
-    }
-
     /// Open the folder `rel` (`'/'`-separated, relative to the target), creating missing folders.
     /// When `replace` is set, a symlink or file standing where the tree has a folder is removed
     /// (the link itself, never its target) and a real folder made in its place; otherwise it is
@@ -98,19 +92,18 @@ impl Target {
         Ok(fd)
     }
 
-    /// Open the folder `rel` if it exists as a real folder all the way down (`None` otherwise:
-    /// nothing below a link or a file belongs to the target).
-    pub fn existing_dir(&self, rel: &Path) -> Result<Option<Vec<(OwnedFd, PathBuf)>>> {
-        let mut chain =
-            vec![(self.root.try_clone().map_err(|e| Error::io("open", &self.path, e))?, PathBuf::new())];
+    /// The folders from the target down to `rel`, open, if `rel` is a real folder all the way down
+    /// (`None` otherwise: nothing below a link or a file belongs to the target).
+    pub fn existing_chain(&self, rel: &Path) -> Result<Option<Vec<OwnedFd>>> {
+        let full = self.path.join(rel);
+        let mut chain = vec![self.root.try_clone().map_err(|e| Error::io("open", &self.path, e))?];
         for name in names(rel)? {
-            let c = at::c_name(name).map_err(|e| Error::io("open", &self.path.join(rel), e))?;
-            let last = chain.last().map(|(fd, p)| (fd.as_fd(), p.join(name)));
-            let Some((parent, path)) = last else { break };
-            match at::open_dir(parent, &c) {
-                Ok(next) => chain.push((next, path)),
+            let c = at::c_name(name).map_err(|e| Error::io("open", &full, e))?;
+            let Some(parent) = chain.last() else { break };
+            match at::open_dir(parent.as_fd(), &c) {
+                Ok(next) => chain.push(next),
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) || is_not_a_folder(&e) => return Ok(None),
-                Err(e) => return Err(Error::io("open", &self.path.join(path), e)),
+                Err(e) => return Err(Error::io("open", &full, e)),
             }
         }
         Ok(Some(chain))
