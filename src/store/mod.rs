@@ -253,24 +253,46 @@ impl LfsStore {
         Ok(data)
     }
 
-    /// Copy an object's content to `dest` (created or truncated), at copy speed (the kernel's
-    /// copy_file_range, so reflinks where the file system has them).
+    /// Copy an object's content to `dest` (created or truncated), hashing it on the way: a
+    /// missing object is NotFound, bytes that are not the object's are a check failure and leave
+    /// no file at `dest`. (Trees are restored through `crate::restore`; this is for single files.)
     pub fn copy_to(&self, pointer: &Pointer, dest: &Path) -> Result<()> {
         let src = self.object_path(&pointer.oid);
-        let copied = fs::copy(&src, dest).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound if !src.exists() => {
+        let mut input = File::open(&src).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
                 Error::not_found(format!("LFS object {} is not in the local store", pointer.oid)).with_hint(
                     "fetch it with `git lfs fetch`, then retry; `mlgit verify` lists every missing object",
                 )
             }
-            _ => Error::io("write", dest, e),
+            _ => Error::io("read", &src, e),
         })?;
-        if copied != pointer.size {
+        let mut out = File::create(dest).map_err(|e| Error::io("write", dest, e))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; (pointer.size as usize).clamp(1, CHUNK)];
+        let mut size = 0u64;
+        let copied = loop {
+            let n = match input.read(&mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(Error::io("read", &src, e)),
+            };
+            size += n as u64;
+            hasher.update(&buf[..n]);
+            if let Err(e) = out.write_all(&buf[..n]) {
+                break Err(Error::io("write", dest, e));
+            }
+        };
+        let good = copied.is_ok() && size == pointer.size && LfsOid(hasher.finalize().into()) == pointer.oid;
+        if !good {
+            drop(out);
+            let _ = fs::remove_file(dest);
+            copied?;
             return Err(Error::new(
                 ErrorKind::CheckFailed,
-                format!("LFS object {} has {copied} bytes, its pointer says {}", pointer.oid, pointer.size),
+                format!("LFS object {} is corrupt ({size} bytes, its pointer says {}); {} was not written", pointer.oid, pointer.size, dest.display()),
             )
-            .with_hint("the store is corrupt: run `mlgit verify` and fetch the object again"));
+            .with_hint("repair the store with `mlgit verify --repair <ref>` (or delete the object and `git lfs fetch` it again)"));
         }
         Ok(())
     }
@@ -367,6 +389,10 @@ mod tests {
         // Same size, other bytes: not detectable without a re-hash, so left to `verify --repair`.
         fs::write(&path, b"hello WORLD").unwrap();
         assert!(!store.store_bytes(b"hello world").unwrap().new);
+        let copy = dir.path().join("copy");
+        let err = store.copy_to(&s.pointer, &copy).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::CheckFailed);
+        assert!(!copy.exists(), "copy_to left the corrupt bytes behind");
         let source = dir.path().join("good");
         fs::write(&source, b"hello world").unwrap();
         let bad = dir.path().join("bad");
@@ -374,6 +400,8 @@ mod tests {
         assert!(!store.repair_from(&s.pointer, &bad).unwrap(), "a source with other bytes is never used");
         assert!(store.repair_from(&s.pointer, &source).unwrap());
         assert_eq!(store.check(&s.pointer).unwrap(), ObjectState::Ok);
+        store.copy_to(&s.pointer, &copy).unwrap();
+        assert_eq!(fs::read(&copy).unwrap(), b"hello world");
     }
 
     #[test]
