@@ -13,7 +13,6 @@
 mod at;
 mod target;
 
-use std::cell::RefCell;
 use std::ffi::{CString, OsStr};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -80,12 +79,13 @@ pub fn restore_tree(
     early
         .par_iter()
         .map_init(
-            || (Repository::open(&git_dir), RefCell::new(None::<(String, OwnedFd)>)),
+            // Each worker keeps the last folder it wrote into open: files are in path order, so
+            // most files of a folder go to the same worker.
+            || (Repository::open(&git_dir), None::<(String, OwnedFd)>),
             |(git, cache), f| -> Result<()> {
                 interrupt.check("writing the files")?;
                 let git = git.as_ref().map_err(open_error)?;
                 let dir_rel = parent(&f.entry.path).unwrap_or("");
-                let mut cache = cache.borrow_mut();
                 if cache.as_ref().map(|(d, _)| d.as_str()) != Some(dir_rel) {
                     // Folders exist by now: open them without creating or replacing anything.
                     *cache = Some((dir_rel.to_string(), target.dir(Path::new(dir_rel), false)?));
