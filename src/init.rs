@@ -7,7 +7,7 @@
 //! like what init would have made), and init goes on with the rest.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use git2::{FileMode, Oid, Repository, RepositoryInitOptions};
 use serde::Serialize;
@@ -94,17 +94,67 @@ pub fn init(opts: &InitOptions) -> Result<InitOutcome> {
         _ => template_config,
     };
 
+    // Everything that can be checked is checked: from here on init writes. A failure now must
+    // leave nothing behind, so remember what this run creates (the folder, or `.git` in an
+    // existing folder) and remove exactly that if init fails.
     let created_repository = existing.is_none();
-    let git = match existing {
-        Some(git) => git,
-        None => {
-            fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
-            let mut o = RepositoryInitOptions::new();
-            o.initial_head(&config.branches.main).mkdir(true);
-            Repository::init_opts(&dir, &o)
-                .context(format!("create a git repository in {}", dir.display()))?
-        }
+    let created_path = match &existing {
+        Some(_) => None,
+        None if !dir.exists() => Some(highest_missing_ancestor(&dir)),
+        // A `.git` that git2 could not open is the user's: never removed.
+        None if fs::symlink_metadata(dir.join(".git")).is_err() => Some(dir.join(".git")),
+        None => None,
     };
+    let result = (|| {
+        let git = match existing {
+            Some(git) => git,
+            None => {
+                fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+                let mut o = RepositoryInitOptions::new();
+                o.initial_head(&config.branches.main).mkdir(true);
+                Repository::init_opts(&dir, &o)
+                    .context(format!("create a git repository in {}", dir.display()))?
+            }
+        };
+        populate(git, &config, &template, &project, &dir, created_repository)
+    })();
+    match (result, created_path) {
+        (Err(e), Some(path)) => Err(match fs::remove_dir_all(&path) {
+            Ok(()) => e,
+            Err(io) if io.kind() == std::io::ErrorKind::NotFound => e,
+            Err(_) => {
+                let hint = e.hint().map(|h| format!("{h}; ")).unwrap_or_default();
+                e.with_hint(format!(
+                    "{hint}init could not remove {} that it created: remove it",
+                    path.display()
+                ))
+            }
+        }),
+        (result, _) => result,
+    }
+}
+
+/// The top folder that `create_dir_all(dir)` will create (`dir` itself when its parent exists).
+fn highest_missing_ancestor(dir: &Path) -> PathBuf {
+    let mut top = dir.to_path_buf();
+    while let Some(parent) = top.parent() {
+        if parent.as_os_str().is_empty() || parent.exists() {
+            break;
+        }
+        top = parent.to_path_buf();
+    }
+    top
+}
+
+/// Make the convention branches in a repository that exists now (new or found).
+fn populate(
+    git: Repository,
+    config: &Config,
+    template: &Template,
+    project: &str,
+    dir: &Path,
+    created_repository: bool,
+) -> Result<InitOutcome> {
     if config.branches.main != "main" {
         git.config()
             .and_then(|mut c| c.set_str(repo::MAIN_BRANCH_KEY, &config.branches.main))
@@ -113,17 +163,18 @@ pub fn init(opts: &InitOptions) -> Result<InitOutcome> {
     let fresh = head_is_unborn(&git);
     let repo = Repo::from_parts(git, config.clone());
     let mut out = InitOutcome {
-        path: dir.clone(),
+        path: dir.to_path_buf(),
         created_repository,
         template: template.source.clone(),
-        project: project.clone(),
+        project: project.to_string(),
         created: vec![],
         left_alone: vec![],
         warnings: vec![],
         nothing_to_do: false,
     };
-    let vars_for =
-        |branch: &str| vec![("project_name".to_string(), project.clone()), ("branch".into(), branch.into())];
+    let vars_for = |branch: &str| {
+        vec![("project_name".to_string(), project.to_string()), ("branch".into(), branch.into())]
+    };
 
     for (branch, kind) in config.convention_branches() {
         if let Some(tip) = repo.branch_tip(&branch)? {
@@ -136,10 +187,10 @@ pub fn init(opts: &InitOptions) -> Result<InitOutcome> {
         let vars = vars_for(&branch);
         let vars: Vec<(&str, &str)> = vars.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         let commit = match kind {
-            BranchKind::Main => create_main(&repo, &template, &vars, &mut out)?,
-            BranchKind::Dev => create_dev(&repo, &template, &vars)?,
+            BranchKind::Main => create_main(&repo, template, &vars, &mut out)?,
+            BranchKind::Dev => create_dev(&repo, template, &vars)?,
             BranchKind::Stable => create_stable(&repo)?,
-            _ => create_orphan(&repo, &template, &branch, kind, &vars)?,
+            _ => create_orphan(&repo, template, &branch, kind, &vars)?,
         };
         let Some(commit) = commit else { continue };
         if !compare_and_swap(repo.git(), &branch, commit, None, "mlgit init")? {

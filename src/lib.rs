@@ -13,6 +13,7 @@ pub mod error;
 pub mod gc;
 pub mod init;
 pub mod interrupt;
+pub mod process;
 pub mod progress;
 pub mod repo;
 pub mod restore;

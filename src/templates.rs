@@ -12,6 +12,7 @@ use std::path::Path;
 use include_dir::{include_dir, Dir};
 
 use crate::error::{Error, Result};
+use crate::repo::tree::validate_path;
 
 static BUILTIN_DEFAULT: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates/default");
 
@@ -49,7 +50,27 @@ impl Template {
                 "a template holds main/ (files for the main branch), and optionally dev/ and branches/; see docs/init.md",
             ));
         }
+        template.check_paths()?;
         Ok(template)
+    }
+
+    /// Every file init will commit must be storable in a git tree: checked here, before init
+    /// writes anything, so a bad template is refused with nothing created.
+    fn check_paths(&self) -> Result<()> {
+        for path in self.files.keys() {
+            let Some(rel) = path.strip_prefix("main/").or_else(|| path.strip_prefix("dev/")) else {
+                continue;
+            };
+            if let Err(e) = validate_path(rel) {
+                return Err(Error::invalid(format!(
+                    "template {} has a file that cannot be committed: {path:?} ({})",
+                    self.source,
+                    e.message()
+                ))
+                .with_hint("rename or remove that file in the template, then run `mlgit init` again"));
+            }
+        }
+        Ok(())
     }
 
     fn builtin(name: &str) -> Template {

@@ -160,7 +160,7 @@ fn bad_branch_names_are_refused() {
     let src = env.path("src");
     write_files(&src, &[("a.csv", b"x\n1\n")]);
     let refs = env.refs(&repo);
-    for name in ["HEAD", "@", "refs/heads/x", "refs/tags/v1", "-x"] {
+    for name in ["HEAD", "@", "refs/heads/x", "refs/tags/v1", "-x", "heads/raw", "FETCH_HEAD"] {
         let branch = format!("--branch={name}");
         let out = env.mlgit(&repo, ["commit-data", "--source", src.to_str().unwrap(), "--create", &branch]);
         assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
@@ -169,4 +169,143 @@ fn bad_branch_names_are_refused() {
     assert_eq!(env.refs(&repo), refs, "no ref created");
     // git itself is not confused afterwards.
     env.git(&repo, ["rev-parse", "--verify", "HEAD"]);
+}
+
+/// Commit-data into checked-out `raw` that the hook kills right after the ref moved.
+fn crashed_commit(env: &TestEnv, repo: &Path, args: &[&str]) {
+    let out = env.mlgit_cmd(repo).env("MLGIT_TEST_CRASH", "after-ref-move").args(args).output().unwrap();
+    assert!(!out.status.success(), "the hook must have aborted the run");
+}
+
+#[test]
+fn recovery_never_overwrites_a_file_made_after_the_crash_nor_writes_through_a_symlink() {
+    let env = TestEnv::new();
+    let (repo, wt, src) = raw_checkout(&env);
+    let outside = env.path("outside");
+    fs::create_dir_all(&outside).unwrap();
+    crashed_commit(&env, &repo, &["commit-data", "--source", src.to_str().unwrap()]);
+    // The user works in the checkout before running any mlgit command.
+    write_files(&wt, &[("data/a.csv", b"my own work\n")]);
+    std::os::unix::fs::symlink(&outside, wt.join("data/sub")).unwrap();
+    let out = env.mlgit(&repo, ["status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("data/a.csv (an untracked file)"), "{err}");
+    assert!(err.contains("data/sub/b.csv (a symlink where a folder goes)"), "{err}");
+    assert!(err.contains("hint: move those paths out of"), "{err}");
+    assert_eq!(fs::read(wt.join("data/a.csv")).unwrap(), b"my own work\n");
+    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "nothing written outside the worktree");
+
+    // Moved away, the next command finishes the sync.
+    fs::remove_file(wt.join("data/a.csv")).unwrap();
+    fs::remove_file(wt.join("data/sub")).unwrap();
+    env.mlgit_ok(&repo, ["status"]);
+    assert_eq!(fs::read(wt.join("data/sub/b.csv")).unwrap(), b"x,y\n3,4\n");
+    if env.has_git_lfs() {
+        assert_eq!(env.git(&wt, ["status", "--porcelain"]), "");
+    }
+}
+
+#[test]
+fn recovery_never_deletes_through_a_symlink_planted_after_the_crash() {
+    let env = TestEnv::new();
+    let repo = env.init_repo("r");
+    let src = env.path("src");
+    write_files(&src, &[("old/a.csv", b"a\n"), ("old/b.csv", b"b\n"), ("keep.csv", b"k\n")]);
+    let s = src.to_str().unwrap();
+    env.mlgit_ok(&repo, ["commit-data", "--source", s, "--branch", "work", "--create"]);
+    let wt = env.path("work-wt");
+    env.git(&repo, ["worktree", "add", "-q", wt.to_str().unwrap(), "work"]);
+    fs::remove_dir_all(src.join("old")).unwrap();
+    crashed_commit(&env, &repo, &["commit-data", "--source", s, "--branch", "work", "--replace"]);
+    let outside = env.path("outside");
+    write_files(&outside, &[("a.csv", b"precious a\n"), ("b.csv", b"precious b\n")]);
+    fs::remove_dir_all(wt.join("data/old")).unwrap();
+    std::os::unix::fs::symlink(&outside, wt.join("data/old")).unwrap();
+    let out = env.mlgit(&repo, ["status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("(a symlink where a folder goes)"), "{}", stderr(&out));
+    assert_eq!(fs::read(outside.join("a.csv")).unwrap(), b"precious a\n");
+    assert_eq!(fs::read(outside.join("b.csv")).unwrap(), b"precious b\n");
+}
+
+#[test]
+fn a_journal_mlgit_did_not_write_never_blocks_a_command() {
+    let env = TestEnv::new();
+    let repo = env.init_repo("r");
+    let sync = repo.join(".git/mlgit/sync");
+    fs::create_dir_all(&sync).unwrap();
+    fs::write(sync.join("..%2Fweird..json"), b"{\"branch\":\"x\"}").unwrap();
+    fs::write(sync.join("raw.json"), b"not json").unwrap();
+    env.mlgit_ok(&repo, ["status"]);
+}
+
+#[test]
+fn a_users_own_lfs_line_never_marks_a_plain_file() {
+    let env = TestEnv::new();
+    let repo = env.init_repo("r");
+    let src = env.path("src");
+    write_files(&src, &[("small.bin", b"plain\n")]);
+    let s = src.to_str().unwrap();
+    env.mlgit_ok(&repo, ["commit-data", "--source", s, "--branch", "work", "--create", "--dest", "."]);
+    // A colleague runs `git lfs track "*.bin"` by hand: a line of their own above mlgit's block.
+    let wt = env.path("work-wt");
+    env.git(&repo, ["worktree", "add", "-q", wt.to_str().unwrap(), "work"]);
+    let attrs = fs::read_to_string(wt.join(".gitattributes")).unwrap_or_default();
+    fs::write(wt.join(".gitattributes"), format!("*.bin filter=lfs diff=lfs merge=lfs -text\n{attrs}"))
+        .unwrap();
+    env.git(&wt, ["-c", "filter.lfs.clean=cat", "add", ".gitattributes"]);
+    env.git(&wt, ["commit", "-q", "-m", "track bins"]);
+    write_files(&src, &[("other.txt", b"more\n")]);
+    env.mlgit_ok(&repo, ["commit-data", "--source", s, "--branch", "work", "--dest", "."]);
+    let attr = env.git(&repo, ["check-attr", "--source=work", "filter", "small.bin"]);
+    assert_eq!(attr.trim(), "small.bin: filter: unspecified", "the plain file is unmarked");
+    assert_eq!(env.git(&repo, ["cat-file", "-p", "work:small.bin"]), "plain\n");
+}
+
+#[test]
+fn replace_keeps_a_file_that_takes_the_place_of_a_folder() {
+    let env = TestEnv::new();
+    let repo = env.init_repo("r");
+    let src = env.path("src");
+    write_files(&src, &[("x/a.csv", b"a\n")]);
+    let s = src.to_str().unwrap();
+    env.mlgit_ok(&repo, ["commit-data", "--source", s, "--branch", "work", "--create"]);
+    fs::remove_dir_all(src.join("x")).unwrap();
+    write_files(&src, &[("x", b"now a file\n")]);
+    env.mlgit_ok(&repo, ["commit-data", "--source", s, "--branch", "work", "--replace"]);
+    assert_eq!(env.git(&repo, ["ls-tree", "-r", "--name-only", "work", "data"]), "data/x\n");
+}
+
+#[test]
+fn a_checkout_moved_after_the_crash_is_still_finished() {
+    let env = TestEnv::new();
+    let (repo, wt, src) = raw_checkout(&env);
+    crashed_commit(&env, &repo, &["commit-data", "--source", src.to_str().unwrap()]);
+    let moved = env.path("moved-wt");
+    env.git(&repo, ["worktree", "move", wt.to_str().unwrap(), moved.to_str().unwrap()]);
+    let out = env.mlgit(&repo, ["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(fs::read(moved.join("data/a.csv")).unwrap(), b"x,y\n1,2\n");
+    if env.has_git_lfs() {
+        assert_eq!(env.git(&moved, ["status", "--porcelain"]), "");
+    }
+}
+
+#[test]
+fn a_plain_file_committed_by_hand_is_unmarked_by_the_next_commit() {
+    let env = TestEnv::new();
+    let (repo, wt, src) = raw_checkout(&env);
+    env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap()]);
+    // A colleague without git-lfs adds a small file under data/ by hand: a plain blob.
+    write_files(&wt, &[("data/hand.txt", b"typed by hand\n")]);
+    env.git(&wt, ["add", "data/hand.txt"]);
+    env.git(&wt, ["commit", "-q", "-m", "a note"]);
+    assert_eq!(env.git(&repo, ["cat-file", "-p", "raw:data/hand.txt"]), "typed by hand\n");
+    write_files(&src, &[("c.csv", b"x,y\n5,6\n")]);
+    env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap()]);
+    let plain = env.git(&repo, ["check-attr", "--source=raw", "filter", "data/hand.txt"]);
+    assert_eq!(plain.trim(), "data/hand.txt: filter: unspecified");
+    let pointer = env.git(&repo, ["check-attr", "--source=raw", "filter", "data/c.csv"]);
+    assert_eq!(pointer.trim(), "data/c.csv: filter: lfs");
 }

@@ -42,6 +42,7 @@ pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
         rev: args.rev,
         run: args.run,
         drop_duplicates: args.drop_duplicates,
+        interrupt: ctx.interrupt.clone(),
     };
     let progress = ctx.printer.progress();
     let outcome = clean(&repo, &opts, progress.as_ref())?;

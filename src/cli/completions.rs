@@ -2,7 +2,7 @@
 
 use clap::CommandFactory;
 
-use super::Cli;
+use super::{Cli, Ctx};
 
 /// Print a shell completion script (e.g. `mlgit completions bash > /etc/bash_completion.d/mlgit`).
 #[derive(Debug, clap::Args)]
@@ -15,15 +15,18 @@ pub struct CompletionsArgs {
 #[derive(Debug, clap::Args)]
 pub struct ManpageArgs {}
 
-pub fn completions(args: CompletionsArgs) -> mlgit::Result<i32> {
+pub fn completions(args: CompletionsArgs, ctx: &Ctx) -> mlgit::Result<i32> {
     let mut cmd = Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "mlgit", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "mlgit", &mut script);
+    ctx.printer.text(&String::from_utf8_lossy(&script));
     Ok(0)
 }
 
-pub fn manpage(_args: ManpageArgs) -> mlgit::Result<i32> {
+pub fn manpage(_args: ManpageArgs, ctx: &Ctx) -> mlgit::Result<i32> {
     let man = clap_mangen::Man::new(Cli::command());
-    man.render(&mut std::io::stdout())
-        .map_err(|e| mlgit::Error::io("write", std::path::Path::new("stdout"), e))?;
+    let mut page = Vec::new();
+    man.render(&mut page).map_err(|e| mlgit::Error::io("render", std::path::Path::new("the man page"), e))?;
+    ctx.printer.text(&String::from_utf8_lossy(&page));
     Ok(0)
 }

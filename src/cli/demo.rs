@@ -46,7 +46,7 @@ pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
     for (i, step) in plan(&layout).into_iter().enumerate() {
         let line = step.command_line();
         if !ctx.printer.json {
-            println!("\n# {}. {}\n$ {line}", i + 1, step.title);
+            ctx.printer.text(&format!("\n# {}. {}\n$ {line}\n", i + 1, step.title));
         }
         let code = match step.program {
             Program::Copy => {

@@ -7,11 +7,12 @@ use super::Ctx;
 /// Trace a snapshot, split or clean commit back to the raw data and its provenance.
 ///
 /// Follows the Derived-From trailers (split → clean → raw) and, for a snapshot tag, the split named
-/// in its tracking/run.json; then lists every raw batch behind the raw commit with where it came
-/// from (source, host, user, time).
+/// in its tracking/run.json; then lists every raw batch behind the raw commit (or every monitoring
+/// batch behind a monitoring commit) with where it came from (source, host, user, time). Each
+/// commit is named after the kind of the branch it is on or was taken from.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A snapshot tag, a data branch (split, clean) or a commit.
+    /// A snapshot tag, a data or monitoring branch (split, clean, raw, monitoring/prod) or a commit.
     #[arg(value_name = "REF")]
     pub rev: String,
 }
@@ -29,7 +30,7 @@ fn render(o: &LineageOutcome) -> String {
     for (i, l) in o.chain.iter().enumerate() {
         let arrow = if i == 0 { "    " } else { "  ← " };
         s.push_str(&format!(
-            "{arrow}{:<8} {} {}  {}\n",
+            "{arrow}{:<10} {} {}  {}\n",
             l.kind,
             short(&l.commit),
             &l.date[..10.min(l.date.len())],
@@ -37,7 +38,9 @@ fn render(o: &LineageOutcome) -> String {
         ));
     }
     if !o.raw_batches.is_empty() {
-        s.push_str(&format!("Raw batches ({})\n", o.raw_batches.len()));
+        let monitoring = o.chain.last().is_some_and(|l| l.kind == "monitoring");
+        let what = if monitoring { "Monitoring batches" } else { "Raw batches" };
+        s.push_str(&format!("{what} ({})\n", o.raw_batches.len()));
     }
     let or = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     for b in &o.raw_batches {

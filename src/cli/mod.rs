@@ -23,9 +23,9 @@ mod tracking;
 mod train_tag;
 mod verify;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use mlgit::repo::Repo;
 
 pub use output::Printer;
@@ -133,29 +133,17 @@ impl Ctx {
 pub fn run() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
-                _ => 2,
-            };
-        }
+        Err(e) => return usage_error(&e),
     };
     let printer = Printer { json: cli.json, quiet: cli.quiet };
-    let dir = match &cli.chdir {
-        Some(d) => d.clone(),
-        None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
-    };
-    if let Some(d) = &cli.chdir {
-        if !d.is_dir() {
-            let err = mlgit::Error::not_found(format!("cannot run in {}: no such folder", d.display()))
-                .with_hint("check the path given to -C");
-            printer.error(cli.command.name(), &err);
+    let name = cli.command.name();
+    let ctx = match setup(&cli, printer) {
+        Ok(ctx) => ctx,
+        Err(err) => {
+            printer.error(Some(name), &err);
             return err.exit_code();
         }
-    }
-    let ctx = Ctx { dir, printer, interrupt: mlgit::interrupt::Interrupt::new() };
-    let name = cli.command.name();
+    };
     let result = match cli.command {
         Command::Init(args) => init::run(args, &ctx),
         Command::Status(args) => status::run(args, &ctx),
@@ -175,22 +163,144 @@ pub fn run() -> i32 {
         Command::Materialize(args) => materialize::run(args, &ctx),
         Command::Verify(args) => verify::run(args, &ctx),
         Command::Gc(args) => gc::run(args, &ctx),
-        Command::Completions(args) => completions::completions(args),
-        Command::Manpage(args) => completions::manpage(args),
+        Command::Completions(args) => completions::completions(args, &ctx),
+        Command::Manpage(args) => completions::manpage(args, &ctx),
     };
-    match result {
+    let code = match result {
         Ok(code) => code,
         Err(err) => {
-            ctx.printer.error(name, &err);
+            ctx.printer.error(Some(name), &err);
             err.exit_code()
         }
+    };
+    match output::stdout_failure() {
+        // The reader went away (`mlgit status | head -1`): nothing to tell it, exit quietly as
+        // ripgrep does.
+        Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => code,
+        Some(e) => {
+            let err = mlgit::Error::io("write the result to", Path::new("stdout"), e);
+            // stdout is what failed: the report goes to stderr only.
+            Printer { json: false, ..ctx.printer }.error(Some(name), &err);
+            if code == 0 {
+                err.exit_code()
+            } else {
+                code
+            }
+        }
+        None => code,
     }
+}
+
+/// What a command needs before it runs: the worker threads, the signal handlers, the folder.
+fn setup(cli: &Cli, printer: Printer) -> mlgit::Result<Ctx> {
+    start_worker_threads()?;
+    let interrupt = mlgit::interrupt::Interrupt::new();
+    let name = cli.command.name();
+    interrupt.stop_on_signals(move |err| {
+        printer.error(Some(name), &err);
+        err.exit_code()
+    })?;
+    let dir = match &cli.chdir {
+        Some(d) if !d.is_dir() => {
+            return Err(mlgit::Error::not_found(format!("cannot run in {}: no such folder", d.display()))
+                .with_hint("check the path given to -C"));
+        }
+        Some(d) => d.clone(),
+        None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+    };
+    Ok(Ctx { dir, printer, interrupt })
+}
+
+/// Build rayon's global pool now, not lazily inside a command, so that a failure (a tight
+/// `ulimit -v`) is an error with exit 1 rather than a panic in the middle of the work.
+fn start_worker_threads() -> mlgit::Result<()> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = std::env::var("RAYON_NUM_THREADS").ok().and_then(|n| n.parse().ok()).unwrap_or(threads);
+    let failed = |source: Option<std::io::Error>| {
+        let err = mlgit::Error::new(mlgit::ErrorKind::Io, "cannot start mlgit's worker threads");
+        let err = match source {
+            Some(e) => err.with_source(e),
+            None => err,
+        };
+        err.with_hint("the process limits are too tight: raise the memory limit (`ulimit -v`) or the process limit (`ulimit -u`), then retry")
+    };
+    // A thread that is created but cannot map its own signal stack panics inside std before rayon
+    // hears of it, and rayon then waits for it for ever: check first that the threads fit.
+    if !address_space_fits(threads * (5 << 19) + (2 << 20)) {
+        return Err(failed(Some(std::io::Error::from_raw_os_error(libc::ENOMEM))));
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .map_err(|e| failed(None).with_source(e))
+}
+
+/// Whether `bytes` more of address space can be mapped (only a limit such as `ulimit -v` says no).
+fn address_space_fits(bytes: usize) -> bool {
+    // SAFETY: maps and unmaps an inaccessible anonymous region of our own.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return false;
+        }
+        libc::munmap(p, bytes);
+    }
+    true
+}
+
+/// Report a command line that does not parse (exit 2), or print the help or version (exit 0).
+/// With `--json` anywhere before `--`, the error is also a JSON document on stdout.
+fn usage_error(e: &clap::Error) -> i32 {
+    use clap::error::ErrorKind as Clap;
+    let _ = e.print();
+    if matches!(e.kind(), Clap::DisplayHelp | Clap::DisplayVersion) {
+        return 0;
+    }
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .take_while(|a| a != "--")
+        .collect();
+    let command = command_named_in(&args);
+    let message = if e.kind() == Clap::DisplayHelpOnMissingArgumentOrSubcommand {
+        "no command given".to_string()
+    } else {
+        let text = e.to_string();
+        text.lines().next().unwrap_or_default().trim_start_matches("error: ").to_string()
+    };
+    let help = match &command {
+        Some(name) => format!("see `mlgit {name} --help`"),
+        None => "see `mlgit --help`".to_string(),
+    };
+    let err = mlgit::Error::new(mlgit::ErrorKind::Usage, message).with_hint(help);
+    if args.iter().any(|a| a == "--json") {
+        output::print_error_document(command.as_deref(), &err);
+    }
+    err.exit_code()
+}
+
+/// The (sub)command a command line names, as `Command::name` spells it ("stable update").
+fn command_named_in(args: &[String]) -> Option<String> {
+    let mut cmd = Cli::command();
+    let mut names: Vec<String> = Vec::new();
+    for arg in args {
+        let Some(sub) = cmd.find_subcommand(arg).cloned() else { continue };
+        names.push(sub.get_name().to_string());
+        cmd = sub;
+    }
+    (!names.is_empty()).then(|| names.join(" "))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_definition_is_consistent() {

@@ -67,8 +67,8 @@ fn render(o: &TrainTagOutcome) -> String {
         s.push_str(&format!("  {k} = {v}\n"));
     }
     s.push_str(&format!(
-        "Inspect it with `mlgit show {}`; share it with `git push origin {}` (and `git lfs push`)\n",
-        o.tag, o.tag
+        "Inspect it with `mlgit show {tag}`; share it with `git lfs push origin {tag}`, then `git push origin {tag}`\n",
+        tag = o.tag
     ));
     s
 }

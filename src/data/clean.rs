@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -22,6 +21,8 @@ use super::materialize::write_tree;
 use super::validate::{self, Problem};
 use crate::config::{BranchKind, Validators};
 use crate::error::{Context, Error, ErrorKind, Result};
+use crate::interrupt::Interrupt;
+use crate::process::{self, ChildCommand};
 use crate::progress::Progress;
 use crate::repo::lfs_tree::compile_patterns;
 use crate::repo::trailers::{self, Message};
@@ -45,6 +46,8 @@ pub struct CleanOptions {
     pub run: Option<String>,
     /// Drop files whose content equals an earlier file's (also `clean.drop_duplicates`).
     pub drop_duplicates: bool,
+    /// Stops the transformation (and its whole process group) when set.
+    pub interrupt: Interrupt,
 }
 
 /// A file left out of the clean data.
@@ -247,7 +250,7 @@ pub fn clean(repo: &Repo, opts: &CleanOptions, progress: &dyn Progress) -> Resul
         None => (validated, None),
         Some(cmd) => {
             let (tree, record, transform_tree) =
-                run_transform(repo, cmd, raw_id, validated, clean_tip.tree_id(), progress)?;
+                run_transform(repo, cmd, raw_id, validated, clean_tip.tree_id(), &opts.interrupt, progress)?;
             (tree, Some((record, transform_tree)))
         }
     };
@@ -478,6 +481,7 @@ fn run_transform(
     raw: Oid,
     validated: Oid,
     clean_tree: Oid,
+    interrupt: &Interrupt,
     progress: &dyn Progress,
 ) -> Result<(Oid, TransformRecord, Option<Oid>)> {
     let git = repo.git();
@@ -514,33 +518,32 @@ fn run_transform(
             return Err(e);
         }
     };
-    let status = Command::new("sh")
+    let child = ChildCommand::new("sh", &work)
         .arg("-c")
         .arg(cmd)
-        .current_dir(&work)
         .env("MLGIT_INPUT", &input)
         .env("MLGIT_OUTPUT", &output)
         .env("MLGIT_SOURCE_COMMIT", raw.to_string())
-        .env("MLGIT_TRANSFORM_DIR", &work_transform)
-        .stdin(Stdio::null())
-        .stdout(child_stdout())
-        .status();
+        .env("MLGIT_TRANSFORM_DIR", &work_transform);
+    let ran = process::run(&child, interrupt, &format!("the transformation `{cmd}`"));
     // Make the input writable again whatever happened, so the temporary folder can be removed.
     let restored = set_read_only(&input, false);
-    let status = status.map_err(|e| {
-        Error::invalid(format!("cannot start `sh -c {cmd:?}`"))
-            .with_source(e)
-            .with_hint("check that sh is on PATH")
+    ran.map_err(|e| match e.kind() {
+        // docs/clean.md: a failed transformation is exit 1, whatever its own code.
+        ErrorKind::ChildFailed(code) => {
+            let hint = match code {
+                126 | 127 => e.hint().unwrap_or_default().to_string(),
+                _ => "fix the command (it runs with `sh -c` in a folder holding transform/, reading $MLGIT_INPUT and writing $MLGIT_OUTPUT), then retry".into(),
+            };
+            Error::new(
+                ErrorKind::ChildFailed(1),
+                format!("the transformation `{cmd}` failed (exit status {code}); nothing was committed"),
+            )
+            .with_hint(hint)
+        }
+        _ => e,
     })?;
     restored?;
-    if !status.success() {
-        let code = status.code().map(|c| c.to_string()).unwrap_or_else(|| "a signal".into());
-        return Err(Error::new(
-            ErrorKind::ChildFailed(1),
-            format!("the transformation `{cmd}` failed (exit status {code}); nothing was committed"),
-        )
-        .with_hint("fix the command (it runs with `sh -c` in a folder holding transform/, reading $MLGIT_INPUT and writing $MLGIT_OUTPUT), then retry"));
-    }
     let after = listing(&root, &output)?;
     if before != after {
         let changed = diff_listings(&before, &after);
@@ -604,15 +607,6 @@ fn run_transform(
 
 fn flow_subtree(git: &Repository, tree: Oid, path: &str) -> Result<Option<Oid>> {
     Ok(crate::repo::tree::entry_at(git, tree, path)?.filter(|e| e.mode == FileMode::Tree).map(|e| e.oid))
-}
-
-/// The child's stdout goes to our stderr, so `--json` keeps stdout to one document.
-fn child_stdout() -> Stdio {
-    use std::os::fd::AsFd;
-    match std::io::stderr().as_fd().try_clone_to_owned() {
-        Ok(fd) => Stdio::from(fd),
-        Err(_) => Stdio::null(),
-    }
 }
 
 /// Store a folder's files as git blobs and return its tree (the transform scripts are code, not data).

@@ -238,7 +238,7 @@ pub fn commit_data(
                 }
                 let tree = write_commit_tree(git, base_tree, &dest, &plan, &by_rel)?;
                 let message =
-                    render_message(opts, &subject_default, &source, &plan, total_bytes, &manifest, &sig);
+                    render_message(git, opts, &subject_default, &source, &plan, total_bytes, &manifest, &sig);
                 last = Some(plan);
                 let mut change = Change::new(tree, message);
                 change.pointers = pointers.clone();
@@ -797,7 +797,10 @@ fn new_objects(git: &Repository, new: Oid, old: Option<Oid>, out: &mut Vec<Oid>)
     Ok(())
 }
 
+// The provenance trailers need the repository (git's identity, for Mlgit-User) besides the plan.
+#[allow(clippy::too_many_arguments)]
 fn render_message(
+    git: &Repository,
     opts: &CommitDataOptions,
     default_subject: &str,
     source: &Path,
@@ -817,7 +820,7 @@ fn render_message(
         .body(body)
         .trailer(keys::SOURCE, source.display())
         .trailer(keys::HOST, host_name())
-        .trailer(keys::USER, user_name())
+        .trailer(keys::USER, user_name(git))
         .trailer(keys::INGESTED_AT, format_time(sig.when()))
         .trailer(keys::FILES_ADDED, plan.added)
         .trailer(keys::FILES_CHANGED, plan.changed)

@@ -1,14 +1,15 @@
 //! `mlgit lineage REF`: follow the links a model or a data commit carries back to the raw data —
 //! a snapshot's tracking record (`"data": {"split": …}`) or its `Derived-From: split <sha>`
 //! trailer, a split commit's `Derived-From: clean <sha>`, a clean commit's `Derived-From: raw
-//! <sha>` — and list the raw batches behind it with their provenance trailers.
+//! <sha>` — and list the batches behind it (raw, or monitoring) with their provenance trailers.
+//! Each commit is named after the kind of the branch it is on or was taken from.
 
 use git2::{Commit, Oid, Repository};
 use serde::Serialize;
 
 use crate::config::BranchKind;
 use crate::error::{Context, Error, Result};
-use crate::repo::lineage_walk::derived_from;
+use crate::repo::lineage_walk::links;
 use crate::repo::trailers::{self, keys};
 use crate::repo::tree::entry_at;
 use crate::repo::{format_time, Repo};
@@ -17,7 +18,9 @@ use crate::snapshot::RUN_RECORD;
 /// One commit of the chain.
 #[derive(Debug, Clone, Serialize)]
 pub struct Link {
-    /// `snapshot`, `split`, `clean` or `raw`.
+    /// The kind of the branch the commit is on or was taken from: `snapshot` (a stable commit with a
+    /// tracking record), `stable`, `split`, `clean`, `raw`, `monitoring`, `dev`, `main`, `env`,
+    /// `other`, or `unknown` (on no branch, and no link tells).
     pub kind: String,
     pub commit: String,
     pub subject: String,
@@ -27,7 +30,7 @@ pub struct Link {
     pub via: Option<String>,
 }
 
-/// A raw commit (a batch of ingested data) and its provenance.
+/// A raw or monitoring commit (a batch of ingested data) and its provenance.
 #[derive(Debug, Clone, Serialize)]
 pub struct RawBatch {
     pub commit: String,
@@ -45,9 +48,11 @@ pub struct RawBatch {
 pub struct LineageOutcome {
     pub rev: String,
     pub commit: String,
-    /// From REF back to the raw commit.
+    /// From REF back to the raw (or monitoring) commit.
     pub chain: Vec<Link>,
-    /// Every batch in the history of the raw commit, newest first (commits with provenance trailers).
+    /// Every batch in the first-parent history of the chain's last commit when that is a raw or
+    /// monitoring commit, newest first (commits with provenance trailers). The name is kept for
+    /// monitoring batches too, so the JSON schema does not change.
     pub raw_batches: Vec<RawBatch>,
 }
 
@@ -60,7 +65,10 @@ pub fn lineage(repo: &Repo, rev: &str) -> Result<LineageOutcome> {
     let start = repo.resolve(rev)?;
     let mut chain: Vec<Link> = Vec::new();
     let mut current = start.clone();
-    let mut kind: Option<String> = None;
+    // The kind of the commit being added: from the branch named in the link that led to it, or,
+    // for the first commit, from the branch it is on.
+    let mut kind: Option<BranchKind> = None;
+    let mut last_kind;
     loop {
         if chain.len() >= MAX_LINKS {
             return Err(Error::invalid(format!("the lineage of {rev} has more than {MAX_LINKS} links"))
@@ -69,13 +77,14 @@ pub fn lineage(repo: &Repo, rev: &str) -> Result<LineageOutcome> {
                 ));
         }
         let next = next_link(repo, &current)?;
-        let this_kind = match (&kind, &next) {
-            (Some(k), _) => k.clone(),
-            (None, Some(n)) => n.child_kind.clone(),
-            (None, None) => guess_kind(repo, &current),
+        let this_kind = match kind {
+            Some(k) => Some(k),
+            None => start_kind(repo, rev, &current, next.as_ref())?,
         };
+        last_kind = this_kind;
+        let label = label(git, this_kind, &current)?;
         chain.push(Link {
-            kind: this_kind.clone(),
+            kind: label.clone(),
             commit: current.id().to_string(),
             subject: current.summary().unwrap_or("").to_string(),
             date: format_time(current.time()),
@@ -85,66 +94,151 @@ pub fn lineage(repo: &Repo, rev: &str) -> Result<LineageOutcome> {
         let Some(n) = next else { break };
         current = git.find_commit(n.commit).map_err(|e| {
             Error::not_found(format!(
-                "{} derives from {} {}, which is not in this repository",
-                this_kind, n.kind, n.commit
+                "{label} {} derives from {} {}, which is not in this repository",
+                &chain[chain.len() - 1].commit[..7],
+                n.branch,
+                n.commit
             ))
             .with_source(e)
-            .with_hint(format!("fetch the '{}' branch (`git fetch origin {}`), then retry", n.kind, n.kind))
+            .with_hint(format!("fetch the '{b}' branch (`git fetch origin {b}`), then retry", b = n.branch))
         })?;
         kind = Some(n.kind);
     }
-    let last = chain.last().map(|l| l.kind.clone()).unwrap_or_default();
-    if chain.len() == 1 && last != "raw" {
+    // Raw and monitoring commits are where data enters: their batches are the end of the story.
+    let ingested = matches!(last_kind, Some(BranchKind::Raw | BranchKind::Monitoring));
+    if chain.len() == 1 && !ingested {
         return Err(Error::not_found(format!(
             "{rev} ({}) has no lineage: no Derived-From trailer and no data in {RUN_RECORD}",
             &start.id().to_string()[..7]
         ))
-        .with_hint("lineage starts from a commit made by `mlgit split`, `mlgit clean` or `mlgit train-tag` (e.g. `mlgit lineage split`)"));
+        .with_hint("lineage starts from a commit made by `mlgit split`, `mlgit clean`, `mlgit train-tag` or `mlgit commit-data` (e.g. `mlgit lineage split`)"));
     }
-    let raw_batches = if last == "raw" { batches(git, current.id())? } else { Vec::new() };
+    let raw_batches = if ingested { batches(git, current.id())? } else { Vec::new() };
     Ok(LineageOutcome { rev: rev.to_string(), commit: start.id().to_string(), chain, raw_batches })
 }
 
 struct Next {
     commit: Oid,
-    /// The kind of the commit linked to.
-    kind: String,
-    /// The kind of the commit that links (deduced from what it links to).
-    child_kind: String,
+    /// The branch the link names (`raw`, `split`, `monitoring/prod`…), and its kind.
+    branch: String,
+    kind: BranchKind,
     via: &'static str,
 }
 
-fn kind_name(repo: &Repo, branch: &str) -> String {
-    match repo.config().branch_kind(branch) {
-        BranchKind::Raw => "raw".into(),
-        BranchKind::Clean => "clean".into(),
-        BranchKind::Split => "split".into(),
-        _ => branch.to_string(),
+/// The kind a `Derived-From` word stands for: the kind of the branch it names under this
+/// repository's conventions, or the kind itself when a writer recorded the kind (`split`, `dev`)
+/// rather than a configured branch name.
+fn kind_of_link(repo: &Repo, word: &str) -> BranchKind {
+    match repo.config().branch_kind(word) {
+        BranchKind::Other => match word {
+            "raw" => BranchKind::Raw,
+            "clean" => BranchKind::Clean,
+            "split" => BranchKind::Split,
+            "dev" => BranchKind::Dev,
+            "stable" => BranchKind::Stable,
+            "monitoring" => BranchKind::Monitoring,
+            _ => BranchKind::Other,
+        },
+        kind => kind,
     }
 }
 
-/// The kind of the commit that derives from a commit of `parent_kind`.
-fn child_of(parent_kind: &str) -> String {
-    match parent_kind {
-        "raw" => "clean",
-        "clean" => "split",
-        "split" => "snapshot",
-        _ => "derived",
+/// What lineage calls a commit of `kind`: the kind's name, except that a commit on a stable
+/// branch holding a tracking record is a `snapshot`.
+fn label(git: &Repository, kind: Option<BranchKind>, commit: &Commit<'_>) -> Result<String> {
+    let name = match kind {
+        None => "unknown",
+        Some(BranchKind::Stable) if entry_at(git, commit.tree_id(), RUN_RECORD)?.is_some() => "snapshot",
+        Some(BranchKind::Main) => "main",
+        Some(BranchKind::Raw) => "raw",
+        Some(BranchKind::Clean) => "clean",
+        Some(BranchKind::Split) => "split",
+        Some(BranchKind::Dev) => "dev",
+        Some(BranchKind::Stable) => "stable",
+        Some(BranchKind::Monitoring) => "monitoring",
+        Some(BranchKind::Env) => "env",
+        Some(BranchKind::Other) => "other",
+    };
+    Ok(name.to_string())
+}
+
+/// Where content is made, upstream first: a commit reachable from several branches (a split
+/// commit is a parent of the stable commit that took its data; main's commits are in every dev
+/// branch) was made on the most upstream one.
+fn upstream_rank(kind: BranchKind) -> u8 {
+    match kind {
+        BranchKind::Raw => 0,
+        BranchKind::Monitoring => 1,
+        BranchKind::Clean => 2,
+        BranchKind::Split => 3,
+        BranchKind::Main => 4,
+        BranchKind::Dev => 5,
+        BranchKind::Stable => 6,
+        BranchKind::Env => 7,
+        BranchKind::Other => 8,
     }
-    .to_string()
+}
+
+/// The kind of the commit lineage starts from: the kind of the branch REF names, else of the most
+/// upstream branch (local or remote-tracking) that contains it, else what its link implies (a
+/// commit that derives from split data is a stable commit), else unknown.
+fn start_kind(
+    repo: &Repo,
+    rev: &str,
+    commit: &Commit<'_>,
+    next: Option<&Next>,
+) -> Result<Option<BranchKind>> {
+    let git = repo.git();
+    let config = repo.config();
+    if git.find_reference(&format!("refs/heads/{rev}")).is_ok() {
+        return Ok(Some(config.branch_kind(rev)));
+    }
+    let mut best: Option<BranchKind> = None;
+    let branches = git.branches(None).context("list the branches")?;
+    for item in branches {
+        let (branch, branch_type) = item.context("list the branches")?;
+        let reference = branch.get();
+        if reference.symbolic_target().is_some() {
+            continue; // origin/HEAD
+        }
+        let (Some(name), Some(tip)) = (reference.shorthand(), reference.target()) else { continue };
+        let name = match branch_type {
+            git2::BranchType::Local => name,
+            // `origin/raw` is the remote's `raw`.
+            git2::BranchType::Remote => name.split_once('/').map_or(name, |(_, n)| n),
+        };
+        let kind = config.branch_kind(name);
+        if best.is_some_and(|b| upstream_rank(b) <= upstream_rank(kind)) {
+            continue;
+        }
+        let contains = tip == commit.id()
+            || git
+                .graph_descendant_of(tip, commit.id())
+                .context(format!("compare {name} with {}", commit.id()))?;
+        if contains {
+            best = Some(kind);
+        }
+    }
+    if best.is_some() {
+        return Ok(best);
+    }
+    Ok(next.and_then(|n| match n.kind {
+        BranchKind::Raw | BranchKind::Monitoring => Some(BranchKind::Clean),
+        BranchKind::Clean => Some(BranchKind::Split),
+        BranchKind::Split => Some(BranchKind::Stable),
+        _ => None,
+    }))
 }
 
 fn next_link(repo: &Repo, commit: &Commit<'_>) -> Result<Option<Next>> {
     let git = repo.git();
-    let message = commit.message().unwrap_or("");
     // A commit may derive from several (a snapshot from dev code and from split data): follow the
-    // data link.
-    for (branch, oid) in derived_from(message) {
-        if !repo.config().branch_kind(&branch).is_data() {
-            continue;
+    // data link. Every link must be readable: a malformed one is reported, not taken for missing.
+    for (branch, oid) in links(commit)? {
+        let kind = kind_of_link(repo, &branch);
+        if kind.is_data() || kind == BranchKind::Monitoring {
+            return Ok(Some(Next { commit: oid, branch, kind, via: "trailer" }));
         }
-        let kind = kind_name(repo, &branch);
-        return Ok(Some(Next { commit: oid, child_kind: child_of(&kind), kind, via: "trailer" }));
     }
     // A snapshot: its tracking record names the split it trained on.
     if let Some(e) = entry_at(git, commit.tree_id(), RUN_RECORD)? {
@@ -156,32 +250,21 @@ fn next_link(repo: &Repo, commit: &Commit<'_>) -> Result<Option<Next>> {
                         "{RUN_RECORD} of {} names a malformed split commit {sha:?}",
                         commit.id()
                     ))
+                    .with_hint(format!(
+                        "read it with `git show {}:{RUN_RECORD}`; `data.split` is the full id of the split commit trained on",
+                        &commit.id().to_string()[..7]
+                    ))
                 })?;
                 return Ok(Some(Next {
                     commit: oid,
-                    kind: "split".into(),
-                    child_kind: "snapshot".into(),
+                    branch: repo.config().branches.split.clone(),
+                    kind: BranchKind::Split,
                     via: "tracking/run.json",
                 }));
             }
         }
     }
     Ok(None)
-}
-
-/// A commit with no link: raw when it carries provenance or is on the raw branch.
-fn guess_kind(repo: &Repo, commit: &Commit<'_>) -> String {
-    let message = commit.message().unwrap_or("");
-    if trailers::get(message, keys::SOURCE).is_some() {
-        return "raw".into();
-    }
-    let raw = &repo.config().branches.raw;
-    if let Ok(Some(tip)) = repo.branch_tip(raw) {
-        if tip == commit.id() || repo.git().graph_descendant_of(tip, commit.id()).unwrap_or(false) {
-            return "raw".into();
-        }
-    }
-    "unknown".into()
 }
 
 /// The raw commits up to `raw` (first parents), newest first, that carry provenance trailers.

@@ -51,7 +51,6 @@ pub fn write_attributes<'a>(
     patterns: &[Pattern],
     files: impl IntoIterator<Item = (&'a str, bool)>,
 ) -> Result<Oid> {
-    let lines = attributes::managed_lines(patterns, files);
     let current = match crate::repo::tree::entry_at(git, tree, attributes::FILE)? {
         Some(e) if e.mode != git2::FileMode::Tree => {
             let blob = git.find_blob(e.oid).context("read .gitattributes")?;
@@ -59,6 +58,18 @@ pub fn write_attributes<'a>(
         }
         _ => String::new(),
     };
+    let files: Vec<(&str, bool)> = files.into_iter().collect();
+    let mut lines = attributes::managed_lines(patterns, files.iter().copied());
+    // The user's own lines (a `git lfs track "*.bin"`) may mark plain files: unmark those, so the
+    // file as a whole marks exactly the pointers (the block is last, and the last match wins).
+    let user = attributes::LfsAttributes::parse(&attributes::splice(&current, &[]));
+    let mut unmark: Vec<String> = files
+        .iter()
+        .filter(|(path, is_pointer)| !is_pointer && *path != attributes::FILE && user.is_lfs(path))
+        .map(|(path, _)| format!("{} {}", attributes::escape_path(path), attributes::UNSET_LFS_ATTRS))
+        .collect();
+    unmark.sort();
+    lines.extend(unmark);
     let updated = attributes::splice(&current, &lines);
     if updated == current {
         return Ok(tree);

@@ -2,29 +2,57 @@
 //! stable commit's code came from, which split commit its data came from, and on to clean and raw.
 //! Kept small so `mlgit lineage` (and `show`) can share it.
 
-use git2::{Oid, Repository};
+use git2::{Commit, Oid, Repository};
 use serde::Serialize;
 
 use super::trailers::{self, keys};
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
 
 /// How many first-parent commits are searched for a trailer before giving up (a bound, so a long
 /// history without trailers cannot make a lookup slow).
 pub const MAX_WALK: usize = 10_000;
 
-/// The `Derived-From` links of one commit message: `(kind, commit)` pairs such as `("split", …)`.
-/// Values that are not `<kind> <hex commit id>` are ignored.
-pub fn derived_from(message: &str) -> Vec<(String, Oid)> {
+/// The `Derived-From` links of one commit message: `(kind, commit)` pairs such as `("split", …)`,
+/// where the kind is the branch (or branch kind) the commit was taken from. `Err` carries the
+/// value of the first trailer that is not `<kind> <40-hex commit id>`: a link that cannot be read
+/// is reported, never skipped, because skipping it would make an older link look like the answer.
+pub fn derived_from(message: &str) -> std::result::Result<Vec<(String, Oid)>, String> {
     trailers::parse(message)
         .into_iter()
         .filter(|(k, _)| k.eq_ignore_ascii_case(keys::DERIVED_FROM))
-        .filter_map(|(_, v)| {
-            let mut parts = v.split_whitespace();
-            let kind = parts.next()?.to_string();
-            let oid = Oid::from_str(parts.next()?).ok()?;
-            Some((kind, oid))
-        })
+        .map(|(_, v)| parse_link(&v).ok_or(v))
         .collect()
+}
+
+fn parse_link(value: &str) -> Option<(String, Oid)> {
+    let mut parts = value.split_whitespace();
+    let (kind, id) = (parts.next()?, parts.next()?);
+    // Only a full id names one commit for good: an abbreviation can become ambiguous later.
+    if parts.next().is_some() || id.len() != 40 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some((kind.to_string(), Oid::from_str(id).ok()?))
+}
+
+/// The `Derived-From` links of a commit; a malformed one is an error naming the commit and the
+/// trailer.
+pub fn links(commit: &Commit<'_>) -> Result<Vec<(String, Oid)>> {
+    let message = String::from_utf8_lossy(commit.message_bytes());
+    derived_from(&message).map_err(|value| {
+        let id = commit.id();
+        Error::invalid(format!(
+            "commit {id} has a malformed {} trailer: \"{}: {value}\"",
+            keys::DERIVED_FROM,
+            keys::DERIVED_FROM
+        ))
+        .with_hint(format!(
+            "a {key} trailer is `{key}: <branch> <full 40-hex commit id>`, as mlgit writes it; read the \
+             message with `git log -1 --format=%B {short}`, and correct the trailer (`git commit --amend` \
+             if the commit is not shared yet) or start from the commit it should name",
+            key = keys::DERIVED_FROM,
+            short = &id.to_string()[..7]
+        ))
+    })
 }
 
 /// The nearest `Derived-From: <kind> …` link on `start` or its first-parent ancestors.
@@ -33,8 +61,7 @@ pub fn find_source(git: &Repository, start: Oid, kind: &str) -> Result<Option<Oi
     for _ in 0..MAX_WALK {
         let Some(id) = next else { break };
         let commit = git.find_commit(id).context(format!("read commit {id}"))?;
-        let message = String::from_utf8_lossy(commit.message_bytes()).into_owned();
-        if let Some((_, oid)) = derived_from(&message).into_iter().find(|(k, _)| k == kind) {
+        if let Some((_, oid)) = links(&commit)?.into_iter().find(|(k, _)| k == kind) {
             return Ok(Some(oid));
         }
         next = commit.parent_id(0).ok();
@@ -74,14 +101,15 @@ mod tests {
     use crate::repo::trailers::Message;
 
     #[test]
-    fn reads_kind_and_commit_and_skips_malformed_values() {
+    fn reads_kind_and_commit_and_reports_malformed_values() {
         let a = "0123456789abcdef0123456789abcdef01234567";
-        let msg = Message::new("s")
-            .trailer(keys::DERIVED_FROM, format!("split {a}"))
-            .trailer(keys::DERIVED_FROM, "clean not-a-sha")
-            .trailer(keys::SOURCE, "/x")
-            .render();
-        assert_eq!(derived_from(&msg), vec![("split".to_string(), Oid::from_str(a).unwrap())]);
+        let good =
+            Message::new("s").trailer(keys::DERIVED_FROM, format!("split {a}")).trailer(keys::SOURCE, "/x");
+        assert_eq!(derived_from(&good.render()), Ok(vec![("split".to_string(), Oid::from_str(a).unwrap())]));
+        for bad in ["clean not-a-sha", "clean", "clean 0123456", a, &format!("raw {a} extra")] {
+            let msg = good.clone().trailer(keys::DERIVED_FROM, bad).render();
+            assert_eq!(derived_from(&msg), Err(bad.to_string()), "{bad}");
+        }
     }
 
     #[test]

@@ -87,12 +87,31 @@ impl FileLock {
 
 /// The lock file for `name` under a repository's common git dir.
 pub fn lock_path(git: &git2::Repository, name: &str) -> PathBuf {
-    git.commondir().join("mlgit").join("locks").join(format!("{}.lock", name.replace('/', "%2F")))
+    git.commondir().join("mlgit").join("locks").join(format!("{}.lock", encode_name(name)))
+}
+
+/// A ref-like name as one file name: '%' and '/' percent-encoded, so `a/b` and `a%2Fb` never share
+/// a file.
+pub fn encode_name(name: &str) -> String {
+    name.replace('%', "%25").replace('/', "%2F")
+}
+
+/// The inverse of [`encode_name`].
+pub fn decode_name(file: &str) -> String {
+    file.replace("%2F", "/").replace("%25", "%")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encoded_names_never_collide() {
+        assert_ne!(encode_name("exp/a"), encode_name("exp%2Fa"));
+        for n in ["exp/a", "exp%2Fa", "a%25/b", "raw"] {
+            assert_eq!(decode_name(&encode_name(n)), n);
+        }
+    }
 
     #[test]
     fn a_held_lock_is_busy_until_dropped() {

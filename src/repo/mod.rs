@@ -241,9 +241,26 @@ pub fn host_name() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 
-/// The user name, for provenance.
-pub fn user_name() -> String {
-    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into())
+/// The user name, for provenance: the login (`$USER`, `$LOGNAME`), else git's identity
+/// (`GIT_AUTHOR_NAME`, then `user.name` and `user.email` from the repository's config, as git
+/// reads them), else "unknown". Containers and CI jobs often run without `$USER` but with a git
+/// identity, which says more than "unknown".
+pub fn user_name(git: &Repository) -> String {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    if let Some(login) = env("USER").or_else(|| env("LOGNAME")) {
+        return login;
+    }
+    let config = git.config().ok();
+    let get =
+        |key: &str| config.as_ref().and_then(|c| c.get_string(key).ok()).filter(|v| !v.trim().is_empty());
+    let name = env("GIT_AUTHOR_NAME").or_else(|| get("user.name"));
+    let email = env("GIT_AUTHOR_EMAIL").or_else(|| get("user.email"));
+    match (name, email) {
+        (Some(n), Some(e)) => format!("{n} <{e}>"),
+        (Some(n), None) => n,
+        (None, Some(e)) => e,
+        (None, None) => "unknown".into(),
+    }
 }
 
 /// An absolute, normalised form of `path` for messages and provenance (no symlink resolution needed).

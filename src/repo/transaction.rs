@@ -22,7 +22,7 @@ use git2::{Commit, Delta, DiffOptions, FileMode, Oid, Repository};
 use serde::{Deserialize, Serialize};
 
 use super::lfs_tree::{compile_patterns, read_pointer, write_attributes};
-use super::lock::{lock_path, FileLock, TryLock};
+use super::lock::{decode_name, encode_name, lock_path, FileLock, TryLock};
 use super::refs::compare_and_swap;
 use super::tree::{entry_at, list_files};
 use super::worktree::{self, Checkout};
@@ -149,6 +149,17 @@ impl<'r> Transaction<'r> {
     pub fn open(repo: &'r Repo, branch: &str, opts: TxOptions) -> Result<Transaction<'r>> {
         validate_branch_name(branch)?;
         let git = repo.git();
+        if let Ok(r) = git.find_reference(&format!("refs/heads/{branch}")) {
+            if let Some(target) = r.symbolic_target() {
+                return Err(Error::invalid(format!(
+                    "branch '{branch}' is a symbolic ref to {target}, which mlgit does not write through"
+                ))
+                .with_hint(format!(
+                    "name the branch it points to ({})",
+                    target.trim_start_matches("refs/heads/")
+                )));
+            }
+        }
         let tip = repo.branch_tip(branch)?;
         if tip.is_none() && !opts.create {
             return Err(Error::not_found(format!("branch '{branch}' does not exist")).with_hint(
@@ -158,7 +169,11 @@ impl<'r> Transaction<'r> {
         let kind = repo.config().branch_kind(branch);
         let patterns = compile_patterns(repo.config().lfs_patterns(kind))?;
         recover(repo)?;
-        if let Some(co) = worktree::find_checkout(git, branch)?.filter(|_| !opts.from_checkout) {
+        // A journal still there after recover() belongs to a live writer whose sync is under way:
+        // its checkout looks dirty until the sync ends, so leave the check to the commit step,
+        // which waits for that writer's lock.
+        let syncing = journal_path(git, branch).exists();
+        if let Some(co) = worktree::find_checkout(git, branch)?.filter(|_| !opts.from_checkout && !syncing) {
             // Fail fast; the authoritative check runs under the lock.
             let dirty = worktree::dirty_paths(&co.repo)?;
             if !dirty.is_empty() {
@@ -210,7 +225,8 @@ impl<'r> Transaction<'r> {
                 Step::Commit(c) => *c,
                 Step::Nothing => return Ok(self.unchanged(tip, base_tree)),
             };
-            let tree = attributes_step(git, base_tree, change.tree, &self.patterns, &change.pointers)?;
+            let trusted = trusted_base(git, tip_commit.as_ref());
+            let tree = attributes_step(git, trusted, change.tree, &self.patterns, &change.pointers)?;
             if change.beside {
                 return self.commit_beside(&change, tree, &sig);
             }
@@ -343,8 +359,10 @@ pub fn validate_branch_name(name: &str) -> Result<()> {
         Some("it is empty")
     } else if name == "HEAD" || name == "@" {
         Some("git reserves it (refname 'HEAD' would be ambiguous)")
-    } else if name.starts_with("refs/") {
-        Some("it is a full ref name; give the short branch name (without refs/heads/)")
+    } else if ["refs/", "heads/", "tags/", "remotes/"].iter().any(|p| name.starts_with(p)) {
+        Some("git would read it as another ref (refs/…, heads/…, tags/…, remotes/…); give the plain branch name")
+    } else if name.ends_with("HEAD") && name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {
+        Some("git reads names like FETCH_HEAD or ORIG_HEAD as its own files in .git")
     } else if name.starts_with('-') {
         Some("it starts with '-' and would be read as an option")
     } else if name.contains("@{") || !git2::Reference::is_valid_name(&format!("refs/heads/{name}")) {
@@ -387,7 +405,8 @@ fn write_commit(
         }
     }
     let refs: Vec<&Commit<'_>> = parents.iter().collect();
-    git.commit(None, sig, sig, &change.message, &tree, &refs).context("write a commit")
+    let message = with_trailer(&change.message, ATTRIBUTES_TRAILER, "exact");
+    git.commit(None, sig, sig, &message, &tree, &refs).context("write a commit")
 }
 
 fn create_tag(git: &Repository, tag: &TagSpec, commit: Oid, sig: &git2::Signature<'_>) -> Result<()> {
@@ -402,9 +421,42 @@ fn create_tag(git: &Repository, tag: &TagSpec, commit: Oid, sig: &git2::Signatur
     Ok(())
 }
 
+/// The trailer the transaction puts on every commit it writes: the commit's `.gitattributes`
+/// managed block was computed by reading (or knowing) every blob, so it marks exactly the pointers.
+pub const ATTRIBUTES_TRAILER: &str = "Mlgit-Attributes";
+/// How far back a tip written by plain git is followed to the last commit mlgit wrote.
+const TRUST_DEPTH: usize = 64;
+
+/// The tree of the newest first-parent ancestor of `tip` (itself included) that the transaction
+/// wrote: its managed block can be trusted for every path unchanged since. A commit made with
+/// plain git (a colleague without git-lfs adding a file by hand) carries no such promise.
+fn trusted_base(git: &Repository, tip: Option<&Commit<'_>>) -> Option<Oid> {
+    let mut commit = git.find_commit(tip?.id()).ok()?;
+    for _ in 0..TRUST_DEPTH {
+        let marked = commit.message().and_then(|m| super::trailers::get(m, ATTRIBUTES_TRAILER));
+        if marked.as_deref() == Some("exact") {
+            return Some(commit.tree_id());
+        }
+        commit = commit.parent(0).ok()?;
+    }
+    None
+}
+
+/// `message` with one more trailer, in its trailer paragraph if it has one.
+fn with_trailer(message: &str, key: &str, value: &str) -> String {
+    let text = message.trim_end_matches('\n');
+    let has_trailers = !super::trailers::parse(message).is_empty();
+    if has_trailers {
+        format!("{text}\n{key}: {value}\n")
+    } else {
+        format!("{text}\n\n{key}: {value}\n")
+    }
+}
+
 /// Rewrite the managed `.gitattributes` block of `tree` so it marks exactly the pointer paths.
-/// Which files are pointers: `known` first; files unchanged since `base` keep the verdict of the
-/// base's managed block (mlgit keeps it exact); every other blob is read (pointer blobs are tiny).
+/// Which files are pointers: `known` first; files unchanged since `base` (a tree mlgit wrote, see
+/// [`trusted_base`]) keep the verdict of its managed block; every other blob is read (pointer blobs
+/// are tiny).
 fn attributes_step(
     git: &Repository,
     base: Option<Oid>,
@@ -642,7 +694,7 @@ fn journal_dir(git: &Repository) -> PathBuf {
 }
 
 fn journal_path(git: &Repository, branch: &str) -> PathBuf {
-    journal_dir(git).join(format!("{}.json", branch.replace('/', "%2F")))
+    journal_dir(git).join(format!("{}.json", encode_name(branch)))
 }
 
 impl Journal {
@@ -696,7 +748,12 @@ pub fn recover(repo: &Repo) -> Result<Vec<Recovered>> {
     for e in entries.flatten() {
         let path = e.path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
-        let Some(branch) = name.strip_suffix(".json").map(|b| b.replace("%2F", "/")) else { continue };
+        let Some(branch) = name.strip_suffix(".json").map(decode_name) else { continue };
+        if validate_branch_name(&branch).is_err() {
+            // Not a journal mlgit wrote (hand-made or mangled): it describes no sync to finish.
+            let _ = fs::remove_file(&path);
+            continue;
+        }
         // A busy lock means the writer is alive and its sync is under way, not interrupted.
         let lock = lock_path(git, &format!("branch-{branch}"));
         let TryLock::Acquired(_held) = FileLock::try_acquire(&lock, "mlgit (finishing an interrupted sync)")?
@@ -743,12 +800,16 @@ fn finish(repo: &Repo, journal: &Path, data: &JournalData) -> Result<Option<Reco
         forget();
         return Ok(None);
     };
-    if fs::canonicalize(&co.path).ok() != fs::canonicalize(&data.worktree).ok() {
+    let from_tree = data.from_tree.as_deref().and_then(|s| Oid::from_str(s).ok());
+    let to_tree = git.find_commit(tip).context("read the branch tip")?.tree_id();
+    // Wherever the branch is checked out now (a worktree may have been moved), finish only a
+    // checkout whose index still shows the tree the interrupted sync started from.
+    let index_tree = co.repo.index().and_then(|mut i| i.write_tree()).ok();
+    if index_tree.is_none() || index_tree != from_tree {
         forget();
         return Ok(None);
     }
-    let from_tree = data.from_tree.as_deref().and_then(|s| Oid::from_str(s).ok());
-    let to_tree = git.find_commit(tip).context("read the branch tip")?.tree_id();
+    check_recovery(co.repo.path(), &co, &data.branch, from_tree, to_tree)?;
     worktree::sync_checkout(&co, repo.store(), from_tree, to_tree, &HashMap::new()).map_err(|e| {
         let hint = format!(
             "the branch '{}' moved but its checkout in {} could not be brought up to date; fix the cause above and run any mlgit command again (or `git -C {} reset --hard`, which loses uncommitted changes there)",
@@ -760,6 +821,74 @@ fn finish(repo: &Repo, journal: &Path, data: &JournalData) -> Result<Option<Reco
     })?;
     forget();
     Ok(Some(Recovered { branch: data.branch.clone(), worktree: co.path.clone() }))
+}
+
+/// Before a sync cut short by a crash is finished: the user may have worked in the checkout since.
+/// Every path the sync writes must be free or already hold exactly its new content (written by
+/// the interrupted run), and no folder on the way to a written or deleted file may be a symlink.
+fn check_recovery(_: &Path, co: &Checkout, branch: &str, from: Option<Oid>, to: Oid) -> Result<()> {
+    let git = &co.repo;
+    let new_files: BTreeMap<String, Oid> =
+        list_files(git, to)?.into_iter().map(|f| (f.path, f.oid)).collect();
+    let written: Vec<&String> = match from {
+        Some(f) => {
+            let changed = changed_paths(git, f, to)?;
+            new_files.keys().filter(|p| changed.contains(*p)).collect()
+        }
+        None => new_files.keys().collect(),
+    };
+    let deleted: Vec<String> = match from {
+        Some(f) => {
+            list_files(git, f)?.into_iter().map(|f| f.path).filter(|p| !new_files.contains_key(p)).collect()
+        }
+        None => Vec::new(),
+    };
+    let index = git.index().context("read the index")?;
+    let tracked = |p: &str| index.get_path(Path::new(p), 0).is_some();
+    let mut dirs_ok = HashSet::new();
+    let mut blocked = Vec::new();
+    for path in written {
+        match blocker(&co.path, path, &tracked, &mut dirs_ok) {
+            None => {}
+            Some("an untracked file") if holds(git, &co.path.join(path), new_files[path.as_str()]) => {}
+            Some(why) => blocked.push(format!("{path} ({why})")),
+        }
+    }
+    for path in &deleted {
+        if let Some(why @ "a symlink where a folder goes") = blocker(&co.path, path, &|_| true, &mut dirs_ok)
+        {
+            blocked.push(format!("{path} ({why})"));
+        }
+    }
+    if blocked.is_empty() {
+        return Ok(());
+    }
+    Err(Error::conflict(format!(
+        "an earlier mlgit run moved '{branch}' and was interrupted before it updated its checkout in {}; \
+         finishing that update would overwrite or escape through: {}",
+        co.path.display(),
+        list_some(&blocked)
+    ))
+    .with_hint(format!(
+        "move those paths out of {} (they are not in any commit), then run any mlgit command again",
+        co.path.display()
+    )))
+}
+
+/// Whether the regular file at `full` holds exactly what the blob `oid` stands for (its LFS content
+/// when the blob is a pointer).
+fn holds(git: &Repository, full: &Path, oid: Oid) -> bool {
+    let Ok(blob) = git.find_blob(oid) else { return false };
+    let Ok(meta) = fs::symlink_metadata(full) else { return false };
+    if !meta.is_file() {
+        return false;
+    }
+    match crate::store::Pointer::from_blob(blob.content()) {
+        Some(p) => fs::File::open(full)
+            .and_then(|mut f| crate::store::hash_reader(&mut f))
+            .is_ok_and(|(sha, size)| sha == p.oid && size == p.size),
+        None => meta.len() == blob.size() as u64 && fs::read(full).is_ok_and(|b| b == blob.content()),
+    }
 }
 
 /// Put the branch back where it was before `commit` (delete it if the transaction created it),
@@ -786,7 +915,24 @@ mod tests {
 
     #[test]
     fn branch_names_git_trips_over_are_refused() {
-        for bad in ["", "HEAD", "@", "refs/heads/x", "refs/tags/v1", "-x", "a..b", "a b", "x@{1}", "a.lock"] {
+        for bad in [
+            "",
+            "HEAD",
+            "@",
+            "refs/heads/x",
+            "refs/tags/v1",
+            "-x",
+            "a..b",
+            "a b",
+            "x@{1}",
+            "a.lock",
+            "heads/raw",
+            "tags/v1",
+            "remotes/origin/x",
+            "FETCH_HEAD",
+            "ORIG_HEAD",
+            "MERGE_HEAD",
+        ] {
             assert!(validate_branch_name(bad).is_err(), "{bad:?}");
         }
         for ok in ["raw", "stable/model", "monitoring/prod", "dev/a-b_c.1"] {

@@ -114,11 +114,29 @@ impl TreeEdits {
         Ok(())
     }
 
-    /// Remove `path` (a file or a whole subtree) if present.
+    /// Remove `path` (a file or a whole subtree) if present. Below a path already set to a file
+    /// there is nothing to remove: that file replaces the whole folder.
     pub fn remove(&mut self, path: &str) -> Result<()> {
         validate_path(path)?;
+        if self.set_above(path) {
+            return Ok(());
+        }
         self.put(path, Node::Remove);
         Ok(())
+    }
+
+    /// Whether a folder on the way to `path` is already set to a file.
+    fn set_above(&self, path: &str) -> bool {
+        let parts: Vec<&str> = path.split('/').collect();
+        let mut dir = &self.root;
+        for name in &parts[..parts.len() - 1] {
+            match dir.children.get(*name) {
+                Some(Node::Set(_)) => return true,
+                Some(Node::Edit(d) | Node::Graft(_, d) | Node::Fresh(d)) => dir = d,
+                Some(Node::Remove) | None => return false,
+            }
+        }
+        false
     }
 
     /// Put an existing tree at `path` (zero-copy graft); `path` "" is not allowed (use it as base).
@@ -307,6 +325,28 @@ mod tests {
         let t2 = again.write(&git, Some(t1)).unwrap();
         let paths: Vec<String> = list_files(&git, t2).unwrap().into_iter().map(|f| f.path).collect();
         assert_eq!(paths, ["model/new.bin"]);
+    }
+
+    #[test]
+    fn a_folder_replaced_by_a_file_keeps_the_file_whatever_the_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = Repository::init(dir.path()).unwrap();
+        let mut edits = TreeEdits::new();
+        edits.set("data/x/a.csv", Entry::blob(blob(&git, "a"))).unwrap();
+        let t1 = edits.write(&git, None).unwrap();
+        for set_first in [true, false] {
+            let mut e = TreeEdits::new();
+            if set_first {
+                e.set("data/x", Entry::blob(blob(&git, "file"))).unwrap();
+                e.remove("data/x/a.csv").unwrap();
+            } else {
+                e.remove("data/x/a.csv").unwrap();
+                e.set("data/x", Entry::blob(blob(&git, "file"))).unwrap();
+            }
+            let t2 = e.write(&git, Some(t1)).unwrap();
+            let paths: Vec<String> = list_files(&git, t2).unwrap().into_iter().map(|f| f.path).collect();
+            assert_eq!(paths, ["data/x"], "set first: {set_first}");
+        }
     }
 
     #[test]

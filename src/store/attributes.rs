@@ -11,6 +11,8 @@ pub const BEGIN: &str = "# >>> mlgit: files stored in Git LFS (managed by mlgit;
 pub const END: &str = "# <<< mlgit";
 /// The attributes git-lfs itself writes for tracked files.
 pub const LFS_ATTRS: &str = "filter=lfs diff=lfs merge=lfs -text";
+/// What the managed block writes for a plain file that a user's line would hand to git-lfs.
+pub const UNSET_LFS_ATTRS: &str = "!filter !diff !merge";
 
 /// A compiled gitattributes pattern, matched against '/'-separated paths relative to the root.
 #[derive(Debug, Clone)]
