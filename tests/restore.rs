@@ -391,8 +391,16 @@ fn gc_removes_partial_pack_files_that_make_git_report_garbage() {
     let busy = tmp.join("mlgit-clean-Busy99");
     fs::create_dir_all(busy.join("work")).unwrap();
     backdate(&busy, 7200);
-    let mut transform =
-        std::process::Command::new("sleep").arg("60").current_dir(busy.join("work")).spawn().unwrap();
+    /// Kills the stand-in transform however the test ends.
+    struct Running(std::process::Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let sleep = std::process::Command::new("sleep").arg("60").current_dir(busy.join("work")).spawn();
+    let transform = Running(sleep.unwrap());
 
     let garbage = env.git(&repo, ["count-objects", "-v"]);
     assert!(garbage.contains("garbage: 2"), "{garbage}");
@@ -401,8 +409,7 @@ fn gc_removes_partial_pack_files_that_make_git_report_garbage() {
         assert!(out.status.success(), "{}", stderr(&out));
         serde_json::from_str(stdout(&out).trim()).unwrap()
     };
-    let _ = transform.kill();
-    let _ = transform.wait();
+    drop(transform);
     let removed: Vec<&str> =
         v["removed_temporary"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
     assert_eq!(removed.len(), 4, "{v}");
