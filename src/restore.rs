@@ -61,6 +61,9 @@ pub fn restore_tree(
     let (late, early): (Vec<&TreeFile>, Vec<&TreeFile>) =
         files.iter().partition(|f| first_component(&f.entry.path) == INCOMPLETE_MARKER);
     let marker = at::c_name(OsStr::new(INCOMPLETE_MARKER)).map_err(|e| Error::io("write", into, e))?;
+    // A marker already there means an earlier run stopped half-way: a killed one may have left
+    // temporary files in the folders it was writing.
+    let resumed = at::kind(target.fd(), &marker).map_err(|e| Error::io("read", into, e))?.is_some();
     write_marker(&target, &marker)?;
 
     // Folders first, parents before children, each made once (replacing a link or file in the way).
@@ -69,6 +72,11 @@ pub fn restore_tree(
     dirs.dedup();
     for d in &dirs {
         target.dir(Path::new(d), true)?;
+    }
+    if resumed {
+        for d in std::iter::once("").chain(dirs.iter().copied()) {
+            remove_stale_temp_files(&target, d)?;
+        }
     }
 
     let total: u64 = files.iter().map(|f| f.pointer.map(|p| p.size).unwrap_or(0)).sum();
@@ -253,6 +261,29 @@ fn write_marker(target: &Target, marker: &CString) -> Result<()> {
     tmp.commit(marker, &path)
 }
 
+/// Remove the temporary files a killed run left in the target folder `rel`.
+fn remove_stale_temp_files(target: &Target, rel: &str) -> Result<()> {
+    let dir = target.dir(Path::new(rel), false)?;
+    let path = target.path().join(rel);
+    let listing = dir.try_clone().and_then(at::list).map_err(|e| Error::io("read", &path, e))?;
+    for name in listing.iter().filter(|n| is_temp_name(n.to_bytes())) {
+        match at::unlink(dir.as_fd(), name) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) => return Err(Error::io("remove", &path.join(name.to_string_lossy().as_ref()), e)),
+        }
+    }
+    Ok(())
+}
+
+/// Whether a name is one [`Temp`] makes: `.mlgit-tmp-<pid>-<n>`.
+fn is_temp_name(name: &[u8]) -> bool {
+    let Some(rest) = name.strip_prefix(b".mlgit-tmp-") else { return false };
+    let mut parts = rest.split(|b| *b == b'-');
+    let digits = |p: Option<&[u8]>| p.is_some_and(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit));
+    digits(parts.next()) && digits(parts.next()) && parts.next().is_none()
+}
+
 /// A temporary entry in a destination folder, removed unless renamed into place.
 struct Temp<'a> {
     dir: BorrowedFd<'a>,
@@ -410,6 +441,21 @@ pub fn corrupt_object(path: &str, p: &Pointer, size: u64, object: &Path) -> Erro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temporary_names_are_recognised_exactly() {
+        assert!(is_temp_name(Temp::fresh_name().to_bytes()));
+        assert!(is_temp_name(b".mlgit-tmp-12-0"));
+        for other in [
+            &b".mlgit-tmp-12"[..],
+            b".mlgit-tmp-1-2-3",
+            b".mlgit-tmp-a-1",
+            b"mlgit-tmp-1-2",
+            b".mlgit-tmp--1",
+        ] {
+            assert!(!is_temp_name(other), "{}", String::from_utf8_lossy(other));
+        }
+    }
 
     #[test]
     fn remove_file_never_removes_below_a_link() {

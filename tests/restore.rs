@@ -280,6 +280,26 @@ fn a_tree_file_named_mlgit_incomplete_is_written_not_dropped() {
 }
 
 #[test]
+fn a_rerun_after_a_killed_materialize_removes_its_temporary_files() {
+    let env = TestEnv::new();
+    let (repo, src) = data_repo(&env);
+    let out = env.path("out");
+    // What a `kill -9` half-way leaves: the marker and temporary files beside the files.
+    write_files(
+        &out,
+        &[
+            (".mlgit-incomplete", b"x"),
+            ("data/.mlgit-tmp-4242-7", b"half"),
+            ("data/sub/.mlgit-tmp-4242-9", b""),
+        ],
+    );
+    env.mlgit_ok(&repo, ["materialize", "raw", "--into", out.to_str().unwrap()]);
+    assert!(temp_files(&out).is_empty(), "left: {:?}", temp_files(&out));
+    assert!(!out.join(".mlgit-incomplete").exists());
+    assert_eq!(fs::read(out.join("data/sub/b.csv")).unwrap(), fs::read(src.join("sub/b.csv")).unwrap());
+}
+
+#[test]
 fn an_interrupted_materialize_stops_with_no_temporary_file_left() {
     let env = TestEnv::new();
     let (repo, _src) = data_repo(&env);
