@@ -56,6 +56,7 @@ pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
         create: args.create,
         dry_run: args.dry_run,
         follow_symlinks: args.follow_symlinks,
+        interrupt: ctx.interrupt.clone(),
     };
     let progress = ctx.printer.progress();
     let outcome = commit_data(&repo, &opts, progress.as_ref())?;

@@ -7,15 +7,12 @@
 //! rewritten from what is already known (no blob is re-read), and the branch moves last, by
 //! compare-and-swap; a lost race re-applies the same files on the winner's tip.
 //!
-//! Decisions on odd input (see docs/commit-data.md): symlinks are refused unless
-//! `--follow-symlinks`, which follows only links that resolve inside the folder; FIFOs, sockets and
-//! devices are refused (a data drop should never silently lose a file); names git or
-//! `.gitattributes` cannot hold (newlines, `.git` components, non-UTF-8) are refused, all listed.
+//! What may be read and how is the one ingest policy of [`crate::ingest`] (names, reserved names,
+//! symlinks, special files, `O_NOFOLLOW` reads checked on the descriptor, the blob-or-LFS rule);
+//! see docs/commit-data.md.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -26,15 +23,17 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Context, Error, ErrorKind, Result};
+use crate::ingest::{self, LazyRepo, LfsRule, Policy, WalkedFile};
+use crate::interrupt::Interrupt;
 use crate::progress::Progress;
-use crate::repo::lfs_tree::compile_patterns;
+use crate::repo::lfs_tree::read_pointer;
 use crate::repo::trailers::{keys, Message};
 use crate::repo::transaction::{validate_branch_name, Change, Step, Transaction, TxOptions};
 use crate::repo::tree::{entry_at, list_files, validate_path, Entry, TreeEdits};
 use crate::repo::{format_time, host_name, user_name, Repo};
 use crate::store::attributes;
 use crate::store::stat_cache::{CacheEntry, Stat, StatCache};
-use crate::store::{self as lfs, hash_reader, LfsStore, Pointer};
+use crate::store::{self as lfs, LfsStore, Pointer};
 
 /// What to commit, and how.
 #[derive(Debug, Clone)]
@@ -52,6 +51,8 @@ pub struct CommitDataOptions {
     pub dry_run: bool,
     /// Follow symlinks that resolve inside the source folder.
     pub follow_symlinks: bool,
+    /// Set by Ctrl-C/TERM: the run stops before the branch moves, nothing committed.
+    pub interrupt: Interrupt,
 }
 
 impl Default for CommitDataOptions {
@@ -65,6 +66,7 @@ impl Default for CommitDataOptions {
             create: false,
             dry_run: false,
             follow_symlinks: false,
+            interrupt: Interrupt::default(),
         }
     }
 }
@@ -103,13 +105,7 @@ pub struct CommitDataOutcome {
 }
 
 /// A file found in the source folder.
-#[derive(Debug)]
-struct SourceFile {
-    /// '/'-separated path relative to the source.
-    rel: String,
-    meta: fs::Metadata,
-    executable: bool,
-}
+type SourceFile = WalkedFile;
 
 /// A file after hashing.
 #[derive(Debug, Clone, Copy)]
@@ -158,7 +154,12 @@ pub fn commit_data(
         )?),
     };
 
-    let files = walk(&source, &dest, opts.follow_symlinks)?;
+    let policy = Policy { follow_symlinks: opts.follow_symlinks, follow_option: Some("--follow-symlinks") };
+    let files = ingest::walk(&source, &[], &policy)?;
+    if files.is_empty() {
+        return Err(Error::invalid(format!("{} holds no files", source.display()))
+            .with_hint("check --source: an empty folder has nothing to commit"));
+    }
     // The branch as it is now: what the files are compared with (again on a newer tip after a lost race).
     let tip0 = repo.branch_tip(&opts.branch)?;
     let base0 = match tip0 {
@@ -166,10 +167,7 @@ pub fn commit_data(
         None => None,
     };
     let existing0 = existing_files(git, base0, &dest, &opts.branch)?;
-    let patterns = compile_patterns(config.lfs_patterns(config.branch_kind(&opts.branch)))?;
-    let max_blob = config.lfs.max_blob_size;
-    let is_lfs =
-        |f: &SourceFile| f.meta.len() > max_blob || patterns.iter().any(|p| p.is_match(&join(&dest, &f.rel)));
+    let rule = LfsRule::for_kind(config, config.branch_kind(&opts.branch))?;
 
     // Hash (and store) every file, in parallel; the stat cache spares unchanged files.
     let cache_path = StatCache::path_in(git.commondir(), &source);
@@ -182,11 +180,13 @@ pub fn commit_data(
     let hashed: Vec<Hashed> = files
         .par_iter()
         .map_init(
-            || LazyRepo { path: &git_dir, repo: None },
+            || LazyRepo::new(&git_dir),
             |worker, f| -> Result<Hashed> {
+                opts.interrupt.check("commit-data")?;
                 let cached = cache.get(&f.rel, &Stat::of(&f.meta));
                 let on_branch = existing0.get(f.rel.as_str()).map(|(oid, _)| *oid);
-                let h = hash_one(worker, store, &source, f, is_lfs(f), cached, on_branch, opts.dry_run)?;
+                let storage = rule.storage(&join(&dest, &f.rel), f.size());
+                let h = hash_one(worker, store, f, storage, cached, on_branch, opts.dry_run)?;
                 if h.read {
                     bytes_read.fetch_add(h.size, Ordering::Relaxed);
                 }
@@ -216,7 +216,8 @@ pub fn commit_data(
     let pointers: HashMap<Oid, bool> = hashed.iter().map(|h| (h.blob, h.lfs)).collect();
     let (commit, previous, sync_error) = match tx {
         None => {
-            last = Some(plan(&existing0, &dest, &by_rel, append_only, opts.replace, &opts.branch)?);
+            let same = |old: Oid, h: &Hashed| same_content(git, old, h);
+            last = Some(plan(&existing0, &dest, &by_rel, append_only, opts.replace, &opts.branch, &same)?);
             (None, tip0.map(|t| t.to_string()), None)
         }
         Some(tx) => {
@@ -230,7 +231,10 @@ pub fn commit_data(
                     moved = existing_files(git, base_tree, &dest, &opts.branch)?;
                     &moved
                 };
-                let plan = plan(existing, &dest, &by_rel, append_only, opts.replace, &opts.branch)?;
+                // The last safe point: after this the branch may move.
+                opts.interrupt.check("commit-data")?;
+                let same = |old: Oid, h: &Hashed| same_content(git, old, h);
+                let plan = plan(existing, &dest, &by_rel, append_only, opts.replace, &opts.branch, &same)?;
                 let nothing = plan.added + plan.changed + plan.removed == 0 && tip.is_some();
                 if nothing {
                     last = Some(plan);
@@ -301,9 +305,19 @@ fn join(dest: &str, rel: &str) -> String {
     }
 }
 
-/// "data/", "./data", "." → "data", "data", "".
+/// "data/", "./data", "." → "data", "data", "". An absolute path is refused: it names a folder of
+/// this machine, not of the branch's tree, and silently dropping its `/` would store the files
+/// somewhere the user did not ask for.
 fn normalize_dest(dest: &str) -> Result<String> {
-    let trimmed = dest.trim_matches('/');
+    if dest.starts_with('/') {
+        let relative = dest.trim_start_matches('/');
+        let suggestion = if relative.is_empty() { ".".to_string() } else { relative.to_string() };
+        return Err(Error::invalid(format!(
+            "--dest {dest:?} is an absolute path; it names a folder inside the branch's tree"
+        ))
+        .with_hint(format!("give a path relative to the branch's root, such as --dest {suggestion}")));
+    }
+    let trimmed = dest.trim_end_matches('/');
     let trimmed = trimmed.strip_prefix("./").unwrap_or(trimmed);
     if trimmed.is_empty() || trimmed == "." {
         return Ok(String::new());
@@ -339,255 +353,50 @@ fn check_source(git: &Repository, source: &Path) -> Result<PathBuf> {
     Ok(canon)
 }
 
-/// What a walk found.
-#[derive(Debug, Default)]
-struct Found {
-    files: Vec<SourceFile>,
-    dirs: Vec<PathBuf>,
-    bad_names: Vec<String>,
-    links: Vec<String>,
-    special: Vec<String>,
-}
-
-impl Found {
-    fn merge(&mut self, other: Found) {
-        self.files.extend(other.files);
-        self.bad_names.extend(other.bad_names);
-        self.links.extend(other.links);
-        self.special.extend(other.special);
-    }
-}
-
-/// Walk `start` (below `source`), to `max_depth` levels.
-fn walk_from(start: &Path, source: &Path, dest: &str, follow: bool, max_depth: usize) -> Result<Found> {
-    let mut found = Found::default();
-    for entry in walkdir::WalkDir::new(start).follow_links(follow).min_depth(1).max_depth(max_depth) {
-        let entry = entry.map_err(|e| {
-            let path = e.path().map(Path::to_path_buf).unwrap_or_else(|| start.to_path_buf());
-            if e.loop_ancestor().is_some() {
-                return Error::invalid(format!("symlink loop at {}", path.display()))
-                    .with_hint("remove the link, or commit without --follow-symlinks");
-            }
-            match e.into_io_error() {
-                Some(io) => Error::io("read", &path, io)
-                    .with_hint("make the folder readable by this user (or leave it out), then retry"),
-                None => Error::invalid(format!("cannot walk {}", path.display())),
-            }
-        })?;
-        classify_entry(entry, source, dest, follow, &mut found)?;
-    }
-    Ok(found)
-}
-
-fn classify_entry(
-    entry: walkdir::DirEntry,
-    source: &Path,
-    dest: &str,
-    follow: bool,
-    found: &mut Found,
-) -> Result<()> {
-    let path = entry.path();
-    let Ok(rel) = path.strip_prefix(source) else { return Ok(()) };
-    let Some(rel) = rel.to_str() else {
-        found.bad_names.push(format!("{:?} (not UTF-8)", rel.as_os_str()));
-        return Ok(());
-    };
-    if follow && entry.path_is_symlink() {
-        // Follow only links that stay inside the folder.
-        let inside = fs::canonicalize(path).map(|t| t.starts_with(source)).unwrap_or(false);
-        if !inside {
-            found.links.push(format!("{rel} (points outside the folder, or nowhere)"));
-            return Ok(());
-        }
-    }
-    let ft = entry.file_type();
-    if ft.is_dir() {
-        found.dirs.push(path.to_path_buf());
-        return Ok(());
-    }
-    if ft.is_symlink() {
-        found.links.push(rel.to_string());
-        return Ok(());
-    }
-    if !ft.is_file() {
-        let kind = if ft.is_fifo() {
-            "FIFO"
-        } else if ft.is_socket() {
-            "socket"
-        } else if ft.is_block_device() || ft.is_char_device() {
-            "device"
-        } else {
-            "special file"
-        };
-        found.special.push(format!("{rel} ({kind})"));
-        return Ok(());
-    }
-    let full = join(dest, rel);
-    if validate_path(&full).is_err() || (dest.is_empty() && rel == attributes::FILE) {
-        found.bad_names.push(format!("{rel:?}"));
-        return Ok(());
-    }
-    let meta = entry.metadata().map_err(|e| {
-        let io = e.into_io_error().unwrap_or_else(|| std::io::Error::other("metadata"));
-        Error::io("stat", path, io)
-    })?;
-    let executable = meta.permissions().mode() & 0o111 != 0;
-    found.files.push(SourceFile { rel: rel.to_string(), meta, executable });
-    Ok(())
-}
-
-/// Every regular file of the source, with its stat data. All bad entries are collected and refused
-/// together, so one run shows everything to fix. The top-level folders are walked in parallel (a
-/// stat per file is most of an unchanged re-commit).
-fn walk(source: &Path, dest: &str, follow: bool) -> Result<Vec<SourceFile>> {
-    let mut top = walk_from(source, source, dest, follow, 1)?;
-    let subs = std::mem::take(&mut top.dirs)
-        .par_iter()
-        .map(|d| walk_from(d, source, dest, follow, usize::MAX))
-        .collect::<Result<Vec<Found>>>()?;
-    for sub in subs {
-        top.merge(sub);
-    }
-    let Found { mut files, mut bad_names, mut links, mut special, .. } = top;
-    bad_names.sort();
-    links.sort();
-    special.sort();
-    let list = |v: &[String]| {
-        let shown: Vec<&str> = v.iter().take(10).map(String::as_str).collect();
-        let more = if v.len() > 10 { format!(" and {} more", v.len() - 10) } else { String::new() };
-        format!("{}{more}", shown.join(", "))
-    };
-    if !bad_names.is_empty() {
-        return Err(Error::invalid(format!(
-            "{} in {} cannot be stored under these names: {}",
-            plural(bad_names.len() as u64, "path"),
-            source.display(),
-            list(&bad_names)
-        ))
-        .with_hint("rename them: git trees and .gitattributes cannot hold newlines, '.git' components or non-UTF-8 names (and mlgit manages a root .gitattributes itself); nothing was committed"));
-    }
-    if !links.is_empty() {
-        return Err(Error::invalid(format!(
-            "{} in {}: {}",
-            plural(links.len() as u64, "symlink"),
-            source.display(),
-            list(&links)
-        ))
-        .with_hint(if follow {
-            "only links that resolve to files inside the folder are followed: copy the targets in, or remove the links"
-        } else {
-            "pass --follow-symlinks to store the files they point to (only links inside the folder), or remove them"
-        }));
-    }
-    if !special.is_empty() {
-        return Err(Error::invalid(format!(
-            "{} in {} cannot be committed: {}",
-            plural(special.len() as u64, "special file"),
-            source.display(),
-            list(&special)
-        ))
-        .with_hint(
-            "FIFOs, sockets and devices hold no data to version: move them out of the folder, then retry",
-        ));
-    }
-    if files.is_empty() {
-        return Err(Error::invalid(format!("{} holds no files", source.display()))
-            .with_hint("check --source: an empty folder has nothing to commit"));
-    }
-    files.sort_by(|a, b| a.rel.cmp(&b.rel));
-    Ok(files)
-}
-
-/// A repository handle per worker, opened only when a worker needs git (plain blobs): LFS files
-/// never touch the object database.
-struct LazyRepo<'a> {
-    path: &'a Path,
-    repo: Option<Repository>,
-}
-
-impl LazyRepo<'_> {
-    fn get(&mut self) -> Result<&Repository> {
-        if self.repo.is_none() {
-            self.repo = Some(Repository::open(self.path).context(format!("open {}", self.path.display()))?);
-        }
-        self.repo.as_ref().ok_or_else(|| Error::new(ErrorKind::Git, "cannot open the repository"))
-    }
-}
-
 /// Hash one file (storing it unless `dry_run`), or take its identity from the stat cache.
-#[allow(clippy::too_many_arguments)]
 fn hash_one(
     git: &mut LazyRepo<'_>,
     store: &LfsStore,
-    source: &Path,
     f: &SourceFile,
-    lfs: bool,
+    storage: ingest::Storage,
     cached: Option<CacheEntry>,
     on_branch: Option<Oid>,
     dry_run: bool,
 ) -> Result<Hashed> {
-    let size = f.meta.len();
-    // git-lfs keeps empty files as the empty blob (its clean filter passes them through).
-    let lfs = lfs && size > 0;
+    let size = f.size();
+    let lfs = storage.lfs;
     if let Some(c) = cached.filter(|c| c.lfs == lfs) {
-        // The content must be in the store (or the blob in git) for the commit to be complete; the
-        // branch already having this very blob at this path vouches for it (verify is the full check).
+        // The content must be in the store (or the blob in git) for the commit to be complete. An
+        // LFS object is always looked for (a stat): the branch holding its pointer does not mean
+        // the store still has it, and a file the cache vouches for is how a lost object comes back.
         let present = dry_run
-            || on_branch == Some(c.blob)
             || if lfs {
                 store.contains(&Pointer { oid: c.sha256, size })
             } else {
-                git.get()?.odb().map(|o| o.exists(c.blob)).unwrap_or(false)
+                on_branch == Some(c.blob) || git.get()?.odb().map(|o| o.exists(c.blob)).unwrap_or(false)
             };
         if present {
             return Ok(Hashed { sha256: c.sha256, size, blob: c.blob, lfs, read: false });
         }
     }
-    let abs = source.join(&f.rel);
-    if lfs {
-        let pointer = if dry_run {
-            let mut file = fs::File::open(&abs).map_err(|e| read_error(&abs, e))?;
-            let (oid, n) = hash_reader(&mut file).map_err(|e| read_error(&abs, e))?;
-            if n != size {
-                return Err(Error::conflict(format!("{} changed while it was being read", abs.display())));
-            }
-            Pointer { oid, size }
-        } else {
-            store.store_file(&abs, Some(&f.meta)).map_err(|e| with_read_hint(e, &abs))?.pointer
-        };
-        return Ok(Hashed { sha256: pointer.oid, size, blob: pointer.blob_id(), lfs: true, read: true });
-    }
-    // A plain git blob: at most lfs.max_blob_size bytes, so it is read whole.
-    let mut file = fs::File::open(&abs).map_err(|e| read_error(&abs, e))?;
-    let mut data = Vec::with_capacity(size as usize);
-    file.read_to_end(&mut data).map_err(|e| read_error(&abs, e))?;
-    let after = file.metadata().map_err(|e| Error::io("stat", &abs, e))?;
-    if data.len() as u64 != size || Stat::of(&after) != Stat::of(&f.meta) {
-        return Err(Error::conflict(format!("{} changed while it was being read", abs.display()))
-            .with_hint("wait until whatever writes the folder has finished, then run the command again"));
-    }
-    let sha256 = lfs::LfsOid(Sha256::digest(&data).into());
-    let blob = if dry_run {
-        Oid::hash_object(git2::ObjectType::Blob, &data).context("hash a blob")?
-    } else {
-        git.get()?.blob(&data).context(format!("write the blob of {}", abs.display()))?
-    };
-    Ok(Hashed { sha256, size, blob, lfs: false, read: true })
+    let i = ingest::ingest_file(git, store, f, lfs, dry_run)?;
+    Ok(Hashed { sha256: i.sha256, size: i.size, blob: i.blob, lfs, read: true })
 }
 
-fn read_error(path: &Path, e: std::io::Error) -> Error {
-    with_read_hint(Error::io("read", path, e), path)
-}
-
-fn with_read_hint(e: Error, path: &Path) -> Error {
-    if e.kind() == ErrorKind::Io && e.hint().is_none() {
-        e.with_hint(format!(
-            "make {} readable by this user (or move it out of the folder); nothing was committed",
-            path.display()
-        ))
-    } else {
-        e
+/// Whether the blob `old` the branch holds has the same content as the file `h`, however each is
+/// stored: a plain blob and a pointer to the same bytes are the same file (after `lfs.patterns`
+/// or `lfs.max_blob_size` changed, an identical file must count as unchanged, not as different).
+fn same_content(git: &Repository, old: Oid, h: &Hashed) -> Result<bool> {
+    let odb = git.odb().context("open the object database")?;
+    if let Some(p) = read_pointer(git, &odb, old)? {
+        return Ok(p.oid == h.sha256 && p.size == h.size);
     }
+    let (len, _) = odb.read_header(old).context(format!("read blob {old}"))?;
+    if len as u64 != h.size {
+        return Ok(false);
+    }
+    let blob = git.find_blob(old).context(format!("read blob {old}"))?;
+    Ok(lfs::LfsOid(Sha256::digest(blob.content()).into()) == h.sha256)
 }
 
 /// `sha256:` of the sorted `<sha256>  <path>\n` lines (what `sha256sum` prints), paths relative to the source.
@@ -654,6 +463,7 @@ fn plan(
     append_only: bool,
     replace: bool,
     branch: &str,
+    same_content: &dyn Fn(Oid, &Hashed) -> Result<bool>,
 ) -> Result<Plan> {
     let existing_dirs: HashSet<&str> =
         if append_only { existing.keys().flat_map(|k| ancestors(k)).collect() } else { HashSet::new() };
@@ -663,9 +473,10 @@ fn plan(
     rels.sort();
     for rel in rels {
         let (h, f) = &source[*rel];
-        let mode = if f.executable { FileMode::BlobExecutable } else { FileMode::Blob };
+        let mode = f.mode();
         match existing.get(*rel) {
             Some((oid, m)) if *oid == h.blob && *m == mode => p.unchanged += 1,
+            Some((oid, m)) if *m == mode && same_content(*oid, h)? => p.unchanged += 1,
             Some(_) => {
                 if append_only {
                     conflicts.push(rel.to_string());
@@ -737,7 +548,7 @@ fn write_commit_tree(
             let id = writer.blob(&pointer.to_bytes()).context("write a pointer blob")?;
             debug_assert_eq!(id, h.blob);
         }
-        let mode = if f.executable { FileMode::BlobExecutable } else { FileMode::Blob };
+        let mode = f.mode();
         edits.set(&join(dest, rel), Entry { oid: h.blob, mode })?;
     }
     for rel in &plan.remove {
@@ -840,7 +651,8 @@ mod tests {
         assert_eq!(normalize_dest("data/").unwrap(), "data");
         assert_eq!(normalize_dest("./data/x/").unwrap(), "data/x");
         assert_eq!(normalize_dest(".").unwrap(), "");
-        assert_eq!(normalize_dest("/").unwrap(), "");
+        assert!(normalize_dest("/").is_err());
+        assert!(normalize_dest("/abs").is_err());
         assert!(normalize_dest("data/../x").is_err());
         assert!(normalize_dest("a/.git").is_err());
     }

@@ -8,5 +8,6 @@ pub mod flow;
 pub mod lineage;
 pub mod materialize;
 pub mod split;
+pub mod transform;
 pub mod validate;
 pub mod verify;

@@ -812,10 +812,9 @@ fn finish(repo: &Repo, journal: &Path, data: &JournalData) -> Result<Option<Reco
     check_recovery(co.repo.path(), &co, &data.branch, from_tree, to_tree)?;
     worktree::sync_checkout(&co, repo.store(), from_tree, to_tree, &HashMap::new()).map_err(|e| {
         let hint = format!(
-            "the branch '{}' moved but its checkout in {} could not be brought up to date; fix the cause above and run any mlgit command again (or `git -C {} reset --hard`, which loses uncommitted changes there)",
+            "the branch '{}' moved but its checkout in {} could not be brought up to date; fix the cause above (move away a file in the way) and run any mlgit command again",
             data.branch,
             co.path.display(),
-            co.path.display()
         );
         e.with_hint(hint)
     })?;

@@ -114,7 +114,7 @@ impl LfsStore {
             file.read_to_end(&mut data).map_err(|e| Error::io("read", path, e))?;
             self.store_bytes(&data)?
         } else {
-            self.store_stream(&mut file, path)?
+            self.store_reader(&mut file, path)?
         };
         let after = file.metadata().map_err(|e| Error::io("stat", path, e))?;
         check_unchanged(path, &before, &after)?;
@@ -137,15 +137,20 @@ impl LfsStore {
         Ok(Stored { pointer, new })
     }
 
-    /// Copy a large file into a temporary file while hashing it, then move it into place.
-    fn store_stream(&self, file: &mut File, path: &Path) -> Result<Stored> {
+    /// Copy a large file (already opened, read from where it stands; `path` names it in errors)
+    /// into a temporary file while hashing it, then move it into place.
+    pub fn store_reader(&self, file: &mut impl Read, path: &Path) -> Result<Stored> {
         let (tmp, oid, size) = self.copy_hashing(file, path)?;
         let new = self.persist(tmp, &oid, size)?;
         Ok(Stored { pointer: Pointer { oid, size }, new })
     }
 
     /// Copy `file` into a new temporary file of the store, hashing it on the way.
-    fn copy_hashing(&self, file: &mut File, path: &Path) -> Result<(tempfile::NamedTempFile, LfsOid, u64)> {
+    fn copy_hashing(
+        &self,
+        file: &mut impl Read,
+        path: &Path,
+    ) -> Result<(tempfile::NamedTempFile, LfsOid, u64)> {
         let mut tmp = self.temp_file()?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; CHUNK];
@@ -179,9 +184,11 @@ impl LfsStore {
         }
     }
 
-    /// Move a finished temporary file (whose bytes hash to `oid` and are `size` long) to the
-    /// object's path. A good object there is kept (the temporary file is dropped); one with the
-    /// wrong size is replaced atomically. Returns whether the object was written.
+    /// Move a finished temporary file (`size` bytes just hashed to `oid`) to the object's path.
+    /// A good object there is kept (the temporary file is dropped); one of the wrong size
+    /// (truncated, half-copied by another tool) is replaced atomically: the temporary file is
+    /// known good, the object known bad, so the no-clobber rule must not keep the damage.
+    /// Returns whether the object was written.
     fn persist(&self, tmp: tempfile::NamedTempFile, oid: &LfsOid, size: u64) -> Result<bool> {
         let dest = self.object_path(oid);
         self.ensure_dir(oid, &dest)?;
