@@ -24,7 +24,7 @@ pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
     let repo = ctx.repo()?;
     let into = if args.into.is_absolute() { args.into } else { ctx.dir.join(args.into) };
     let progress = ctx.printer.progress();
-    let outcome = checkout(&repo, &args.tag, &into, progress.as_ref())?;
+    let outcome = checkout(&repo, &args.tag, &into, &ctx.interrupt, progress.as_ref())?;
     ctx.printer.result("checkout", &outcome, render);
     Ok(0)
 }

@@ -10,8 +10,10 @@ use super::Ctx;
 /// Write the files of a branch, tag or commit into a folder, LFS content resolved (no git-lfs needed).
 ///
 /// Every LFS object needed is checked before anything is written: a missing one fails the run and
-/// names the paths that need it. Files already in DIR at the same paths are replaced; other files
-/// are left alone. While writing, DIR holds a `.mlgit-incomplete` marker, removed only on success.
+/// names the paths that need it. Each LFS object is hashed while copied; a corrupt one exits with 3
+/// and leaves no bad file. Nothing is written through a symlink in DIR, nor into a .git folder.
+/// Files already in DIR at the same paths are replaced; other files are left alone. While writing,
+/// DIR holds a `.mlgit-incomplete` marker, removed only on success.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A branch, tag or commit (e.g. raw, model-v3, a1b2c3d).
@@ -29,7 +31,8 @@ pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
     let repo = ctx.repo()?;
     let into = args.into.unwrap_or_else(|| PathBuf::from(args.rev.replace('/', "-")));
     let into = if into.is_absolute() { into } else { ctx.dir.join(into) };
-    let opts = MaterializeOptions { rev: args.rev, into, include: args.include };
+    let opts =
+        MaterializeOptions { rev: args.rev, into, include: args.include, interrupt: ctx.interrupt.clone() };
     let progress = ctx.printer.progress();
     let outcome = materialize(&repo, &opts, progress.as_ref())?;
     ctx.printer.result("materialize", &outcome, render);

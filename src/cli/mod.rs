@@ -8,6 +8,7 @@ mod commit_data;
 mod completions;
 mod demo;
 mod diff;
+mod gc;
 mod init;
 mod lineage;
 mod materialize;
@@ -57,6 +58,7 @@ pub enum Command {
     CommitData(commit_data::Args),
     Materialize(materialize::Args),
     Verify(verify::Args),
+    Gc(gc::Args),
     Clean(clean::Args),
     Split(split::Args),
     Diff(diff::Args),
@@ -95,6 +97,7 @@ impl Command {
             Command::CommitData(_) => "commit-data",
             Command::Materialize(_) => "materialize",
             Command::Verify(_) => "verify",
+            Command::Gc(_) => "gc",
             Command::Completions(_) => "completions",
             Command::Manpage(_) => "manpage",
         }
@@ -159,6 +162,7 @@ pub fn run() -> i32 {
         Command::CommitData(args) => commit_data::run(args, &ctx),
         Command::Materialize(args) => materialize::run(args, &ctx),
         Command::Verify(args) => verify::run(args, &ctx),
+        Command::Gc(args) => gc::run(args, &ctx),
         Command::Completions(args) => completions::completions(args, &ctx),
         Command::Manpage(args) => completions::manpage(args, &ctx),
     };

@@ -18,12 +18,21 @@ pub struct Args {
     /// Check every local branch and tag.
     #[arg(long)]
     pub all: bool,
+    /// Rewrite corrupt or missing LFS objects from worktree or source files whose bytes hash right.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
     let repo = ctx.repo()?;
     let progress = ctx.printer.progress();
-    let outcome = verify(&repo, &VerifyOptions { refs: args.refs, all: args.all }, progress.as_ref())?;
+    let opts = VerifyOptions {
+        refs: args.refs,
+        all: args.all,
+        repair: args.repair,
+        interrupt: ctx.interrupt.clone(),
+    };
+    let outcome = verify(&repo, &opts, progress.as_ref())?;
     ctx.printer.result("verify", &outcome, render);
     Ok(if outcome.ok { 0 } else { 3 })
 }
@@ -45,6 +54,17 @@ fn render(o: &VerifyOutcome) -> String {
         human_bytes(o.bytes),
         o.seconds
     ));
+    for r in &o.repaired {
+        s.push_str(&format!("repaired LFS object {} from {}\n", &r.oid[..12], r.from.display()));
+    }
+    for u in &o.unrepaired {
+        s.push_str(&format!(
+            "could not repair LFS object {} (needed by {}; {} candidate file(s) hold other bytes)\n",
+            &u.oid[..12],
+            u.needed_by.join(", "),
+            u.candidates_tried
+        ));
+    }
     if o.ok {
         s.push_str(
             "OK: every object present and intact, every pointer canonical and marked in .gitattributes\n",
@@ -63,7 +83,7 @@ fn render(o: &VerifyOutcome) -> String {
             };
             s.push_str(&format!("  {}:{}  {what}\n", p.rev, p.path));
         }
-        s.push_str("hint: fetch missing objects with `git lfs fetch --all`; re-commit files whose objects are corrupt\n");
+        s.push_str("hint: fetch missing objects with `git lfs fetch --all`; `mlgit verify --repair` rebuilds objects from worktree or source files that still hold the bytes\n");
     }
     s
 }

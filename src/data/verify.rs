@@ -1,6 +1,9 @@
 //! `mlgit verify`: check that refs are complete and that git-lfs will read them as mlgit meant —
 //! every LFS object they need is in the local store and hashes to its name, every pointer is
 //! byte-canonical, and the root `.gitattributes` marks exactly the pointer paths (the invariant).
+//! With `repair`, corrupt or missing objects are rebuilt from good copies ([`repair`]).
+
+pub mod repair;
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -10,6 +13,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Context, Error, Result};
+use crate::interrupt::Interrupt;
 use crate::progress::Progress;
 use crate::repo::tree::{entry_at, list_files};
 use crate::repo::Repo;
@@ -23,6 +27,10 @@ pub struct VerifyOptions {
     pub refs: Vec<String>,
     /// Every local branch and tag.
     pub all: bool,
+    /// Rewrite corrupt or missing objects from files whose bytes hash right.
+    pub repair: bool,
+    /// Checked between objects: a set flag stops the run.
+    pub interrupt: Interrupt,
 }
 
 /// What is wrong with one path of one ref.
@@ -68,6 +76,10 @@ pub struct VerifyOutcome {
     pub objects: u64,
     pub bytes: u64,
     pub problems: Vec<Problem>,
+    /// With `repair`: the objects rewritten from a good copy.
+    pub repaired: Vec<repair::Repaired>,
+    /// With `repair`: the bad objects no candidate could rebuild.
+    pub unrepaired: Vec<repair::Unrepaired>,
     pub seconds: f64,
 }
 
@@ -142,15 +154,32 @@ pub fn verify(repo: &Repo, opts: &VerifyOptions, progress: &dyn Progress) -> Res
     let states: Vec<ObjectState> = list
         .par_iter()
         .map(|(p, _)| {
+            opts.interrupt.check("verify")?;
             let s = store.check(p);
             progress.advance(1, p.size);
             s
         })
         .collect::<Result<_>>()?;
     progress.end();
+    let (repaired, unrepaired) = if opts.repair {
+        let bad: Vec<(Pointer, Vec<String>, Vec<String>)> = list
+            .iter()
+            .zip(&states)
+            .filter(|(_, s)| **s != ObjectState::Ok)
+            .map(|((p, users), _)| {
+                let paths = users.iter().map(|(_, path)| path.clone()).collect();
+                let needed_by = users.iter().map(|(i, path)| format!("{}:{path}", revs[*i])).collect();
+                (**p, paths, needed_by)
+            })
+            .collect();
+        repair::repair(git, store, &revs, &bad, &opts.interrupt)?
+    } else {
+        (Vec::new(), Vec::new())
+    };
     for ((pointer, users), state) in list.iter().zip(states) {
         let problem = match state {
             ObjectState::Ok => continue,
+            _ if repaired.iter().any(|r| r.oid == pointer.oid.to_hex()) => continue,
             ObjectState::Missing => ProblemKind::Missing,
             ObjectState::Corrupt => ProblemKind::Corrupt,
         };
@@ -170,6 +199,8 @@ pub fn verify(repo: &Repo, opts: &VerifyOptions, progress: &dyn Progress) -> Res
         objects: list.len() as u64,
         bytes,
         problems,
+        repaired,
+        unrepaired,
         seconds: start.elapsed().as_secs_f64(),
     })
 }

@@ -172,26 +172,14 @@ pub fn sync_checkout(
     Ok(())
 }
 
-/// Remove a worktree file (gone already is fine) and the folders it leaves empty.
+/// Remove a worktree file (gone already is fine) and the folders it leaves empty, through the one
+/// restore path: nothing below a symlink is touched.
 pub fn remove_file(root: &Path, rel: &Path) -> Result<()> {
-    let full = root.join(rel);
-    match fs::remove_file(&full) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io("remove", &full, e)),
-    }
-    // Remove folders left empty, as git checkout does.
-    let mut dir = full.parent();
-    while let Some(d) = dir {
-        if d == root || fs::remove_dir(d).is_err() {
-            break;
-        }
-        dir = d.parent();
-    }
-    Ok(())
+    crate::restore::remove_file(root, rel)
 }
 
-/// Write one file of a tree into a worktree and return its index entry (with fresh stat data).
+/// Write one file of a tree into a worktree through the one restore path (never through a link,
+/// LFS content hashed while copied) and return its index entry (with fresh stat data).
 pub fn write_file(
     repo: &Repository,
     store: &LfsStore,
@@ -200,30 +188,7 @@ pub fn write_file(
     oid: Oid,
     mode: i32,
 ) -> Result<IndexEntry> {
-    use std::os::unix::fs::PermissionsExt;
-    let full = root.join(rel);
-    if let Some(parent) = full.parent() {
-        fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
-    }
-    if fs::symlink_metadata(&full).map(|m| m.is_dir()).unwrap_or(false) {
-        fs::remove_dir_all(&full).map_err(|e| Error::io("remove", &full, e))?;
-    }
-    let blob = repo.find_blob(oid).context(format!("read blob {oid}"))?;
-    if mode == 0o120000 {
-        let target = String::from_utf8_lossy(blob.content()).into_owned();
-        let _ = fs::remove_file(&full);
-        std::os::unix::fs::symlink(&target, &full).map_err(|e| Error::io("create the symlink", &full, e))?;
-    } else {
-        let pointer = Pointer::from_blob(blob.content()).filter(|p| store.contains(p));
-        let _ = fs::remove_file(&full);
-        match pointer {
-            Some(p) => store.copy_to(&p, &full)?,
-            None => fs::write(&full, blob.content()).map_err(|e| Error::io("write", &full, e))?,
-        }
-        let perm = if mode == 0o100755 { 0o755 } else { 0o644 };
-        fs::set_permissions(&full, fs::Permissions::from_mode(perm))
-            .map_err(|e| Error::io("chmod", &full, e))?;
-    }
+    crate::restore::restore_file(repo, store, root, rel, oid, mode)?;
     stat_entry(root, rel, oid, mode)
 }
 

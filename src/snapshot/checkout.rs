@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::show::read_snapshot;
-use crate::data::materialize::write_tree;
 use crate::error::{Error, ErrorKind, Result};
+use crate::interrupt::Interrupt;
 use crate::progress::Progress;
 use crate::repo::Repo;
+use crate::restore::restore_tree;
 use crate::store::hash_reader;
 
 #[derive(Debug, Clone, Serialize)]
@@ -34,13 +35,21 @@ pub struct Mismatch {
     pub actual_sha256: Option<String>,
 }
 
-pub fn checkout(repo: &Repo, rev: &str, into: &Path, progress: &dyn Progress) -> Result<CheckoutOutcome> {
+/// Check the snapshot `rev` out into `into` (new or empty) through the one restore path; a corrupt
+/// LFS object fails the run (exit 3) before its file is written.
+pub fn checkout(
+    repo: &Repo,
+    rev: &str,
+    into: &Path,
+    interrupt: &Interrupt,
+    progress: &dyn Progress,
+) -> Result<CheckoutOutcome> {
     let (commit, record) = read_snapshot(repo, rev)?;
     if fs::read_dir(into).map(|mut d| d.next().is_some()).unwrap_or(false) {
         return Err(Error::new(ErrorKind::AlreadyExists, format!("{} is not empty", into.display()))
             .with_hint("check a snapshot out into a new or empty folder, so no stale file sits beside it"));
     }
-    let written = write_tree(repo, commit.tree_id(), into, &|_| true, progress)?;
+    let written = restore_tree(repo, commit.tree_id(), into, &|_| true, interrupt, progress)?;
     let mut verified = Vec::new();
     let mut bad = Vec::new();
     for m in &record.model {

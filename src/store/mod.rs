@@ -1,6 +1,8 @@
 //! The Git LFS compatible object store (`<git common dir>/lfs/objects/<oid[0:2]>/<oid[2:4]>/<oid>`):
-//! content is hashed while it is copied in (one read per file), written through a temporary file and
-//! a no-clobber rename, and never overwritten.
+//! content is hashed while it is copied in (one read per file) and written through a temporary file
+//! and a rename. A good object is never overwritten; one whose size is wrong (truncated by a crash,
+//! a full disk) is replaced by the new, correctly hashed bytes, so re-committing the original file
+//! repairs it. Same-size corruption needs a re-hash: `mlgit verify --repair`.
 
 pub mod attributes;
 pub mod pointer;
@@ -38,6 +40,16 @@ pub struct Stored {
     pub new: bool,
 }
 
+/// What [`LfsStore::presence`] found for one object, by its size alone (no re-hash).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    Missing,
+    /// There, but with this size instead of the pointer's: corrupt (truncated, or overwritten).
+    WrongSize(u64),
+    /// There with the right size (the content is trusted; `check` re-hashes it).
+    Present,
+}
+
 /// What [`LfsStore::check`] found for one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectState {
@@ -66,9 +78,26 @@ impl LfsStore {
 
     /// Whether the store holds the object with the right size (the content is trusted; see `check`).
     pub fn contains(&self, pointer: &Pointer) -> bool {
-        fs::metadata(self.object_path(&pointer.oid))
-            .map(|m| m.is_file() && m.len() == pointer.size)
-            .unwrap_or(false)
+        self.presence(pointer) == Presence::Present
+    }
+
+    /// The folder of temporary files (`lfs/tmp`), which `mlgit gc` cleans.
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// The folder of objects (`lfs/objects`).
+    pub fn objects_dir(&self) -> &Path {
+        &self.objects
+    }
+
+    /// Whether the store holds the object, and with the right size.
+    pub fn presence(&self, pointer: &Pointer) -> Presence {
+        match fs::metadata(self.object_path(&pointer.oid)) {
+            Ok(m) if m.is_file() && m.len() == pointer.size => Presence::Present,
+            Ok(m) => Presence::WrongSize(m.len()),
+            Err(_) => Presence::Missing,
+        }
     }
 
     /// Store the file at `path`: hash and copy in one pass. `expected` is the metadata the caller
@@ -111,6 +140,17 @@ impl LfsStore {
     /// Copy a large file (already opened, read from where it stands; `path` names it in errors)
     /// into a temporary file while hashing it, then move it into place.
     pub fn store_reader(&self, file: &mut impl Read, path: &Path) -> Result<Stored> {
+        let (tmp, oid, size) = self.copy_hashing(file, path)?;
+        let new = self.persist(tmp, &oid, size)?;
+        Ok(Stored { pointer: Pointer { oid, size }, new })
+    }
+
+    /// Copy `file` into a new temporary file of the store, hashing it on the way.
+    fn copy_hashing(
+        &self,
+        file: &mut impl Read,
+        path: &Path,
+    ) -> Result<(tempfile::NamedTempFile, LfsOid, u64)> {
         let mut tmp = self.temp_file()?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; CHUNK];
@@ -126,9 +166,7 @@ impl LfsStore {
             tmp.write_all(&buf[..n]).map_err(|e| Error::io("write", tmp.path(), e))?;
             size += n as u64;
         }
-        let oid = LfsOid(hasher.finalize().into());
-        let new = self.persist(tmp, &oid, size)?;
-        Ok(Stored { pointer: Pointer { oid, size }, new })
+        Ok((tmp, LfsOid(hasher.finalize().into()), size))
     }
 
     fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
@@ -146,25 +184,49 @@ impl LfsStore {
         }
     }
 
-    /// Move a finished temporary file (`size` bytes just hashed to `oid`) to the object's path
-    /// unless the object exists already (then the temporary file is dropped). Returns whether the
-    /// object is new. An existing object of the wrong size (truncated, half-copied by another tool)
-    /// is replaced, atomically: the temporary file is known good, the object known bad, so the
-    /// no-clobber rule must not keep the damage.
+    /// Move a finished temporary file (`size` bytes just hashed to `oid`) to the object's path.
+    /// A good object there is kept (the temporary file is dropped); one of the wrong size
+    /// (truncated, half-copied by another tool) is replaced atomically: the temporary file is
+    /// known good, the object known bad, so the no-clobber rule must not keep the damage.
+    /// Returns whether the object was written.
     fn persist(&self, tmp: tempfile::NamedTempFile, oid: &LfsOid, size: u64) -> Result<bool> {
         let dest = self.object_path(oid);
         self.ensure_dir(oid, &dest)?;
         match tmp.persist_noclobber(&dest) {
             Ok(_) => Ok(true),
             Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
-                if fs::metadata(&dest).map(|m| m.is_file() && m.len() == size).unwrap_or(false) {
+                if self.presence(&Pointer { oid: *oid, size }) == Presence::Present {
                     return Ok(false);
                 }
-                e.file.persist(&dest).map_err(|e| Error::io("write", &dest, e.error))?;
+                e.file.persist(&dest).map_err(|e| Error::io("replace", &dest, e.error))?;
                 Ok(true)
             }
             Err(e) => Err(Error::io("write", &dest, e.error)),
         }
+    }
+
+    /// Rewrite the object of `pointer` from `source` if the source's bytes hash right (hashed
+    /// while copied, then renamed over whatever is in the store). Returns false, leaving the
+    /// store untouched, when the source's content is something else.
+    pub fn repair_from(&self, pointer: &Pointer, source: &Path) -> Result<bool> {
+        let mut file = match File::open(source) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io("read", source, e)),
+        };
+        match file.metadata() {
+            Ok(m) if m.is_file() && m.len() == pointer.size => {}
+            Ok(_) => return Ok(false),
+            Err(e) => return Err(Error::io("stat", source, e)),
+        }
+        let (tmp, oid, size) = self.copy_hashing(&mut file, source)?;
+        if oid != pointer.oid || size != pointer.size {
+            return Ok(false);
+        }
+        let dest = self.object_path(&pointer.oid);
+        self.ensure_dir(&pointer.oid, &dest)?;
+        tmp.persist(&dest).map_err(|e| Error::io("replace", &dest, e.error))?;
+        Ok(true)
     }
 
     fn ensure_dir(&self, oid: &LfsOid, dest: &Path) -> Result<()> {
@@ -198,24 +260,46 @@ impl LfsStore {
         Ok(data)
     }
 
-    /// Copy an object's content to `dest` (created or truncated), at copy speed (the kernel's
-    /// copy_file_range, so reflinks where the file system has them).
+    /// Copy an object's content to `dest` (created or truncated), hashing it on the way: a
+    /// missing object is NotFound, bytes that are not the object's are a check failure and leave
+    /// no file at `dest`. (Trees are restored through `crate::restore`; this is for single files.)
     pub fn copy_to(&self, pointer: &Pointer, dest: &Path) -> Result<()> {
         let src = self.object_path(&pointer.oid);
-        let copied = fs::copy(&src, dest).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound if !src.exists() => {
+        let mut input = File::open(&src).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
                 Error::not_found(format!("LFS object {} is not in the local store", pointer.oid)).with_hint(
                     "fetch it with `git lfs fetch`, then retry; `mlgit verify` lists every missing object",
                 )
             }
-            _ => Error::io("write", dest, e),
+            _ => Error::io("read", &src, e),
         })?;
-        if copied != pointer.size {
+        let mut out = File::create(dest).map_err(|e| Error::io("write", dest, e))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; (pointer.size as usize).clamp(1, CHUNK)];
+        let mut size = 0u64;
+        let copied = loop {
+            let n = match input.read(&mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(Error::io("read", &src, e)),
+            };
+            size += n as u64;
+            hasher.update(&buf[..n]);
+            if let Err(e) = out.write_all(&buf[..n]) {
+                break Err(Error::io("write", dest, e));
+            }
+        };
+        let good = copied.is_ok() && size == pointer.size && LfsOid(hasher.finalize().into()) == pointer.oid;
+        if !good {
+            drop(out);
+            let _ = fs::remove_file(dest);
+            copied?;
             return Err(Error::new(
                 ErrorKind::CheckFailed,
-                format!("LFS object {} has {copied} bytes, its pointer says {}", pointer.oid, pointer.size),
+                format!("LFS object {} is corrupt ({size} bytes, its pointer says {}); {} was not written", pointer.oid, pointer.size, dest.display()),
             )
-            .with_hint("the store is corrupt: run `mlgit verify` and fetch the object again"));
+            .with_hint("repair the store with `mlgit verify --repair <ref>` (or delete the object and `git lfs fetch` it again)"));
         }
         Ok(())
     }
@@ -297,6 +381,34 @@ mod tests {
             0,
             "no temporary file left"
         );
+    }
+
+    #[test]
+    fn a_wrong_size_object_is_replaced_and_a_good_one_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LfsStore::new(dir.path());
+        let s = store.store_bytes(b"hello world").unwrap();
+        let path = store.object_path(&s.pointer.oid);
+        fs::write(&path, b"hello").unwrap();
+        assert_eq!(store.presence(&s.pointer), Presence::WrongSize(5));
+        assert!(store.store_bytes(b"hello world").unwrap().new, "the truncated object is rewritten");
+        assert_eq!(fs::read(&path).unwrap(), b"hello world");
+        // Same size, other bytes: not detectable without a re-hash, so left to `verify --repair`.
+        fs::write(&path, b"hello WORLD").unwrap();
+        assert!(!store.store_bytes(b"hello world").unwrap().new);
+        let copy = dir.path().join("copy");
+        let err = store.copy_to(&s.pointer, &copy).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::CheckFailed);
+        assert!(!copy.exists(), "copy_to left the corrupt bytes behind");
+        let source = dir.path().join("good");
+        fs::write(&source, b"hello world").unwrap();
+        let bad = dir.path().join("bad");
+        fs::write(&bad, b"hello WORLD").unwrap();
+        assert!(!store.repair_from(&s.pointer, &bad).unwrap(), "a source with other bytes is never used");
+        assert!(store.repair_from(&s.pointer, &source).unwrap());
+        assert_eq!(store.check(&s.pointer).unwrap(), ObjectState::Ok);
+        store.copy_to(&s.pointer, &copy).unwrap();
+        assert_eq!(fs::read(&copy).unwrap(), b"hello world");
     }
 
     #[test]

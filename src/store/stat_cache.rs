@@ -94,6 +94,12 @@ impl StatCache {
         self.entries.get(key).filter(|e| e.stat == *stat).copied()
     }
 
+    /// Every entry: relative path and what was recorded for it (for `verify --repair`, which looks
+    /// here for source files whose bytes may rebuild a damaged object).
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &CacheEntry)> {
+        self.entries.iter().map(|(k, e)| (k.as_str(), e))
+    }
+
     /// Record a file read at `read_at_ns` (unix nanoseconds, taken before the read started); racy
     /// files are not recorded.
     pub fn insert(&mut self, key: &str, entry: CacheEntry, read_at_ns: i128) {
