@@ -47,7 +47,8 @@ pub(super) fn check_pointer_text(repo: &Repo, workdir: &Path, tree: Oid, materia
         let Some(pointer) = f.pointer else { continue };
         let full = workdir.join(&f.entry.path);
         let Ok(meta) = fs::symlink_metadata(&full) else { continue };
-        if meta.len() > crate::store::pointer::MAX_POINTER_SIZE as u64 {
+        // Only a small regular file can be pointer text (a FIFO would block the read).
+        if !meta.file_type().is_file() || meta.len() > crate::store::pointer::MAX_POINTER_SIZE as u64 {
             continue;
         }
         let Ok(bytes) = fs::read(&full) else { continue };
