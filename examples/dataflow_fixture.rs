@@ -9,8 +9,8 @@
 use std::path::PathBuf;
 
 use mlgit::data::validate::crc32;
-use mlgit::repo::refs::{commit_with_retry, NewCommit};
 use mlgit::repo::trailers::{keys, Message};
+use mlgit::repo::transaction::{Change, Step, Transaction, TxOptions};
 use mlgit::repo::tree::{Entry, TreeEdits};
 use mlgit::repo::Repo;
 use rayon::prelude::*;
@@ -108,13 +108,18 @@ fn main() -> mlgit::Result<()> {
         .trailer(keys::FILES_ADDED, files.len())
         .trailer(keys::BYTES, bytes)
         .render();
-    commit_with_retry(git, &raw, false, |tip| {
+    let tx = Transaction::open(
+        &repo,
+        &raw,
+        TxOptions { writer: "dataflow fixture".into(), ..Default::default() },
+    )?;
+    tx.commit(|tip| {
         let mut edits = TreeEdits::new();
         for (path, blob) in &entries {
             edits.set(path, Entry::blob(*blob))?;
         }
         let tree = edits.write(git, tip.map(|c| c.tree_id()))?;
-        Ok(Some(NewCommit { tree, extra_parents: vec![], message: message.clone() }))
+        Ok(Step::Commit(Box::new(Change::new(tree, message.clone()))))
     })?;
     println!("{} files, {bytes} bytes committed on {raw}", files.len());
     Ok(())

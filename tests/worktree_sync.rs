@@ -8,34 +8,32 @@ use std::fs;
 
 use common::TestEnv;
 use mlgit::repo::lfs_tree::{compile_patterns, refresh_attributes};
-use mlgit::repo::refs::{commit_with_retry, Committed, NewCommit};
 use mlgit::repo::tree::{Entry, TreeEdits};
 use mlgit::repo::worktree::{ensure_clean_checkout, find_checkout, sync_checkout};
 use mlgit::repo::Repo;
 
-/// Commit `files` onto `branch` through the library (LFS for data/**), as the data commands do.
+/// Commit `files` onto `branch` as a test fixture (LFS for data/**), moving the ref directly:
+/// what is tested here is the sync that follows a ref move.
 fn commit_files(repo: &Repo, branch: &str, files: &[(&str, &[u8])]) -> (Option<git2::Oid>, git2::Oid) {
     let git = repo.git();
     let patterns = compile_patterns(&["data/**".to_string()]).unwrap();
-    let out = commit_with_retry(git, branch, false, |tip| {
-        let mut edits = TreeEdits::new();
-        for (path, content) in files {
-            let oid = if path.starts_with("data/") {
-                let stored = repo.store().store_bytes(content)?;
-                git.blob(&stored.pointer.to_bytes()).unwrap()
-            } else {
-                git.blob(content).unwrap()
-            };
-            edits.set(path, Entry::blob(oid))?;
-        }
-        let tree = edits.write(git, tip.map(|t| t.tree_id()))?;
-        let tree = refresh_attributes(git, tree, &patterns)?;
-        Ok(Some(NewCommit { tree, extra_parents: vec![], message: "add files\n".into() }))
-    })
-    .unwrap();
-    let Committed::Moved { commit, previous, .. } = out else { panic!("{out:?}") };
-    let old_tree = previous.map(|p| git.find_commit(p).unwrap().tree_id());
-    (old_tree, git.find_commit(commit).unwrap().tree_id())
+    let tip = git.find_reference(&format!("refs/heads/{branch}")).unwrap().peel_to_commit().unwrap();
+    let mut edits = TreeEdits::new();
+    for (path, content) in files {
+        let oid = if path.starts_with("data/") {
+            let stored = repo.store().store_bytes(content).unwrap();
+            git.blob(&stored.pointer.to_bytes()).unwrap()
+        } else {
+            git.blob(content).unwrap()
+        };
+        edits.set(path, Entry::blob(oid)).unwrap();
+    }
+    let tree = edits.write(git, Some(tip.tree_id())).unwrap();
+    let tree = refresh_attributes(git, tree, &patterns).unwrap();
+    let sig = git2::Signature::now("t", "t@t").unwrap();
+    let commit = git.commit(None, &sig, &sig, "add files\n", &git.find_tree(tree).unwrap(), &[&tip]).unwrap();
+    git.reference(&format!("refs/heads/{branch}"), commit, true, "test").unwrap();
+    (Some(tip.tree_id()), tree)
 }
 
 #[test]

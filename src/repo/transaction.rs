@@ -169,15 +169,17 @@ impl<'r> Transaction<'r> {
         let kind = repo.config().branch_kind(branch);
         let patterns = compile_patterns(repo.config().lfs_patterns(kind))?;
         recover(repo)?;
-        // A journal still there after recover() belongs to a live writer whose sync is under way:
-        // its checkout looks dirty until the sync ends, so leave the check to the commit step,
-        // which waits for that writer's lock.
-        let syncing = journal_path(git, branch).exists();
-        if let Some(co) = worktree::find_checkout(git, branch)?.filter(|_| !opts.from_checkout && !syncing) {
-            // Fail fast; the authoritative check runs under the lock.
-            let dirty = worktree::dirty_paths(&co.repo)?;
-            if !dirty.is_empty() {
-                return Err(dirty_error(branch, &co, &dirty));
+        if let Some(co) = worktree::find_checkout(git, branch)?.filter(|_| !opts.from_checkout) {
+            // Fail fast, before the caller's long work. A checkout that looks dirty may only be in
+            // the middle of another writer's sync: look again with the branch's lock held, when
+            // no sync can be under way.
+            if !worktree::dirty_paths(&co.repo)?.is_empty() {
+                let _lock = lock_branch(git, branch, &opts.writer)?;
+                recover_branch(repo, branch)?;
+                let dirty = worktree::dirty_paths(&co.repo)?;
+                if !dirty.is_empty() {
+                    return Err(dirty_error(branch, &co, &dirty));
+                }
             }
         }
         Ok(Transaction { repo, branch: branch.to_string(), kind, patterns, opts })
