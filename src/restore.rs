@@ -374,16 +374,35 @@ fn write_entry(
         return Ok(0);
     }
     let mode = if f.entry.mode == FileMode::BlobExecutable { 0o755 } else { 0o644 };
-    let mut tmp = Temp::new(dir, &dest, mode)?;
-    let written = match f.pointer {
-        Some(p) => copy_object(store, &p, tmp.file.as_mut(), &f.entry.path, &dest)?,
-        None => {
-            let blob = git.find_blob(f.entry.oid).context(format!("read {}", f.entry.path))?;
-            if let Some(out) = tmp.file.as_mut() {
+    let fill = |out: &mut std::fs::File| -> Result<u64> {
+        match f.pointer {
+            Some(p) => copy_object(store, &p, Some(out), &f.entry.path, &dest),
+            None => {
+                let blob = git.find_blob(f.entry.oid).context(format!("read {}", f.entry.path))?;
                 out.write_all(blob.content()).map_err(|e| Error::io("write", &dest, e))?;
+                Ok(blob.size() as u64)
             }
-            blob.size() as u64
         }
+    };
+    // Nothing at the name yet (a fresh folder): create the file itself exclusively — never an
+    // existing entry, never through a link — and remove it again if its content is refused. That
+    // spares a rename per file; only a name already taken goes through a temporary file.
+    match at::create_new(dir, &name, mode) {
+        Ok(mut out) => {
+            let written = fill(&mut out);
+            if written.is_err() {
+                drop(out);
+                let _ = at::unlink(dir, &name);
+            }
+            return written;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::io("create", &dest, e)),
+    }
+    let mut tmp = Temp::new(dir, &dest, mode)?;
+    let written = match tmp.file.as_mut() {
+        Some(out) => fill(out)?,
+        None => 0,
     };
     tmp.commit(&name, &dest)?;
     Ok(written)
