@@ -30,19 +30,7 @@ impl Target {
         for comp in resolved.components() {
             let Component::Normal(name) = comp else { continue };
             sofar.push(name);
-            let c = at::c_name(name).map_err(|e| Error::io("open", &sofar, e))?;
-            fd = match at::open_dir(fd.as_fd(), &c) {
-                Ok(next) => next,
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                    match at::mkdir(fd.as_fd(), &c) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                        Err(e) => return Err(Error::io("create", &sofar, e)),
-                    }
-                    at::open_dir(fd.as_fd(), &c).map_err(|e| not_a_folder(&sofar, e))?
-                }
-                Err(e) => return Err(not_a_folder(&sofar, e)),
-            };
+            fd = open_or_make(fd.as_fd(), name, &sofar, false)?;
         }
         Ok(Target { root: fd, path: resolved })
     }
@@ -70,24 +58,7 @@ impl Target {
         let mut sofar = self.path.clone();
         for name in names(rel)? {
             sofar.push(name);
-            let c = at::c_name(name).map_err(|e| Error::io("open", &sofar, e))?;
-            fd = match at::open_dir(fd.as_fd(), &c) {
-                Ok(next) => next,
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                    match at::mkdir(fd.as_fd(), &c) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                        Err(e) => return Err(Error::io("create", &sofar, e)),
-                    }
-                    at::open_dir(fd.as_fd(), &c).map_err(|e| not_a_folder(&sofar, e))?
-                }
-                Err(e) if replace && is_not_a_folder(&e) => {
-                    at::remove_entry(fd.as_fd(), &c).map_err(|e| Error::io("replace", &sofar, e))?;
-                    at::mkdir(fd.as_fd(), &c).map_err(|e| Error::io("create", &sofar, e))?;
-                    at::open_dir(fd.as_fd(), &c).map_err(|e| not_a_folder(&sofar, e))?
-                }
-                Err(e) => return Err(not_a_folder(&sofar, e)),
-            };
+            fd = open_or_make(fd.as_fd(), name, &sofar, replace)?;
         }
         Ok(fd)
     }
@@ -183,4 +154,32 @@ fn refuse_git_dir(git: &Repository, into: &Path, resolved: &Path) -> Result<()> 
         .with_hint("choose a folder outside the repository's git folder, e.g. `--into out/`"));
     }
     Ok(())
+}
+
+/// Open the folder `name` in `parent` without following a link, creating it when missing; with
+/// `replace`, a link or file standing there is removed (itself, never its target) for a folder.
+fn open_or_make(
+    parent: BorrowedFd<'_>,
+    name: &std::ffi::OsStr,
+    path: &Path,
+    replace: bool,
+) -> Result<OwnedFd> {
+    let c = at::c_name(name).map_err(|e| Error::io("open", path, e))?;
+    match at::open_dir(parent, &c) {
+        Ok(next) => Ok(next),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            match at::mkdir(parent, &c) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io("create", path, e)),
+            }
+            at::open_dir(parent, &c).map_err(|e| not_a_folder(path, e))
+        }
+        Err(e) if replace && is_not_a_folder(&e) => {
+            at::remove_entry(parent, &c).map_err(|e| Error::io("replace", path, e))?;
+            at::mkdir(parent, &c).map_err(|e| Error::io("create", path, e))?;
+            at::open_dir(parent, &c).map_err(|e| not_a_folder(path, e))
+        }
+        Err(e) => Err(not_a_folder(path, e)),
+    }
 }
