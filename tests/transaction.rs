@@ -309,3 +309,27 @@ fn a_plain_file_committed_by_hand_is_unmarked_by_the_next_commit() {
     let pointer = env.git(&repo, ["check-attr", "--source=raw", "filter", "data/c.csv"]);
     assert_eq!(pointer.trim(), "data/c.csv: filter: lfs");
 }
+
+#[test]
+fn a_sparse_checkout_is_not_mistaken_for_uncommitted_changes() {
+    let env = TestEnv::new();
+    if !env.has_git_lfs() {
+        return;
+    }
+    let repo = env.init_repo("r");
+    let src = env.path("src");
+    write_files(&src, &[("a/1.csv", b"x\n1\n"), ("b/2.csv", b"x\n2\n")]);
+    let s = src.to_str().unwrap();
+    env.mlgit_ok(&repo, ["commit-data", "--source", s]);
+    let wt = env.path("raw-wt");
+    env.git(&repo, ["worktree", "add", "-q", wt.to_str().unwrap(), "raw"]);
+    env.git(&wt, ["sparse-checkout", "set", "--no-cone", "/data/a/", "/.gitattributes", "/README.md"]);
+    assert!(!wt.join("data/b/2.csv").exists());
+    assert_eq!(env.git(&wt, ["status", "--porcelain"]), "");
+    write_files(&src, &[("a/3.csv", b"x\n3\n"), ("b/4.csv", b"x\n4\n")]);
+    fs::write(src.join("b/2.csv"), b"x\n2\n").unwrap();
+    env.mlgit_ok(&repo, ["commit-data", "--source", s]);
+    assert_eq!(fs::read(wt.join("data/a/3.csv")).unwrap(), b"x\n3\n");
+    assert_eq!(env.git(&wt, ["status", "--porcelain"]), "");
+    assert!(!wt.join("data/b/2.csv").exists(), "outside the cone stays empty");
+}

@@ -71,6 +71,13 @@ pub fn dirty_paths(repo: &Repository) -> Result<Vec<String>> {
         if st == Status::WT_MODIFIED && matches_pointer(repo, &index, &workdir, path) {
             continue;
         }
+        // Outside a sparse checkout's cone the file is meant to be absent (libgit2's status does
+        // not know the skip-worktree bit; git does).
+        if skip_worktree(&index, path)
+            && !st.intersects(Status::INDEX_NEW | Status::INDEX_MODIFIED | Status::INDEX_DELETED)
+        {
+            continue;
+        }
         if st.intersects(
             Status::INDEX_NEW
                 | Status::INDEX_MODIFIED
@@ -155,6 +162,15 @@ pub fn sync_checkout(
             Delta::Added | Delta::Modified | Delta::Typechange => {
                 let Some(path) = new_file.path().map(Path::to_path_buf) else { continue };
                 let mode: i32 = new_file.mode().into();
+                if let Some(mut entry) =
+                    index.get_path(&path, 0).filter(|e| e.flags_extended & SKIP_WORKTREE != 0)
+                {
+                    // Outside the sparse cone: the index follows the branch, the folder stays empty.
+                    entry.id = new_file.id();
+                    entry.mode = mode as u32;
+                    index.add(&entry).context(format!("update the index entry of {}", path.display()))?;
+                    continue;
+                }
                 let seen = path.to_str().and_then(|p| in_place.get(p));
                 let current = fs::symlink_metadata(co.path.join(&path)).ok().map(|m| Stat::of(&m));
                 let entry = match seen {
@@ -170,6 +186,13 @@ pub fn sync_checkout(
     }
     index.write().context("write the index")?;
     Ok(())
+}
+
+/// The index entry flag git sets on paths outside a sparse checkout's cone.
+const SKIP_WORKTREE: u16 = 1 << 14;
+
+fn skip_worktree(index: &git2::Index, path: &str) -> bool {
+    index.get_path(Path::new(path), 0).is_some_and(|e| e.flags_extended & SKIP_WORKTREE != 0)
 }
 
 /// Remove a worktree file (gone already is fine) and the folders it leaves empty, through the one
