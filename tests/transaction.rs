@@ -333,3 +333,20 @@ fn a_sparse_checkout_is_not_mistaken_for_uncommitted_changes() {
     assert_eq!(env.git(&wt, ["status", "--porcelain"]), "");
     assert!(!wt.join("data/b/2.csv").exists(), "outside the cone stays empty");
 }
+
+#[test]
+fn a_case_only_twin_of_a_tracked_file_is_untracked_even_with_ignorecase() {
+    let env = TestEnv::new();
+    let (repo, wt, src) = raw_checkout(&env);
+    env.git(&wt, ["config", "core.ignorecase", "true"]);
+    env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap()]);
+    write_files(&wt, &[("data/A.csv", b"mine, untracked\n")]);
+    fs::remove_file(src.join("a.csv")).unwrap();
+    write_files(&src, &[("A.csv", b"from the source\n")]);
+    let refs = env.refs(&repo);
+    let out = commit_data(&env, &repo, &src);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("data/A.csv (an untracked file)"), "{}", stderr(&out));
+    assert_eq!(env.refs(&repo), refs);
+    assert_eq!(fs::read(wt.join("data/A.csv")).unwrap(), b"mine, untracked\n");
+}

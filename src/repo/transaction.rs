@@ -587,7 +587,7 @@ fn check_checkout(
         return Err(dirty_error(branch, co, &dirty));
     }
     let index = co.repo.index().context("read the index")?;
-    let tracked = |p: &str| index.get_path(Path::new(p), 0).is_some();
+    let tracked = |p: &str| is_tracked(&index, p);
     let written: Vec<&String> = match base {
         Some(b) => {
             let changed = changed_paths(&co.repo, b, new)?;
@@ -617,6 +617,12 @@ fn check_checkout(
         "move or remove them in {} (or commit them), then retry; nothing was committed",
         co.path.display()
     )))
+}
+
+/// Whether the index holds exactly `path`. With `core.ignorecase` libgit2's lookup also finds a
+/// path that differs only in case, which is a different, untracked file to protect.
+fn is_tracked(index: &git2::Index, path: &str) -> bool {
+    index.get_path(Path::new(path), 0).is_some_and(|e| e.path == path.as_bytes())
 }
 
 fn in_place_matches(root: &Path, path: &str, in_place: &HashMap<String, Stat>) -> bool {
@@ -845,7 +851,7 @@ fn check_recovery(_: &Path, co: &Checkout, branch: &str, from: Option<Oid>, to: 
         None => Vec::new(),
     };
     let index = git.index().context("read the index")?;
-    let tracked = |p: &str| index.get_path(Path::new(p), 0).is_some();
+    let tracked = |p: &str| is_tracked(&index, p);
     let mut dirs_ok = HashSet::new();
     let mut blocked = Vec::new();
     for path in written {
