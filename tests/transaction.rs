@@ -350,3 +350,16 @@ fn a_case_only_twin_of_a_tracked_file_is_untracked_even_with_ignorecase() {
     assert_eq!(env.refs(&repo), refs);
     assert_eq!(fs::read(wt.join("data/A.csv")).unwrap(), b"mine, untracked\n");
 }
+
+#[test]
+fn a_tab_in_a_name_is_refused_as_gitattributes_cannot_tell_it_from_a_space() {
+    let env = TestEnv::new();
+    let repo = env.init_repo("r");
+    let src = env.path("src");
+    write_files(&src, &[("a b.csv", b"x\n1\n"), ("a\tb.csv", b"x\n2\n")]);
+    let refs = env.refs(&repo);
+    let out = env.mlgit(&repo, ["commit-data", "--source", src.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("control character"), "{}", stderr(&out));
+    assert_eq!(env.refs(&repo), refs);
+}

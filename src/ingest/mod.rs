@@ -3,7 +3,7 @@
 //!
 //! - [`walk`] lists a folder (or a list of paths under it) from stat data alone and refuses, all
 //!   listed in one error, what a tree cannot hold faithfully: names that are not UTF-8 or hold a
-//!   newline, carriage return or NUL; `.git`, `.gitattributes` and `.gitmodules` components at any
+//!   control character (newline, tab, NUL…); `.git`, `.gitattributes` and `.gitmodules` components at any
 //!   depth, as files or folders, in any case; symlinks (unless followed, and only inside the
 //!   folder); FIFOs, sockets and devices, which are never opened.
 //! - [`LfsRule`] is the blob-or-LFS decision (the branch kind's patterns plus `lfs.max_blob_size`).

@@ -61,7 +61,7 @@ impl Rule {
     fn reason(self) -> &'static str {
         match self {
             Rule::NotUtf8 => "name not UTF-8",
-            Rule::ControlCharacter => "newline, carriage return or NUL in the name",
+            Rule::ControlCharacter => "a control character (newline, tab, NUL…) in the name",
             Rule::GitComponent => "'.git' component",
             Rule::Reserved => "reserved name: .gitattributes and .gitmodules are managed by mlgit and git",
             Rule::Symlink => "symlink",
@@ -312,7 +312,8 @@ fn classify(
 
 /// The rule a single path component breaks, if any.
 fn name_rule(name: &str) -> Option<Rule> {
-    if name.contains(['\n', '\r', '\0']) {
+    // A tab cannot be told from a space in .gitattributes ([[:space:]] matches both).
+    if name.contains(|c: char| c.is_ascii_control()) {
         return Some(Rule::ControlCharacter);
     }
     let name = as_git_reads(name);
@@ -358,6 +359,7 @@ mod tests {
         assert_eq!(name_rule(".gitmodules"), Some(Rule::Reserved));
         assert_eq!(name_rule(".GIT"), Some(Rule::GitComponent));
         assert_eq!(name_rule("a\nb"), Some(Rule::ControlCharacter));
+        assert_eq!(name_rule("a\tb"), Some(Rule::ControlCharacter));
         assert_eq!(name_rule(".gitignore"), None);
         assert_eq!(name_rule(".git. "), Some(Rule::GitComponent));
         assert_eq!(name_rule("GIT~1"), Some(Rule::GitComponent));

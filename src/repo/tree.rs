@@ -55,8 +55,8 @@ pub fn validate_path(path: &str) -> Result<()> {
     if path.is_empty() {
         return bad("it is empty");
     }
-    if path.contains('\0') || path.contains('\n') || path.contains('\r') {
-        return bad("it contains a NUL, newline or carriage return, which .gitattributes and most tools cannot express");
+    if path.contains(|c: char| c.is_ascii_control()) {
+        return bad("it contains a control character (newline, tab…), which .gitattributes and most tools cannot express");
     }
     for comp in path.split('/') {
         match comp {
