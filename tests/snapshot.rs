@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_same_tree, list_files, stderr, stdout, write_files, TestEnv};
-use sha2::Digest;
+use common::{assert_same_tree, list_files, sha256_hex, stderr, stdout, write_files, TestEnv};
 
 /// A repository with raw → clean → split commits (real git, real git-lfs, lineage trailers), the
 /// stable branch updated from dev and split, and a worktree of the stable branch.
@@ -34,18 +33,6 @@ fn rows(label_cycle: &[&str], n: usize) -> String {
     s
 }
 
-fn commit_on(env: &TestEnv, repo: &Path, branch: &str, files: &[(&str, &[u8])], message: &str) -> String {
-    let wt = env.path(&format!("wt-{}", branch.replace('/', "-")));
-    if !wt.exists() {
-        env.git(repo, ["worktree", "add", "-q", wt.to_str().unwrap(), branch]);
-    }
-    write_files(&wt, files);
-    env.git(&wt, ["add", "-A", "."]);
-    env.git(&wt, ["commit", "-q", "-m", message]);
-    env.tick();
-    env.git(&wt, ["rev-parse", "HEAD"]).trim().to_string()
-}
-
 fn project(env: &TestEnv) -> Option<Project> {
     if !env.has_git_lfs() {
         return None;
@@ -54,16 +41,14 @@ fn project(env: &TestEnv) -> Option<Project> {
     let train = rows(&["churn", "stay", "stay"], 30);
     let valid = rows(&["stay", "churn", "stay"], 6);
     let test = rows(&["stay"], 4);
-    let raw_commit = commit_on(env, &repo, "raw", &[("data/batch-1.csv", train.as_bytes())], "Add batch 1");
-    let clean_commit = commit_on(
-        env,
+    let raw_commit = env.commit_on(&repo, "raw", &[("data/batch-1.csv", train.as_bytes())], "Add batch 1");
+    let clean_commit = env.commit_on(
         &repo,
         "clean",
         &[("data/batch-1.csv", train.as_bytes())],
         &format!("Clean batch 1\n\nDerived-From: raw {raw_commit}"),
     );
-    let split_commit = commit_on(
-        env,
+    let split_commit = env.commit_on(
         &repo,
         "split",
         &[
@@ -74,7 +59,7 @@ fn project(env: &TestEnv) -> Option<Project> {
         &format!("Split batch 1\n\nDerived-From: clean {clean_commit}"),
     );
     // A code change on dev since init, so dev is a new parent of the stable update.
-    commit_on(env, &repo, "dev/model", &[("docs/notes.md", b"Baseline first.\n")], "Notes");
+    env.commit_on(&repo, "dev/model", &[("docs/notes.md", b"Baseline first.\n")], "Notes");
     // The data really is in LFS on split (its .gitattributes marks data/**).
     let lfs = env.git(&repo, ["lfs", "ls-files", "split"]);
     assert!(lfs.contains("data/train/batch-1.csv"), "{lfs}");
@@ -83,10 +68,6 @@ fn project(env: &TestEnv) -> Option<Project> {
     let stable = env.path("st");
     env.git(&repo, ["worktree", "add", "-q", stable.to_str().unwrap(), "stable/model"]);
     Some(Project { repo, stable, split_commit, clean_commit, raw_commit })
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn status_porcelain(env: &TestEnv, dir: &Path) -> String {
@@ -122,8 +103,7 @@ fn stable_update_grafts_split_data_and_records_both_parents() {
 
     // New split data alone: a commit that keeps the code, and the clean worktree follows.
     let more = rows(&["stay"], 5);
-    let split2 = commit_on(
-        &env,
+    let split2 = env.commit_on(
         &p.repo,
         "split",
         &[("data/train/batch-2.csv", more.as_bytes())],
@@ -151,7 +131,7 @@ fn stable_update_removes_old_outputs_and_refuses_a_dirty_worktree() {
     // A dirty checkout of the branch: refused, nothing moves.
     std::fs::write(p.stable.join("train.sh"), "#!/bin/sh\necho changed\n").unwrap();
     let more = rows(&["stay"], 3);
-    commit_on(&env, &p.repo, "split", &[("data/train/batch-3.csv", more.as_bytes())], "more");
+    env.commit_on(&p.repo, "split", &[("data/train/batch-3.csv", more.as_bytes())], "more");
     let before = env.refs(&p.repo);
     let out = env.mlgit(&p.repo, ["stable", "update"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -519,7 +499,7 @@ fn concurrent_runs_never_share_a_tag_and_lose_no_run() {
     assert_eq!(env.refs(&p.repo), refs_during, "the refused run changed nothing");
     // Nor may new data arrive under the running training.
     let more = rows(&["stay"], 3);
-    commit_on(&env, &p.repo, "split", &[("data/train/batch-9.csv", more.as_bytes())], "more");
+    env.commit_on(&p.repo, "split", &[("data/train/batch-9.csv", more.as_bytes())], "more");
     let refs_during = env.refs(&p.repo);
     let out = env.mlgit(&p.repo, ["stable", "update"]);
     assert_eq!(out.status.code(), Some(1));

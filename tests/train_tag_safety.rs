@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{stderr, stdout, write_files, TestEnv};
-use sha2::Digest;
+use common::{sha256_hex, stderr, stdout, write_files, TestEnv};
 
 /// A repository with raw → clean → split commits, `stable/model` updated from dev and split, and a
 /// worktree of it at `st`.
@@ -18,34 +17,20 @@ struct Project {
     stable: PathBuf,
 }
 
-fn commit_on(env: &TestEnv, repo: &Path, branch: &str, files: &[(&str, &[u8])], message: &str) -> String {
-    let wt = env.path(&format!("wt-{}", branch.replace('/', "-")));
-    if !wt.exists() {
-        env.git(repo, ["worktree", "add", "-q", wt.to_str().unwrap(), branch]);
-    }
-    write_files(&wt, files);
-    env.git(&wt, ["add", "-A", "."]);
-    env.git(&wt, ["commit", "-q", "-m", message]);
-    env.tick();
-    env.git(&wt, ["rev-parse", "HEAD"]).trim().to_string()
-}
-
 fn project(env: &TestEnv) -> Option<Project> {
     if !env.has_git_lfs() {
         return None;
     }
     let repo = env.init_repo("r");
     let rows = "age,plan,label\n20,basic,churn\n21,pro,stay\n22,basic,stay\n";
-    let raw = commit_on(env, &repo, "raw", &[("data/b.csv", rows.as_bytes())], "Add b");
-    let clean = commit_on(
-        env,
+    let raw = env.commit_on(&repo, "raw", &[("data/b.csv", rows.as_bytes())], "Add b");
+    let clean = env.commit_on(
         &repo,
         "clean",
         &[("data/b.csv", rows.as_bytes())],
         &format!("Clean\n\nDerived-From: raw {raw}"),
     );
-    commit_on(
-        env,
+    env.commit_on(
         &repo,
         "split",
         &[("data/train/b.csv", rows.as_bytes()), ("data/validation/b.csv", rows.as_bytes())],
@@ -56,10 +41,6 @@ fn project(env: &TestEnv) -> Option<Project> {
     let stable = env.path("st");
     env.git(&repo, ["worktree", "add", "-q", stable.to_str().unwrap(), "stable/model"]);
     Some(Project { repo, stable })
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The tracking record of a tag, parsed strictly (it must be valid JSON).
@@ -170,8 +151,7 @@ fn code_lineage_follows_a_merged_dev_commit() {
     let Some(p) = project(&env) else { return };
     let st = &p.stable;
     // Code reaches stable by `git merge dev/model`, as docs/branches.md recommends.
-    let dev =
-        commit_on(&env, &p.repo, "dev/model", &[("docs/notes.md", b"Try a tree model next.\n")], "Notes");
+    let dev = env.commit_on(&p.repo, "dev/model", &[("docs/notes.md", b"Try a tree model next.\n")], "Notes");
     env.git(st, ["merge", "-q", "--no-edit", "dev/model"]);
     env.tick();
     let run = "./train.sh && printf '%s' \"$MLGIT_CODE_COMMIT\" > model/code-commit.txt";
@@ -183,7 +163,7 @@ fn code_lineage_follows_a_merged_dev_commit() {
     env.tick();
 
     // Code changed on stable while merging: no dev commit has it, the stable commit is recorded.
-    commit_on(&env, &p.repo, "dev/model", &[("docs/notes.md", b"Trees did not help.\n")], "More notes");
+    env.commit_on(&p.repo, "dev/model", &[("docs/notes.md", b"Trees did not help.\n")], "More notes");
     env.git(st, ["merge", "-q", "--no-commit", "--no-ff", "dev/model"]);
     std::fs::write(st.join("docs/notes.md"), "Edited while merging.\n").unwrap();
     env.git(st, ["commit", "-q", "-am", "Merge dev/model with an edit"]);

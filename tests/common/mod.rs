@@ -134,6 +134,20 @@ impl TestEnv {
         self.git(repo, ["for-each-ref", "--format=%(refname) %(objectname)"])
     }
 
+    /// Commit `files` on `branch` with plain git, in a linked worktree of it kept under the
+    /// scratch folder (made on first use), and return the new commit's id.
+    pub fn commit_on(&self, repo: &Path, branch: &str, files: &[(&str, &[u8])], message: &str) -> String {
+        let wt = self.path(&format!("wt-{}", branch.replace('/', "-")));
+        if !wt.exists() {
+            self.git(repo, ["worktree", "add", "-q", wt.to_str().expect("utf-8 path"), branch]);
+        }
+        write_files(&wt, files);
+        self.git(&wt, ["add", "-A", "."]);
+        self.git(&wt, ["commit", "-q", "-m", message]);
+        self.tick();
+        self.git(&wt, ["rev-parse", "HEAD"]).trim().to_string()
+    }
+
     /// `mlgit init` a fresh repository at `rel` and return its path.
     pub fn init_repo(&self, rel: &str) -> PathBuf {
         let dir = self.path(rel);
@@ -159,6 +173,12 @@ impl TestEnv {
         self.git(&self.home, ["lfs", "install", "--skip-repo"]);
         true
     }
+}
+
+/// The sha256 of `bytes` in hex, as records and `sha256sum` write it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub fn stdout(out: &Output) -> String {
