@@ -7,17 +7,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use common::{assert_same_tree, stderr, stdout, write_files, TestEnv};
-
-/// Set every file's mtime well in the past, so the stat cache may trust it (recent files are "racy").
-fn age(dir: &Path) {
-    let status = Command::new("find")
-        .arg(dir)
-        .args(["-exec", "touch", "-h", "-d", "@1600000000", "{}", "+"])
-        .status()
-        .expect("find");
-    assert!(status.success());
-}
+use common::{age, assert_same_tree, stderr, stdout, write_files, TestEnv};
 
 fn sample(root: &Path) {
     write_files(

@@ -9,17 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{stderr, stdout, write_files, TestEnv};
-
-/// Set every file's mtime well in the past, so the stat cache may trust it (recent files are "racy").
-fn age(dir: &Path) {
-    let status = Command::new("find")
-        .arg(dir)
-        .args(["-exec", "touch", "-h", "-d", "@1600000000", "{}", "+"])
-        .status()
-        .expect("find");
-    assert!(status.success());
-}
+use common::{age, stderr, stdout, write_files, TestEnv};
 
 /// Run mlgit with extra environment variables, killing it if it has not finished within 60 s (a
 /// hang is a failure, not a stuck test run).

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_same_tree, list_files, sha256_hex, stderr, stdout, write_files, TestEnv};
+use common::{
+    assert_same_tree, list_files, python_with_mlflow, sha256_hex, stderr, stdout, write_files, TestEnv,
+};
 
 /// A repository with raw → clean → split commits (real git, real git-lfs, lineage trailers), the
 /// stable branch updated from dev and split, and a worktree of the stable branch.
@@ -592,21 +594,6 @@ fn stable_update_refuses_bad_input_and_changes_nothing() {
         assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
         assert_eq!(env.refs(&p.repo), before, "{args:?} changed refs");
     }
-}
-
-/// The Python that has MLflow, resolved outside the test's cleared environment (pyenv shims need
-/// the real HOME); None (with a printed reason) when MLflow is not installed.
-fn python_with_mlflow() -> Option<String> {
-    let out =
-        Command::new("python3").args(["-c", "import mlflow, sys; print(sys.executable)"]).output().ok()?;
-    if !out.status.success() {
-        if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
-            panic!("MLflow is required when CI=true (pip install mlflow==3.17.2)");
-        }
-        eprintln!("skipping: MLflow is not installed (pip install mlflow==3.17.2)");
-        return None;
-    }
-    Some(stdout(&out).trim().to_string())
 }
 
 #[test]

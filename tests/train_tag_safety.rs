@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{sha256_hex, stderr, stdout, write_files, TestEnv};
+use common::{python_with_mlflow, sha256_hex, stderr, stdout, write_files, TestEnv};
 
 /// A repository with raw → clean → split commits, `stable/model` updated from dev and split, and a
 /// worktree of it at `st`.
@@ -194,22 +194,6 @@ fn no_run_regenerates_the_model_card() {
     std::fs::write(st.join("MODEL_CARD.md"), "# Churn model\n\nHand written.\n").unwrap();
     env.mlgit_ok(st, ["train-tag", "--no-run", "--name", "nightly-3"]);
     assert_eq!(env.git(&p.repo, ["show", "nightly-3:MODEL_CARD.md"]), "# Churn model\n\nHand written.\n");
-}
-
-/// The Python that has MLflow, resolved outside the test's cleared environment; None (with a
-/// printed reason) when MLflow is not installed, a failure when CI=true.
-fn python_with_mlflow() -> Option<String> {
-    let out = Command::new("python3").args(["-c", "import mlflow, sys; print(sys.executable)"]).output().ok();
-    match out {
-        Some(o) if o.status.success() => Some(stdout(&o).trim().to_string()),
-        _ => {
-            if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
-                panic!("MLflow is required when CI=true (pip install mlflow==3.17.2)");
-            }
-            eprintln!("skipping: MLflow is not installed (pip install mlflow==3.17.2)");
-            None
-        }
-    }
 }
 
 #[test]

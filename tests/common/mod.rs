@@ -175,6 +175,32 @@ impl TestEnv {
     }
 }
 
+/// The `python3` that can import MLflow, as an absolute path. Under CI (`CI=true`) a missing MLflow
+/// fails the test; elsewhere the caller skips with a printed reason.
+pub fn python_with_mlflow() -> Option<String> {
+    let out = Command::new("python3").args(["-c", "import mlflow, sys; print(sys.executable)"]).output().ok();
+    match out {
+        Some(o) if o.status.success() => Some(stdout(&o).trim().to_string()),
+        _ => {
+            if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
+                panic!("MLflow is required when CI=true (pip install mlflow==3.17.2)");
+            }
+            eprintln!("skipping: MLflow is not installed (pip install mlflow==3.17.2)");
+            None
+        }
+    }
+}
+
+/// Set every file's mtime well in the past, so the stat cache may trust it (recent files are "racy").
+pub fn age(dir: &Path) {
+    let status = Command::new("find")
+        .arg(dir)
+        .args(["-exec", "touch", "-h", "-d", "@1600000000", "{}", "+"])
+        .status()
+        .expect("find");
+    assert!(status.success());
+}
+
 /// The sha256 of `bytes` in hex, as records and `sha256sum` write it.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
