@@ -314,6 +314,23 @@ impl Config {
                 return bad(format!("environments: '{env}' is not a valid environment name"));
             }
         }
+        // git keeps refs as files: `data` and `data/clean` cannot both exist.
+        let mut names: Vec<String> = [&b.main, &b.raw, &b.clean, &b.split, &b.dev, &b.stable]
+            .into_iter()
+            .cloned()
+            .chain(self.environments.iter().map(|e| format!("{}{e}", b.monitoring_prefix)))
+            .collect();
+        names.push(b.env_prefix.trim_end_matches('/').to_string() + "/x");
+        for a in &names {
+            for other in &names {
+                if other.len() > a.len() && other.starts_with(a.as_str()) && other.as_bytes()[a.len()] == b'/'
+                {
+                    return bad(format!(
+                        "branch '{a}' and branch '{other}' cannot both exist (git stores '{a}' as a file where '{other}' needs a folder)"
+                    ));
+                }
+            }
+        }
         let r = &self.split.ratios;
         if r.len() != 3 || r.iter().sum::<u32>() != 100 || r.contains(&0) {
             return bad(format!(
@@ -423,6 +440,19 @@ mod tests {
     fn ratios_must_sum_to_100() {
         let err = Config::parse("split:\n  ratios: [80, 10, 5]\n", "mlgit.yaml").unwrap_err();
         assert!(err.message().contains("split.ratios"), "{}", err.message());
+    }
+
+    #[test]
+    fn branch_names_that_clash_as_refs_are_refused() {
+        let err = Config::parse("branches:\n  raw: data\n  clean: data/clean\n", "mlgit.yaml").unwrap_err();
+        assert!(
+            err.message().contains("'data' and branch 'data/clean' cannot both exist"),
+            "{}",
+            err.message()
+        );
+        let err = Config::parse("branches:\n  main: monitoring\n", "mlgit.yaml").unwrap_err();
+        assert!(err.message().contains("'monitoring' and branch 'monitoring/dev'"), "{}", err.message());
+        assert!(Config::parse("branches:\n  raw: data-raw\n  clean: data-clean\n", "mlgit.yaml").is_ok());
     }
 
     #[test]
