@@ -8,8 +8,9 @@ use std::fs;
 
 use common::TestEnv;
 use mlgit::repo::lfs_tree::{compile_patterns, refresh_attributes};
+use mlgit::repo::transaction::refuse_dirty_checkout;
 use mlgit::repo::tree::{Entry, TreeEdits};
-use mlgit::repo::worktree::{ensure_clean_checkout, find_checkout, sync_checkout};
+use mlgit::repo::worktree::{find_checkout, sync_checkout};
 use mlgit::repo::Repo;
 
 /// Commit `files` onto `branch` as a test fixture (LFS for data/**), moving the ref directly:
@@ -56,7 +57,8 @@ fn a_clean_linked_worktree_is_updated_and_stays_clean() {
     );
     assert!(find_checkout(repo.git(), "clean").unwrap().is_none());
 
-    let co = ensure_clean_checkout(repo.git(), "raw").unwrap().expect("clean checkout");
+    refuse_dirty_checkout(&repo, "raw", "test").unwrap();
+    let co = find_checkout(repo.git(), "raw").unwrap().expect("raw is checked out");
     let (old, new) =
         commit_files(&repo, "raw", &[("data/a b.csv", b"x,y\n1,2\n"), ("notes.txt", b"hello\n")]);
     sync_checkout(&co, repo.store(), old, new, &Default::default()).unwrap();
@@ -73,12 +75,12 @@ fn a_dirty_worktree_is_refused_with_a_hint() {
     let demo = env.init_repo("demo");
     fs::write(demo.join("README.md"), "edited\n").unwrap();
     let repo = Repo::discover(&demo).unwrap();
-    let err = ensure_clean_checkout(repo.git(), "main").unwrap_err();
+    let err = refuse_dirty_checkout(&repo, "main", "test").unwrap_err();
     assert!(err.message().contains("uncommitted changes (README.md)"), "{}", err.message());
     assert!(err.hint().unwrap().contains("stash"), "{:?}", err.hint());
     // An untracked file is not a change to protect.
     fs::write(demo.join("README.md"), fs::read(env.path("demo/README.md")).unwrap()).unwrap();
     env.git(&demo, ["checkout", "--", "README.md"]);
     fs::write(demo.join("scratch.txt"), "tmp\n").unwrap();
-    assert!(ensure_clean_checkout(repo.git(), "main").unwrap().is_some());
+    refuse_dirty_checkout(&repo, "main", "test").unwrap();
 }

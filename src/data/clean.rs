@@ -122,7 +122,7 @@ pub fn clean(repo: &Repo, opts: &CleanOptions, progress: &dyn Progress) -> Resul
     }
     repo.require_branch(&to)?;
     // Refuse a dirty checkout of the target before any work (checked again just before writing).
-    crate::repo::worktree::ensure_clean_checkout(git, &to)?;
+    crate::repo::transaction::refuse_dirty_checkout(repo, &to, "mlgit clean")?;
     let raw = flow::source_commit(repo, &from, opts.rev.as_deref())?;
     let raw_id = raw.id();
     let files = flow::data_files(git, raw.tree_id())?;

@@ -179,7 +179,7 @@ pub fn split(repo: &Repo, opts: &SplitOptions, progress: &dyn Progress) -> Resul
     }
     repo.require_branch(&to)?;
     // Refuse a dirty checkout of the target before any work (checked again just before writing).
-    crate::repo::worktree::ensure_clean_checkout(git, &to)?;
+    crate::repo::transaction::refuse_dirty_checkout(repo, &to, "mlgit split")?;
     let clean = flow::source_commit(repo, &from, opts.rev.as_deref())?;
     let clean_id = clean.id();
     let files = flow::data_files(git, clean.tree_id())?;

@@ -169,18 +169,8 @@ impl<'r> Transaction<'r> {
         let kind = repo.config().branch_kind(branch);
         let patterns = compile_patterns(repo.config().lfs_patterns(kind))?;
         recover(repo)?;
-        if let Some(co) = worktree::find_checkout(git, branch)?.filter(|_| !opts.from_checkout) {
-            // Fail fast, before the caller's long work. A checkout that looks dirty may only be in
-            // the middle of another writer's sync: look again with the branch's lock held, when
-            // no sync can be under way.
-            if !worktree::dirty_paths(&co.repo)?.is_empty() {
-                let _lock = lock_branch(git, branch, &opts.writer)?;
-                recover_branch(repo, branch)?;
-                let dirty = worktree::dirty_paths(&co.repo)?;
-                if !dirty.is_empty() {
-                    return Err(dirty_error(branch, &co, &dirty));
-                }
-            }
+        if !opts.from_checkout {
+            refuse_dirty_checkout(repo, branch, &opts.writer)?;
         }
         Ok(Transaction { repo, branch: branch.to_string(), kind, patterns, opts })
     }
@@ -341,6 +331,25 @@ impl<'r> Transaction<'r> {
             on_branch: false,
         })
     }
+}
+
+/// Refuse early, before a command's long work, when `branch` is checked out in a worktree with
+/// uncommitted changes (the commit step checks again under the lock). A checkout that looks dirty
+/// may only be in the middle of another writer's sync: it is looked at again with the branch's lock
+/// held, when no sync can be under way.
+pub fn refuse_dirty_checkout(repo: &Repo, branch: &str, writer: &str) -> Result<()> {
+    let git = repo.git();
+    let Some(co) = worktree::find_checkout(git, branch)? else { return Ok(()) };
+    if worktree::dirty_paths(&co.repo)?.is_empty() {
+        return Ok(());
+    }
+    let _lock = lock_branch(git, branch, writer)?;
+    recover_branch(repo, branch)?;
+    let dirty = worktree::dirty_paths(&co.repo)?;
+    if !dirty.is_empty() {
+        return Err(dirty_error(branch, &co, &dirty));
+    }
+    Ok(())
 }
 
 /// A test hook: in a debug build, `MLGIT_TEST_CRASH=<point>` aborts the process at that point, as a

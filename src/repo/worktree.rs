@@ -105,27 +105,6 @@ fn matches_pointer(repo: &Repository, index: &git2::Index, workdir: &Path, path:
     matches!(hash_reader(&mut file), Ok((oid, size)) if oid == pointer.oid && size == pointer.size)
 }
 
-/// Refuse to go on when `branch` is checked out in a worktree with uncommitted changes; return the
-/// checkout (to update after the branch moved) when it is clean.
-pub fn ensure_clean_checkout(git: &Repository, branch: &str) -> Result<Option<Checkout>> {
-    let Some(co) = find_checkout(git, branch)? else { return Ok(None) };
-    let dirty = dirty_paths(&co.repo)?;
-    if !dirty.is_empty() {
-        let shown: Vec<&str> = dirty.iter().take(5).map(String::as_str).collect();
-        let more = if dirty.len() > 5 { format!(" and {} more", dirty.len() - 5) } else { String::new() };
-        return Err(Error::conflict(format!(
-            "branch '{branch}' is checked out in {} with uncommitted changes ({}{more})",
-            co.path.display(),
-            shown.join(", ")
-        ))
-        .with_hint(format!(
-            "commit or stash them there (`git -C {} stash`), or check out another branch there, then retry",
-            co.path.display()
-        )));
-    }
-    Ok(Some(co))
-}
-
 /// After a branch moved from `old_tree` to `new_tree` without a checkout, bring the clean worktree
 /// that has it checked out up to date: changed files are written (LFS content from the local store
 /// where present, pointer text otherwise) and the index gets matching entries.
