@@ -1,6 +1,12 @@
 //! Sharing through a git host and a Git LFS server: which remote, which objects, and moving refs
 //! with the system `git` (so the user's SSH config, credential helpers and `insteadOf` rules apply).
 
+pub mod clone;
+pub mod fetch;
+pub mod git_cli;
+pub mod push;
+pub mod select;
+
 use std::path::PathBuf;
 
 use git2::Repository;
