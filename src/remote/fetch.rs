@@ -148,6 +148,14 @@ fn fetch_refs(
     progress.begin("fetching refs", 0, 0);
     let result = (|| -> Result<Vec<String>> {
         let remote_refs = git_cli::ls_remote(&dir, remote, &opts.interrupt)?;
+        if remote_refs.is_empty() {
+            return Err(Error::not_found(format!(
+                "{} ({}) is empty: there is nothing to fetch",
+                remote.label(),
+                remote.url
+            ))
+            .with_hint("push this repository there first with `mlgit push`"));
+        }
         let (refspecs, kept) = fetch_refspecs(git, name, &remote_refs);
         git_cli::fetch(&dir, remote, &refspecs, &opts.interrupt)?;
         Ok(kept)
