@@ -243,6 +243,61 @@ fn spawn_error(cmd: &ChildCommand, what: &str, err: std::io::Error) -> Error {
     Error::new(kind, format!("cannot start {what}: cannot run {program}")).with_source(err).with_hint(hint)
 }
 
+/// Run `cmd` with `input` on its stdin and return what it wrote on stdout (its stderr is mlgit's):
+/// for short helpers whose answer mlgit reads, such as `git credential fill` and `ssh … git-lfs-
+/// authenticate`. Unlike [`run`], the child stays in mlgit's process group, so it may ask for a
+/// password on the terminal and gets a terminal's Ctrl-C with mlgit; it still dies with mlgit
+/// (`PR_SET_PDEATHSIG`). Errors are those of [`run`].
+pub fn run_with_input(
+    cmd: &ChildCommand,
+    input: &[u8],
+    interrupt: &Interrupt,
+    what: &str,
+) -> Result<Vec<u8>> {
+    use std::io::{Read, Write};
+    interrupt.check(what)?;
+    let mut command = std::process::Command::new(&cmd.program);
+    command
+        .args(&cmd.args)
+        .current_dir(&cmd.cwd)
+        .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl, which is
+    // async-signal-safe.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().map_err(|e| spawn_error(cmd, what, e))?;
+    let mut stdin = child.stdin.take();
+    let mut stdout = child.stdout.take();
+    let mut out = Vec::new();
+    let read = std::thread::scope(|s| {
+        s.spawn(move || {
+            if let Some(mut pipe) = stdin.take() {
+                // A child that exits without reading its input is judged by its exit status.
+                let _ = pipe.write_all(input);
+            }
+        });
+        match stdout.as_mut() {
+            Some(pipe) => pipe.read_to_end(&mut out).map(drop),
+            None => Ok(()),
+        }
+    });
+    let status = child.wait().map_err(|e| Error::io("wait for", Path::new("the child process"), e))?;
+    read.map_err(|e| Error::io("read the output of", Path::new(&cmd.program), e))?;
+    interrupt.check(what)?;
+    check_exit(status, what)?;
+    Ok(out)
+}
+
 /// A started child; dropping it ends the child's process group and reaps the child.
 struct Running {
     child: Child,
