@@ -362,20 +362,9 @@ fn apply(repo: &Repo, base: Oid, snapshots: &[Snapshot]) -> Result<Attempt> {
         }
     }
     let tree = edits.write(git, Some(base))?;
-
-    // The list and the leaderboard are derived from every run file now on the branch.
     let known: BTreeMap<String, String> =
         snapshots.iter().map(|s| (s.tag.clone(), s.commit.to_string())).collect();
-    let runs = read_runs(git, tree, &known)?;
-    let mut list = serde_json::to_vec_pretty(&runs).context("write tracking/runs.json")?;
-    list.push(b'\n');
-    let tracking = &repo.config().tracking;
-    let board = leaderboard_markdown(&runs, &tracking.primary_metric, tracking.goal);
-    let mut generated = TreeEdits::new();
-    generated.set(RUNS_LIST, Entry::blob(git.blob(&list).context("write tracking/runs.json")?))?;
-    generated
-        .set(LEADERBOARD, Entry::blob(git.blob(board.as_bytes()).context("write tracking/README.md")?))?;
-    let tree = generated.write(git, Some(tree))?;
+    let tree = regenerate(repo, tree, &known)?;
 
     let mut attempt = Attempt { tree, ..Default::default() };
     for s in snapshots {
@@ -391,6 +380,23 @@ fn apply(repo: &Repo, base: Oid, snapshots: &[Snapshot]) -> Result<Attempt> {
         }
     }
     Ok(attempt)
+}
+
+/// Regenerate the run list and the leaderboard of a main tree from every run file in it: the last
+/// step of the tracking merge, also re-run when `pull` merges two main histories over the union of
+/// both sides' run files. `known` gives snapshot commits (tag → commit) the tree may not list.
+pub fn regenerate(repo: &Repo, tree: Oid, known: &BTreeMap<String, String>) -> Result<Oid> {
+    let git = repo.git();
+    let runs = read_runs(git, tree, known)?;
+    let mut list = serde_json::to_vec_pretty(&runs).context("write tracking/runs.json")?;
+    list.push(b'\n');
+    let tracking = &repo.config().tracking;
+    let board = leaderboard_markdown(&runs, &tracking.primary_metric, tracking.goal);
+    let mut generated = TreeEdits::new();
+    generated.set(RUNS_LIST, Entry::blob(git.blob(&list).context("write tracking/runs.json")?))?;
+    generated
+        .set(LEADERBOARD, Entry::blob(git.blob(board.as_bytes()).context("write tracking/README.md")?))?;
+    generated.write(git, Some(tree))
 }
 
 fn message(attempt: &Attempt) -> String {
