@@ -49,7 +49,8 @@ fn render(o: &InitOutcome) -> String {
             o.template
         ));
         for b in &o.created {
-            s.push_str(&format!("  + {:<22} {}\n", b.branch, &b.commit[..7]));
+            let from = b.from_remote.as_ref().map(|r| format!("  (from {r})")).unwrap_or_default();
+            s.push_str(&format!("  + {:<22} {}{from}\n", b.branch, &b.commit[..7]));
         }
     }
     for l in &o.left_alone {
