@@ -435,3 +435,26 @@ fn a_branch_the_remote_lacks_is_refused_by_name_and_others_untouched() {
     assert!(e["reason"].as_str().unwrap().contains("origin has no branch 'dev/nobody'"), "{out}");
     assert_eq!(env.refs(&b), before);
 }
+
+#[test]
+fn a_raw_started_without_the_remotes_history_is_refused_with_the_way_out() {
+    let env = TestEnv::new();
+    let (bare, _a) = shared(&env);
+    // Fallen into the trap before this fix: a repository of its own, its raw an orphan beside origin's.
+    let c = env.init_repo("c");
+    commit_data(&env, &c, "raw", &[("mine.csv", b"c\n")]);
+    env.git(&c, ["remote", "add", "origin", &url(&bare)]);
+    env.git(&c, ["fetch", "-q", "origin"]);
+    let before = rev(&env, &c, "raw");
+    let out = integrate(&env, &c, &["raw"]);
+    let raw = entry(&out, "raw");
+    assert_eq!(raw["action"], "refused", "{out}");
+    assert_eq!(raw["paths"], json!(["README.md"]), "{out}");
+    let hint = raw["hint"].as_str().unwrap();
+    assert!(hint.contains("share no commit") && hint.contains("git branch -m raw raw-local"), "{hint}");
+    assert_eq!(rev(&env, &c, "raw"), before);
+    // The way out the hint gives.
+    env.git(&c, ["branch", "-m", "raw", "raw-local"]);
+    env.mlgit_ok(&c, ["init"]);
+    assert_eq!(rev(&env, &c, "raw"), rev(&env, &c, "origin/raw"));
+}

@@ -471,15 +471,26 @@ fn union_merge(
     }
     if !conflicts.is_empty() {
         plan.paths = conflicts.into_iter().collect();
+        let unrelated = git.merge_base(ours.id(), theirs.id()).is_err();
+        let hint = if unrelated {
+            // The trap of an older `mlgit init` in a clone: a new orphan branch beside the remote's.
+            format!(
+                "'{branch}' and {remote_ref} share no commit (the local one was started without the remote's \
+                 history): move yours aside (`git branch -m {branch} {branch}-local`), run `mlgit init` to \
+                 start '{branch}' from {remote_ref}, then commit your data again with `mlgit commit-data`; nothing was written"
+            )
+        } else {
+            format!(
+                "an append-only branch never changes a committed file, so one side was edited with plain git: \
+                 find which with `git log -p {branch} {remote_ref} -- PATH` and `mlgit verify {branch}`; nothing was written"
+            )
+        };
         return Err(Error::conflict(format!(
             "'{branch}' is append-only and diverged from {remote_ref}, and {} path(s) hold different content on the two sides: {}",
             plan.paths.len(),
             list_some(&plan.paths)
         ))
-        .with_hint(format!(
-            "an append-only branch never changes a committed file, so one side was edited with plain git: \
-             find which with `git log -p {branch} {remote_ref} -- PATH` and `mlgit verify {branch}`; nothing was written"
-        )));
+        .with_hint(hint));
     }
     let mut edits = TreeEdits::new();
     for (path, entry) in &added {

@@ -1,7 +1,8 @@
 //! The branch transaction: the one way mlgit writes a branch. Every writing command (commit-data,
-//! clean, split, stable update, train-tag, merge-tracking; later pull, monitor, promote) opens one on
-//! a branch, computes its new tree from the branch's current tip, and commits through it. The commit
-//! step is the only code in mlgit that
+//! clean, split, stable update, train-tag, merge-tracking, pull; later monitor, promote) opens one on
+//! a branch, computes its new tree from the branch's current tip, and commits through it — or, to
+//! take a fetched remote tip, fast-forwards through it ([`Step::FastForward`]). The commit step is
+//! the only code in mlgit that
 //!
 //! - takes the branch's LFS patterns from its kind in the config and rewrites the managed
 //!   `.gitattributes` block so it marks exactly the pointer paths;
