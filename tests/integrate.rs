@@ -235,6 +235,10 @@ fn diverged_raw_with_the_same_path_holding_different_content_is_refused_naming_t
 
 /// A snapshot tag on `stable/model` with a tracking record, then `mlgit merge-tracking`.
 fn snapshot(env: &TestEnv, repo: &Path, tag: &str, accuracy: f64) {
+    snapshot_with(env, repo, tag, accuracy, &[]);
+}
+
+fn snapshot_with(env: &TestEnv, repo: &Path, tag: &str, accuracy: f64, files: &[(&str, &[u8])]) {
     let name = repo.file_name().unwrap().to_str().unwrap();
     let record = json!({
         "schema": 1, "tag": tag, "branch": "stable/model", "created_at": format!("2026-11-2{}T10:00:00Z", (accuracy * 10.0) as u32),
@@ -247,6 +251,7 @@ fn snapshot(env: &TestEnv, repo: &Path, tag: &str, accuracy: f64) {
         env.git(repo, ["worktree", "add", "-q", wt.to_str().unwrap(), "stable/model"]);
     }
     write_files(&wt, &[("tracking/run.json", record.to_string().as_bytes())]);
+    write_files(&wt, files);
     env.git(&wt, ["add", "-A"]);
     env.git(&wt, ["commit", "-q", "-m", "train"]);
     env.git(&wt, ["tag", "-a", tag, "-m", "snapshot"]);
@@ -457,4 +462,75 @@ fn a_raw_started_without_the_remotes_history_is_refused_with_the_way_out() {
     env.git(&c, ["branch", "-m", "raw", "raw-local"]);
     env.mlgit_ok(&c, ["init"]);
     assert_eq!(rev(&env, &c, "raw"), rev(&env, &c, "origin/raw"));
+}
+
+/// A one-run MLflow store as MLflow 3.17.2 writes it, with the Default experiment created at `at`.
+fn mlruns(run: &str, at: u64) -> Vec<(String, Vec<u8>)> {
+    let exp = format!(
+        "artifact_location: file:///home/ann/proj/mlruns/0\ncreation_time: {at}\n\
+         effective_trace_archival_retention: null\nexperiment_id: '0'\n\
+         last_update_time: {at}\nlifecycle_stage: active\nname: Default\n\
+         trace_location: null\nworkspace: default\n"
+    );
+    let meta = format!(
+        "artifact_uri: file:///home/ann/proj/mlruns/0/{run}/artifacts\nend_time: {}\n\
+         entry_point_name: ''\nexperiment_id: '0'\nlifecycle_stage: active\nrun_id: {run}\n\
+         run_name: {run}\nsource_name: ''\nsource_type: 4\nsource_version: ''\n\
+         start_time: {at}\nstatus: 3\ntags: []\nuser_id: root\n",
+        at + 20
+    );
+    vec![
+        ("mlruns/0/meta.yaml".into(), exp.into_bytes()),
+        (format!("mlruns/0/{run}/meta.yaml"), meta.into_bytes()),
+        (format!("mlruns/0/{run}/params/lr"), b"0.1".to_vec()),
+        (format!("mlruns/0/{run}/metrics/loss"), format!("{} 0.5 0\n", at + 10).into_bytes()),
+        (format!("mlruns/0/{run}/tags/mlflow.runName"), run.as_bytes().to_vec()),
+    ]
+}
+
+#[test]
+fn diverged_main_merges_both_sides_mlflow_runs_each_under_its_own_snapshot() {
+    let env = TestEnv::new();
+    let (bare, a) = shared(&env);
+    let b = colleague(&env, &bare, "b");
+    // Each side's training made its own Default experiment: its meta.yaml differs between sides.
+    let store_a = mlruns("runa", 1795409563735);
+    let files_a: Vec<(&str, &[u8])> = store_a.iter().map(|(p, c)| (p.as_str(), c.as_slice())).collect();
+    snapshot_with(&env, &a, "model-v1", 0.5, &files_a);
+    env.git(&a, ["push", "-q", "origin", "main", "--tags"]);
+    let store_b = mlruns("runb", 1795409999000);
+    let files_b: Vec<(&str, &[u8])> = store_b.iter().map(|(p, c)| (p.as_str(), c.as_slice())).collect();
+    snapshot_with(&env, &b, "model-v2", 0.7, &files_b);
+    env.git(&b, ["fetch", "-q", "origin", "--tags"]);
+    assert_ne!(
+        env.git(&b, ["rev-parse", "main:mlruns/0/meta.yaml"]),
+        env.git(&b, ["rev-parse", "origin/main:mlruns/0/meta.yaml"])
+    );
+
+    let out = integrate(&env, &b, &["main"]);
+    assert_eq!(entry(&out, "main")["action"], "merged", "{out}");
+    assert_eq!(env.git(&b, ["show", "main:mlruns/0/runa/tags/mlgit.tag"]), "model-v1");
+    assert_eq!(env.git(&b, ["show", "main:mlruns/0/runb/tags/mlgit.tag"]), "model-v2");
+    assert_eq!(env.git(&b, ["status", "--porcelain"]), "");
+
+    let Some(python) = common::python_with_mlflow() else { return };
+    let export = env.path("served/mlruns");
+    env.mlgit_ok(&b, ["tracking", "export", "--mlruns", export.to_str().unwrap()]);
+    let expected = json!({
+        "experiments": ["Default"], "exact_runs": true,
+        "runs": {"runa": {"tags": {"mlgit.tag": "model-v1"}}, "runb": {"tags": {"mlgit.tag": "model-v2"}}}
+    });
+    let checker = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_mlruns.py");
+    let out = Command::new(&python)
+        .arg(&checker)
+        .arg(&export)
+        .arg(expected.to_string())
+        .env("HOME", &env.home)
+        .env("MLFLOW_ALLOW_FILE_STORE", "true")
+        .env_remove("MLFLOW_TRACKING_URI")
+        .current_dir(env.tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "MLflow reads the merged store: {}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("OK"), "{}", stdout(&out));
 }

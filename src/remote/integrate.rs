@@ -7,8 +7,9 @@
 //! - ahead or equal: left alone;
 //! - diverged, append-only (`raw`, `monitoring/*`): a merge commit whose tree is the union of both
 //!   sides, written without a checkout; a path whose content differs on the two sides is refused;
-//! - diverged `main`: a merge commit whose tracking (`tracking/`, `mlruns/`) is the union of both
-//!   sides' runs with the run list and leaderboard regenerated, every other path merged three-way;
+//! - diverged `main`: a merge commit whose tracking is re-merged — the union of both sides' run files
+//!   with the run list and leaderboard regenerated, the remote's MLflow runs merged into ours
+//!   snapshot by snapshot — and every other path merged three-way;
 //! - diverged otherwise (clean, split, dev, stable, env): refused with what to do instead.
 //!
 //! One branch refused leaves the others integrated; the outcome says which is which.
@@ -518,17 +519,12 @@ fn is_tracking(path: &str) -> bool {
     path.starts_with("tracking/") || path.starts_with(&format!("{MLRUNS}/"))
 }
 
-/// The files under `tracking/` and `mlruns/` of a tree.
-fn tracking_files(git: &Repository, tree: Oid) -> Result<BTreeMap<String, Entry>> {
+/// The files under the folder `dir` of a tree.
+fn files_under(git: &Repository, tree: Oid, dir: &str) -> Result<BTreeMap<String, Entry>> {
     let mut out = BTreeMap::new();
-    for dir in ["tracking", MLRUNS] {
-        match entry_at(git, tree, dir)? {
-            Some(e) if e.mode == FileMode::Tree => {
-                for f in list_files(git, e.oid)? {
-                    out.insert(format!("{dir}/{}", f.path), Entry { oid: f.oid, mode: f.mode });
-                }
-            }
-            _ => {}
+    if let Some(e) = entry_at(git, tree, dir)?.filter(|e| e.mode == FileMode::Tree) {
+        for f in list_files(git, e.oid)? {
+            out.insert(format!("{dir}/{}", f.path), Entry { oid: f.oid, mode: f.mode });
         }
     }
     Ok(out)
@@ -585,9 +581,10 @@ fn main_merge(
     }
     let merged = index.write_tree_to(git).context("write the merged tree")?;
 
-    // The tracking: the union of both sides' files; a run recorded differently is a real conflict.
-    let ours_tracking = tracking_files(git, ours.tree_id())?;
-    let theirs_tracking = tracking_files(git, theirs.tree_id())?;
+    // The tracking: the union of both sides' run files (a run recorded differently is a real
+    // conflict), and their MLflow stores merged as the tracking merge merges snapshots.
+    let ours_tracking = files_under(git, ours.tree_id(), "tracking")?;
+    let theirs_tracking = files_under(git, theirs.tree_id(), "tracking")?;
     let mut union = ours_tracking.clone();
     let mut differ = BTreeSet::new();
     for (path, entry) in &theirs_tracking {
@@ -618,6 +615,23 @@ fn main_merge(
     edits.remove(MLRUNS)?;
     for (path, entry) in &union {
         edits.set(path, *entry)?;
+    }
+    let store_of = |tree: Oid| -> Result<Option<Oid>> {
+        Ok(entry_at(git, tree, MLRUNS)?.filter(|e| e.mode == FileMode::Tree).map(|e| e.oid))
+    };
+    match (store_of(ours.tree_id())?, store_of(theirs.tree_id())?) {
+        (Some(o), Some(t)) if o != t => {
+            let merged = tracking::merge::merge_stores(
+                &tracking::merge::read_store(git, o, &format!("{MLRUNS}/"))?,
+                &tracking::merge::read_store(git, t, &format!("{remote_ref}:{MLRUNS}/"))?,
+            )?;
+            for (path, bytes) in &merged {
+                let blob = git.blob(bytes).context(format!("write {MLRUNS}/{path}"))?;
+                edits.set(&format!("{MLRUNS}/{path}"), Entry::blob(blob))?;
+            }
+        }
+        (Some(one), _) | (None, Some(one)) => edits.graft(MLRUNS, one)?,
+        (None, None) => {}
     }
     if settled.iter().any(|p| p == attributes::FILE) {
         // Its managed block is rewritten by the transaction; the rest is taken from our side.

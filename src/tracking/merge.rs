@@ -399,6 +399,61 @@ pub fn regenerate(repo: &Repo, tree: Oid, known: &BTreeMap<String, String>) -> R
     generated.write(git, Some(tree))
 }
 
+/// Merge one main's MLflow store (`theirs`) into another's (`ours`) as the tracking merge would
+/// have merged its snapshots one by one: the runs of `theirs` are grouped by the snapshot tag each
+/// carries (run tag `mlgit.tag`) and each group is merged with that tag, so every run keeps the
+/// snapshot it came from. Experiments are matched by name as in every merge. Used by `pull` when two
+/// main histories diverged.
+pub fn merge_stores(ours: &StoreFiles, theirs: &StoreFiles) -> Result<StoreFiles> {
+    let mut run_tags: BTreeMap<String, String> = BTreeMap::new();
+    for path in theirs.keys() {
+        if let Some(dir) = run_dir(path) {
+            if !run_tags.contains_key(dir) {
+                let tag = theirs
+                    .get(&format!("{dir}/tags/{}", mlflow::MLGIT_TAG))
+                    .map(|b| String::from_utf8_lossy(b).trim().to_string())
+                    .unwrap_or_default();
+                run_tags.insert(dir.to_string(), tag);
+            }
+        }
+    }
+    let mut tags: Vec<&str> = run_tags.values().map(String::as_str).collect();
+    tags.sort();
+    tags.dedup();
+    if tags.is_empty() {
+        // No runs: experiments, datasets and models are still merged.
+        tags.push("");
+    }
+    let mut store = ours.clone();
+    for tag in tags {
+        let group: StoreFiles = theirs
+            .iter()
+            .filter(|(p, _)| run_dir(p).map_or(true, |d| run_tags.get(d).map(String::as_str) == Some(tag)))
+            .map(|(p, b)| (p.clone(), b.clone()))
+            .collect();
+        let opts = mlflow::MergeOptions { tag, artifact_root: ARTIFACT_ROOT };
+        store = mlflow::merge(&store, &group, &opts)
+            .map_err(|e| {
+                Error::invalid(format!("cannot merge the two {MLRUNS}/ stores (runs of {tag:?}): {e}"))
+                    .with_hint("one side's mlruns/ was edited by hand: fix or remove the named file there")
+            })?
+            .files;
+    }
+    Ok(store)
+}
+
+/// The run folder (`<experiment>/<run>`) a store path is in, if it is in one: the layout of
+/// [`mlflow`] (experiment sub-folders `tags`, `datasets`, `models`, `traces` are not runs; the
+/// root `models/` registry and `.trash/` are not experiments).
+fn run_dir(path: &str) -> Option<&str> {
+    let mut parts = path.splitn(3, '/');
+    let (exp, run, _rest) = (parts.next()?, parts.next()?, parts.next()?);
+    if matches!(exp, "models" | ".trash") || matches!(run, "tags" | "datasets" | "models" | "traces") {
+        return None;
+    }
+    Some(&path[..exp.len() + 1 + run.len()])
+}
+
 fn message(attempt: &Attempt) -> String {
     let tags: Vec<&str> = attempt.merged.iter().map(|m| m.tag.as_str()).collect();
     let subject = match tags.as_slice() {
