@@ -534,3 +534,26 @@ fn diverged_main_merges_both_sides_mlflow_runs_each_under_its_own_snapshot() {
     assert!(out.status.success(), "MLflow reads the merged store: {}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("OK"), "{}", stdout(&out));
 }
+
+#[test]
+fn a_kill_while_init_creates_main_from_the_remote_in_an_unborn_checkout_is_finished_by_the_next_command() {
+    let env = TestEnv::new();
+    let (bare, _a) = shared(&env);
+    // `git init` + `git fetch`: HEAD points at a main that exists only as origin/main.
+    let c = env.path("c");
+    env.git(env.tmp.path(), ["init", "-q", c.to_str().unwrap()]);
+    env.git(&c, ["remote", "add", "origin", &url(&bare)]);
+    env.git(&c, ["fetch", "-q", "origin"]);
+    let out = env.mlgit_cmd(&c).env("MLGIT_TEST_CRASH", "after-ref-move").arg("init").output().unwrap();
+    assert!(!out.status.success(), "the hook must have aborted the run");
+    assert_eq!(rev(&env, &c, "main"), rev(&env, &c, "origin/main"), "main was created before the crash");
+    assert!(!c.join("mlgit.yaml").exists(), "the checkout lags the branch");
+
+    let out = env.mlgit(&c, ["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("finished bringing"), "{}", stderr(&out));
+    assert!(c.join("mlgit.yaml").is_file());
+    assert_eq!(env.git(&c, ["status", "--porcelain"]), "");
+    env.mlgit_ok(&c, ["init"]);
+    assert_eq!(rev(&env, &c, "raw"), rev(&env, &c, "origin/raw"));
+}

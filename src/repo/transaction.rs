@@ -861,7 +861,12 @@ fn finish(repo: &Repo, journal: &Path, data: &JournalData) -> Result<Option<Reco
     // Wherever the branch is checked out now (a worktree may have been moved), finish only a
     // checkout whose index still shows the tree the interrupted sync started from.
     let index_tree = co.repo.index().and_then(|mut i| i.write_tree()).ok();
-    if index_tree.is_none() || index_tree != from_tree {
+    // A branch the sync created started from nothing: an empty index (an unborn checkout).
+    let started_from = match from_tree {
+        Some(t) => Some(t),
+        None => Some(Oid::hash_object(git2::ObjectType::Tree, b"").context("hash the empty tree")?),
+    };
+    if index_tree.is_none() || index_tree != started_from {
         forget();
         return Ok(None);
     }
