@@ -557,3 +557,20 @@ fn a_kill_while_init_creates_main_from_the_remote_in_an_unborn_checkout_is_finis
     env.mlgit_ok(&c, ["init"]);
     assert_eq!(rev(&env, &c, "raw"), rev(&env, &c, "origin/raw"));
 }
+
+#[test]
+fn a_fast_forward_to_a_commit_that_drops_the_tip_is_refused_and_nothing_moves() {
+    use mlgit::repo::transaction::{Step, Transaction, TxOptions};
+    let env = TestEnv::new();
+    let repo_dir = env.init_repo("r");
+    commit_data(&env, &repo_dir, "raw", &[("a.csv", b"a\n")]);
+    let before = env.refs(&repo_dir);
+    let clean = git2::Oid::from_str(&rev(&env, &repo_dir, "clean")).unwrap();
+    let repo = mlgit::repo::Repo::discover(&repo_dir).unwrap();
+    let tx = Transaction::open(&repo, "raw", TxOptions::default()).unwrap();
+    let err = tx.commit(|_| Ok(Step::FastForward(clean))).unwrap_err();
+    assert_eq!(err.kind(), mlgit::ErrorKind::Conflict);
+    assert!(err.to_string().contains("does not contain the branch's tip"), "{err}");
+    assert!(err.hint().is_some_and(|h| h.contains("diverged")), "{:?}", err.hint());
+    assert_eq!(env.refs(&repo_dir), before);
+}
