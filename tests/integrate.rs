@@ -574,3 +574,26 @@ fn a_fast_forward_to_a_commit_that_drops_the_tip_is_refused_and_nothing_moves() 
     assert!(err.hint().is_some_and(|h| h.contains("diverged")), "{:?}", err.hint());
     assert_eq!(env.refs(&repo_dir), before);
 }
+
+#[test]
+fn a_colleagues_own_gitattributes_line_survives_the_union_merge() {
+    let env = TestEnv::new();
+    let (bare, a) = shared(&env);
+    let b = colleague(&env, &bare, "b");
+    let attrs = env.git(&a, ["show", "raw:.gitattributes"]);
+    env.commit_on(&a, "raw", &[(".gitattributes", format!("*.txt text eol=lf\n{attrs}").as_bytes())], "eol");
+    commit_data(&env, &a, "raw", &[("a.csv", b"a\n")]);
+    env.git(&a, ["push", "-q", "origin", "raw"]);
+    commit_data(&env, &b, "raw", &[("b.csv", b"b\n")]);
+    env.git(&b, ["fetch", "-q", "origin"]);
+    let out = integrate(&env, &b, &["raw"]);
+    assert_eq!(entry(&out, "raw")["action"], "merged", "{out}");
+    let merged = env.git(&b, ["show", "raw:.gitattributes"]);
+    assert!(merged.starts_with("*.txt text eol=lf\n"), "{merged}");
+    for p in ["data/a.csv", "data/b.csv"] {
+        let attr = env.git(&b, ["check-attr", "--source=raw", "filter", p]);
+        assert_eq!(attr.trim(), format!("{p}: filter: lfs"));
+    }
+    let attr = env.git(&b, ["check-attr", "--source=raw", "eol", "notes.txt"]);
+    assert_eq!(attr.trim(), "notes.txt: eol: lf");
+}

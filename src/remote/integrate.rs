@@ -444,7 +444,7 @@ fn union_merge(
     let mut conflicts: BTreeSet<String> = BTreeSet::new();
     for (status, path, entry) in changes(git, ours.tree_id(), theirs.tree_id())? {
         if path == attributes::FILE {
-            // The managed block is rewritten for the union by the transaction's attributes step.
+            // Merged below: the managed block is rewritten by the transaction's attributes step.
             continue;
         }
         match status {
@@ -497,6 +497,9 @@ fn union_merge(
     for (path, entry) in &added {
         edits.set(path, *entry)?;
     }
+    if let Some(e) = merge_attributes(git, ours.tree_id(), theirs.tree_id())? {
+        edits.set(attributes::FILE, e)?;
+    }
     let tree = edits.write(git, Some(ours.tree_id()))?;
     plan.added = added.into_keys().collect();
     let message =
@@ -513,6 +516,57 @@ fn union_merge(
     let mut change = Change::new(tree, message);
     change.extra_parents.push(theirs.id());
     Ok(change)
+}
+
+/// The lines of a `.gitattributes` outside mlgit's managed block (the user's own).
+fn user_lines(text: &str) -> Vec<&str> {
+    let mut inside = false;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line == attributes::BEGIN {
+            inside = true;
+        } else if line == attributes::END && inside {
+            inside = false;
+        } else if !inside {
+            out.push(line);
+        }
+    }
+    out
+}
+
+fn attributes_text(git: &Repository, tree: Oid) -> Result<Option<String>> {
+    match entry_at(git, tree, attributes::FILE)? {
+        Some(e) if e.mode != FileMode::Tree => {
+            let blob = git.find_blob(e.oid).context("read .gitattributes")?;
+            Ok(Some(String::from_utf8_lossy(blob.content()).into_owned()))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Our `.gitattributes` with the lines of their own that the other side added outside the managed
+/// block (a colleague's `git lfs track`), when it has any; None: ours stands as it is. The managed
+/// block is rewritten for the merged tree by the transaction.
+fn merge_attributes(git: &Repository, ours: Oid, theirs: Oid) -> Result<Option<Entry>> {
+    let Some(their_text) = attributes_text(git, theirs)? else { return Ok(None) };
+    let our_text = attributes_text(git, ours)?.unwrap_or_default();
+    let ours_user = user_lines(&our_text);
+    let extra: Vec<&str> = user_lines(&their_text)
+        .into_iter()
+        .filter(|l| !l.trim().is_empty() && !ours_user.contains(l))
+        .collect();
+    if extra.is_empty() {
+        return Ok(None);
+    }
+    let mut user: Vec<&str> = ours_user;
+    while user.last().is_some_and(|l| l.trim().is_empty()) {
+        user.pop();
+    }
+    user.extend(extra);
+    let mut text = user.join("\n");
+    text.push('\n');
+    let oid = git.blob(text.as_bytes()).context("write .gitattributes")?;
+    Ok(Some(Entry::blob(oid)))
 }
 
 fn is_tracking(path: &str) -> bool {
@@ -634,9 +688,13 @@ fn main_merge(
         (None, None) => {}
     }
     if settled.iter().any(|p| p == attributes::FILE) {
-        // Its managed block is rewritten by the transaction; the rest is taken from our side.
-        if let Some(e) = entry_at(git, ours.tree_id(), attributes::FILE)? {
-            edits.set(attributes::FILE, e)?;
+        // Its managed block is rewritten by the transaction; the user's lines of both sides stay.
+        match merge_attributes(git, ours.tree_id(), theirs.tree_id())? {
+            Some(e) => edits.set(attributes::FILE, e)?,
+            None => match entry_at(git, ours.tree_id(), attributes::FILE)? {
+                Some(e) => edits.set(attributes::FILE, e)?,
+                None => edits.remove(attributes::FILE)?,
+            },
         }
     }
     let mut tree = edits.write(git, Some(merged))?;
