@@ -5,6 +5,10 @@ use mlgit::status::{status, StatusOutcome, Upstream};
 use super::Ctx;
 
 /// Show each convention branch (tip, date, subject; files and bytes of data) and the snapshot tags.
+///
+/// Against the remote (as the last fetch left it; status never contacts it): a branch that exists
+/// only on the remote is shown with the command that brings it here, and a branch behind or ahead
+/// of its remote-tracking branch with the counts.
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
