@@ -197,7 +197,9 @@ impl<'r> Transaction<'r> {
     /// Commit: under the branch lock, call `build` with the branch's current tip, rewrite the
     /// `.gitattributes` block of its tree, check the checked-out worktree, write the commit, move
     /// the branch by compare-and-swap (calling `build` again on a winner's tip), create the tag, and
-    /// bring the worktree up to date. No ref moves unless every step before the move succeeded.
+    /// bring the worktree up to date. A [`Step::FastForward`] skips writing (and the `.gitattributes`
+    /// step: the commit exists) but not the checks, the journal, the swap or the sync. No ref moves
+    /// unless every step before the move succeeded.
     pub fn commit(self, mut build: impl FnMut(Option<&Commit<'_>>) -> Result<Step>) -> Result<TxOutcome> {
         let repo = self.repo;
         let git = repo.git();
