@@ -4,6 +4,7 @@
 pub mod clone;
 pub mod fetch;
 pub mod git_cli;
+pub mod integrate;
 pub mod push;
 pub mod select;
 
