@@ -457,15 +457,31 @@ fn colleagues_round_trip_gives_one_history_everywhere_and_loses_nothing() {
     );
     batch(&env, &colleague, "b2", &[("two.csv", b"2\n")]);
     env.mlgit_ok(&colleague, ["push", "-q"]);
-    // The first clone pulls it.
-    env.mlgit_ok(&first_clone, ["pull", "-q", "--ref", "raw"]);
-    let tips = |r: &Path| env.git(r, ["rev-parse", "raw"]);
-    assert_eq!(tips(&first_clone), tips(&colleague));
-    assert_eq!(tips(&first_clone), env.git(&bare, ["rev-parse", "raw"]));
-    let m = env.path("m");
-    env.mlgit_ok(&first_clone, ["materialize", "raw", "--into", m.to_str().unwrap()]);
-    assert_eq!(std::fs::read(m.join("data/one.csv")).unwrap(), b"1\n");
-    assert_eq!(std::fs::read(m.join("data/two.csv")).unwrap(), b"2\n");
+    // Meanwhile the first clone committed its own batch: its push is refused, nothing lost.
+    batch(&env, &first_clone, "b3", &[("three.csv", b"3\n")]);
+    let out = env.mlgit(&first_clone, ["push"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("raw (non-fast-forward)"), "{}", stderr(&out));
+    // It pulls (raw is append-only: both batches are kept, in a merge commit), then pushes.
+    let pulled = env.mlgit_json(&first_clone, ["pull", "--ref", "raw"]);
+    let raw =
+        pulled["integrate"]["branches"].as_array().unwrap().iter().find(|b| b["branch"] == "raw").cloned();
+    assert_eq!(raw.as_ref().map(|b| b["action"].clone()), Some("merged".into()), "{pulled}");
+    env.mlgit_ok(&first_clone, ["push", "-q"]);
+    // The colleague pulls the merge: a fast-forward.
+    env.mlgit_ok(&colleague, ["pull", "-q", "--ref", "raw"]);
+    let tip = |r: &Path| env.git(r, ["rev-parse", "raw"]);
+    assert_eq!(tip(&first_clone), tip(&colleague));
+    assert_eq!(tip(&first_clone), env.git(&bare, ["rev-parse", "raw"]));
+    for (who, dir) in [("first", &first_clone), ("colleague", &colleague)] {
+        let m = env.path(&format!("m-{who}"));
+        env.mlgit_ok(dir, ["materialize", "raw", "--into", m.to_str().unwrap()]);
+        assert_eq!(std::fs::read(m.join("data/one.csv")).unwrap(), b"1\n", "{who}");
+        assert_eq!(std::fs::read(m.join("data/two.csv")).unwrap(), b"2\n", "{who}");
+        assert_eq!(std::fs::read(m.join("data/three.csv")).unwrap(), b"3\n", "{who}");
+    }
+    // Every LFS object reached the remote.
+    assert_eq!(lfs_objects(&bare.join("lfs/objects")).len(), 3);
 }
 
 // --- attacks ------------------------------------------------------------------------------------

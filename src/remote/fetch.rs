@@ -9,6 +9,7 @@ use git2::{BranchType, Oid};
 use serde::Serialize;
 
 use super::git_cli::{self, RemoteRefs};
+use super::integrate::{integrate, IntegrateOptions, IntegrateOutcome};
 use super::select::{check_patterns_select, objects_for_trees, peel_commit};
 use super::{default_remote, Remote};
 use crate::error::{Context, Error, Result};
@@ -79,7 +80,7 @@ pub fn fetch(repo: &Repo, opts: &FetchOptions, progress: &dyn Progress) -> Resul
 #[derive(Debug, Clone, Serialize)]
 pub struct PullOutcome {
     pub fetch: FetchOutcome,
-    pub integrate: integrate_api::IntegrateOutcome,
+    pub integrate: IntegrateOutcome,
     /// Objects the integrated local branches needed beyond what the fetch brought.
     pub lfs_after: TransferReport,
     pub seconds: f64,
@@ -93,12 +94,9 @@ pub fn pull(repo: &Repo, opts: &FetchOptions, progress: &dyn Progress) -> Result
     let fetched = fetch(repo, opts, progress)?;
     let name = fetched.remote.clone();
     opts.interrupt.check("the pull")?;
-    let integrate_opts = integrate_api::IntegrateOptions {
-        remote: name.clone(),
-        branches: Vec::new(),
-        interrupt: opts.interrupt.clone(),
-    };
-    let integrated = integrate_api::integrate(repo, &integrate_opts)?;
+    let integrate_opts =
+        IntegrateOptions { remote: name.clone(), branches: Vec::new(), interrupt: opts.interrupt.clone() };
+    let integrated = integrate(repo, &integrate_opts)?;
     // The local branches named (or the checked-out one): their tips may be merges of both sides.
     let repo = repo.reopen()?;
     let mut locals = Vec::new();
@@ -341,69 +339,4 @@ fn get_objects(
     };
     let report = lfs::download(repo, &endpoint, &missing, &transfer)?;
     Ok((objects.len(), missing.len(), report))
-}
-
-/// The integration step of `pull`. Until `remote::integrate` (helper D, issue 10) lands, this
-/// stand-in only reports branches that need nothing and refuses, clearly, the ones that do.
-// TODO(issue 10): replace with `super::integrate` once merged.
-pub mod integrate_api {
-    use serde::Serialize;
-
-    use crate::error::{Error, Result};
-    use crate::interrupt::Interrupt;
-    use crate::repo::Repo;
-
-    pub struct IntegrateOptions {
-        pub remote: String,
-        pub branches: Vec<String>,
-        pub interrupt: Interrupt,
-    }
-
-    #[derive(Debug, Clone, Serialize)]
-    pub struct IntegrateOutcome {
-        pub branches: Vec<BranchResult>,
-    }
-
-    #[derive(Debug, Clone, Serialize)]
-    pub struct BranchResult {
-        pub branch: String,
-        pub status: String,
-    }
-
-    pub fn integrate(repo: &Repo, opts: &IntegrateOptions) -> Result<IntegrateOutcome> {
-        let git = repo.git();
-        let mut out = Vec::new();
-        let mut pending = Vec::new();
-        let refs = git
-            .references_glob(&format!("refs/remotes/{}/*", opts.remote))
-            .map_err(|e| Error::git("list the remote-tracking branches", e))?;
-        for r in refs.flatten() {
-            let (Some(name), Some(theirs)) = (r.name(), r.target()) else { continue };
-            let Some(branch) = name.strip_prefix(&format!("refs/remotes/{}/", opts.remote)) else { continue };
-            if branch == "HEAD" || repo.config().branch_kind(branch) == crate::config::BranchKind::Other {
-                continue;
-            }
-            let ours = repo.branch_tip(branch)?;
-            let status = match ours {
-                Some(o) if o == theirs => "up-to-date",
-                Some(o) if git.graph_descendant_of(o, theirs).unwrap_or(false) => "ahead",
-                _ => {
-                    pending.push(branch.to_string());
-                    continue;
-                }
-            };
-            out.push(BranchResult { branch: branch.to_string(), status: status.into() });
-        }
-        if !pending.is_empty() {
-            return Err(Error::conflict(format!(
-                "fetched new commits on {}, but this build of mlgit cannot integrate them yet",
-                pending.join(", ")
-            ))
-            .with_hint(format!(
-                "the objects were fetched; bring each branch up to date with `git merge --ff-only {}/BRANCH` in a checkout of it",
-                opts.remote
-            )));
-        }
-        Ok(IntegrateOutcome { branches: out })
-    }
 }
