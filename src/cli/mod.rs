@@ -9,6 +9,7 @@ mod completions;
 mod demo;
 mod diff;
 mod gc;
+mod hook;
 mod init;
 mod lineage;
 mod materialize;
@@ -59,6 +60,7 @@ pub enum Command {
     Materialize(materialize::Args),
     Verify(verify::Args),
     Gc(gc::Args),
+    Hook(hook::Args),
     Clean(clean::Args),
     Split(split::Args),
     Diff(diff::Args),
@@ -98,6 +100,7 @@ impl Command {
             Command::Materialize(_) => "materialize",
             Command::Verify(_) => "verify",
             Command::Gc(_) => "gc",
+            Command::Hook(args) => args.name(),
             Command::Completions(_) => "completions",
             Command::Manpage(_) => "manpage",
         }
@@ -163,6 +166,7 @@ pub fn run() -> i32 {
         Command::Materialize(args) => materialize::run(args, &ctx),
         Command::Verify(args) => verify::run(args, &ctx),
         Command::Gc(args) => gc::run(args, &ctx),
+        Command::Hook(args) => hook::run(args, &ctx),
         Command::Completions(args) => completions::completions(args, &ctx),
         Command::Manpage(args) => completions::manpage(args, &ctx),
     };
