@@ -90,6 +90,96 @@ pub fn run(cmd: &ChildCommand, interrupt: &Interrupt, what: &str) -> Result<()> 
     check_exit(status, what)
 }
 
+/// What a child run by [`run_captured`] wrote, and how it ended.
+#[derive(Debug)]
+pub struct Captured {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Captured {
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    /// Its stderr as text (lossy), trimmed.
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).trim().to_string()
+    }
+
+    /// Its exit status as a result, as [`run`] judges it.
+    pub fn check(&self, what: &str) -> Result<()> {
+        check_exit(self.status, what)
+    }
+}
+
+/// Run `cmd` to completion like [`run`], but with `input` on its stdin and its stdout and stderr
+/// captured (for tools whose output mlgit reads: `git ls-remote`, `git push --porcelain`). The
+/// exit status is returned, not judged: the caller knows what a failure of the tool means. An
+/// interrupt still stops the child's whole group and fails with [`ErrorKind::Interrupted`].
+pub fn run_captured(cmd: &ChildCommand, input: &[u8], interrupt: &Interrupt, what: &str) -> Result<Captured> {
+    use std::io::{Read, Write};
+    interrupt.check(what)?;
+    adopt_orphans();
+    let watchdog = Watchdog::start()?;
+    let mut command = std::process::Command::new(&cmd.program);
+    command
+        .args(&cmd.args)
+        .current_dir(&cmd.cwd)
+        .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+        .process_group(0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    watchdog.watch(&mut command);
+    let mut child = command.spawn().map_err(|e| spawn_error(cmd, what, e))?;
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let mut running = Running { child, watchdog: Some(watchdog) };
+    let input = input.to_vec();
+    // A child that does not read its input must not block mlgit: the writer is a thread, and a
+    // closed pipe (EPIPE) is the child's business.
+    let writer = std::thread::spawn(move || {
+        if let Some(mut pipe) = stdin {
+            let _ = pipe.write_all(&input);
+        }
+    });
+    let read_all = |pipe: Option<std::process::ChildStdout>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out_reader = read_all(stdout);
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut p) = stderr {
+            let _ = p.read_to_end(&mut buf);
+        }
+        buf
+    });
+    let waited = running.wait(interrupt);
+    // Ending the group closes the pipes its leftovers (a helper of git's) may still hold.
+    drop(running);
+    let (status, stopped_by) = waited?;
+    let _ = writer.join();
+    let stdout = out_reader.join().unwrap_or_default();
+    let stderr = err_reader.join().unwrap_or_default();
+    if let Some(sig) = stopped_by {
+        return Err(Error::new(
+            ErrorKind::Interrupted,
+            format!("{what} was stopped: mlgit received {}", signal_name(sig)),
+        )
+        .with_hint("run the command again when you are ready"));
+    }
+    Ok(Captured { status, stdout, stderr })
+}
+
 /// A child's exit status as a result: its code (or signal) and a hint when it failed.
 fn check_exit(status: ExitStatus, what: &str) -> Result<()> {
     if let Some(code) = status.code() {
@@ -151,6 +241,61 @@ fn spawn_error(cmd: &ChildCommand, what: &str, err: std::io::Error) -> Error {
         }
     };
     Error::new(kind, format!("cannot start {what}: cannot run {program}")).with_source(err).with_hint(hint)
+}
+
+/// Run `cmd` with `input` on its stdin and return what it wrote on stdout (its stderr is mlgit's):
+/// for short helpers whose answer mlgit reads, such as `git credential fill` and `ssh … git-lfs-
+/// authenticate`. Unlike [`run`], the child stays in mlgit's process group, so it may ask for a
+/// password on the terminal and gets a terminal's Ctrl-C with mlgit; it still dies with mlgit
+/// (`PR_SET_PDEATHSIG`). Errors are those of [`run`].
+pub fn run_with_input(
+    cmd: &ChildCommand,
+    input: &[u8],
+    interrupt: &Interrupt,
+    what: &str,
+) -> Result<Vec<u8>> {
+    use std::io::{Read, Write};
+    interrupt.check(what)?;
+    let mut command = std::process::Command::new(&cmd.program);
+    command
+        .args(&cmd.args)
+        .current_dir(&cmd.cwd)
+        .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl, which is
+    // async-signal-safe.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().map_err(|e| spawn_error(cmd, what, e))?;
+    let mut stdin = child.stdin.take();
+    let mut stdout = child.stdout.take();
+    let mut out = Vec::new();
+    let read = std::thread::scope(|s| {
+        s.spawn(move || {
+            if let Some(mut pipe) = stdin.take() {
+                // A child that exits without reading its input is judged by its exit status.
+                let _ = pipe.write_all(input);
+            }
+        });
+        match stdout.as_mut() {
+            Some(pipe) => pipe.read_to_end(&mut out).map(drop),
+            None => Ok(()),
+        }
+    });
+    let status = child.wait().map_err(|e| Error::io("wait for", Path::new("the child process"), e))?;
+    read.map_err(|e| Error::io("read the output of", Path::new(&cmd.program), e))?;
+    interrupt.check(what)?;
+    check_exit(status, what)?;
+    Ok(out)
 }
 
 /// A started child; dropping it ends the child's process group and reaps the child.

@@ -462,3 +462,118 @@ fn verify_reports_a_plain_git_edit_of_raw_with_exit_3() {
     let dev = env.mlgit_json(&repo, ["verify", "dev/model"]);
     assert_eq!(dev["append_only_checked"], serde_json::json!([]));
 }
+
+// ---- pre-push: a plain `git push` carries the LFS objects --------------------------------------
+
+/// The LFS object paths of a bare remote (`lfs/objects/ab/cd/<oid>`), as oids.
+fn remote_objects(bare: &Path) -> Vec<String> {
+    let mut out: Vec<String> = walkdir::WalkDir::new(bare.join("lfs/objects"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+/// The oids of the pointers on a ref.
+fn pointer_oids(env: &TestEnv, repo: &Path, rev: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in env.git(repo, ["ls-tree", "-r", rev]).lines() {
+        let blob = line.split_whitespace().nth(2).unwrap();
+        let text = env.git(repo, ["cat-file", "-p", blob]);
+        if let Some(oid) = text.lines().find_map(|l| l.strip_prefix("oid sha256:")) {
+            out.push(oid.to_string());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[test]
+fn a_plain_git_push_carries_the_lfs_objects_and_a_colleague_gets_real_bytes() {
+    let env = TestEnv::new();
+    let repo = env.init_repo("r");
+    let src = env.path("batch-1");
+    write_files(&src, &[("a.csv", b"x,y\n1,2\n"), ("sub/b.csv", b"x,y\n3,4\n")]);
+    env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap(), "-m", "batch 1"]);
+    let bare = bare_remote(&env, &repo, "origin");
+    let wanted = pointer_oids(&env, &repo, "raw");
+    assert_eq!(wanted.len(), 2);
+
+    // No git-lfs needed for the push: the hook is mlgit's alone.
+    let out = push(&env, &repo, &["origin", "--all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("uploaded 2 LFS object(s)"), "{}", stderr(&out));
+    assert_eq!(remote_objects(&bare), wanted);
+    // Pushing again sends nothing new.
+    let out = push(&env, &repo, &["origin", "--all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    if !env.has_git_lfs() {
+        return;
+    }
+    let colleague = env.path("colleague");
+    let out = env
+        .git_cmd(env.tmp.path())
+        .env("GIT_LFS_SKIP_SMUDGE", "1")
+        .args([
+            "clone",
+            "-q",
+            "-b",
+            "raw",
+            &format!("file://{}", bare.display()),
+            colleague.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    env.git(&colleague, ["lfs", "pull"]);
+    let file =
+        env.git(&colleague, ["ls-files", "data"]).lines().find(|l| l.ends_with("a.csv")).unwrap().to_string();
+    assert_eq!(fs::read(colleague.join(&file)).unwrap(), b"x,y\n1,2\n", "real bytes, not a pointer");
+    assert_eq!(env.git(&colleague, ["status", "--porcelain"]), "", "clean status");
+}
+
+#[test]
+fn a_failed_upload_stops_the_push_and_no_ref_moves() {
+    let env = TestEnv::new();
+    let repo = env.init_repo("r");
+    let src = env.path("batch-1");
+    write_files(&src, &[("a.csv", b"x,y\n1,2\n")]);
+    env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap(), "-m", "batch 1"]);
+    let bare = bare_remote(&env, &repo, "origin");
+    // The object is gone from the local store: the server lacks it and nobody can send it.
+    let oid = pointer_oids(&env, &repo, "raw").remove(0);
+    fs::remove_file(repo.join(format!(".git/lfs/objects/{}/{}/{oid}", &oid[..2], &oid[2..4]))).unwrap();
+    let out = push(&env, &repo, &["origin", "raw"]);
+    assert!(!out.status.success(), "pushed a pointer without its content");
+    let err = stderr(&out);
+    assert!(err.contains(&oid[..12]) || err.contains(&oid), "the message names the object: {err}");
+    assert!(err.contains("--no-verify"), "{err}");
+    assert_eq!(remote_ref(&env, &bare, "raw"), None, "no ref moved");
+    assert!(remote_objects(&bare).is_empty());
+}
+
+#[test]
+fn a_push_without_new_objects_and_a_deletion_ask_the_lfs_server_nothing() {
+    let env = TestEnv::new();
+    let repo = env.init_repo("r");
+    let bare = bare_remote(&env, &repo, "origin");
+    let src = env.path("batch-1");
+    write_files(&src, &[("a.csv", b"x,y\n1,2\n")]);
+    env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap(), "-m", "batch 1"]);
+    // An LFS server nobody listens on: any request would fail the push.
+    env.git(&repo, ["config", "remote.origin.lfsurl", "http://127.0.0.1:9/lfs"]);
+    let out = push(&env, &repo, &["origin", "dev/model", "main"]);
+    assert!(out.status.success(), "code only, no LFS request: {}", stderr(&out));
+    let out = push(&env, &repo, &["origin", ":dev/model"]);
+    assert!(out.status.success(), "a deletion sends nothing: {}", stderr(&out));
+    assert_eq!(remote_ref(&env, &bare, "dev/model"), None);
+    // A push that does bring an object asks the server, and stops when it cannot.
+    let out = push(&env, &repo, &["origin", "raw"]);
+    assert!(!out.status.success(), "the LFS server is down");
+    assert_eq!(remote_ref(&env, &bare, "raw"), None);
+}

@@ -4,10 +4,12 @@
 
 mod checkout;
 mod clean;
+mod clone;
 mod commit_data;
 mod completions;
 mod demo;
 mod diff;
+mod fetch;
 mod gc;
 mod hook;
 mod init;
@@ -15,6 +17,8 @@ mod lineage;
 mod materialize;
 mod merge_tracking;
 mod output;
+mod pull;
+mod push;
 mod runs;
 mod show;
 mod split;
@@ -56,6 +60,10 @@ pub struct Cli {
 pub enum Command {
     Init(init::Args),
     Status(status::Args),
+    Clone(clone::Args),
+    Push(push::Args),
+    Fetch(fetch::Args),
+    Pull(pull::Args),
     CommitData(commit_data::Args),
     Materialize(materialize::Args),
     Verify(verify::Args),
@@ -82,6 +90,10 @@ impl Command {
         match self {
             Command::Init(_) => "init",
             Command::Status(_) => "status",
+            Command::Clone(_) => "clone",
+            Command::Push(_) => "push",
+            Command::Fetch(_) => "fetch",
+            Command::Pull(_) => "pull",
             Command::Demo(_) => "demo",
             Command::MergeTracking(_) => "merge-tracking",
             Command::Runs(_) => "runs",
@@ -150,6 +162,10 @@ pub fn run() -> i32 {
     let result = match cli.command {
         Command::Init(args) => init::run(args, &ctx),
         Command::Status(args) => status::run(args, &ctx),
+        Command::Clone(args) => clone::run(args, &ctx),
+        Command::Push(args) => push::run(args, &ctx),
+        Command::Fetch(args) => fetch::run(args, &ctx),
+        Command::Pull(args) => pull::run(args, &ctx),
         Command::Demo(args) => demo::run(args, &ctx),
         Command::MergeTracking(args) => merge_tracking::run(args, &ctx),
         Command::Runs(args) => runs::run(args, &ctx),

@@ -14,6 +14,7 @@ use crate::interrupt::Interrupt;
 use crate::lfs::{self, Operation, TransferOptions, TransferReport};
 use crate::progress::Progress;
 use crate::remote::pre_receive::parse_oid;
+use crate::remote::select;
 use crate::remote::Remote;
 use crate::repo::Repo;
 
@@ -162,66 +163,6 @@ pub fn pre_push(repo: &Repo, opts: &PrePushOptions) -> Result<PrePushOutcome> {
         out.bytes += bytes;
     }
     Ok(out)
-}
-
-/// Stand-in for `crate::remote::select` (helper B, branch wip/remote) until it is merged: the
-/// pointers that the commits `tips ^remote_has` add or change.
-mod select {
-    use std::collections::HashSet;
-
-    use git2::{Delta, ObjectType, Oid};
-
-    use crate::error::{Context, Result};
-    use crate::lfs::Object;
-    use crate::repo::Repo;
-    use crate::store::pointer::MAX_POINTER_SIZE;
-    use crate::store::Pointer;
-
-    pub fn objects_to_push(repo: &Repo, tips: &[Oid], remote_has: &[Oid]) -> Result<Vec<Object>> {
-        let git = repo.git();
-        let odb = git.odb().context("open the object database")?;
-        let mut walk = git.revwalk().context("walk history")?;
-        for t in tips {
-            walk.push(*t).context("walk history")?;
-        }
-        for h in remote_has {
-            walk.hide(*h).context("walk history")?;
-        }
-        let mut seen = HashSet::new();
-        let mut out = Vec::new();
-        for id in walk {
-            let commit = git.find_commit(id.context("walk history")?).context("read a commit")?;
-            let tree = commit.tree().context("read a tree")?;
-            let parents: Vec<Option<git2::Tree<'_>>> = if commit.parent_count() == 0 {
-                vec![None]
-            } else {
-                commit.parents().map(|p| p.tree().ok()).collect()
-            };
-            for parent in parents {
-                let diff =
-                    git.diff_tree_to_tree(parent.as_ref(), Some(&tree), None).context("compare trees")?;
-                for d in diff.deltas() {
-                    if !matches!(d.status(), Delta::Added | Delta::Modified) {
-                        continue;
-                    }
-                    let f = d.new_file();
-                    if !seen.insert(f.id()) {
-                        continue;
-                    }
-                    let Ok((size, kind)) = odb.read_header(f.id()) else { continue };
-                    if kind != ObjectType::Blob || size > MAX_POINTER_SIZE {
-                        continue;
-                    }
-                    let blob = git.find_blob(f.id()).context("read a blob")?;
-                    if let Some(pointer) = Pointer::from_blob(blob.content()) {
-                        let path = f.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-                        out.push(Object { pointer, path });
-                    }
-                }
-            }
-        }
-        Ok(out)
-    }
 }
 
 #[cfg(test)]

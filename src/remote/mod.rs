@@ -2,7 +2,12 @@
 //! with the system `git` (so the user's SSH config, credential helpers and `insteadOf` rules apply).
 
 pub mod append_only;
+pub mod clone;
+pub mod fetch;
+pub mod git_cli;
 pub mod pre_receive;
+pub mod push;
+pub mod select;
 
 use std::path::PathBuf;
 

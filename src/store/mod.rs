@@ -205,6 +205,31 @@ impl LfsStore {
         }
     }
 
+    /// Where a download of `oid` in progress is kept, so that the next download resumes it.
+    pub fn part_path(&self, oid: &LfsOid) -> PathBuf {
+        self.tmp.join(format!("{}.part", oid.to_hex()))
+    }
+
+    /// A new, empty temporary file in `lfs/tmp` (readable by all, as objects are), for a copy
+    /// that is checked before [`LfsStore::install_checked`] moves it into place.
+    pub fn new_temp_file(&self) -> Result<tempfile::NamedTempFile> {
+        self.temp_file()
+    }
+
+    /// Move `file` (in `lfs/tmp`), whose bytes the caller has just hashed to `pointer`, to the
+    /// object's path. A good object already there is kept and `file` removed. Returns whether
+    /// the object was written.
+    pub fn install_checked(&self, file: &Path, pointer: &Pointer) -> Result<bool> {
+        if self.contains(pointer) {
+            let _ = fs::remove_file(file);
+            return Ok(false);
+        }
+        let dest = self.object_path(&pointer.oid);
+        self.ensure_dir(&pointer.oid, &dest)?;
+        fs::rename(file, &dest).map_err(|e| Error::io("write", &dest, e))?;
+        Ok(true)
+    }
+
     /// Rewrite the object of `pointer` from `source` if the source's bytes hash right (hashed
     /// while copied, then renamed over whatever is in the store). Returns false, leaving the
     /// store untouched, when the source's content is something else.

@@ -1,0 +1,169 @@
+//! Which LFS objects a push, fetch or clone moves, read from the commit graph: a push sends the
+//! pointers introduced by the commits the remote lacks; a fetch gets the pointers in the trees of
+//! the refs asked for, filtered by path globs. Each object once, with one path that needs it.
+
+use std::collections::{HashMap, HashSet};
+
+use git2::{Delta, DiffOptions, Oid, Repository, Sort};
+
+use crate::data::materialize::Include;
+use crate::error::{Context, Error, Result};
+use crate::lfs::Object;
+use crate::repo::lfs_tree::read_pointer;
+use crate::repo::tree::list_files;
+use crate::repo::Repo;
+use crate::store::LfsOid;
+
+/// The LFS objects of commits reachable from `tips` but not from `remote_has` (commits the remote
+/// is known to have; ids this repository lacks are ignored). Each commit's tree is compared with
+/// its parents': a pointer counts when its path holds something else in every parent. When the
+/// remote has every tip, nothing is read beyond the walk's start.
+pub fn objects_to_push(repo: &Repo, tips: &[Oid], remote_has: &[Oid]) -> Result<Vec<Object>> {
+    let git = repo.git();
+    let mut walk = git.revwalk().context("walk the commits to push")?;
+    walk.set_sorting(Sort::TOPOLOGICAL).context("walk the commits to push")?;
+    for tip in tips {
+        let commit = peel_commit(git, *tip)?;
+        walk.push(commit).context(format!("walk from {commit}"))?;
+    }
+    for has in remote_has {
+        // A commit the remote has and this repository never saw cannot be hidden (nor needs to be).
+        if let Ok(commit) = peel_commit(git, *has) {
+            walk.hide(commit).context(format!("leave out {commit}"))?;
+        }
+    }
+    let odb = git.odb().context("open the object database")?;
+    let mut found: HashMap<LfsOid, Object> = HashMap::new();
+    let mut seen_blobs: HashSet<Oid> = HashSet::new();
+    for id in walk {
+        let id = id.context("walk the commits to push")?;
+        let commit = git.find_commit(id).context(format!("read commit {id}"))?;
+        let tree = commit.tree().context(format!("read the tree of {id}"))?;
+        let parents: Vec<git2::Tree> = commit
+            .parents()
+            .map(|p| p.tree())
+            .collect::<std::result::Result<_, _>>()
+            .context(format!("read the parents of {id}"))?;
+        let mut opts = DiffOptions::new();
+        opts.include_typechange(true).ignore_submodules(true);
+        let diff = git
+            .diff_tree_to_tree(parents.first(), Some(&tree), Some(&mut opts))
+            .context(format!("compare commit {id} with its parent"))?;
+        for delta in diff.deltas() {
+            if !matches!(delta.status(), Delta::Added | Delta::Modified | Delta::Typechange) {
+                continue;
+            }
+            let file = delta.new_file();
+            let blob = file.id();
+            if file.mode() == git2::FileMode::Link || !seen_blobs.insert(blob) {
+                continue;
+            }
+            let Some(path) = file.path().and_then(|p| p.to_str()) else { continue };
+            // In a merge, a file another parent already has was introduced on that side.
+            let elsewhere = parents
+                .iter()
+                .skip(1)
+                .any(|p| p.get_path(std::path::Path::new(path)).map(|e| e.id() == blob).unwrap_or(false));
+            if elsewhere {
+                seen_blobs.remove(&blob);
+                continue;
+            }
+            if let Some(pointer) = read_pointer(git, &odb, blob)? {
+                found.entry(pointer.oid).or_insert_with(|| Object { pointer, path: path.to_string() });
+            }
+        }
+    }
+    Ok(sorted(found))
+}
+
+/// The LFS objects in the trees of `refs` (name for messages, tip), restricted to paths that match
+/// one of `include` (all when empty) and none of `exclude`: gitattributes-style patterns such as
+/// `data/train/**` or `*.csv`, or folder prefixes such as `data/train`.
+pub fn objects_for_trees(
+    repo: &Repo,
+    refs: &[(String, Oid)],
+    include: &[String],
+    exclude: &[String],
+) -> Result<Vec<Object>> {
+    let git = repo.git();
+    let include = Include::new(include)?;
+    let excluded = Include::new(exclude)?;
+    let odb = git.odb().context("open the object database")?;
+    let mut found: HashMap<LfsOid, Object> = HashMap::new();
+    let mut seen_blobs: HashSet<Oid> = HashSet::new();
+    for (name, tip) in refs {
+        let commit = peel_commit(git, *tip).map_err(|e| e.with_hint(format!("fetch '{name}' first")))?;
+        let tree =
+            git.find_commit(commit).and_then(|c| c.tree()).context(format!("read the tree of {name}"))?;
+        for file in list_files(git, tree.id())? {
+            if file.mode == git2::FileMode::Link
+                || !include.matches(&file.path)
+                || (!exclude.is_empty() && excluded.matches(&file.path))
+                || !seen_blobs.insert(file.oid)
+            {
+                continue;
+            }
+            if let Some(pointer) = read_pointer(git, &odb, file.oid)? {
+                found.entry(pointer.oid).or_insert(Object { pointer, path: file.path });
+            }
+        }
+    }
+    Ok(sorted(found))
+}
+
+/// Refuse `include`/`exclude` patterns under which no file of the trees of `refs` is left: a
+/// pattern that matches nothing is most likely mistyped, and would quietly fetch nothing.
+pub fn check_patterns_select(
+    repo: &Repo,
+    refs: &[(String, Oid)],
+    include: &[String],
+    exclude: &[String],
+) -> Result<()> {
+    if include.is_empty() && exclude.is_empty() {
+        return Ok(());
+    }
+    let git = repo.git();
+    let inc = Include::new(include)?;
+    let exc = Include::new(exclude)?;
+    for (name, tip) in refs {
+        let commit = peel_commit(git, *tip)?;
+        let tree =
+            git.find_commit(commit).and_then(|c| c.tree()).context(format!("read the tree of {name}"))?;
+        if list_files(git, tree.id())?
+            .iter()
+            .any(|f| inc.matches(&f.path) && (exclude.is_empty() || !exc.matches(&f.path)))
+        {
+            return Ok(());
+        }
+    }
+    let names: Vec<&str> = refs.iter().map(|(n, _)| n.as_str()).collect();
+    let mut given = Vec::new();
+    if !include.is_empty() {
+        given.push(format!("--include {}", include.join(" ")));
+    }
+    if !exclude.is_empty() {
+        given.push(format!("--exclude {}", exclude.join(" ")));
+    }
+    Err(Error::invalid(format!("no file of {} is selected by {}", names.join(", "), given.join(" ")))
+        .with_hint(format!(
+            "patterns are gitattributes-style ('data/train/**', '*.csv') or folders ('data/train'); list the files with `git ls-tree -r --name-only {}`",
+            names.first().copied().unwrap_or("REF")
+        )))
+}
+
+/// The commit an id names (a tag is peeled).
+pub fn peel_commit(git: &Repository, id: Oid) -> Result<Oid> {
+    let obj = git.find_object(id, None).map_err(|e| {
+        Error::git(format!("read object {id}"), e).with_hint("fetch it first (`mlgit fetch`)")
+    })?;
+    let commit = obj.peel_to_commit().map_err(|e| {
+        Error::git(format!("read object {id} as a commit"), e).with_hint("name a branch, a tag or a commit")
+    })?;
+    Ok(commit.id())
+}
+
+fn sorted(found: HashMap<LfsOid, Object>) -> Vec<Object> {
+    let mut out: Vec<Object> = found.into_values().collect();
+    out.sort_by(|a, b| a.path.cmp(&b.path).then(a.pointer.oid.0.cmp(&b.pointer.oid.0)));
+    out
+}
