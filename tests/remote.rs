@@ -124,6 +124,44 @@ fn push_rejected_as_non_fast_forward_keeps_local_refs_and_sends_nothing() {
 }
 
 #[test]
+fn push_refused_by_a_server_hook_for_one_ref_moves_no_ref_and_shows_the_servers_words() {
+    let env = TestEnv::new();
+    let (repo, bare) = with_origin(&env);
+    env.mlgit_ok(&repo, ["push", "-q"]);
+    // The server refuses raw only (an `update` hook runs per ref).
+    let hook = bare.join("hooks/update");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\nif [ \"$1\" = refs/heads/raw ]; then echo 'raw is append-only here'; exit 1; fi\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    write_files(&repo, &[("notes.txt", b"n\n")]);
+    env.git(&repo, ["add", "notes.txt"]);
+    env.git(&repo, ["commit", "-q", "-m", "note"]);
+    let next = env.git(&repo, ["commit-tree", "raw^{tree}", "-p", "raw", "-m", "empty batch"]);
+    env.git(&repo, ["branch", "-f", "raw", next.trim()]);
+    let remote_before = remote_tips(&env, &bare);
+    let out = env.mlgit(&repo, ["push", "origin", "main", "raw"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("rejected the push of raw"), "{err}");
+    assert!(err.contains("raw is append-only here"), "the server's words are lost: {err}");
+    assert!(err.contains("no ref was moved"), "{err}");
+    assert_eq!(remote_tips(&env, &bare), remote_before, "main moved although the push was atomic");
+}
+
+#[test]
+fn push_falls_back_to_a_plain_push_when_the_server_refuses_atomic() {
+    let env = TestEnv::new();
+    let (repo, bare) = with_origin(&env);
+    env.git(&bare, ["config", "receive.advertiseAtomic", "false"]);
+    let out = env.mlgit_json(&repo, ["push"]);
+    assert_eq!(out["atomic"], false, "{out}");
+    assert_eq!(branch_tips(&env, &repo), remote_tips(&env, &bare));
+}
+
+#[test]
 fn remote_that_is_not_an_mlgit_repository_is_named() {
     let env = TestEnv::new();
     let (repo, _bare) = with_origin(&env);

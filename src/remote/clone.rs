@@ -120,6 +120,13 @@ fn clone_into(
             .map(|t| t.get_name(crate::config::CONFIG_FILE).is_some())
             .unwrap_or(false)
     });
+    if git.references().map(|mut r| r.next().is_none()).unwrap_or(false) {
+        return Err(Error::not_found(format!(
+            "{} is an empty repository: there is nothing to clone",
+            opts.url
+        ))
+        .with_hint("push an mlgit repository there first (`mlgit push` from it)"));
+    }
     let Some(origin_main) = origin_main.filter(|_| is_mlgit) else {
         return Err(Error::not_found(format!(
             "{} is not an mlgit repository: it has no '{main}' branch with an {}",

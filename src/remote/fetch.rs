@@ -148,6 +148,14 @@ fn fetch_refs(
     progress.begin("fetching refs", 0, 0);
     let result = (|| -> Result<Vec<String>> {
         let remote_refs = git_cli::ls_remote(&dir, remote, &opts.interrupt)?;
+        if remote_refs.is_empty() {
+            return Err(Error::not_found(format!(
+                "{} ({}) is empty: there is nothing to fetch",
+                remote.label(),
+                remote.url
+            ))
+            .with_hint("push this repository there first with `mlgit push`"));
+        }
         let (refspecs, kept) = fetch_refspecs(git, name, &remote_refs);
         git_cli::fetch(&dir, remote, &refspecs, &opts.interrupt)?;
         Ok(kept)
@@ -335,67 +343,5 @@ fn get_objects(
     Ok((objects.len(), missing.len(), report))
 }
 
-/// The integration step of `pull`. Until `remote::integrate` (helper D, issue 10) lands, this
-/// stand-in only reports branches that need nothing and refuses, clearly, the ones that do.
-// TODO(issue 10): replace with `super::integrate` once merged.
-pub mod integrate_api {
-    use serde::Serialize;
-
-    use crate::error::{Error, Result};
-    use crate::interrupt::Interrupt;
-    use crate::repo::Repo;
-
-    pub struct IntegrateOptions {
-        pub remote: String,
-        pub branches: Vec<String>,
-        pub interrupt: Interrupt,
-    }
-
-    #[derive(Debug, Clone, Serialize)]
-    pub struct IntegrateOutcome {
-        pub branches: Vec<BranchResult>,
-    }
-
-    #[derive(Debug, Clone, Serialize)]
-    pub struct BranchResult {
-        pub branch: String,
-        pub status: String,
-    }
-
-    pub fn integrate(repo: &Repo, opts: &IntegrateOptions) -> Result<IntegrateOutcome> {
-        let git = repo.git();
-        let mut out = Vec::new();
-        let mut pending = Vec::new();
-        let refs = git
-            .references_glob(&format!("refs/remotes/{}/*", opts.remote))
-            .map_err(|e| Error::git("list the remote-tracking branches", e))?;
-        for r in refs.flatten() {
-            let (Some(name), Some(theirs)) = (r.name(), r.target()) else { continue };
-            let Some(branch) = name.strip_prefix(&format!("refs/remotes/{}/", opts.remote)) else { continue };
-            if branch == "HEAD" || repo.config().branch_kind(branch) == crate::config::BranchKind::Other {
-                continue;
-            }
-            let ours = repo.branch_tip(branch)?;
-            let status = match ours {
-                Some(o) if o == theirs => "up-to-date",
-                Some(o) if git.graph_descendant_of(o, theirs).unwrap_or(false) => "ahead",
-                _ => {
-                    pending.push(branch.to_string());
-                    continue;
-                }
-            };
-            out.push(BranchResult { branch: branch.to_string(), status: status.into() });
-        }
-        if !pending.is_empty() {
-            return Err(Error::conflict(format!(
-                "fetched new commits on {}, but this build of mlgit cannot integrate them yet",
-                pending.join(", ")
-            ))
-            .with_hint(format!(
-                "the objects were fetched; bring each branch up to date with `git merge --ff-only {}/BRANCH` in a checkout of it",
-                opts.remote
-            )));
-        }
-        Ok(IntegrateOutcome { branches: out })
-    }
-}
+/// The integration step of `pull` (helper D's `remote::integrate`).
+pub use super::integrate as integrate_api;

@@ -131,7 +131,7 @@ pub struct PushedRef {
     pub status: RefStatus,
     /// git's summary: `a1b2..c3d4`, `[new branch]`, `[rejected]`.
     pub summary: String,
-    /// Why it was rejected (`non-fast-forward`, `fetch first`, `atomic push failed`).
+    /// Why it was rejected (`non-fast-forward`, `fetch first`, `atomic push failure`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -178,16 +178,20 @@ pub fn push(
         if rejected.is_empty() {
             return Err(remote_error(remote, "push to", &out));
         }
-        return Err(rejected_error(remote, &rejected, atomic));
+        let err = rejected_error(remote, &rejected, atomic);
+        let stderr = out.stderr_text();
+        return Err(if stderr.is_empty() { err } else { err.with_source(GitMessage(stderr)) });
     }
 }
 
 /// The error of a push the remote rejected.
 pub fn rejected_error(remote: &Remote, rejected: &[&PushedRef], atomic: bool) -> Error {
-    // With an atomic push, the refs that were fine are listed as "atomic push failed": name the
+    // With an atomic push, the refs that were fine are listed as "atomic push failure": name the
     // ones that caused it.
-    let causes: Vec<&&PushedRef> =
-        rejected.iter().filter(|r| r.reason.as_deref() != Some("atomic push failed")).collect();
+    let causes: Vec<&&PushedRef> = rejected
+        .iter()
+        .filter(|r| !r.reason.as_deref().is_some_and(|x| x.starts_with("atomic push fail")))
+        .collect();
     let shown: Vec<String> = if causes.is_empty() { rejected.iter().collect::<Vec<_>>() } else { causes }
         .iter()
         .map(|r| {
@@ -199,11 +203,18 @@ pub fn rejected_error(remote: &Remote, rejected: &[&PushedRef], atomic: bool) ->
         })
         .collect();
     let moved = if atomic { "no ref was moved on the remote; " } else { "" };
-    Error::conflict(format!("{} rejected the push of {}", remote.label(), shown.join(", "))).with_hint(
-        format!(
-        "{moved}the remote has commits this repository does not have: run `mlgit pull` first, then push again"
-    ),
-    )
+    let behind = rejected.iter().any(|r| {
+        matches!(
+            r.reason.as_deref(),
+            Some("non-fast-forward" | "fetch first" | "stale info" | "already exists")
+        )
+    });
+    let hint = if behind {
+        format!("{moved}the remote has commits this repository does not have: run `mlgit pull` first, then push again")
+    } else {
+        format!("{moved}the server refused it (a hook, branch protection or permissions: its message is above); fix that, then push again")
+    };
+    Error::conflict(format!("{} rejected the push of {}", remote.label(), shown.join(", "))).with_hint(hint)
 }
 
 /// `refs/heads/raw` → `raw`, `refs/tags/v1` → `v1`.
@@ -352,7 +363,7 @@ mod tests {
             reason: Some("non-fast-forward".into()),
         };
         let main = PushedRef {
-            reason: Some("atomic push failed".into()),
+            reason: Some("atomic push failure".into()),
             remote: "refs/heads/main".into(),
             ..raw.clone()
         };

@@ -5,6 +5,7 @@ pub mod append_only;
 pub mod clone;
 pub mod fetch;
 pub mod git_cli;
+pub mod integrate;
 pub mod pre_receive;
 pub mod push;
 pub mod select;
