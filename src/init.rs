@@ -51,6 +51,9 @@ pub struct InitOutcome {
     pub warnings: Vec<String>,
     /// True when the repository already had everything.
     pub nothing_to_do: bool,
+    /// The pre-push hook that makes a plain `git push` carry the LFS objects (None: not installed,
+    /// a warning says why).
+    pub hook: Option<crate::hooks::HookInstall>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -180,6 +183,7 @@ fn populate(
         left_alone: vec![],
         warnings: vec![],
         nothing_to_do: false,
+        hook: None,
     };
     let vars_for = |branch: &str| {
         vec![("project_name".to_string(), project.to_string()), ("branch".into(), branch.into())]
@@ -226,6 +230,10 @@ fn populate(
         checkout_main(&repo)?;
     }
     out.nothing_to_do = out.created.is_empty();
+    match crate::hooks::install(repo.git()) {
+        Ok(hook) => out.hook = Some(hook),
+        Err(e) => out.warnings.push(format!("no pre-push hook installed: {e}")),
+    }
     Ok(out)
 }
 

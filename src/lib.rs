@@ -11,6 +11,7 @@ pub mod data;
 pub mod demo;
 pub mod error;
 pub mod gc;
+pub mod hooks;
 pub mod ingest;
 pub mod init;
 pub mod interrupt;

@@ -31,6 +31,9 @@ fn isolate_process() {
             "[user]\n\tname = Test User\n\temail = test@example.com\n[init]\n\tdefaultBranch = main\n[protocol \"file\"]\n\tallow = always\n",
         )
         .expect("gitconfig");
+        if let Some(real) = std::env::var_os("HOME") {
+            std::env::set_var("MLGIT_REAL_HOME", real);
+        }
         std::env::set_var("HOME", &home);
         std::env::set_var("XDG_CONFIG_HOME", home.join(".config"));
         std::env::set_var("GIT_CONFIG_NOSYSTEM", "1");
@@ -105,8 +108,12 @@ fn opts(progress: &NoProgress) -> TransferOptions<'_> {
     }
 }
 
+/// The endpoint for `remote` ("": a repository without remotes, where only `lfs.url` can say).
 fn endpoint_of(repo: &Repo, remote: &str, op: Operation) -> Endpoint {
-    let remote = Remote::find(repo.git(), remote).expect("remote");
+    let remote = match remote {
+        "" => Remote { name: None, url: "https://unused.invalid/x.git".into() },
+        name => Remote::find(repo.git(), name).expect("remote"),
+    };
     lfs::endpoint(repo, &remote, op, None).expect("endpoint")
 }
 
@@ -237,4 +244,476 @@ fn file_remote_missing_object_on_download_names_it() {
     let err = download(&colleague, "origin", &objects).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert!(err.message().contains("data/nope-0.bin"), "{}", err.message());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real LFS servers on loopback
+
+use lfs_servers::{FakeLfs, Fault};
+
+fn set_config(env: &TestEnv, repo: &Repo, key: &str, value: &str) {
+    env.git(repo.workdir(), ["config", key, value]);
+}
+
+/// Upload with one repository, download with another, both pointed at `url` by `lfs.url`.
+fn round_trip(env: &TestEnv, url: &str, n: usize) {
+    let contents = files(n, "rt");
+    let (repo, objects) = repo_with(env, "a", &contents);
+    set_config(env, &repo, "lfs.url", url);
+    let report = upload(&repo, "", &objects).expect("upload");
+    assert_eq!((report.objects, report.transferred, report.already_there), (n, n, 0));
+    let again = upload(&repo, "", &objects).expect("second upload");
+    assert_eq!((again.transferred, again.already_there), (0, n), "the server said it has them all");
+
+    let colleague = empty_repo(env, "b");
+    set_config(env, &colleague, "lfs.url", url);
+    let got = download(&colleague, "", &objects).expect("download");
+    assert_eq!((got.objects, got.transferred), (n, n));
+    assert_stored(&colleague, &objects, &contents);
+    assert!(tmp_files(&colleague, true).is_empty(), "{:?}", tmp_files(&colleague, true));
+}
+
+/// The endpoint of a repository without a remote: `lfs.url` alone.
+fn lfs_url_endpoint(repo: &Repo, op: Operation) -> Endpoint {
+    let remote = Remote { name: None, url: "https://unused.invalid/x.git".into() };
+    lfs::endpoint(repo, &remote, op, None).expect("endpoint")
+}
+
+#[test]
+fn rudolfs_round_trip() {
+    let env = TestEnv::new();
+    let Some(server) = lfs_servers::rudolfs(env.tmp.path()) else { return };
+    round_trip(&env, &server.url, 40);
+}
+
+#[test]
+fn giftless_round_trip() {
+    let env = TestEnv::new();
+    let Some(server) = lfs_servers::giftless(env.tmp.path()) else { return };
+    round_trip(&env, &server.url, 40);
+}
+
+#[test]
+fn rudolfs_large_object_round_trip_streams() {
+    let env = TestEnv::new();
+    let Some(server) = lfs_servers::rudolfs(env.tmp.path()) else { return };
+    let big: Vec<u8> = (0..(5u32 << 20) + 17).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let contents = vec![("model/big.bin".to_string(), big)];
+    let (repo, objects) = repo_with(&env, "a", &contents);
+    set_config(&env, &repo, "lfs.url", &server.url);
+    upload(&repo, "", &objects).expect("upload");
+    let colleague = empty_repo(&env, "b");
+    set_config(&env, &colleague, "lfs.url", &server.url);
+    download(&colleague, "", &objects).expect("download");
+    assert_stored(&colleague, &objects, &contents);
+}
+
+/// Where a git-lfs clone of `repo` (pushed to a bare remote) gets its objects: `.lfsconfig`.
+fn commit_lfsconfig(env: &TestEnv, repo: &Repo, url: &str) {
+    std::fs::write(
+        repo.workdir().join(".lfsconfig"),
+        format!("[lfs]\n\turl = {url}\n\tlocksverify = false\n"),
+    )
+    .expect("lfsconfig");
+    env.git(repo.workdir(), ["add", ".lfsconfig"]);
+    env.git(repo.workdir(), ["commit", "-q", "-m", "lfs server"]);
+}
+
+#[test]
+fn interop_objects_uploaded_by_mlgit_are_pulled_by_git_lfs() {
+    let env = TestEnv::new();
+    if !env.has_git_lfs() {
+        return;
+    }
+    let Some(server) = lfs_servers::rudolfs(env.tmp.path()) else { return };
+    let contents = files(12, "ml");
+    let (repo, objects) = repo_with(&env, "a", &contents);
+    commit_lfsconfig(&env, &repo, &server.url);
+    // The endpoint comes from .lfsconfig in HEAD's tree.
+    let report =
+        lfs::upload(&repo, &lfs_url_endpoint(&repo, Operation::Upload), &objects, &opts(&NoProgress))
+            .expect("upload");
+    assert_eq!(report.transferred, 12);
+    let remote = bare(&env, "remote.git");
+    env.git(repo.workdir(), ["push", "-q", remote.to_str().expect("utf-8"), "main"]);
+
+    let clone = env.path("clone");
+    let out = env
+        .git_cmd(env.tmp.path())
+        .env("GIT_LFS_SKIP_SMUDGE", "1")
+        .args(["clone", "-q", remote.to_str().expect("utf-8"), clone.to_str().expect("utf-8")])
+        .output()
+        .expect("clone");
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    env.git(&clone, ["lfs", "pull"]);
+    for (path, content) in &contents {
+        assert_eq!(&std::fs::read(clone.join(path)).expect("file"), content, "{path}");
+    }
+    assert_eq!(env.git(&clone, ["status", "--porcelain"]), "");
+    env.git(&clone, ["lfs", "fsck"]);
+}
+
+#[test]
+fn interop_objects_pushed_by_git_lfs_are_downloaded_by_mlgit() {
+    let env = TestEnv::new();
+    if !env.has_git_lfs() {
+        return;
+    }
+    let Some(server) = lfs_servers::giftless(env.tmp.path()) else { return };
+    let repo_dir = env.path("gitlfs");
+    env.git(env.tmp.path(), ["init", "-q", "-b", "main", repo_dir.to_str().expect("utf-8")]);
+    env.git(&repo_dir, ["lfs", "track", "*.bin"]);
+    let contents = files(7, "gl");
+    for (path, content) in &contents {
+        let full = repo_dir.join(path);
+        std::fs::create_dir_all(full.parent().expect("parent")).expect("dirs");
+        std::fs::write(full, content).expect("write");
+    }
+    std::fs::write(
+        repo_dir.join(".lfsconfig"),
+        format!("[lfs]\n\turl = {}\n\tlocksverify = false\n", server.url),
+    )
+    .expect("lfsconfig");
+    env.git(&repo_dir, ["add", "-A", "."]);
+    env.git(&repo_dir, ["commit", "-q", "-m", "data"]);
+    let remote = bare(&env, "remote.git");
+    env.git(&repo_dir, ["remote", "add", "origin", remote.to_str().expect("utf-8")]);
+    env.git(&repo_dir, ["lfs", "push", "--all", "origin"]);
+
+    let colleague = empty_repo(&env, "b");
+    set_config(&env, &colleague, "lfs.url", &server.url);
+    let objects: Vec<Object> = contents
+        .iter()
+        .map(|(path, content)| Object { pointer: pointer_of(content), path: path.clone() })
+        .collect();
+    let got = download(&colleague, "", &objects).expect("download");
+    assert_eq!(got.transferred, 7);
+    assert_stored(&colleague, &objects, &contents);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults
+
+/// A colleague's repository pointed at `url`, and the objects of `contents` (which it lacks).
+fn colleague_of(env: &TestEnv, url: &str, contents: &[(String, Vec<u8>)]) -> (Repo, Vec<Object>) {
+    let repo = empty_repo(env, "b");
+    set_config(env, &repo, "lfs.url", url);
+    let objects = contents
+        .iter()
+        .map(|(path, content)| Object { pointer: pointer_of(content), path: path.clone() })
+        .collect();
+    (repo, objects)
+}
+
+fn fake_with(fault: Fault, contents: &[(String, Vec<u8>)]) -> FakeLfs {
+    let fake = FakeLfs::start(fault);
+    for (_, content) in contents {
+        fake.add(content);
+    }
+    fake
+}
+
+#[test]
+fn fake_server_round_trip_with_verify_action() {
+    let env = TestEnv::new();
+    let contents = files(30, "fk");
+    let fake = fake_with(Fault::None, &[]);
+    let (repo, objects) = repo_with(&env, "a", &contents);
+    set_config(&env, &repo, "lfs.url", &fake.url);
+    let report = upload(&repo, "", &objects).expect("upload");
+    assert_eq!(report.transferred, 30);
+    assert_eq!(fake.objects.lock().unwrap().len(), 30);
+    let verifies = fake.requests().iter().filter(|r| r.starts_with("POST /lfs/verify")).count();
+    assert_eq!(verifies, 30, "every upload is verified");
+    let (colleague, objects) = colleague_of(&env, &fake.url, &contents);
+    download(&colleague, "", &objects).expect("download");
+    assert_stored(&colleague, &objects, &contents);
+}
+
+#[test]
+fn server_down_is_a_clear_error_and_stores_nothing() {
+    let env = TestEnv::new();
+    let contents = files(2, "down");
+    let url = format!("http://127.0.0.1:{}/lfs", lfs_servers::free_port());
+    let (colleague, objects) = colleague_of(&env, &url, &contents);
+    let err = download(&colleague, "", &objects).unwrap_err();
+    assert_eq!(err.exit_code(), 1);
+    assert!(err.message().contains("cannot reach the LFS server"), "{}", err.message());
+    assert!(err.message().contains(&url), "{}", err.message());
+    assert!(!colleague.store().object_path(&objects[0].pointer.oid).exists());
+}
+
+/// A credential helper that answers with `password` and logs each action it is asked for.
+fn credential_helper(env: &TestEnv, repo: &Repo, password: &str) -> PathBuf {
+    let log = env.path("helper.log");
+    let script = env.path("helper.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$1\" >> '{}'\nif [ \"$1\" = get ]; then echo username=alice; echo password={password}; fi\n",
+            log.display()
+        ),
+    )
+    .expect("helper");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    set_config(env, repo, "credential.helper", &script.display().to_string());
+    log
+}
+
+#[test]
+fn a_401_is_retried_with_the_credential_helpers_answer_which_is_approved() {
+    let env = TestEnv::new();
+    let contents = files(3, "auth");
+    let fake = fake_with(Fault::Login("alice:s3cret".into()), &contents);
+    let (colleague, objects) = colleague_of(&env, &fake.url, &contents);
+    let log = credential_helper(&env, &colleague, "s3cret");
+    download(&colleague, "", &objects).expect("download");
+    assert_stored(&colleague, &objects, &contents);
+    let requests = fake.requests();
+    assert_eq!(requests[0], "POST /lfs/objects/batch", "anonymous first: {requests:?}");
+    assert!(requests.iter().any(|r| r == "POST /lfs/objects/batch auth"), "{requests:?}");
+    let actions = std::fs::read_to_string(log).expect("helper log");
+    assert_eq!(actions.lines().collect::<Vec<_>>(), ["get", "store"], "filled once, approved once");
+}
+
+#[test]
+fn a_401_with_refused_credentials_rejects_them() {
+    let env = TestEnv::new();
+    let contents = files(1, "auth");
+    let fake = fake_with(Fault::Login("alice:s3cret".into()), &contents);
+    let (colleague, objects) = colleague_of(&env, &fake.url, &contents);
+    let log = credential_helper(&env, &colleague, "wrong");
+    let err = download(&colleague, "", &objects).unwrap_err();
+    assert_eq!(err.exit_code(), 1);
+    assert!(err.message().contains("refused the credentials"), "{}", err.message());
+    let actions = std::fs::read_to_string(log).expect("helper log");
+    assert_eq!(actions.lines().collect::<Vec<_>>(), ["get", "erase"]);
+}
+
+#[test]
+fn a_401_without_credentials_says_how_to_log_in() {
+    let env = TestEnv::new();
+    let contents = files(1, "auth");
+    let fake = fake_with(Fault::BatchStatus(401), &contents);
+    let (colleague, objects) = colleague_of(&env, &fake.url, &contents);
+    let err = download(&colleague, "", &objects).unwrap_err();
+    assert_eq!(err.exit_code(), 1);
+    assert!(err.message().contains("needs a login"), "{}", err.message());
+    assert!(err.hint().unwrap_or_default().contains("credential"), "{:?}", err.hint());
+}
+
+#[test]
+fn a_403_names_the_server() {
+    let env = TestEnv::new();
+    let contents = files(1, "forbidden");
+    let fake = fake_with(Fault::BatchStatus(403), &contents);
+    let (repo, objects) = repo_with(&env, "a", &contents);
+    set_config(&env, &repo, "lfs.url", &fake.url);
+    let err = upload(&repo, "", &objects).unwrap_err();
+    assert_eq!(err.exit_code(), 1);
+    assert!(err.message().contains("HTTP 403") && err.message().contains(&fake.url), "{}", err.message());
+    assert!(err.message().contains("go away"), "the server's message is shown: {}", err.message());
+    assert!(err.hint().unwrap_or_default().contains("write access"), "{:?}", err.hint());
+}
+
+#[test]
+fn a_404_object_names_the_object_and_a_path_that_needs_it() {
+    let env = TestEnv::new();
+    let contents = files(2, "lost");
+    let fake = fake_with(Fault::ObjectNotFound, &contents);
+    let (colleague, objects) = colleague_of(&env, &fake.url, &contents);
+    let err = download(&colleague, "", &objects).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    let named = objects.iter().any(|o| {
+        err.message().contains(&o.pointer.oid.to_hex())
+            && err.message().contains(&format!("needed by {}", o.path))
+    });
+    assert!(named, "{}", err.message());
+}
+
+#[test]
+fn wrong_bytes_from_the_server_are_never_stored() {
+    let env = TestEnv::new();
+    let contents = files(3, "wrong");
+    let fake = fake_with(Fault::WrongBytes, &contents);
+    let (colleague, objects) = colleague_of(&env, &fake.url, &contents);
+    let err = download(&colleague, "", &objects).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CheckFailed, "{}", err.message());
+    assert_eq!(err.exit_code(), 3);
+    for object in &objects {
+        assert!(!colleague.store().object_path(&object.pointer.oid).exists(), "{} stored", object.path);
+    }
+    assert!(tmp_files(&colleague, true).is_empty(), "{:?}", tmp_files(&colleague, true));
+}
+
+fn big_file(tag: &str) -> Vec<(String, Vec<u8>)> {
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8 ^ tag.len() as u8).collect();
+    vec![(format!("model/{tag}.bin"), content)]
+}
+
+#[test]
+fn a_transfer_cut_midway_leaves_a_part_file_that_the_next_run_resumes() {
+    let env = TestEnv::new();
+    let contents = big_file("cut");
+    let fake = fake_with(Fault::CutAfter(100_000), &contents);
+    let (colleague, objects) = colleague_of(&env, &fake.url, &contents);
+    set_config(&env, &colleague, "lfs.transfer.maxretries", "0");
+    let err = download(&colleague, "", &objects).unwrap_err();
+    assert_eq!(err.exit_code(), 1);
+    assert!(err.hint().unwrap_or_default().contains("resumes"), "{:?}", err.hint());
+    let final_path = colleague.store().object_path(&objects[0].pointer.oid);
+    assert!(!final_path.exists(), "no partial object at the final path");
+    let part = colleague.store().part_path(&objects[0].pointer.oid);
+    assert_eq!(std::fs::metadata(&part).expect("part file").len(), 100_000);
+
+    download(&colleague, "", &objects).expect("the second run resumes");
+    assert_stored(&colleague, &objects, &contents);
+    assert!(!part.exists());
+    let requests = fake.requests();
+    assert!(requests.iter().any(|r| r.ends_with("range=bytes=100000-")), "{requests:?}");
+}
+
+#[test]
+fn a_transfer_cut_midway_is_resumed_within_the_run() {
+    let env = TestEnv::new();
+    let contents = big_file("retry");
+    let fake = fake_with(Fault::CutAfter(50_000), &contents);
+    let (colleague, objects) = colleague_of(&env, &fake.url, &contents);
+    download(&colleague, "", &objects).expect("download with a retry");
+    assert_stored(&colleague, &objects, &contents);
+    assert!(fake.requests().iter().any(|r| r.ends_with("range=bytes=50000-")), "{:?}", fake.requests());
+}
+
+#[test]
+fn a_part_file_the_server_will_not_resume_is_started_over() {
+    let env = TestEnv::new();
+    let contents = big_file("restart");
+    let fake = fake_with(Fault::None, &contents);
+    let (colleague, objects) = colleague_of(&env, &fake.url, &contents);
+    // A stale part file with wrong bytes: resumed, the result cannot match, so it is thrown away.
+    std::fs::create_dir_all(colleague.store().tmp_dir()).expect("tmp");
+    let part = colleague.store().part_path(&objects[0].pointer.oid);
+    std::fs::write(&part, vec![7u8; 1000]).expect("part");
+    let err = download(&colleague, "", &objects).unwrap_err();
+    assert_eq!(err.exit_code(), 3, "{}", err.message());
+    assert!(!part.exists(), "the bad part file is removed");
+    download(&colleague, "", &objects).expect("the next run starts over");
+    assert_stored(&colleague, &objects, &contents);
+}
+
+#[test]
+fn upload_dry_run_asks_but_sends_nothing() {
+    let env = TestEnv::new();
+    let contents = files(4, "dry");
+    let fake = fake_with(Fault::None, &contents[..1]);
+    let (repo, objects) = repo_with(&env, "a", &contents);
+    set_config(&env, &repo, "lfs.url", &fake.url);
+    let progress = NoProgress;
+    let mut options = opts(&progress);
+    options.dry_run = true;
+    let report =
+        lfs::upload(&repo, &lfs_url_endpoint(&repo, Operation::Upload), &objects, &options).expect("dry run");
+    assert_eq!((report.transferred, report.already_there), (3, 1));
+    assert!(
+        fake.requests().iter().all(|r| r.starts_with("POST /lfs/objects/batch")),
+        "{:?}",
+        fake.requests()
+    );
+    assert_eq!(fake.objects.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn upload_of_an_object_the_server_and_the_store_lack_names_it() {
+    let env = TestEnv::new();
+    let contents = files(2, "absent");
+    let fake = fake_with(Fault::None, &[]);
+    let (repo, objects) = repo_with(&env, "a", &contents);
+    std::fs::remove_file(repo.store().object_path(&objects[0].pointer.oid)).expect("remove");
+    set_config(&env, &repo, "lfs.url", &fake.url);
+    let err = upload(&repo, "", &objects).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.message().contains("data/absent-0.bin"), "{}", err.message());
+    // An object the server already has needs no local copy.
+    let fake2 = fake_with(Fault::None, &contents[..1]);
+    set_config(&env, &repo, "lfs.url", &fake2.url);
+    upload(&repo, "", &objects).expect("the server has what the store lacks");
+}
+
+#[test]
+fn an_interrupted_transfer_stops_with_interrupted() {
+    let env = TestEnv::new();
+    let contents = files(3, "int");
+    let fake = fake_with(Fault::None, &contents);
+    let (colleague, objects) = colleague_of(&env, &fake.url, &contents);
+    let progress = NoProgress;
+    let options = opts(&progress);
+    options.interrupt.trigger();
+    let err =
+        lfs::download(&colleague, &lfs_url_endpoint(&colleague, Operation::Download), &objects, &options)
+            .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Interrupted);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Endpoint discovery
+
+#[test]
+fn ssh_remotes_authenticate_with_git_lfs_authenticate_through_the_users_ssh_command() {
+    let env = TestEnv::new();
+    let contents = files(2, "ssh");
+    let fake = fake_with(Fault::Login("alice:s3cret".into()), &contents);
+    let (colleague, objects) = colleague_of(&env, "", &contents);
+    env.git(colleague.workdir(), ["config", "--unset", "lfs.url"]);
+    add_remote(&env, &colleague, "origin", "git@example.invalid:org/repo.git");
+    let args_log = env.path("ssh-args.log");
+    let script = env.path("fake-ssh.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$@\" > '{}'\necho '{{\"href\": \"{}\", \"header\": {{\"Authorization\": \"Basic YWxpY2U6czNjcmV0\"}}, \"expires_in\": 600}}'\n",
+            args_log.display(),
+            fake.url
+        ),
+    )
+    .expect("script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    set_config(&env, &colleague, "core.sshCommand", &script.display().to_string());
+    let ep = endpoint_of(&colleague, "origin", Operation::Download);
+    match &ep {
+        Endpoint::Http { href, headers } => {
+            assert_eq!(href, &fake.url);
+            assert_eq!(headers.len(), 1);
+        }
+        other => panic!("{other:?}"),
+    }
+    let args = std::fs::read_to_string(&args_log).expect("ssh ran");
+    assert_eq!(args.trim(), "git@example.invalid git-lfs-authenticate org/repo.git download");
+    lfs::download(&colleague, &ep, &objects, &opts(&NoProgress)).expect("download with the SSH headers");
+    assert!(
+        fake.requests().iter().all(|r| !r.starts_with("POST") || r.ends_with("auth")),
+        "{:?}",
+        fake.requests()
+    );
+}
+
+#[test]
+fn endpoint_order_is_lfs_url_then_remote_lfsurl_each_from_config_then_lfsconfig_then_the_git_url() {
+    let env = TestEnv::new();
+    let (repo, _) = repo_with(&env, "a", &files(1, "ep"));
+    add_remote(&env, &repo, "origin", "https://git.example/org/proj");
+    let href = |op| match endpoint_of(&repo, "origin", op) {
+        Endpoint::Http { href, .. } => href,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(href(Operation::Download), "https://git.example/org/proj.git/info/lfs");
+    set_config(&env, &repo, "remote.origin.lfsurl", "https://remote.example/lfs");
+    assert_eq!(href(Operation::Download), "https://remote.example/lfs");
+    // As in git-lfs, `.lfsconfig` fills in for git's config key by key, and lfs.url comes first.
+    commit_lfsconfig(&env, &repo, "https://lfsconfig.example/lfs");
+    assert_eq!(href(Operation::Download), "https://lfsconfig.example/lfs");
+    set_config(&env, &repo, "lfs.url", "https://config.example/lfs/");
+    assert_eq!(href(Operation::Download), "https://config.example/lfs");
+    set_config(&env, &repo, "lfs.pushurl", "https://push.example/lfs");
+    assert_eq!(href(Operation::Upload), "https://push.example/lfs");
+    assert_eq!(href(Operation::Download), "https://config.example/lfs");
 }

@@ -33,6 +33,9 @@ pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
     for w in &outcome.warnings {
         ctx.printer.warn(w);
     }
+    if let Some(note) = outcome.hook.as_ref().and_then(|h| h.note.as_ref()) {
+        ctx.printer.warn(&format!("pre-push hook: {note}"));
+    }
     ctx.printer.result("init", &outcome, render);
     Ok(0)
 }

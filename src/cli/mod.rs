@@ -11,6 +11,7 @@ mod demo;
 mod diff;
 mod fetch;
 mod gc;
+mod hook;
 mod init;
 mod lineage;
 mod materialize;
@@ -67,6 +68,7 @@ pub enum Command {
     Materialize(materialize::Args),
     Verify(verify::Args),
     Gc(gc::Args),
+    Hook(hook::Args),
     Clean(clean::Args),
     Split(split::Args),
     Diff(diff::Args),
@@ -110,6 +112,7 @@ impl Command {
             Command::Materialize(_) => "materialize",
             Command::Verify(_) => "verify",
             Command::Gc(_) => "gc",
+            Command::Hook(args) => args.name(),
             Command::Completions(_) => "completions",
             Command::Manpage(_) => "manpage",
         }
@@ -179,6 +182,7 @@ pub fn run() -> i32 {
         Command::Materialize(args) => materialize::run(args, &ctx),
         Command::Verify(args) => verify::run(args, &ctx),
         Command::Gc(args) => gc::run(args, &ctx),
+        Command::Hook(args) => hook::run(args, &ctx),
         Command::Completions(args) => completions::completions(args, &ctx),
         Command::Manpage(args) => completions::manpage(args, &ctx),
     };
@@ -359,19 +363,48 @@ mod tests {
         }
     }
 
+    /// `line` with each `"$NAME"` / `"${NAME}"` replaced by the word `VALUE`.
+    fn without_quoted_variables(line: &str) -> String {
+        let mut out = String::new();
+        let mut rest = line;
+        while let Some(at) = rest.find("\"$") {
+            let after = &rest[at + 2..];
+            let name_len = after.find('"').filter(|&n| {
+                after[..n]
+                    .trim_start_matches('{')
+                    .trim_end_matches('}')
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            });
+            let Some(n) = name_len else { break };
+            out.push_str(&rest[..at]);
+            out.push_str("VALUE");
+            rest = &after[n + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
     #[test]
     fn ci_workflows_parse_and_their_mlgit_commands_parse_with_this_cli() {
+        assert_eq!(
+            without_quoted_variables(r#"mlgit push origin "$tag" "${A_B}""#),
+            "mlgit push origin VALUE VALUE"
+        );
+        assert_eq!(without_quoted_variables(r#"mlgit x "$(date)""#), r#"mlgit x "$(date)""#);
         for (path, text) in WORKFLOWS {
             let yaml: serde_yaml::Value =
                 serde_yaml::from_str(text).unwrap_or_else(|e| panic!("{path} is not valid YAML: {e}"));
             let mut lines = Vec::new();
             mlgit_lines(&yaml, false, &mut lines);
             let names: Vec<&str> = lines.iter().filter_map(|l| l.split_whitespace().nth(1)).collect();
-            for needed in ["train-tag", "merge-tracking"] {
+            for needed in ["train-tag", "merge-tracking", "pull", "push"] {
                 assert!(names.contains(&needed), "{path} never runs `mlgit {needed}`: {lines:?}");
             }
             for line in &lines {
-                // A dry parse splits on whitespace, so the lines must need no shell quoting.
+                // A quoted shell variable ("$GITHUB_REF_NAME") is one word: a placeholder parses
+                // the same. Anything else that needs a shell cannot be dry-parsed.
+                let line = &without_quoted_variables(line);
                 assert!(
                     !line.contains(['"', '\'', '$', '`', '|', ';', '&']),
                     "{path}: `{line}` needs a shell"

@@ -9,6 +9,8 @@ use super::Ctx;
 ///
 /// Re-hashes (in parallel) every LFS object the refs' trees point to, checks that each pointer is
 /// byte-canonical and that the root `.gitattributes` marks `filter=lfs` exactly the pointer paths.
+/// For an append-only branch (raw, monitoring/*) it also checks the whole history and names every
+/// commit that modified or deleted a committed path (an edit made with plain git).
 /// Exits with 3 and names each bad or missing path when a check fails.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -65,11 +67,34 @@ fn render(o: &VerifyOutcome) -> String {
             u.candidates_tried
         ));
     }
+    for b in &o.append_only_checked {
+        s.push_str(&format!("{b:<24} history checked: append-only\n"));
+    }
     if o.ok {
         s.push_str(
             "OK: every object present and intact, every pointer canonical and marked in .gitattributes\n",
         );
-    } else {
+        return s;
+    }
+    if !o.append_only.is_empty() {
+        s.push_str(&format!(
+            "{} commit(s) changed or removed committed files on an append-only branch:\n",
+            o.append_only.len()
+        ));
+        for p in &o.append_only {
+            let v = &p.violation;
+            s.push_str(&format!(
+                "  {}: commit {} ({}) {} (against parent {})\n",
+                p.branch,
+                &v.commit[..12.min(v.commit.len())],
+                v.subject,
+                v.describe(10),
+                &v.parent[..12.min(v.parent.len())]
+            ));
+        }
+        s.push_str("hint: files on an append-only branch are never modified or deleted, so these commits were made with plain git; if they were never pushed, move the branch back to the commit before them (`git branch -f BRANCH COMMIT`) and add new versions under new names with `mlgit commit-data`; a server with `mlgit hook pre-receive` (or branch protection) refuses such pushes, see docs/hook.md\n");
+    }
+    if !o.problems.is_empty() {
         s.push_str(&format!("{} problem(s):\n", o.problems.len()));
         for p in &o.problems {
             let what = match p.problem {

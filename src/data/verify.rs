@@ -2,6 +2,8 @@
 //! every LFS object they need is in the local store and hashes to its name, every pointer is
 //! byte-canonical, and the root `.gitattributes` marks exactly the pointer paths (the invariant).
 //! With `repair`, corrupt or missing objects are rebuilt from good copies ([`repair`]).
+//! For an append-only branch (`raw`, `monitoring/*`) it also checks the history: every commit
+//! that changed or removed a path one of its parents had (someone edited `raw` with plain git).
 
 pub mod repair;
 
@@ -15,6 +17,7 @@ use serde::Serialize;
 use crate::error::{Context, Error, Result};
 use crate::interrupt::Interrupt;
 use crate::progress::Progress;
+use crate::remote::append_only::{range_violations, Violation};
 use crate::repo::tree::{entry_at, list_files};
 use crate::repo::Repo;
 use crate::store::attributes::{self, LfsAttributes};
@@ -68,6 +71,14 @@ pub struct CheckedRef {
     pub lfs_files: u64,
 }
 
+/// A commit of an append-only branch that changed or removed committed paths.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryProblem {
+    pub branch: String,
+    #[serde(flatten)]
+    pub violation: Violation,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyOutcome {
     pub ok: bool,
@@ -80,6 +91,10 @@ pub struct VerifyOutcome {
     pub repaired: Vec<repair::Repaired>,
     /// With `repair`: the bad objects no candidate could rebuild.
     pub unrepaired: Vec<repair::Unrepaired>,
+    /// The append-only branches among the refs, whose whole history was checked.
+    pub append_only_checked: Vec<String>,
+    /// Commits of those branches that changed or removed a path (oldest first per branch).
+    pub append_only: Vec<HistoryProblem>,
     pub seconds: f64,
 }
 
@@ -193,16 +208,55 @@ pub fn verify(repo: &Repo, opts: &VerifyOptions, progress: &dyn Progress) -> Res
         }
     }
     problems.sort_by(|a, b| (&a.rev, &a.path).cmp(&(&b.rev, &b.path)));
+    let (append_only_checked, append_only) = check_histories(repo, &revs, &opts.interrupt)?;
     Ok(VerifyOutcome {
-        ok: problems.is_empty(),
+        ok: problems.is_empty() && append_only.is_empty(),
         refs: checked,
         objects: list.len() as u64,
         bytes,
         problems,
         repaired,
         unrepaired,
+        append_only_checked,
+        append_only,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// The local branch a rev names (`raw`, `refs/heads/raw`, or `HEAD` on a branch), if any.
+fn branch_named(git: &Repository, rev: &str) -> Option<String> {
+    let full = if rev == "HEAD" {
+        git.find_reference("HEAD").ok()?.symbolic_target()?.to_string()
+    } else if rev.starts_with("refs/heads/") {
+        rev.to_string()
+    } else {
+        format!("refs/heads/{rev}")
+    };
+    git.find_reference(&full).ok()?;
+    full.strip_prefix("refs/heads/").map(str::to_string)
+}
+
+/// The whole history of every append-only branch among `revs`: the commits that broke the rule.
+fn check_histories(
+    repo: &Repo,
+    revs: &[String],
+    interrupt: &Interrupt,
+) -> Result<(Vec<String>, Vec<HistoryProblem>)> {
+    let git = repo.git();
+    let mut checked = Vec::new();
+    let mut found = Vec::new();
+    for rev in revs {
+        let Some(branch) = branch_named(git, rev) else { continue };
+        if !repo.config().is_append_only(&branch) || checked.contains(&branch) {
+            continue;
+        }
+        let Some(tip) = repo.branch_tip(&branch)? else { continue };
+        for violation in range_violations(git, tip, &[], interrupt)? {
+            found.push(HistoryProblem { branch: branch.clone(), violation });
+        }
+        checked.push(branch);
+    }
+    Ok((checked, found))
 }
 
 fn refs_to_check(git: &Repository, opts: &VerifyOptions) -> Result<Vec<String>> {

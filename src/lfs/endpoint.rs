@@ -1,6 +1,7 @@
 //! Finding a remote's LFS server as git-lfs does: `lfs.pushurl` (uploads), `lfs.url`,
-//! `remote.<name>.lfspushurl` (uploads), `remote.<name>.lfsurl` — each from git's config, else from
-//! `.lfsconfig` (in the branch's tree, else HEAD's, else the worktree's file) — then derived from
+//! `remote.<name>.lfspushurl` (uploads), `remote.<name>.lfsurl` — in that order, each key from git's
+//! config, else from `.lfsconfig` (in the branch's tree, else HEAD's, else the worktree's file), so a
+//! committed `.lfsconfig` with `lfs.url` wins over a local `remote.<name>.lfsurl`, as in git-lfs — then derived from
 //! the remote's git URL: `https://host/p(.git)` → `https://host/p.git/info/lfs`, SSH → the same on
 //! https, authenticated by `git-lfs-authenticate` over SSH. `file://` URLs and local paths are read
 //! and written directly.

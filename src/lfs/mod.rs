@@ -5,7 +5,10 @@
 //! Every object that arrives is hashed while it is written to a temporary file and moved to its
 //! final path only when its sha256 and size match its pointer: wrong bytes are never stored.
 
+pub mod batch;
+mod credentials;
 pub mod endpoint;
+mod http;
 mod local;
 mod pool;
 pub mod ssh;
@@ -116,9 +119,7 @@ pub fn upload(
     let jobs = jobs(repo, opts);
     match endpoint {
         Endpoint::Local { objects: dir } => local::upload(repo, dir, &objects, opts, jobs),
-        Endpoint::Http { .. } => {
-            Err(Error::invalid("LFS over HTTP: not built yet").with_hint("work in progress"))
-        }
+        Endpoint::Http { href, headers } => http::upload(repo, href, headers, &objects, opts, jobs),
     }
 }
 
@@ -135,9 +136,7 @@ pub fn download(
     let jobs = jobs(repo, opts);
     let mut report = match endpoint {
         Endpoint::Local { objects: dir } => local::download(repo, dir, &missing, opts, jobs)?,
-        Endpoint::Http { .. } => {
-            return Err(Error::invalid("LFS over HTTP: not built yet").with_hint("work in progress"))
-        }
+        Endpoint::Http { href, headers } => http::download(repo, href, headers, &missing, opts, jobs)?,
     };
     report.already_there += asked - missing.len();
     report.objects = asked;

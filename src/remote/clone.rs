@@ -19,6 +19,7 @@ use super::select::{check_patterns_select, objects_for_trees};
 use super::Remote;
 use crate::config::BranchKind;
 use crate::error::{Context, Error, Result};
+use crate::hooks::HookInstall;
 use crate::interrupt::Interrupt;
 use crate::lfs::{self, Object, Operation, TransferOptions, TransferReport};
 use crate::progress::Progress;
@@ -57,8 +58,8 @@ pub struct CloneOutcome {
     pub checked_out: String,
     pub files: usize,
     pub pointer_files: usize,
-    /// The pre-push hook (None until hooks are built).
-    pub hook: Option<String>,
+    /// The pre-push hook installed (paths as in the finished clone).
+    pub hook: HookInstall,
     pub seconds: f64,
 }
 
@@ -94,6 +95,9 @@ pub fn clone(opts: &CloneOptions, progress: &dyn Progress) -> Result<CloneOutcom
         let _ = fs::remove_dir_all(&tmp);
         return Err(Error::io("move the finished clone to", &target, e));
     }
+    let moved = |p: &Path| p.strip_prefix(&tmp).map(|rel| target.join(rel)).unwrap_or_else(|_| p.to_path_buf());
+    outcome.hook.hook = moved(&outcome.hook.hook);
+    outcome.hook.chained = outcome.hook.chained.as_deref().map(moved);
     outcome.url = opts.url.clone();
     outcome.path = crate::repo::absolute(&target);
     outcome.seconds = start.elapsed().as_secs_f64();
@@ -219,7 +223,8 @@ fn clone_into(
         .collect();
     settle_index(&checkout, &with_content)?;
 
-    let hook = install_hook(repo.git())?;
+    // A plain `git push` from the clone carries the LFS objects too.
+    let hook = crate::hooks::install(repo.git())?;
     Ok(CloneOutcome {
         url: url.to_string(),
         path: tmp.to_path_buf(),
@@ -264,12 +269,6 @@ fn settle_index(checkout: &crate::repo::worktree::Checkout, files: &[(String, Oi
     }
     index.write().context("write the index")?;
     Ok(())
-}
-
-/// The one place clone installs the pre-push hook.
-// TODO(issue 10): call `crate::hooks::install(git)` (helper C) once it is merged.
-fn install_hook(_git: &Repository) -> Result<Option<String>> {
-    Ok(None)
 }
 
 /// A local branch at `tip` tracking `origin/<name>` (made by `git clone` for the default branch).

@@ -1,10 +1,12 @@
 //! Sharing through a git host and a Git LFS server: which remote, which objects, and moving refs
 //! with the system `git` (so the user's SSH config, credential helpers and `insteadOf` rules apply).
 
+pub mod append_only;
 pub mod clone;
 pub mod fetch;
 pub mod git_cli;
 pub mod integrate;
+pub mod pre_receive;
 pub mod push;
 pub mod select;
 

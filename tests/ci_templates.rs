@@ -1,0 +1,365 @@
+//! Every job of the default template's CI files (GitHub Actions and GitLab CI), run for real: the
+//! shell steps are taken from the YAML as the CI would run them (`bash -eo pipefail` per GitHub
+//! step with `$GITHUB_PATH` honoured, GitLab's `before_script` + `script` in one shell), in a clone
+//! of a local bare remote (`file://`), with the mlgit under test first on PATH. Each job is then
+//! checked by its effect on the remote: a snapshot tag whose model's LFS objects the remote has,
+//! tracking merged into the remote's main, the training code's requirements installed.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{stderr, stdout, write_files, TestEnv};
+use serde_yaml::Value;
+
+const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
+const GITHUB: &str = "templates/default/main/.github/workflows/mlgit.yml";
+const GITLAB: &str = "templates/default/main/.gitlab-ci.yml";
+
+fn yaml(path: &str) -> Value {
+    let text = fs::read_to_string(Path::new(MANIFEST_DIR).join(path)).unwrap();
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn rev(env: &TestEnv, repo: &Path, r: &str) -> String {
+    env.git(repo, ["rev-parse", r]).trim().to_string()
+}
+
+/// A python3 that can make a virtual environment: required under CI, else the test skips.
+fn has_python_venv() -> bool {
+    let ok = Command::new("python3").args(["-m", "venv", "--help"]).output().map(|o| o.status.success());
+    if ok.unwrap_or(false) {
+        return true;
+    }
+    if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
+        panic!("python3 with venv is required when CI=true (apt-get install -y python3-venv)");
+    }
+    eprintln!("skipping: python3 -m venv does not work here (apt-get install -y python3-venv)");
+    false
+}
+
+/// A wheel of the package `mlgit_ci_dep` (installable offline), written by Python's zipfile.
+fn write_wheel(path: &Path) {
+    let script = r#"
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    z.writestr("mlgit_ci_dep/__init__.py", "VALUE = 1\n")
+    d = "mlgit_ci_dep-0.1.dist-info/"
+    z.writestr(d + "METADATA", "Metadata-Version: 2.1\nName: mlgit-ci-dep\nVersion: 0.1\n")
+    z.writestr(d + "WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+    z.writestr(d + "RECORD", "mlgit_ci_dep/__init__.py,,\n" + d + "METADATA,,\n" + d + "WHEEL,,\n" + d + "RECORD,,\n")
+"#;
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let out = Command::new("python3").args(["-c", script, path.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// CSV files with a label column, enough for every split to get some.
+fn csv_batch(dir: &Path, n: usize, offset: usize) {
+    for i in 0..n {
+        let label = if i % 3 == 0 { "churn" } else { "stay" };
+        let text = format!("age,plan,label\n{},basic,{label}\n{},pro,stay\n", 20 + i + offset, 40 + i);
+        write_files(dir, &[(&format!("batch-{offset}-{i:02}.csv"), text.as_bytes())]);
+    }
+}
+
+/// The check that the training code's requirements are installed, put in front of a script.
+const NEEDS_DEP: &str = "if [ -f requirements.txt ]; then python3 -c 'import mlgit_ci_dep' || { echo 'requirements.txt is not installed' >&2; exit 1; }; fi\n";
+
+fn with_dep_check(script: &str) -> String {
+    let (shebang, rest) = script.split_once('\n').unwrap();
+    format!("{shebang}\n{NEEDS_DEP}{rest}")
+}
+
+/// An mlgit project on a bare remote: raw → clean → split → stable/model, a snapshot model-v1
+/// trained here (its model is in this clone only, and on the remote), then training code that
+/// needs a Python package (requirements.txt + a wheel) brought onto stable/model. Everything is
+/// pushed with `mlgit push`. Returns the remote's URL and folder.
+fn project_on_remote(env: &TestEnv) -> (String, PathBuf) {
+    let repo = env.init_repo("r");
+    let src = env.path("batch-1");
+    csv_batch(&src, 12, 0);
+    env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap(), "-m", "Add batch 1"]);
+    env.mlgit_ok(&repo, ["clean"]);
+    env.mlgit_ok(&repo, ["split"]);
+    env.mlgit_ok(&repo, ["stable", "update"]);
+    let st = env.path("st");
+    env.git(&repo, ["worktree", "add", "-q", st.to_str().unwrap(), "stable/model"]);
+    env.mlgit_ok(&st, ["train-tag", "--materialize", "--", "./train.sh"]);
+    env.tick();
+
+    // The code now needs a package: requirements.txt names a wheel that ships with the code.
+    let dev = env.path("dev");
+    env.git(&repo, ["worktree", "add", "-q", dev.to_str().unwrap(), "dev/model"]);
+    write_wheel(&dev.join("wheels/mlgit_ci_dep-0.1-py3-none-any.whl"));
+    fs::write(dev.join("requirements.txt"), "./wheels/mlgit_ci_dep-0.1-py3-none-any.whl\n").unwrap();
+    for script in ["train.sh", "tests/run.sh"] {
+        let text = fs::read_to_string(dev.join(script)).unwrap();
+        fs::write(dev.join(script), with_dep_check(&text)).unwrap();
+    }
+    env.git(&dev, ["add", "-A", "."]);
+    env.git(&dev, ["commit", "-q", "-m", "Train with a Python package"]);
+    env.tick();
+    let src = env.path("batch-2");
+    csv_batch(&src, 6, 100);
+    env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap(), "-m", "Add batch 2"]);
+    env.mlgit_ok(&repo, ["clean"]);
+    env.mlgit_ok(&repo, ["split"]);
+    env.mlgit_ok(&repo, ["stable", "update"]);
+    env.tick();
+
+    let bare = env.path("origin.git");
+    env.git(env.tmp.path(), ["init", "-q", "--bare", bare.to_str().unwrap()]);
+    let url = format!("file://{}", bare.display());
+    env.git(&repo, ["remote", "add", "origin", &url]);
+    env.mlgit_ok(&repo, ["push", "origin"]);
+    (url, bare)
+}
+
+/// A clone as a CI runner makes it: every branch and tag, no LFS content.
+fn runner_clone(env: &TestEnv, url: &str, name: &str) -> PathBuf {
+    let dir = env.path(name);
+    let out = env
+        .git_cmd(env.tmp.path())
+        .env("GIT_LFS_SKIP_SMUDGE", "1")
+        .args(["clone", "-q", url, dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    dir
+}
+
+/// A shell isolated as TestEnv isolates git and mlgit, with `path_first` then the mlgit under
+/// test first on PATH, offline pip.
+fn shell(env: &TestEnv, dir: &Path, path_first: &[String], vars: &[(&str, String)]) -> Command {
+    let bin = assert_cmd::cargo::cargo_bin("mlgit");
+    let mut path: Vec<String> = path_first.to_vec();
+    path.push(bin.parent().unwrap().display().to_string());
+    path.push(std::env::var("PATH").unwrap_or_default());
+    let mut cmd = Command::new("bash");
+    cmd.env_clear()
+        .env("HOME", &env.home)
+        .env("PATH", path.join(":"))
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("LANG", "C.UTF-8")
+        .env("USER", "tester")
+        .env("CI", "true")
+        .env("PIP_NO_INDEX", "1")
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .env("GIT_AUTHOR_DATE", format!("@{} +0000", env.date.get()))
+        .env("GIT_COMMITTER_DATE", format!("@{} +0000", env.date.get()))
+        .current_dir(dir);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Run a GitHub Actions job: `actions/checkout` is the runner clone (made by the caller); every
+/// `run:` step runs in `bash --noprofile --norc -eo pipefail`, and paths a step appends to
+/// `$GITHUB_PATH` come first on PATH for the steps after it. Any other `uses:` is unknown here.
+fn run_github_job(env: &TestEnv, job: &str, dir: &Path, vars: &[(&str, String)]) -> Vec<Output> {
+    let doc = yaml(GITHUB);
+    let steps = doc["jobs"][job]["steps"].as_sequence().unwrap_or_else(|| panic!("no job {job}"));
+    let runner_temp = env.path(&format!("runner-temp-{job}"));
+    fs::create_dir_all(&runner_temp).unwrap();
+    let github_path = runner_temp.join("github-path");
+    fs::write(&github_path, "").unwrap();
+    let mut outputs = Vec::new();
+    for step in steps {
+        if let Some(uses) = step["uses"].as_str() {
+            assert!(
+                uses.starts_with("actions/checkout@"),
+                "{GITHUB}: job {job} uses {uses}, which this test cannot run"
+            );
+            continue;
+        }
+        let script = step["run"].as_str().unwrap_or_else(|| panic!("{GITHUB}: a step of {job} has no run"));
+        let mut added: Vec<String> =
+            fs::read_to_string(&github_path).unwrap().lines().map(String::from).collect();
+        added.reverse();
+        let mut all: Vec<(&str, String)> = vec![
+            ("RUNNER_TEMP", runner_temp.display().to_string()),
+            ("GITHUB_PATH", github_path.display().to_string()),
+        ];
+        all.extend(vars.iter().cloned());
+        let out = shell(env, dir, &added, &all)
+            .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", script])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{GITHUB}: job {job}, step failed:\n{script}\nstdout:\n{}\nstderr:\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        outputs.push(out);
+    }
+    outputs
+}
+
+/// A GitLab job's shell: its `before_script` (or the one of the job it `extends`) and `script`,
+/// in one shell that stops at the first failing line, as the runner does.
+fn gitlab_script(job: &str) -> String {
+    let doc = yaml(GITLAB);
+    let j = &doc[job];
+    assert!(j.is_mapping(), "{GITLAB}: no job {job}");
+    let lines = |v: &Value| -> Vec<String> {
+        v.as_sequence()
+            .map(|s| s.iter().map(|l| l.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    };
+    let mut before = lines(&j["before_script"]);
+    if before.is_empty() {
+        if let Some(parent) = j["extends"].as_str() {
+            before = lines(&doc[parent]["before_script"]);
+        }
+    }
+    let script = lines(&j["script"]);
+    assert!(!script.is_empty(), "{GITLAB}: job {job} has no script");
+    format!("set -e\n{}\n{}\n", before.join("\n"), script.join("\n"))
+}
+
+/// GitLab's variables for a pushing job, with the remote URL the before_script writes (a project
+/// access token over http) sent to the local bare remote by an `insteadOf` rule in the test's
+/// HOME, and the LFS objects to the bare remote by `lfs.url`.
+fn gitlab_vars(env: &TestEnv, clone: &Path, url: &str) -> Vec<(&'static str, String)> {
+    let token_url = "http://oauth2:secret@gitlab.test:80/group/project.git";
+    env.git(&env.home, ["config", "--global", &format!("url.{url}.insteadOf"), token_url]);
+    env.git(clone, ["config", "lfs.url", url]);
+    vec![
+        ("CI_SERVER_PROTOCOL", "http".into()),
+        ("CI_SERVER_HOST", "gitlab.test".into()),
+        ("CI_SERVER_PORT", "80".into()),
+        ("CI_PROJECT_PATH", "group/project".into()),
+        ("MLGIT_PUSH_TOKEN", "secret".into()),
+        ("TMPDIR", env.path("gitlab-tmp").display().to_string()),
+    ]
+}
+
+fn run_gitlab_job(env: &TestEnv, job: &str, dir: &Path, vars: &[(&str, String)]) -> Output {
+    let script = gitlab_script(job);
+    if let Some((_, tmp)) = vars.iter().find(|(k, _)| *k == "TMPDIR") {
+        fs::create_dir_all(tmp).unwrap();
+    }
+    let out = shell(env, dir, &[], vars).args(["--noprofile", "--norc", "-c", &script]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{GITLAB}: job {job} failed:\n{script}\nstdout:\n{}\nstderr:\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    out
+}
+
+/// The remote has `tag`, every LFS object its tree points to, and its stable/model did not move.
+fn assert_remote_has_snapshot(env: &TestEnv, bare: &Path, tag: &str, stable_before: &str) {
+    assert_eq!(rev(env, bare, "stable/model"), stable_before, "only the tag was pushed, not stable/model");
+    let tree = env.git(bare, ["ls-tree", "-r", tag]);
+    assert!(tree.contains("requirements.txt"), "{tag} was trained on the code that needs the package");
+    let mut models = 0;
+    for line in tree.lines() {
+        let (meta, path) = line.split_once('\t').unwrap();
+        let blob = meta.split_whitespace().nth(2).unwrap();
+        let text = env.git(bare, ["cat-file", "-p", blob]);
+        let Some(oid) = text.lines().find_map(|l| l.strip_prefix("oid sha256:")) else { continue };
+        let object = bare.join(format!("lfs/objects/{}/{}/{oid}", &oid[..2], &oid[2..4]));
+        assert!(object.is_file(), "the remote lacks the LFS object of {tag}:{path}");
+        models += path.starts_with("model/") as usize;
+    }
+    assert!(models > 0, "{tag} has a model in LFS");
+}
+
+/// The tags recorded in the remote's main (tracking/runs.json).
+fn tracked_tags(env: &TestEnv, bare: &Path) -> String {
+    env.git(bare, ["show", "main:tracking/runs.json"])
+}
+
+#[test]
+fn every_github_job_runs_against_a_bare_remote() {
+    let env = TestEnv::new();
+    if !has_python_venv() {
+        return;
+    }
+    let (url, bare) = project_on_remote(&env);
+    let stable_before = rev(&env, &bare, "stable/model");
+
+    // test: a pull request from dev/model; the requirements are installed before the self-test.
+    let pr = runner_clone(&env, &url, "gh-test");
+    env.git(&pr, ["checkout", "-q", "--detach", "origin/dev/model"]);
+    run_github_job(&env, "test", &pr, &[]);
+    let path_file = env.path("runner-temp-test/github-path");
+    assert!(
+        fs::read_to_string(&path_file).unwrap().contains("venv/bin"),
+        "the test job installed requirements.txt"
+    );
+
+    // train: a push to stable/model, in a clone that has none of model-v1's objects.
+    let ci = runner_clone(&env, &url, "gh-train");
+    env.git(&ci, ["checkout", "-q", "-B", "stable/model", "origin/stable/model"]);
+    let vars = [
+        ("GITHUB_REF_NAME", "stable/model".to_string()),
+        ("GITHUB_REF", "refs/heads/stable/model".to_string()),
+        ("GITHUB_SHA", stable_before.clone()),
+    ];
+    run_github_job(&env, "train", &ci, &vars);
+    assert!(!model_v1_object_is_in(&env, &ci), "pulled only what stable/model needs");
+    assert_remote_has_snapshot(&env, &bare, "model-v2", &stable_before);
+
+    // merge-tracking: the tag push's run, checked out at the tag.
+    let mt = runner_clone(&env, &url, "gh-merge");
+    env.git(&mt, ["checkout", "-q", "--detach", "model-v2"]);
+    let vars =
+        [("GITHUB_REF_NAME", "model-v2".to_string()), ("GITHUB_REF", "refs/tags/model-v2".to_string())];
+    run_github_job(&env, "merge-tracking", &mt, &vars);
+    let runs = tracked_tags(&env, &bare);
+    assert!(runs.contains("model-v1") && runs.contains("model-v2"), "{runs}");
+}
+
+/// Whether model-v1's model object is in a clone's store.
+fn model_v1_object_is_in(env: &TestEnv, clone: &Path) -> bool {
+    let tree = env.git(clone, ["ls-tree", "-r", "model-v1", "model/"]);
+    tree.lines().any(|line| {
+        let blob = line.split_whitespace().nth(2).unwrap();
+        let text = env.git(clone, ["cat-file", "-p", blob]);
+        text.lines().find_map(|l| l.strip_prefix("oid sha256:")).is_some_and(|oid| {
+            clone.join(format!(".git/lfs/objects/{}/{}/{oid}", &oid[..2], &oid[2..4])).exists()
+        })
+    })
+}
+
+#[test]
+fn every_gitlab_job_runs_against_a_bare_remote() {
+    let env = TestEnv::new();
+    if !has_python_venv() {
+        return;
+    }
+    let (url, bare) = project_on_remote(&env);
+    let stable_before = rev(&env, &bare, "stable/model");
+
+    let mr = runner_clone(&env, &url, "gl-test");
+    env.git(&mr, ["checkout", "-q", "--detach", "origin/dev/model"]);
+    let tmp = env.path("gl-test-tmp");
+    run_gitlab_job(&env, "test", &mr, &[("TMPDIR", tmp.display().to_string())]);
+    assert!(tmp.join("mlgit-venv/bin/python3").exists(), "the test job installed requirements.txt");
+
+    // train: GitLab checks out the pushed commit detached.
+    let ci = runner_clone(&env, &url, "gl-train");
+    env.git(&ci, ["checkout", "-q", "--detach", &stable_before]);
+    let mut vars = gitlab_vars(&env, &ci, &url);
+    vars.push(("CI_COMMIT_BRANCH", "stable/model".into()));
+    vars.push(("CI_COMMIT_SHA", stable_before.clone()));
+    run_gitlab_job(&env, "train", &ci, &vars);
+    assert!(!model_v1_object_is_in(&env, &ci), "pulled only what stable/model needs");
+    assert_remote_has_snapshot(&env, &bare, "model-v2", &stable_before);
+
+    let mt = runner_clone(&env, &url, "gl-merge");
+    env.git(&mt, ["checkout", "-q", "--detach", "model-v2"]);
+    let mut vars = gitlab_vars(&env, &mt, &url);
+    vars.push(("CI_COMMIT_TAG", "model-v2".into()));
+    run_gitlab_job(&env, "merge-tracking", &mt, &vars);
+    let runs = tracked_tags(&env, &bare);
+    assert!(runs.contains("model-v1") && runs.contains("model-v2"), "{runs}");
+}
