@@ -5,6 +5,8 @@
 mod common;
 #[path = "common/git_http.rs"]
 mod git_http;
+#[path = "common/lfs_servers.rs"]
+mod lfs_servers;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -273,6 +275,8 @@ fn clone_makes_every_convention_branch_track_origin_and_leaves_a_clean_status() 
     assert_eq!(env.git(&c, ["symbolic-ref", "HEAD"]).trim(), "refs/heads/main");
     assert_eq!(git_status(&env, &c), "");
     assert!(c.join("mlgit.yaml").is_file());
+    assert!(c.join(".git/hooks/pre-push").is_file(), "no pre-push hook");
+    assert_eq!(out["hook"]["hook"], c.join(".git/hooks/pre-push").to_str().unwrap(), "{out}");
     // mlgit status sees every branch: nothing is "missing: run mlgit init".
     let status = env.mlgit_ok(&c, ["status"]);
     assert!(!status.contains("missing"), "{status}");
@@ -482,6 +486,43 @@ fn colleagues_round_trip_gives_one_history_everywhere_and_loses_nothing() {
     }
     // Every LFS object reached the remote.
     assert_eq!(lfs_objects(&bare.join("lfs/objects")).len(), 3);
+}
+
+#[test]
+fn smart_http_and_rudolfs_carry_data_to_mlgit_and_to_stock_git_lfs() {
+    let env = TestEnv::new();
+    if !env.has_git_lfs() {
+        return;
+    }
+    let Some(server) = git_http::GitHttpServer::start(&env.path("http")) else { return };
+    std::fs::create_dir_all(env.path("lfs")).unwrap();
+    let Some(lfs) = lfs_servers::rudolfs(&env.path("lfs")) else { return };
+    let url = server.create_repo("proj.git");
+    let repo = env.init_repo("a");
+    env.git(&repo, ["remote", "add", "origin", &url]);
+    // The LFS server is named on main, for every clone (as on a self-hosted set-up).
+    write_files(&repo, &[(".lfsconfig", format!("[lfs]\n\turl = {}\n", lfs.url).as_bytes())]);
+    env.git(&repo, ["add", ".lfsconfig"]);
+    env.git(&repo, ["commit", "-q", "-m", "LFS server"]);
+    batch(&env, &repo, "b1", &[("a.csv", b"alpha\n"), ("b.csv", b"beta\n"), ("c/d.csv", b"delta\n")]);
+    let out = env.mlgit_json(&repo, ["push"]);
+    assert_eq!(out["lfs"]["transferred"], 3, "{out}");
+    assert_eq!(lfs_objects(&lfs.storage).len(), 3, "rudolfs stores what was pushed");
+
+    let c = env.path("c");
+    let out = env.mlgit_json(env.tmp.path(), ["clone", "--ref", "raw", &url, c.to_str().unwrap()]);
+    assert_eq!(out["lfs"]["transferred"], 3, "{out}");
+    assert_eq!(git_status(&env, &c), "");
+    let m = env.path("m");
+    env.mlgit_ok(&c, ["materialize", "raw", "--into", m.to_str().unwrap()]);
+    assert_eq!(std::fs::read(m.join("data/c/d.csv")).unwrap(), b"delta\n");
+
+    let plain = env.path("plain");
+    let lfs_url = format!("lfs.url={}", lfs.url);
+    env.git(env.tmp.path(), ["clone", "-q", "-c", &lfs_url, "-b", "raw", &url, plain.to_str().unwrap()]);
+    env.git(&plain, ["lfs", "pull"]);
+    assert_eq!(std::fs::read(plain.join("data/a.csv")).unwrap(), b"alpha\n");
+    assert_eq!(git_status(&env, &plain), "");
 }
 
 // --- attacks ------------------------------------------------------------------------------------

@@ -95,7 +95,8 @@ pub fn clone(opts: &CloneOptions, progress: &dyn Progress) -> Result<CloneOutcom
         let _ = fs::remove_dir_all(&tmp);
         return Err(Error::io("move the finished clone to", &target, e));
     }
-    let moved = |p: &Path| p.strip_prefix(&tmp).map(|rel| target.join(rel)).unwrap_or_else(|_| p.to_path_buf());
+    let moved =
+        |p: &Path| p.strip_prefix(&tmp).map(|rel| target.join(rel)).unwrap_or_else(|_| p.to_path_buf());
     outcome.hook.hook = moved(&outcome.hook.hook);
     outcome.hook.chained = outcome.hook.chained.as_deref().map(moved);
     outcome.url = opts.url.clone();
