@@ -95,10 +95,8 @@ pub fn clone(opts: &CloneOptions, progress: &dyn Progress) -> Result<CloneOutcom
         let _ = fs::remove_dir_all(&tmp);
         return Err(Error::io("move the finished clone to", &target, e));
     }
-    let moved =
-        |p: &Path| p.strip_prefix(&tmp).map(|rel| target.join(rel)).unwrap_or_else(|_| p.to_path_buf());
-    outcome.hook.hook = moved(&outcome.hook.hook);
-    outcome.hook.chained = outcome.hook.chained.as_deref().map(moved);
+    outcome.hook.hook = rebase(&outcome.hook.hook, &tmp, &target);
+    outcome.hook.chained = outcome.hook.chained.as_deref().map(|p| rebase(p, &tmp, &target));
     outcome.url = opts.url.clone();
     outcome.path = crate::repo::absolute(&target);
     outcome.seconds = start.elapsed().as_secs_f64();
@@ -270,6 +268,11 @@ fn settle_index(checkout: &crate::repo::worktree::Checkout, files: &[(String, Oi
     }
     index.write().context("write the index")?;
     Ok(())
+}
+
+/// `path` under `from`, as it is under `to` once `from` was renamed to `to`.
+fn rebase(path: &Path, from: &Path, to: &Path) -> PathBuf {
+    path.strip_prefix(from).map(|rel| to.join(rel)).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// A local branch at `tip` tracking `origin/<name>` (made by `git clone` for the default branch).
