@@ -229,6 +229,41 @@ fn server_down_is_a_clear_error_and_moves_nothing() {
     assert!(!target.exists());
 }
 
+/// A git host that answers every request with 401 (wants credentials nobody configured).
+fn start_401_server() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn refused_credentials_are_named_with_a_credential_hint() {
+    let env = TestEnv::new();
+    let (repo, _bare) = with_origin(&env);
+    let url = format!("http://127.0.0.1:{}/git/x.git", start_401_server());
+    env.git(&repo, ["remote", "add", "locked", &url]);
+    let before = branch_tips(&env, &repo);
+    for args in [vec!["push", "locked"], vec!["fetch", "locked"]] {
+        let out = env.mlgit(&repo, &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains("the server refused the credentials"), "{args:?}: {err}");
+        assert!(err.contains("credential helper"), "{args:?}: {err}");
+    }
+    assert_eq!(branch_tips(&env, &repo), before);
+}
+
 #[test]
 fn clone_refuses_a_non_empty_folder_and_a_symlink() {
     let env = TestEnv::new();
@@ -420,6 +455,29 @@ fn pull_ref_split_include_train_moves_exactly_the_train_objects() {
     let out = env.mlgit(&c, ["fetch", "--ref", "split", "--include", "data/trian/**"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no file of origin/split is selected"), "{}", stderr(&out));
+    // clone takes the same selection (a folder works as well as a glob), and --exclude.
+    let d = env.path("d");
+    let out = env.mlgit_json(
+        env.tmp.path(),
+        [
+            "clone",
+            "--ref",
+            "split",
+            "--include",
+            "data/train",
+            "--exclude",
+            "data/train/r1*",
+            &file_url(&bare),
+            d.to_str().unwrap(),
+        ],
+    );
+    let excluded = env
+        .git(&repo, ["ls-tree", "-r", "--name-only", "split", "data/train"])
+        .lines()
+        .filter(|p| p.starts_with("data/train/r1"))
+        .count();
+    assert_eq!(out["objects"], (train - excluded) as u64, "{out}");
+    assert_eq!(lfs_objects(&d.join(".git/lfs/objects")).len(), train - excluded);
 }
 
 #[test]
