@@ -78,6 +78,26 @@ fn push_sends_every_convention_branch_and_a_second_push_has_nothing_to_do() {
 }
 
 #[test]
+fn push_sends_snapshot_tags_but_not_other_tags_unless_all() {
+    let env = TestEnv::new();
+    let (repo, bare) = with_origin(&env);
+    // A snapshot as train-tag makes it: an annotated tag on a stable commit with a tracking record.
+    env.commit_on(&repo, "stable/model", &[("tracking/run.json", b"{\"schema\":1}\n")], "run");
+    env.git(&repo, ["tag", "-a", "-m", "snapshot", "model-v1", "stable/model"]);
+    env.git(&repo, ["tag", "scratch", "main"]);
+    env.mlgit_ok(&repo, ["push", "-q"]);
+    let tags = env.git(&bare, ["tag"]);
+    assert_eq!(tags.trim(), "model-v1", "{tags}");
+    env.mlgit_ok(&repo, ["push", "-q", "--all"]);
+    assert_eq!(env.git(&bare, ["tag"]), "model-v1\nscratch\n");
+    // A tag that exists on the remote with another value is refused before anything is sent.
+    env.git(&repo, ["tag", "-f", "scratch", "raw"]);
+    let out = env.mlgit(&repo, ["push", "origin", "scratch"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("scratch (already exists)"), "{}", stderr(&out));
+}
+
+#[test]
 fn misspelled_remote_names_the_remotes() {
     let env = TestEnv::new();
     let (repo, _bare) = with_origin(&env);
