@@ -445,6 +445,20 @@ fn clone_checks_out_main_clean_with_and_without_git_lfs() {
     plain.mlgit_ok(plain.tmp.path(), ["clone", "-q", &file_url(&bare), d.to_str().unwrap()]);
     assert_eq!(std::fs::read(d.join("models/m.bin")).unwrap(), b"\x00weights\x01");
     assert_eq!(git_status(&plain, &d), "");
+    // Into the current folder (empty): it stays the same folder, and the status stays clean.
+    let here = plain.path("here");
+    std::fs::create_dir(&here).unwrap();
+    let before = std::fs::metadata(&here).unwrap();
+    plain.mlgit_ok(&here, ["clone", "-q", &file_url(&bare), "."]);
+    let after = std::fs::metadata(&here).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::ino(&before), std::os::unix::fs::MetadataExt::ino(&after));
+    assert_eq!(std::fs::read(here.join("models/m.bin")).unwrap(), b"\x00weights\x01");
+    assert_eq!(git_status(&plain, &here), "");
+    // Into folders that do not exist yet.
+    plain.mlgit_ok(plain.tmp.path(), ["clone", "-q", &file_url(&bare), "x/y/z"]);
+    assert_eq!(git_status(&plain, &plain.path("x/y/z")), "");
+    assert_no_clone_leftovers(plain.tmp.path());
+    assert_no_clone_leftovers(&plain.path("x/y"));
 }
 
 #[test]

@@ -71,8 +71,10 @@ pub fn clone(opts: &CloneOptions, progress: &dyn Progress) -> Result<CloneOutcom
         Some(d) => opts.cwd.join(d),
         None => opts.cwd.join(dir_name_of(&opts.url)?),
     };
+    let target = normalize(&target)?;
     check_target(&target)?;
     let parent = target.parent().map(Path::to_path_buf).unwrap_or_else(|| opts.cwd.clone());
+    fs::create_dir_all(&parent).map_err(|e| Error::io("create", &parent, e))?;
     let base = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     remove_dead_attempts(&parent, &base);
     let tmp = parent.join(format!(".{base}.mlgit-clone-{}", std::process::id()));
@@ -87,13 +89,9 @@ pub fn clone(opts: &CloneOptions, progress: &dyn Progress) -> Result<CloneOutcom
             return Err(e);
         }
     };
-    // An empty folder at the target (or a link to one) is replaced; anything else was refused.
-    if fs::symlink_metadata(&target).is_ok() {
-        let _ = fs::remove_dir(&target).or_else(|_| fs::remove_file(&target));
-    }
-    if let Err(e) = fs::rename(&tmp, &target) {
+    if let Err(e) = move_into_place(&tmp, &target) {
         let _ = fs::remove_dir_all(&tmp);
-        return Err(Error::io("move the finished clone to", &target, e));
+        return Err(e);
     }
     outcome.hook.hook = rebase(&outcome.hook.hook, &tmp, &target);
     outcome.hook.chained = outcome.hook.chained.as_deref().map(|p| rebase(p, &tmp, &target));
@@ -172,6 +170,8 @@ fn clone_into(
         let oid = git
             .refname_to_id(&format!("refs/heads/{r}"))
             .or_else(|_| git.refname_to_id(&format!("refs/tags/{r}")))
+            // A branch of origin that is no convention branch has no local branch, but is here.
+            .or_else(|_| git.refname_to_id(&format!("refs/remotes/origin/{r}")))
             .map_err(|_| {
                 Error::not_found(format!("origin has no branch or tag '{r}'"))
                     .with_hint(format!("the branches cloned are: {}", branches.join(", ")))
@@ -268,6 +268,51 @@ fn settle_index(checkout: &crate::repo::worktree::Checkout, files: &[(String, Oi
     }
     index.write().context("write the index")?;
     Ok(())
+}
+
+/// Put the finished clone at `target`: a rename of the whole folder when there is none, else (an
+/// empty folder, maybe the current one: it must stay the same folder) its entries moved in, `.git`
+/// last, and the index's stat data refreshed (a rename changes a file's ctime, which git compares).
+fn move_into_place(tmp: &Path, target: &Path) -> Result<()> {
+    if fs::symlink_metadata(target).is_err() {
+        return fs::rename(tmp, target).map_err(|e| Error::io("move the finished clone to", target, e));
+    }
+    let entries = fs::read_dir(tmp).map_err(|e| Error::io("read", tmp, e))?;
+    let mut names: Vec<std::ffi::OsString> = entries.flatten().map(|e| e.file_name()).collect();
+    names.sort_by_key(|n| n == ".git");
+    for name in &names {
+        let to = target.join(name);
+        fs::rename(tmp.join(name), &to).map_err(|e| Error::io("move the finished clone to", &to, e))?;
+    }
+    let _ = fs::remove_dir(tmp);
+    let git = Repository::open(target).context(format!("open the clone in {}", target.display()))?;
+    let mut index = git.index().context("read the index")?;
+    let entries: Vec<git2::IndexEntry> = index.iter().collect();
+    for entry in entries {
+        let Ok(path) = std::str::from_utf8(&entry.path) else { continue };
+        if fs::symlink_metadata(target.join(path)).is_err() {
+            continue;
+        }
+        let fresh = crate::repo::worktree::stat_entry(target, Path::new(path), entry.id, entry.mode as i32)?;
+        index.add(&fresh).context(format!("update the index entry of {path}"))?;
+    }
+    index.write().context("write the index")
+}
+
+/// The target without `.` components (`mlgit clone URL .`); a `..` at the end is resolved on disk.
+fn normalize(path: &Path) -> Result<PathBuf> {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    if out.ends_with("..") || out.file_name().is_none() {
+        return fs::canonicalize(&out).map_err(|e| Error::io("find", &out, e));
+    }
+    Ok(out)
 }
 
 /// `path` under `from`, as it is under `to` once `from` was renamed to `to`.
