@@ -597,3 +597,25 @@ fn a_colleagues_own_gitattributes_line_survives_the_union_merge() {
     let attr = env.git(&b, ["check-attr", "--source=raw", "eol", "notes.txt"]);
     assert_eq!(attr.trim(), "notes.txt: eol: lf");
 }
+
+#[test]
+fn diverged_main_with_a_conflict_outside_the_tracking_is_refused_naming_the_paths() {
+    let env = TestEnv::new();
+    let (bare, a) = shared(&env);
+    let b = colleague(&env, &bare, "b");
+    fs::write(a.join("README.md"), "# a's version\n").unwrap();
+    env.git(&a, ["commit", "-q", "-am", "a"]);
+    env.git(&a, ["push", "-q", "origin", "main"]);
+    fs::write(b.join("README.md"), "# b's version\n").unwrap();
+    env.git(&b, ["commit", "-q", "-am", "b"]);
+    env.git(&b, ["fetch", "-q", "origin"]);
+    let before = rev(&env, &b, "main");
+    let out = integrate(&env, &b, &["main"]);
+    let main = entry(&out, "main");
+    assert_eq!(main["action"], "refused", "{out}");
+    assert_eq!(main["paths"], json!(["README.md"]), "{out}");
+    assert!(main["hint"].as_str().unwrap().contains("git merge origin/main"), "{out}");
+    assert_eq!(rev(&env, &b, "main"), before);
+    assert_eq!(fs::read(b.join("README.md")).unwrap(), b"# b's version\n");
+    assert_eq!(env.git(&b, ["status", "--porcelain"]), "");
+}
