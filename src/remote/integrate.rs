@@ -312,8 +312,7 @@ fn integrate_branch(
         Relation::Missing => {}
     }
     let remote_ref = entry.remote_ref.clone();
-    let kind = entry.kind;
-    let append_only = repo.config().is_append_only(branch);
+    let target = Target { branch, kind: entry.kind, remote_ref: &remote_ref, remote_tip };
     let mut plan = Plan::default();
     let result = Transaction::open(
         repo,
@@ -323,7 +322,7 @@ fn integrate_branch(
     .and_then(|tx| {
         tx.commit(|tip| {
             plan = Plan::default();
-            build(repo, branch, kind, append_only, &remote_ref, tip, remote_tip, &mut plan)
+            build(repo, &target, tip, &mut plan)
         })
     });
     entry.paths = std::mem::take(&mut plan.paths);
@@ -341,19 +340,19 @@ fn integrate_branch(
     Ok(())
 }
 
-/// The build step of the transaction: decided again on every tip it is given.
-#[allow(clippy::too_many_arguments)]
-fn build(
-    repo: &Repo,
-    branch: &str,
+/// A local branch and the remote tip it is brought to.
+struct Target<'a> {
+    branch: &'a str,
     kind: BranchKind,
-    append_only: bool,
-    remote_ref: &str,
-    tip: Option<&Commit<'_>>,
+    /// `origin/raw`.
+    remote_ref: &'a str,
     remote_tip: Oid,
-    plan: &mut Plan,
-) -> Result<Step> {
+}
+
+/// The build step of the transaction: decided again on every tip it is given.
+fn build(repo: &Repo, target: &Target<'_>, tip: Option<&Commit<'_>>, plan: &mut Plan) -> Result<Step> {
     let git = repo.git();
+    let Target { branch, kind, remote_ref, remote_tip } = *target;
     let Some(tip) = tip else {
         plan.action = Some(Action::Created);
         return Ok(Step::FastForward(remote_tip));
@@ -374,7 +373,7 @@ fn build(
         Relation::Diverged(..) => {}
     }
     let theirs = git.find_commit(remote_tip).context(format!("read {remote_ref}"))?;
-    let change = if append_only {
+    let change = if repo.config().is_append_only(branch) {
         plan.merge = Some("union");
         union_merge(git, branch, remote_ref, tip, &theirs, plan)?
     } else if kind == BranchKind::Main {
