@@ -732,6 +732,50 @@ fn list_some(paths: &[String]) -> String {
 mod tests {
     use super::*;
 
+    fn entry(branch: &str, action: Action) -> BranchIntegration {
+        BranchIntegration {
+            branch: branch.into(),
+            kind: BranchKind::Raw,
+            action,
+            remote_ref: format!("origin/{branch}"),
+            remote_tip: None,
+            before: None,
+            after: None,
+            ahead: 0,
+            behind: 0,
+            merge: None,
+            added: vec![],
+            worktree: None,
+            sync_error: None,
+            upstream_set: false,
+            reason: Some("it diverged".into()),
+            hint: Some("do this".into()),
+            paths: vec![],
+        }
+    }
+
+    #[test]
+    fn the_error_names_every_refused_branch_with_its_hint() {
+        let mut o =
+            IntegrateOutcome { remote: "origin".into(), branches: vec![entry("raw", Action::Merged)] };
+        assert!(o.error().is_none());
+        o.branches.push(entry("clean", Action::Refused));
+        let e = o.error().unwrap();
+        assert_eq!(e.kind(), crate::ErrorKind::Conflict);
+        assert_eq!(e.message(), "1 branch(es) left as they were: 'clean': it diverged");
+        assert_eq!(e.hint(), Some("'clean': do this (the other branches were integrated)"));
+    }
+
+    #[test]
+    fn user_lines_leave_out_the_managed_block() {
+        let text = format!(
+            "*.txt eol=lf\n\n{}\ndata/a filter=lfs\n{}\n*.md text\n",
+            attributes::BEGIN,
+            attributes::END
+        );
+        assert_eq!(user_lines(&text), ["*.txt eol=lf", "", "*.md text"]);
+    }
+
     #[test]
     fn ancestors_are_the_folders_on_the_way() {
         let a: Vec<&str> = ancestors("data/b/c.csv").collect();
