@@ -619,3 +619,20 @@ fn diverged_main_with_a_conflict_outside_the_tracking_is_refused_naming_the_path
     assert_eq!(fs::read(b.join("README.md")).unwrap(), b"# b's version\n");
     assert_eq!(env.git(&b, ["status", "--porcelain"]), "");
 }
+
+#[test]
+fn the_same_batch_committed_on_both_sides_still_joins_the_two_histories() {
+    let env = TestEnv::new();
+    let (bare, a) = shared(&env);
+    let b = colleague(&env, &bare, "b");
+    commit_data(&env, &a, "raw", &[("same.csv", b"same\n")]);
+    env.git(&a, ["push", "-q", "origin", "raw"]);
+    commit_data(&env, &b, "raw", &[("same.csv", b"same\n")]);
+    env.git(&b, ["fetch", "-q", "origin"]);
+    let out = integrate(&env, &b, &["raw"]);
+    assert_eq!(entry(&out, "raw")["action"], "merged", "{out}");
+    assert_eq!(entry(&out, "raw")["added"], json!([]), "{out}");
+    assert_eq!(env.git(&b, ["rev-parse", "raw^2"]).trim(), rev(&env, &b, "origin/raw"), "one history");
+    let out = env.git_cmd(&b).args(["push", "origin", "raw"]).output().unwrap();
+    assert!(out.status.success(), "push rejected: {}", stderr(&out));
+}

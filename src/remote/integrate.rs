@@ -514,6 +514,7 @@ fn union_merge(
             .render();
     let mut change = Change::new(tree, message);
     change.extra_parents.push(theirs.id());
+    change.merge = true;
     Ok(change)
 }
 
@@ -719,6 +720,7 @@ fn main_merge(
         .render();
     let mut change = Change::new(tree, message);
     change.extra_parents.push(theirs.id());
+    change.merge = true;
     Ok(change)
 }
 
