@@ -636,3 +636,22 @@ fn the_same_batch_committed_on_both_sides_still_joins_the_two_histories() {
     let out = env.git_cmd(&b).args(["push", "origin", "raw"]).output().unwrap();
     assert!(out.status.success(), "push rejected: {}", stderr(&out));
 }
+
+#[test]
+fn diverged_monitoring_branch_is_union_merged_like_raw() {
+    let env = TestEnv::new();
+    let (bare, a) = shared(&env);
+    let b = colleague(&env, &bare, "b");
+    commit_data(&env, &a, "monitoring/prod", &[("requests/a.jsonl", b"{\"x\":1}\n")]);
+    env.git(&a, ["push", "-q", "origin", "monitoring/prod"]);
+    commit_data(&env, &b, "monitoring/prod", &[("requests/b.jsonl", b"{\"x\":2}\n")]);
+    env.git(&b, ["fetch", "-q", "origin"]);
+    let out = integrate(&env, &b, &[]);
+    let e = entry(&out, "monitoring/prod");
+    assert_eq!(e["action"], "merged", "{out}");
+    assert_eq!(e["merge"], "union");
+    let files = tree_files(&env, &b, "monitoring/prod");
+    assert!(
+        files.contains(&"data/requests/a.jsonl".into()) && files.contains(&"data/requests/b.jsonl".into())
+    );
+}
