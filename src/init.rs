@@ -3,8 +3,11 @@
 //! and LFS rules, `dev/model` with the code skeleton, and `stable/model` on top of it.
 //!
 //! On an existing repository it only adds what is missing: no file is overwritten and no existing
-//! ref moves. A convention branch that exists is left alone (with a warning when it does not look
-//! like what init would have made), and init goes on with the rest.
+//! ref moves. In a clone, a convention branch missing locally but present on the remote
+//! (`refs/remotes/<remote>/<branch>`, remote = origin or the only one) starts at the remote's tip
+//! with its upstream set — never as an orphan, whose commits the remote would refuse. A convention
+//! branch that exists is left alone (with a warning when it does not look like what init would have
+//! made), and init goes on with the rest.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,6 +17,7 @@ use serde::Serialize;
 
 use crate::config::{BranchKind, Config, CONFIG_FILE};
 use crate::error::{Context, Error, Result};
+use crate::remote::integrate;
 use crate::repo::lfs_tree;
 use crate::repo::refs::compare_and_swap;
 use crate::repo::tree::{Entry, TreeEdits};
@@ -54,6 +58,8 @@ pub struct CreatedBranch {
     pub branch: String,
     pub kind: BranchKind,
     pub commit: String,
+    /// The remote-tracking branch it was created from (`origin/raw`); null when init made it.
+    pub from_remote: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -91,7 +97,8 @@ pub fn init(opts: &InitOptions) -> Result<InitOutcome> {
         Some(git) if repo::branch_tip(git, &repo::main_branch_name(git))?.is_some() => {
             repo::load_config(git)?
         }
-        _ => template_config,
+        Some(git) => remote_config(git)?.unwrap_or(template_config),
+        None => template_config,
     };
 
     // Everything that can be checked is checked: from here on init writes. A failure now must
@@ -161,6 +168,8 @@ fn populate(
             .context("record the main branch name in .git/config")?;
     }
     let fresh = head_is_unborn(&git);
+    // The remote a clone's branches come from: origin, else the only remote (none: a new project).
+    let remote = crate::remote::default_remote(&git).ok();
     let repo = Repo::from_parts(git, config.clone());
     let mut out = InitOutcome {
         path: dir.to_path_buf(),
@@ -184,6 +193,17 @@ fn populate(
             }
             continue;
         }
+        if let Some(remote) = &remote {
+            if let Some(commit) = integrate::create_from_remote(&repo, remote, &branch, "mlgit init")? {
+                out.created.push(CreatedBranch {
+                    branch: branch.clone(),
+                    kind,
+                    commit: commit.to_string(),
+                    from_remote: Some(format!("{remote}/{branch}")),
+                });
+                continue;
+            }
+        }
         let vars = vars_for(&branch);
         let vars: Vec<(&str, &str)> = vars.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         let commit = match kind {
@@ -200,13 +220,31 @@ fn populate(
             });
             continue;
         }
-        out.created.push(CreatedBranch { branch, kind, commit: commit.to_string() });
+        out.created.push(CreatedBranch { branch, kind, commit: commit.to_string(), from_remote: None });
     }
     if fresh {
         checkout_main(&repo)?;
     }
     out.nothing_to_do = out.created.is_empty();
     Ok(out)
+}
+
+/// In a clone whose main exists only on the remote: the config committed on the remote's main.
+fn remote_config(git: &Repository) -> Result<Option<Config>> {
+    let Ok(remote) = crate::remote::default_remote(git) else { return Ok(None) };
+    let main = repo::main_branch_name(git);
+    let Some(tip) = integrate::remote_tip(git, &remote, &main)? else { return Ok(None) };
+    let tree = git.find_commit(tip).context(format!("read {remote}/{main}"))?.tree_id();
+    let Some(entry) = crate::repo::tree::entry_at(git, tree, CONFIG_FILE)? else {
+        return Ok(Some(Config::default()));
+    };
+    let blob = git.find_blob(entry.oid).context(format!("read {remote}/{main}:{CONFIG_FILE}"))?;
+    let origin = format!("{remote}/{main}:{CONFIG_FILE}");
+    let text = std::str::from_utf8(blob.content()).map_err(|_| {
+        Error::invalid(format!("{origin} is not valid UTF-8"))
+            .with_hint("save the file as UTF-8 and commit it on main")
+    })?;
+    Config::parse(text, &origin).map(Some)
 }
 
 fn template_config(template: &Template, project: &str) -> Result<Config> {

@@ -1,11 +1,15 @@
-//! `mlgit status`: the convention branches (tip, date, subject; files and bytes for data branches)
-//! and the snapshot tags with their primary metric.
+//! `mlgit status`: the convention branches (tip, date, subject; files and bytes for data branches;
+//! how far ahead of or behind its remote-tracking branch each is, and which exist only on the
+//! remote) and the snapshot tags with their primary metric. It reads what the last fetch brought
+//! (`refs/remotes/…`); it never contacts a remote.
 
 use git2::Oid;
 use serde::Serialize;
 
 use crate::config::BranchKind;
 use crate::error::{Context, Result};
+use crate::remote::default_remote;
+use crate::remote::integrate::{remote_branches, remote_tip};
 use crate::repo::lfs_tree::classify;
 use crate::repo::{format_time, Repo};
 
@@ -21,10 +25,29 @@ pub struct StatusOutcome {
 pub struct BranchStatus {
     pub name: String,
     pub kind: BranchKind,
+    /// Whether the branch exists locally.
     pub exists: bool,
+    /// The branch exists only on the remote (a remote-tracking ref `<remote>/<name>` and no local
+    /// branch): `fetch_with` is the command that brings it here.
+    pub remote_only: bool,
+    pub fetch_with: Option<String>,
+    /// The remote-tracking branch it is compared with: its upstream, else `<remote>/<name>` of the
+    /// default remote (origin, or the only remote). Null when there is none.
+    pub upstream: Option<Upstream>,
     pub tip: Option<Tip>,
     /// Data and monitoring branches: file count, bytes (LFS files counted at their real size).
     pub data: Option<DataSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Upstream {
+    /// `origin/raw`.
+    pub name: String,
+    pub commit: String,
+    /// Commits the local branch has that the remote-tracking branch lacks, and the other way round
+    /// (both 0 for a branch that exists only on the remote).
+    pub ahead: usize,
+    pub behind: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -66,6 +89,19 @@ pub fn status(repo: &Repo) -> Result<StatusOutcome> {
             extra.push((name, kind));
         }
     }
+    // And those only the default remote has (a colleague's dev/ or stable/ branch).
+    let remote = default_remote(git).ok();
+    if let Some(remote) = &remote {
+        for name in remote_branches(git, remote)?.into_keys() {
+            let kind = config.branch_kind(&name);
+            if kind != BranchKind::Other
+                && !names.iter().any(|(n, _)| *n == name)
+                && !extra.iter().any(|(n, _)| *n == name)
+            {
+                extra.push((name, kind));
+            }
+        }
+    }
     extra.sort();
     names.extend(extra);
 
@@ -73,9 +109,29 @@ pub fn status(repo: &Repo) -> Result<StatusOutcome> {
     for (name, kind) in names {
         let tip = repo.branch_tip(&name)?;
         let Some(tip) = tip else {
-            branches.push(BranchStatus { name, kind, exists: false, tip: None, data: None });
+            let on_remote = match &remote {
+                Some(r) => remote_tip(git, r, &name)?.map(|c| (r.clone(), c)),
+                None => None,
+            };
+            let upstream = on_remote.as_ref().map(|(r, c)| Upstream {
+                name: format!("{r}/{name}"),
+                commit: c.to_string(),
+                ahead: 0,
+                behind: 0,
+            });
+            branches.push(BranchStatus {
+                fetch_with: upstream.as_ref().map(|_| format!("mlgit pull --ref {name}")),
+                remote_only: upstream.is_some(),
+                upstream,
+                name,
+                kind,
+                exists: false,
+                tip: None,
+                data: None,
+            });
             continue;
         };
+        let upstream = upstream_of(git, &name, tip, remote.as_deref())?;
         let commit = git.find_commit(tip).context(format!("read the tip of '{name}'"))?;
         let data = if kind.is_data() || kind == BranchKind::Monitoring {
             Some(summarise(repo, commit.tree_id())?)
@@ -86,6 +142,9 @@ pub fn status(repo: &Repo) -> Result<StatusOutcome> {
             name,
             kind,
             exists: true,
+            remote_only: false,
+            fetch_with: None,
+            upstream,
             tip: Some(Tip {
                 commit: tip.to_string(),
                 short: tip.to_string()[..7].to_string(),
@@ -101,6 +160,29 @@ pub fn status(repo: &Repo) -> Result<StatusOutcome> {
         snapshots: snapshots(repo)?,
         primary_metric: config.tracking.primary_metric.clone(),
     })
+}
+
+/// The remote-tracking branch a local branch is compared with, and the counts.
+fn upstream_of(
+    git: &git2::Repository,
+    name: &str,
+    tip: Oid,
+    remote: Option<&str>,
+) -> Result<Option<Upstream>> {
+    let configured = git
+        .find_branch(name, git2::BranchType::Local)
+        .ok()
+        .and_then(|b| b.upstream().ok())
+        .and_then(|u| Some((u.name().ok().flatten()?.to_string(), u.get().peel_to_commit().ok()?.id())));
+    let found = match (configured, remote) {
+        (Some(c), _) => Some(c),
+        (None, Some(r)) => remote_tip(git, r, name)?.map(|c| (format!("{r}/{name}"), c)),
+        (None, None) => None,
+    };
+    let Some((upstream, commit)) = found else { return Ok(None) };
+    let (ahead, behind) =
+        git.graph_ahead_behind(tip, commit).context(format!("compare '{name}' with {upstream}"))?;
+    Ok(Some(Upstream { name: upstream, commit: commit.to_string(), ahead, behind }))
 }
 
 /// Files, bytes and LFS files of a data tree.

@@ -12,7 +12,8 @@ use super::Ctx;
 /// checks it out), then creates the data branches `raw`, `clean`, `split`, the code branch
 /// `dev/model`, the training branch `stable/model` and `monitoring/<env>` for each environment.
 /// On an existing repository it only adds what is missing: no file is overwritten and no existing
-/// branch moves, so running it twice is safe.
+/// branch moves, so running it twice is safe. In a clone, a convention branch that the remote has
+/// (origin/raw…) is created from it with its upstream set, never as a new orphan branch.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The folder of the repository (created if missing).
@@ -49,7 +50,8 @@ fn render(o: &InitOutcome) -> String {
             o.template
         ));
         for b in &o.created {
-            s.push_str(&format!("  + {:<22} {}\n", b.branch, &b.commit[..7]));
+            let from = b.from_remote.as_ref().map(|r| format!("  (from {r})")).unwrap_or_default();
+            s.push_str(&format!("  + {:<22} {}{from}\n", b.branch, &b.commit[..7]));
         }
     }
     for l in &o.left_alone {

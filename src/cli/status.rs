@@ -1,10 +1,14 @@
 //! `mlgit status`: the convention branches and the snapshots.
 
-use mlgit::status::{status, StatusOutcome};
+use mlgit::status::{status, StatusOutcome, Upstream};
 
 use super::Ctx;
 
 /// Show each convention branch (tip, date, subject; files and bytes of data) and the snapshot tags.
+///
+/// Against the remote (as the last fetch left it; status never contacts it): a branch that exists
+/// only on the remote is shown with the command that brings it here, and a branch behind or ahead
+/// of its remote-tracking branch with the counts.
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
@@ -31,11 +35,30 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// How a local branch stands against its remote-tracking branch (nothing when level).
+fn tracking(u: &Upstream) -> String {
+    match (u.ahead, u.behind) {
+        (0, 0) => String::new(),
+        (a, 0) => format!("  [ahead of {} by {a}: `mlgit push`]", u.name),
+        (0, b) => format!("  [behind {} by {b}: `mlgit pull`]", u.name),
+        (a, b) => format!("  [diverged from {}: {a} ahead, {b} behind: `mlgit pull`]", u.name),
+    }
+}
+
 fn render(o: &StatusOutcome) -> String {
     let mut s = format!("Repository {}\n\nBranches\n", o.repository);
     for b in &o.branches {
         match &b.tip {
-            None => s.push_str(&format!("  {:<22} (missing: run `mlgit init`)\n", b.name)),
+            None => match (&b.upstream, &b.fetch_with) {
+                (Some(u), Some(cmd)) => s.push_str(&format!(
+                    "  {:<22} only on the remote ({} {}): run `{cmd}`, or `mlgit init` to create it from {}\n",
+                    b.name,
+                    u.name,
+                    &u.commit[..7.min(u.commit.len())],
+                    u.name
+                )),
+                _ => s.push_str(&format!("  {:<22} (missing: run `mlgit init`)\n", b.name)),
+            },
             Some(t) => {
                 let data = b
                     .data
@@ -43,13 +66,15 @@ fn render(o: &StatusOutcome) -> String {
                         format!("  [{} files, {}, {} in LFS]", d.files, human_bytes(d.bytes), d.lfs_files)
                     })
                     .unwrap_or_default();
+                let upstream = b.upstream.as_ref().map(tracking).unwrap_or_default();
                 s.push_str(&format!(
-                    "  {:<22} {} {}  {}{}\n",
+                    "  {:<22} {} {}  {}{}{}\n",
                     b.name,
                     t.short,
                     &t.date[..10.min(t.date.len())],
                     t.subject,
-                    data
+                    data,
+                    upstream
                 ));
             }
         }

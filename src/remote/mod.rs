@@ -1,6 +1,8 @@
 //! Sharing through a git host and a Git LFS server: which remote, which objects, and moving refs
 //! with the system `git` (so the user's SSH config, credential helpers and `insteadOf` rules apply).
 
+pub mod integrate;
+
 use std::path::PathBuf;
 
 use git2::Repository;

@@ -1,7 +1,8 @@
 //! The branch transaction: the one way mlgit writes a branch. Every writing command (commit-data,
-//! clean, split, stable update, train-tag, merge-tracking; later pull, monitor, promote) opens one on
-//! a branch, computes its new tree from the branch's current tip, and commits through it. The commit
-//! step is the only code in mlgit that
+//! clean, split, stable update, train-tag, merge-tracking, pull; later monitor, promote) opens one on
+//! a branch, computes its new tree from the branch's current tip, and commits through it — or, to
+//! take a fetched remote tip, fast-forwards through it ([`Step::FastForward`]). The commit step is
+//! the only code in mlgit that
 //!
 //! - takes the branch's LFS patterns from its kind in the config and rewrites the managed
 //!   `.gitattributes` block so it marks exactly the pointer paths;
@@ -80,6 +81,8 @@ pub struct Change {
     /// Write the commit beside the branch instead of on it: its parents are `extra_parents` only,
     /// and only the tag (if any) is created. For a snapshot whose branch moved on to other code.
     pub beside: bool,
+    /// A merge: written even when its tree is the tip's, because its parents join two histories.
+    pub merge: bool,
 }
 
 impl Change {
@@ -93,6 +96,7 @@ impl Change {
             in_place: HashMap::new(),
             tag: None,
             beside: false,
+            merge: false,
         }
     }
 }
@@ -108,6 +112,11 @@ pub struct TagSpec {
 pub enum Step {
     /// Commit this change.
     Commit(Box<Change>),
+    /// Move the branch to this existing commit, which must descend from the tip (or, when the
+    /// branch does not exist and the transaction may create it, start the branch there). Used to
+    /// bring a branch up to a fetched remote tip: no commit is written, so no `.gitattributes`
+    /// step; the append-only, checkout, journal, compare-and-swap and sync steps are a commit's.
+    FastForward(Oid),
     /// Nothing to write.
     Nothing,
 }
@@ -191,7 +200,9 @@ impl<'r> Transaction<'r> {
     /// Commit: under the branch lock, call `build` with the branch's current tip, rewrite the
     /// `.gitattributes` block of its tree, check the checked-out worktree, write the commit, move
     /// the branch by compare-and-swap (calling `build` again on a winner's tip), create the tag, and
-    /// bring the worktree up to date. No ref moves unless every step before the move succeeded.
+    /// bring the worktree up to date. A [`Step::FastForward`] skips writing (and the `.gitattributes`
+    /// step: the commit exists) but not the checks, the journal, the swap or the sync. No ref moves
+    /// unless every step before the move succeeded.
     pub fn commit(self, mut build: impl FnMut(Option<&Commit<'_>>) -> Result<Step>) -> Result<TxOutcome> {
         let repo = self.repo;
         let git = repo.git();
@@ -213,16 +224,29 @@ impl<'r> Transaction<'r> {
                 None => None,
             };
             let base_tree = tip_commit.as_ref().map(|c| c.tree_id());
-            let change = match build(tip_commit.as_ref())? {
-                Step::Commit(c) => *c,
+            let (change, target) = match build(tip_commit.as_ref())? {
+                Step::Commit(c) => (*c, None),
                 Step::Nothing => return Ok(self.unchanged(tip, base_tree)),
+                Step::FastForward(target) if tip == Some(target) => return Ok(self.unchanged(tip, base_tree)),
+                Step::FastForward(target) => {
+                    let tree = fast_forward_tree(git, branch, tip, target)?;
+                    (Change::new(tree, format!("fast-forward to {target}")), Some(target))
+                }
             };
-            let trusted = trusted_base(git, tip_commit.as_ref());
-            let tree = attributes_step(git, trusted, change.tree, &self.patterns, &change.pointers)?;
+            let tree = match target {
+                // An existing commit is taken as it is: its tree is not rewritten.
+                Some(_) => change.tree,
+                None => {
+                    let trusted = trusted_base(git, tip_commit.as_ref());
+                    attributes_step(git, trusted, change.tree, &self.patterns, &change.pointers)?
+                }
+            };
             if change.beside {
                 return self.commit_beside(&change, tree, &sig);
             }
-            if tip.is_some() && Some(tree) == base_tree && change.tag.is_none() {
+            let joins = change.merge && !change.extra_parents.is_empty();
+            if target.is_none() && tip.is_some() && Some(tree) == base_tree && change.tag.is_none() && !joins
+            {
                 return Ok(self.unchanged(tip, base_tree));
             }
             if append_only {
@@ -231,7 +255,10 @@ impl<'r> Transaction<'r> {
             if let Some(co) = &checkout {
                 check_checkout(co, branch, base_tree, tree, &change.in_place)?;
             }
-            let commit = write_commit(git, &sig, tip_commit.as_ref(), &change.extra_parents, tree, &change)?;
+            let commit = match target {
+                Some(t) => t,
+                None => write_commit(git, &sig, tip_commit.as_ref(), &change.extra_parents, tree, &change)?,
+            };
             let journal = match &checkout {
                 Some(co) => Some(Journal::write(git, branch, co, tip, base_tree, commit)?),
                 None => None,
@@ -531,6 +558,25 @@ fn changed_paths(git: &Repository, old: Oid, new: Oid) -> Result<HashSet<String>
         .collect())
 }
 
+/// The tree of `target` when the branch may move there without losing a commit: `target` must
+/// descend from the tip (any commit starts a branch that does not exist yet).
+fn fast_forward_tree(git: &Repository, branch: &str, tip: Option<Oid>, target: Oid) -> Result<Oid> {
+    let commit = git.find_commit(target).map_err(|e| {
+        Error::git(format!("read commit {target}, the fast-forward target of '{branch}'"), e)
+            .with_hint("fetch it first (`mlgit fetch`), then retry")
+    })?;
+    if let Some(tip) = tip {
+        let descends = git.graph_descendant_of(target, tip).context("compare commits")?;
+        if !descends {
+            return Err(Error::conflict(format!(
+                "cannot fast-forward '{branch}' to {target}: it does not contain the branch's tip {tip}"
+            ))
+            .with_hint("the histories diverged: merge them (`mlgit pull` merges what it can) instead"));
+        }
+    }
+    Ok(commit.tree_id())
+}
+
 /// An append-only branch (raw, monitoring) never loses or changes a committed file.
 fn check_append_only(git: &Repository, branch: &str, base: Option<Oid>, new: Oid) -> Result<()> {
     let Some(base) = base else { return Ok(()) };
@@ -822,7 +868,12 @@ fn finish(repo: &Repo, journal: &Path, data: &JournalData) -> Result<Option<Reco
     // Wherever the branch is checked out now (a worktree may have been moved), finish only a
     // checkout whose index still shows the tree the interrupted sync started from.
     let index_tree = co.repo.index().and_then(|mut i| i.write_tree()).ok();
-    if index_tree.is_none() || index_tree != from_tree {
+    // A branch the sync created started from nothing: an empty index (an unborn checkout).
+    let started_from = match from_tree {
+        Some(t) => Some(t),
+        None => Some(Oid::hash_object(git2::ObjectType::Tree, b"").context("hash the empty tree")?),
+    };
+    if index_tree.is_none() || index_tree != started_from {
         forget();
         return Ok(None);
     }

@@ -362,20 +362,9 @@ fn apply(repo: &Repo, base: Oid, snapshots: &[Snapshot]) -> Result<Attempt> {
         }
     }
     let tree = edits.write(git, Some(base))?;
-
-    // The list and the leaderboard are derived from every run file now on the branch.
     let known: BTreeMap<String, String> =
         snapshots.iter().map(|s| (s.tag.clone(), s.commit.to_string())).collect();
-    let runs = read_runs(git, tree, &known)?;
-    let mut list = serde_json::to_vec_pretty(&runs).context("write tracking/runs.json")?;
-    list.push(b'\n');
-    let tracking = &repo.config().tracking;
-    let board = leaderboard_markdown(&runs, &tracking.primary_metric, tracking.goal);
-    let mut generated = TreeEdits::new();
-    generated.set(RUNS_LIST, Entry::blob(git.blob(&list).context("write tracking/runs.json")?))?;
-    generated
-        .set(LEADERBOARD, Entry::blob(git.blob(board.as_bytes()).context("write tracking/README.md")?))?;
-    let tree = generated.write(git, Some(tree))?;
+    let tree = regenerate(repo, tree, &known)?;
 
     let mut attempt = Attempt { tree, ..Default::default() };
     for s in snapshots {
@@ -391,6 +380,78 @@ fn apply(repo: &Repo, base: Oid, snapshots: &[Snapshot]) -> Result<Attempt> {
         }
     }
     Ok(attempt)
+}
+
+/// Regenerate the run list and the leaderboard of a main tree from every run file in it: the last
+/// step of the tracking merge, also re-run when `pull` merges two main histories over the union of
+/// both sides' run files. `known` gives snapshot commits (tag → commit) the tree may not list.
+pub fn regenerate(repo: &Repo, tree: Oid, known: &BTreeMap<String, String>) -> Result<Oid> {
+    let git = repo.git();
+    let runs = read_runs(git, tree, known)?;
+    let mut list = serde_json::to_vec_pretty(&runs).context("write tracking/runs.json")?;
+    list.push(b'\n');
+    let tracking = &repo.config().tracking;
+    let board = leaderboard_markdown(&runs, &tracking.primary_metric, tracking.goal);
+    let mut generated = TreeEdits::new();
+    generated.set(RUNS_LIST, Entry::blob(git.blob(&list).context("write tracking/runs.json")?))?;
+    generated
+        .set(LEADERBOARD, Entry::blob(git.blob(board.as_bytes()).context("write tracking/README.md")?))?;
+    generated.write(git, Some(tree))
+}
+
+/// Merge one main's MLflow store (`theirs`) into another's (`ours`) as the tracking merge would
+/// have merged its snapshots one by one: the runs of `theirs` are grouped by the snapshot tag each
+/// carries (run tag `mlgit.tag`) and each group is merged with that tag, so every run keeps the
+/// snapshot it came from. Experiments are matched by name as in every merge. Used by `pull` when two
+/// main histories diverged.
+pub fn merge_stores(ours: &StoreFiles, theirs: &StoreFiles) -> Result<StoreFiles> {
+    let mut run_tags: BTreeMap<String, String> = BTreeMap::new();
+    for path in theirs.keys() {
+        if let Some(dir) = run_dir(path) {
+            if !run_tags.contains_key(dir) {
+                let tag = theirs
+                    .get(&format!("{dir}/tags/{}", mlflow::MLGIT_TAG))
+                    .map(|b| String::from_utf8_lossy(b).trim().to_string())
+                    .unwrap_or_default();
+                run_tags.insert(dir.to_string(), tag);
+            }
+        }
+    }
+    let mut tags: Vec<&str> = run_tags.values().map(String::as_str).collect();
+    tags.sort();
+    tags.dedup();
+    if tags.is_empty() {
+        // No runs: experiments, datasets and models are still merged.
+        tags.push("");
+    }
+    let mut store = ours.clone();
+    for tag in tags {
+        let group: StoreFiles = theirs
+            .iter()
+            .filter(|(p, _)| run_dir(p).map_or(true, |d| run_tags.get(d).map(String::as_str) == Some(tag)))
+            .map(|(p, b)| (p.clone(), b.clone()))
+            .collect();
+        let opts = mlflow::MergeOptions { tag, artifact_root: ARTIFACT_ROOT };
+        store = mlflow::merge(&store, &group, &opts)
+            .map_err(|e| {
+                Error::invalid(format!("cannot merge the two {MLRUNS}/ stores (runs of {tag:?}): {e}"))
+                    .with_hint("one side's mlruns/ was edited by hand: fix or remove the named file there")
+            })?
+            .files;
+    }
+    Ok(store)
+}
+
+/// The run folder (`<experiment>/<run>`) a store path is in, if it is in one: the layout of
+/// [`mlflow`] (experiment sub-folders `tags`, `datasets`, `models`, `traces` are not runs; the
+/// root `models/` registry and `.trash/` are not experiments).
+fn run_dir(path: &str) -> Option<&str> {
+    let mut parts = path.splitn(3, '/');
+    let (exp, run, _rest) = (parts.next()?, parts.next()?, parts.next()?);
+    if matches!(exp, "models" | ".trash") || matches!(run, "tags" | "datasets" | "models" | "traces") {
+        return None;
+    }
+    Some(&path[..exp.len() + 1 + run.len()])
 }
 
 fn message(attempt: &Attempt) -> String {
