@@ -566,45 +566,33 @@ impl<'a> Client<'a> {
     ) -> std::result::Result<(), Retry> {
         let path = store.object_path(&object.pointer.oid);
         let mut hashed: Option<(LfsOid, u64)> = None;
-        let mut response = self
-            .send(&action.href, Operation::Upload, |auth| {
-                let file = File::open(&path).map_err(ureq::Error::Io)?;
-                let mut reader = Hashing {
-                    inner: file,
-                    hasher: Sha256::new(),
-                    size: 0,
-                    client: self,
-                    stop,
-                    done: &mut hashed,
-                };
-                let mut req = self
-                    .agent
-                    .put(&action.href)
-                    .header("Content-Type", "application/octet-stream")
-                    .header("Content-Length", object.pointer.size.to_string());
-                let mut has_auth = false;
-                for (k, v) in action.headers() {
-                    has_auth |= k.eq_ignore_ascii_case("authorization");
-                    req = req.header(k, v);
-                }
-                if let (Some(auth), false) = (auth, has_auth) {
-                    req = req.header("Authorization", auth);
-                }
-                req.send(ureq::SendBody::from_reader(&mut reader))
-            })
-            .map_err(|e| {
-                if self.opts.interrupt.is_set() {
-                    return Retry::Fail(crate::interrupt::interrupted("the LFS upload"));
-                }
-                if e.kind() == ErrorKind::Io {
-                    Retry::Again(e)
-                } else {
-                    Retry::Fail(e)
-                }
-            })?;
-        let status = response.status().as_u16();
-        let body = response.body_mut().with_config().limit(1 << 20).read_to_vec().unwrap_or_default();
-        // Damage in the local copy explains whatever the server answered (rudolfs refuses it).
+        let sent = self.send(&action.href, Operation::Upload, |auth| {
+            let file = File::open(&path).map_err(ureq::Error::Io)?;
+            let mut reader = Hashing {
+                inner: file,
+                hasher: Sha256::new(),
+                size: 0,
+                expected: object.pointer.size,
+                client: self,
+                stop,
+                done: &mut hashed,
+            };
+            let mut req = self
+                .agent
+                .put(&action.href)
+                .header("Content-Type", "application/octet-stream")
+                .header("Content-Length", object.pointer.size.to_string());
+            let mut has_auth = false;
+            for (k, v) in action.headers() {
+                has_auth |= k.eq_ignore_ascii_case("authorization");
+                req = req.header(k, v);
+            }
+            if let (Some(auth), false) = (auth, has_auth) {
+                req = req.header("Authorization", auth);
+            }
+            req.send(ureq::SendBody::from_reader(&mut reader))
+        });
+        // Damage in the local copy explains whatever the server did (rudolfs hangs up on it).
         if let Some((oid, size)) =
             hashed.filter(|(oid, size)| *oid != object.pointer.oid || *size != object.pointer.size)
         {
@@ -619,6 +607,18 @@ impl<'a> Client<'a> {
                 .with_hint("repair the store with `mlgit verify --repair` (or fetch the object again), then push again"),
             ));
         }
+        let mut response = sent.map_err(|e| {
+            if self.opts.interrupt.is_set() {
+                return Retry::Fail(crate::interrupt::interrupted("the LFS upload"));
+            }
+            if e.kind() == ErrorKind::Io {
+                Retry::Again(e)
+            } else {
+                Retry::Fail(e)
+            }
+        })?;
+        let status = response.status().as_u16();
+        let body = response.body_mut().with_config().limit(1 << 20).read_to_vec().unwrap_or_default();
         if !(200..300).contains(&status) {
             let err = self.status_error(&action.href, Operation::Upload, status, &body);
             return Err(if status >= 500 || status == 429 { Retry::Again(err) } else { Retry::Fail(err) });
@@ -944,6 +944,8 @@ struct Hashing<'c, 'o> {
     inner: File,
     hasher: Sha256,
     size: u64,
+    /// The pointer's size: the hash is taken once that many bytes were read.
+    expected: u64,
     client: &'c Client<'o>,
     stop: &'c Stop,
     done: &'c mut Option<(LfsOid, u64)>,
@@ -955,13 +957,13 @@ impl Read for Hashing<'_, '_> {
             return Err(std::io::Error::other("the transfer was stopped"));
         }
         let n = self.inner.read(buf)?;
-        if n == 0 {
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        self.client.opts.progress.advance(0, n as u64);
+        // The client stops reading at Content-Length, so the end may never be read.
+        if (n == 0 || self.size >= self.expected) && self.done.is_none() {
             let hasher = std::mem::take(&mut self.hasher);
             *self.done = Some((LfsOid(hasher.finalize().into()), self.size));
-        } else {
-            self.hasher.update(&buf[..n]);
-            self.size += n as u64;
-            self.client.opts.progress.advance(0, n as u64);
         }
         Ok(n)
     }

@@ -110,6 +110,7 @@ pub fn rudolfs(dir: &Path) -> Option<LfsServer> {
     let Some(binary) = rudolfs_binary() else {
         return missing("rudolfs", "cargo install rudolfs --locked, or set MLGIT_TEST_RUDOLFS");
     };
+    std::fs::create_dir_all(dir).expect("server folder");
     let storage = dir.join("rudolfs-storage");
     let log = dir.join("rudolfs.log");
     let port = free_port();
@@ -138,6 +139,7 @@ pub fn giftless(dir: &Path) -> Option<LfsServer> {
             "python3 -m venv ~/.cache/mlgit-ci/giftless && pip install -r tests/fixtures/lfs/giftless-requirements.txt, or set MLGIT_TEST_GIFTLESS_VENV",
         );
     };
+    std::fs::create_dir_all(dir).expect("server folder");
     let storage = dir.join("giftless-storage");
     // giftless races on the first parallel uploads to a new repository: create it first.
     std::fs::create_dir_all(storage.join("org/repo")).expect("storage");
