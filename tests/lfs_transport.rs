@@ -414,7 +414,7 @@ fn fake_with(fault: Fault, contents: &[(String, Vec<u8>)]) -> FakeLfs {
 }
 
 #[test]
-fn fake_server_round_trip_with_verify_action() {
+fn fake_server_round_trip_with_verify_action_on_reused_connections() {
     let env = TestEnv::new();
     let contents = files(30, "fk");
     let fake = fake_with(Fault::None, &[]);
@@ -425,6 +425,13 @@ fn fake_server_round_trip_with_verify_action() {
     assert_eq!(fake.objects.lock().unwrap().len(), 30);
     let verifies = fake.requests().iter().filter(|r| r.starts_with("POST /lfs/verify")).count();
     assert_eq!(verifies, 30, "every upload is verified");
+    // One connection per worker, reused for every request (8 workers by default).
+    assert!(
+        fake.connections() <= 8,
+        "{} connections for {} requests",
+        fake.connections(),
+        fake.requests().len()
+    );
     let (colleague, objects) = colleague_of(&env, &fake.url, &contents);
     download(&colleague, "", &objects).expect("download");
     assert_stored(&colleague, &objects, &contents);
