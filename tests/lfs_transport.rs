@@ -38,6 +38,8 @@ fn isolate_process() {
         std::env::set_var("XDG_CONFIG_HOME", home.join(".config"));
         std::env::set_var("GIT_CONFIG_NOSYSTEM", "1");
         std::env::set_var("GIT_TERMINAL_PROMPT", "0");
+        std::env::remove_var("GIT_SSL_CAINFO");
+        std::env::remove_var("GIT_SSL_NO_VERIFY");
         // SAFETY: set once, before any libgit2 config is read by this test process.
         unsafe {
             for level in [git2::ConfigLevel::Global, git2::ConfigLevel::XDG] {
@@ -896,4 +898,104 @@ fn progress_reports_files_and_bytes() {
     assert_eq!(recorder.totals.lock().unwrap().as_slice(), [("download LFS objects".to_string(), 20, total)]);
     assert_eq!(recorder.files.load(std::sync::atomic::Ordering::Relaxed), 20);
     assert_eq!(recorder.bytes.load(std::sync::atomic::Ordering::Relaxed), total);
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS through the system's OpenSSL
+
+const HTTPS_SERVER: &str = r#"
+import hashlib, http.server, json, ssl, sys
+port, content = int(sys.argv[1]), open(sys.argv[2], "rb").read()
+oid = hashlib.sha256(content).hexdigest()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def reply(self, body, kind):
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        action = {"download": {"href": f"https://127.0.0.1:{port}/obj", "header": None}}
+        reply = {"transfer": "basic", "objects": [{"oid": oid, "size": len(content), "actions": action}]}
+        self.reply(json.dumps(reply).encode(), "application/vnd.git-lfs+json")
+    def do_GET(self):
+        self.reply(content, "application/octet-stream")
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+print("ready", flush=True)
+server.serve_forever()
+"#;
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn https_with_a_private_ca_from_http_sslcainfo() {
+    let env = TestEnv::new();
+    let have = |cmd: &str| {
+        std::process::Command::new(cmd).arg("--version").output().is_ok_and(|o| o.status.success())
+    };
+    let have_openssl =
+        std::process::Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success());
+    if !have("python3") || !have_openssl {
+        eprintln!("skipping: python3 and the openssl command are needed for the HTTPS test server");
+        return;
+    }
+    let (key, cert) = (env.path("key.pem"), env.path("cert.pem"));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let contents = big_file("tls");
+    let blob = env.path("blob");
+    std::fs::write(&blob, &contents[0].1).expect("blob");
+    let port = lfs_servers::free_port();
+    let mut child = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(HTTPS_SERVER)
+        .arg(port.to_string())
+        .args([&blob, &cert, &key])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut ready,
+    )
+    .expect("ready line");
+    let _server = KillOnDrop(child);
+    assert_eq!(ready.trim(), "ready");
+
+    let url = format!("https://127.0.0.1:{port}/lfs");
+    let (colleague, objects) = colleague_of(&env, &url, &contents);
+    let err = download(&colleague, "", &objects).unwrap_err();
+    assert!(err.message().contains("cannot reach"), "an unknown CA is refused: {}", err.message());
+    assert!(
+        err.hint().unwrap_or_default().contains("http.sslCAInfo"),
+        "{:?} ({})",
+        err.hint(),
+        err.message()
+    );
+    set_config(&env, &colleague, "http.sslCAInfo", cert.to_str().expect("utf-8"));
+    download(&colleague, "", &objects).expect("download over TLS");
+    assert_stored(&colleague, &objects, &contents);
 }

@@ -286,10 +286,7 @@ impl<'a> Client<'a> {
         opts: &'a TransferOptions<'a>,
         jobs: usize,
     ) -> Client<'a> {
-        let tls = ureq::tls::TlsConfig::builder()
-            .provider(ureq::tls::TlsProvider::NativeTls)
-            .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-            .build();
+        let tls = tls_config(repo);
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .tls_config(tls)
             .http_status_as_error(false)
@@ -525,9 +522,18 @@ impl<'a> Client<'a> {
     }
 
     fn net_error(&self, url: &str, err: ureq::Error) -> Error {
+        let text = err.to_string().to_ascii_lowercase();
+        let hint = if matches!(err, ureq::Error::Tls(_))
+            || text.contains("certificate")
+            || text.contains("ssl")
+        {
+            "the TLS connection failed: for a server whose certificate comes from your own authority, `git config http.sslCAInfo CA.pem`"
+        } else {
+            "check that the server is running and reachable, and that the LFS URL is right (`git config lfs.url`)"
+        };
         Error::new(ErrorKind::Io, format!("cannot reach the LFS server {} ({url}): {err}", self.href))
             .with_source(err)
-            .with_hint("check that the server is running and reachable, and that the LFS URL is right (`git config lfs.url`)")
+            .with_hint(hint)
     }
 
     /// PUT one object from the store, then POST its verify action. Returns the bytes sent.
@@ -812,6 +818,37 @@ impl<'a> Client<'a> {
         partial.flush().map_err(Retry::Fail)?;
         Ok(got)
     }
+}
+
+/// TLS through the system's OpenSSL: its trust store, or git's `http.sslCAInfo` / `GIT_SSL_CAINFO`
+/// bundle when one is set; `http.sslVerify=false` / `GIT_SSL_NO_VERIFY` turn verification off, as
+/// they do for git itself.
+fn tls_config(repo: &Repo) -> ureq::tls::TlsConfig {
+    use ureq::tls::{PemItem, RootCerts, TlsConfig, TlsProvider};
+    let config = repo.git().config().ok();
+    let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+    let ca_file = env("GIT_SSL_CAINFO")
+        .or_else(|| config.as_ref()?.get_path("http.sslCAInfo").ok().map(|p| p.display().to_string()));
+    let no_verify = env("GIT_SSL_NO_VERIFY").is_some()
+        || config.as_ref().and_then(|c| c.get_bool("http.sslVerify").ok()) == Some(false);
+    let roots = ca_file
+        .and_then(|path| fs::read(path).ok())
+        .map(|pem| {
+            ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(PemItem::Certificate(cert)) => Some(cert.to_owned()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        })
+        .filter(|certs| !certs.is_empty())
+        .map(|certs| RootCerts::new_with_certs(&certs))
+        .unwrap_or(RootCerts::PlatformVerifier);
+    TlsConfig::builder()
+        .provider(TlsProvider::NativeTls)
+        .root_certs(roots)
+        .disable_verification(no_verify)
+        .build()
 }
 
 /// Whether a failed transfer may be tried again (network errors, 5xx) or not.
