@@ -287,7 +287,7 @@ impl<'a> Client<'a> {
         jobs: usize,
     ) -> Client<'a> {
         let tls = tls_config(repo);
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .tls_config(tls)
             .http_status_as_error(false)
             .max_idle_connections(jobs * 2 + 4)
@@ -296,8 +296,12 @@ impl<'a> Client<'a> {
             .timeout_per_read(Some(Duration::from_secs(120)))
             .timeout_per_write(Some(Duration::from_secs(120)))
             .user_agent(format!("mlgit/{} (git-lfs compatible)", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::new(),
+            CachedResolver::default(),
+        );
         let retries = repo
             .git()
             .config()
@@ -817,6 +821,44 @@ impl<'a> Client<'a> {
         }
         partial.flush().map_err(Retry::Fail)?;
         Ok(got)
+    }
+}
+
+/// The system resolver, asked once per host and port for the whole transfer: ureq resolves
+/// before every request (pooled connection or not), and glibc caches nothing, so thousands of
+/// small objects would otherwise cost thousands of DNS queries.
+#[derive(Default)]
+struct CachedResolver {
+    inner: ureq::unversioned::resolver::DefaultResolver,
+    cache: Mutex<HashMap<String, ureq::unversioned::resolver::ResolvedSocketAddrs>>,
+}
+
+impl std::fmt::Debug for CachedResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CachedResolver")
+    }
+}
+
+impl ureq::unversioned::resolver::Resolver for CachedResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> std::result::Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let key = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or(""),
+            uri.authority().map(|a| a.as_str()).unwrap_or("")
+        );
+        if let Some(hit) = self.cache.lock().ok().and_then(|cache| cache.get(&key).cloned()) {
+            return Ok(hit);
+        }
+        let addrs = self.inner.resolve(uri, config, timeout)?;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(key, addrs.clone());
+        }
+        Ok(addrs)
     }
 }
 
