@@ -57,11 +57,11 @@ with zipfile.ZipFile(sys.argv[1], "w") as z:
 }
 
 /// CSV files with a label column, enough for every split to get some.
-fn csv_batch(dir: &Path, n: usize, offset: usize) {
+fn csv_batch(dir: &Path, n: usize) {
     for i in 0..n {
         let label = if i % 3 == 0 { "churn" } else { "stay" };
-        let text = format!("age,plan,label\n{},basic,{label}\n{},pro,stay\n", 20 + i + offset, 40 + i);
-        write_files(dir, &[(&format!("batch-{offset}-{i:02}.csv"), text.as_bytes())]);
+        let text = format!("age,plan,label\n{},basic,{label}\n{},pro,stay\n", 20 + i, 40 + i);
+        write_files(dir, &[(&format!("batch-{i:02}.csv"), text.as_bytes())]);
     }
 }
 
@@ -80,7 +80,7 @@ fn with_dep_check(script: &str) -> String {
 fn project_on_remote(env: &TestEnv) -> (String, PathBuf) {
     let repo = env.init_repo("r");
     let src = env.path("batch-1");
-    csv_batch(&src, 12, 0);
+    csv_batch(&src, 12);
     env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap(), "-m", "Add batch 1"]);
     env.mlgit_ok(&repo, ["clean"]);
     env.mlgit_ok(&repo, ["split"]);
@@ -102,8 +102,12 @@ fn project_on_remote(env: &TestEnv) -> (String, PathBuf) {
     env.git(&dev, ["add", "-A", "."]);
     env.git(&dev, ["commit", "-q", "-m", "Train with a Python package"]);
     env.tick();
+    // A second batch that turns the majority label: model-v2 differs from model-v1.
     let src = env.path("batch-2");
-    csv_batch(&src, 6, 100);
+    for i in 0..12 {
+        let text = format!("age,plan,label\n{},basic,churn\n{},pro,churn\n", 30 + i, 50 + i);
+        write_files(&src, &[(&format!("more-{i:02}.csv"), text.as_bytes())]);
+    }
     env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap(), "-m", "Add batch 2"]);
     env.mlgit_ok(&repo, ["clean"]);
     env.mlgit_ok(&repo, ["split"]);
@@ -270,6 +274,11 @@ fn assert_remote_has_snapshot(env: &TestEnv, bare: &Path, tag: &str, stable_befo
         models += path.starts_with("model/") as usize;
     }
     assert!(models > 0, "{tag} has a model in LFS");
+    assert_ne!(
+        env.git(bare, ["rev-parse", &format!("{tag}:model")]),
+        env.git(bare, ["rev-parse", "model-v1:model"]),
+        "a model unlike model-v1's, whose objects the CI clone lacks"
+    );
 }
 
 /// The tags recorded in the remote's main (tracking/runs.json).
