@@ -188,6 +188,15 @@ fn run_github_job(env: &TestEnv, job: &str, dir: &Path, vars: &[(&str, String)])
             ("RUNNER_TEMP", runner_temp.display().to_string()),
             ("GITHUB_PATH", github_path.display().to_string()),
         ];
+        // The workflow's, the job's and the step's `env:`; an expression (`${{ github.token }}`)
+        // becomes a placeholder.
+        for scope in [&doc["env"], &doc["jobs"][job]["env"], &step["env"]] {
+            for (k, v) in scope.as_mapping().into_iter().flatten() {
+                let value = v.as_str().unwrap_or_default();
+                let value = if value.contains("${{") { "ci-placeholder" } else { value };
+                all.push((k.as_str().unwrap(), value.to_string()));
+            }
+        }
         all.extend(vars.iter().cloned());
         let out = shell(env, dir, &added, &all)
             .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", script])
