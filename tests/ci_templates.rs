@@ -326,14 +326,49 @@ fn every_github_job_runs_against_a_bare_remote() {
     assert!(!model_v1_object_is_in(&env, &ci), "pulled only what stable/model needs");
     assert_remote_has_snapshot(&env, &bare, "model-v2", &stable_before);
 
-    // merge-tracking: the tag push's run, checked out at the tag.
+    // merge-tracking: the tag push's run, checked out at the tag. Another job pushes main while
+    // this one merges: the first push is refused, the loop pulls (merging both sides) and retries.
     let mt = runner_clone(&env, &url, "gh-merge");
     env.git(&mt, ["checkout", "-q", "--detach", "model-v2"]);
+    let other = another_jobs_main(&env, &url, &bare);
     let vars =
         [("GITHUB_REF_NAME", "model-v2".to_string()), ("GITHUB_REF", "refs/tags/model-v2".to_string())];
-    run_github_job(&env, "merge-tracking", &mt, &vars);
+    let outputs = run_github_job(&env, "merge-tracking", &mt, &vars);
+    let last = outputs.last().unwrap();
+    assert!(stdout(last).contains("main moved on the remote; retrying (1/5)"), "{}", stdout(last));
     let runs = tracked_tags(&env, &bare);
     assert!(runs.contains("model-v1") && runs.contains("model-v2"), "{runs}");
+    let main = rev(&env, &bare, "main");
+    env.git(&bare, ["merge-base", "--is-ancestor", &other, &main]);
+    assert!(
+        env.git(&bare, ["ls-tree", "-r", "--name-only", "main"]).contains("docs/other-job.md"),
+        "nothing lost"
+    );
+}
+
+/// A commit on main made by "another job", kept on the remote as `refs/other/main`, and a
+/// pre-receive hook that moves the remote's main to it during the first push to main (as if the
+/// other job had pushed first; git then refuses that push, since main is no longer where it was).
+fn another_jobs_main(env: &TestEnv, url: &str, bare: &Path) -> String {
+    let other = runner_clone(env, url, "other-job");
+    env.git(&other, ["checkout", "-q", "main"]);
+    write_files(&other, &[("docs/other-job.md", b"written by another job\n")]);
+    env.git(&other, ["add", "docs/other-job.md"]);
+    env.git(&other, ["commit", "-q", "-m", "another job"]);
+    env.git(&other, ["push", "-q", "--no-verify", "origin", "HEAD:refs/other/main"]);
+    let id = rev(env, &other, "HEAD");
+    let flag = env.path("other-job-pushed");
+    let hook = bare.join("hooks/pre-receive");
+    fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nif grep -q ' refs/heads/main$' && ! [ -e '{flag}' ]; then\n  touch '{flag}'\n  env -u GIT_QUARANTINE_PATH git update-ref refs/heads/main {id}\nfi\nexit 0\n",
+            flag = flag.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    id
 }
 
 /// Whether model-v1's model object is in a clone's store.
