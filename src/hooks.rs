@@ -175,11 +175,12 @@ fn is_ours(text: &[u8]) -> bool {
     String::from_utf8_lossy(text).lines().take(3).any(|l| l.trim() == MARKER)
 }
 
-/// This binary's absolute path, when it is still there (not deleted or replaced under us).
+/// This binary's absolute path, when it is mlgit (not a program that links the library, such as
+/// a test harness, which must never be run as a hook) and is still there.
 fn current_binary() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let text = exe.to_string_lossy();
-    if text.ends_with(" (deleted)") || !exe.is_file() {
+    if text.ends_with(" (deleted)") || !exe.is_file() || exe.file_name()? != "mlgit" {
         return None;
     }
     Some(exe)

@@ -57,11 +57,11 @@ with zipfile.ZipFile(sys.argv[1], "w") as z:
 }
 
 /// CSV files with a label column, enough for every split to get some.
-fn csv_batch(dir: &Path, n: usize, offset: usize) {
+fn csv_batch(dir: &Path, n: usize) {
     for i in 0..n {
         let label = if i % 3 == 0 { "churn" } else { "stay" };
-        let text = format!("age,plan,label\n{},basic,{label}\n{},pro,stay\n", 20 + i + offset, 40 + i);
-        write_files(dir, &[(&format!("batch-{offset}-{i:02}.csv"), text.as_bytes())]);
+        let text = format!("age,plan,label\n{},basic,{label}\n{},pro,stay\n", 20 + i, 40 + i);
+        write_files(dir, &[(&format!("batch-{i:02}.csv"), text.as_bytes())]);
     }
 }
 
@@ -80,7 +80,7 @@ fn with_dep_check(script: &str) -> String {
 fn project_on_remote(env: &TestEnv) -> (String, PathBuf) {
     let repo = env.init_repo("r");
     let src = env.path("batch-1");
-    csv_batch(&src, 12, 0);
+    csv_batch(&src, 12);
     env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap(), "-m", "Add batch 1"]);
     env.mlgit_ok(&repo, ["clean"]);
     env.mlgit_ok(&repo, ["split"]);
@@ -102,8 +102,12 @@ fn project_on_remote(env: &TestEnv) -> (String, PathBuf) {
     env.git(&dev, ["add", "-A", "."]);
     env.git(&dev, ["commit", "-q", "-m", "Train with a Python package"]);
     env.tick();
+    // A second batch that turns the majority label: model-v2 differs from model-v1.
     let src = env.path("batch-2");
-    csv_batch(&src, 6, 100);
+    for i in 0..12 {
+        let text = format!("age,plan,label\n{},basic,churn\n{},pro,churn\n", 30 + i, 50 + i);
+        write_files(&src, &[(&format!("more-{i:02}.csv"), text.as_bytes())]);
+    }
     env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap(), "-m", "Add batch 2"]);
     env.mlgit_ok(&repo, ["clean"]);
     env.mlgit_ok(&repo, ["split"]);
@@ -184,6 +188,15 @@ fn run_github_job(env: &TestEnv, job: &str, dir: &Path, vars: &[(&str, String)])
             ("RUNNER_TEMP", runner_temp.display().to_string()),
             ("GITHUB_PATH", github_path.display().to_string()),
         ];
+        // The workflow's, the job's and the step's `env:`; an expression (`${{ github.token }}`)
+        // becomes a placeholder.
+        for scope in [&doc["env"], &doc["jobs"][job]["env"], &step["env"]] {
+            for (k, v) in scope.as_mapping().into_iter().flatten() {
+                let value = v.as_str().unwrap_or_default();
+                let value = if value.contains("${{") { "ci-placeholder" } else { value };
+                all.push((k.as_str().unwrap(), value.to_string()));
+            }
+        }
         all.extend(vars.iter().cloned());
         let out = shell(env, dir, &added, &all)
             .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", script])
@@ -270,6 +283,11 @@ fn assert_remote_has_snapshot(env: &TestEnv, bare: &Path, tag: &str, stable_befo
         models += path.starts_with("model/") as usize;
     }
     assert!(models > 0, "{tag} has a model in LFS");
+    assert_ne!(
+        env.git(bare, ["rev-parse", &format!("{tag}:model")]),
+        env.git(bare, ["rev-parse", "model-v1:model"]),
+        "a model unlike model-v1's, whose objects the CI clone lacks"
+    );
 }
 
 /// The tags recorded in the remote's main (tracking/runs.json).
@@ -308,14 +326,49 @@ fn every_github_job_runs_against_a_bare_remote() {
     assert!(!model_v1_object_is_in(&env, &ci), "pulled only what stable/model needs");
     assert_remote_has_snapshot(&env, &bare, "model-v2", &stable_before);
 
-    // merge-tracking: the tag push's run, checked out at the tag.
+    // merge-tracking: the tag push's run, checked out at the tag. Another job pushes main while
+    // this one merges: the first push is refused, the loop pulls (merging both sides) and retries.
     let mt = runner_clone(&env, &url, "gh-merge");
     env.git(&mt, ["checkout", "-q", "--detach", "model-v2"]);
+    let other = another_jobs_main(&env, &url, &bare);
     let vars =
         [("GITHUB_REF_NAME", "model-v2".to_string()), ("GITHUB_REF", "refs/tags/model-v2".to_string())];
-    run_github_job(&env, "merge-tracking", &mt, &vars);
+    let outputs = run_github_job(&env, "merge-tracking", &mt, &vars);
+    let last = outputs.last().unwrap();
+    assert!(stdout(last).contains("main moved on the remote; retrying (1/5)"), "{}", stdout(last));
     let runs = tracked_tags(&env, &bare);
     assert!(runs.contains("model-v1") && runs.contains("model-v2"), "{runs}");
+    let main = rev(&env, &bare, "main");
+    env.git(&bare, ["merge-base", "--is-ancestor", &other, &main]);
+    assert!(
+        env.git(&bare, ["ls-tree", "-r", "--name-only", "main"]).contains("docs/other-job.md"),
+        "nothing lost"
+    );
+}
+
+/// A commit on main made by "another job", kept on the remote as `refs/other/main`, and a
+/// pre-receive hook that moves the remote's main to it during the first push to main (as if the
+/// other job had pushed first; git then refuses that push, since main is no longer where it was).
+fn another_jobs_main(env: &TestEnv, url: &str, bare: &Path) -> String {
+    let other = runner_clone(env, url, "other-job");
+    env.git(&other, ["checkout", "-q", "main"]);
+    write_files(&other, &[("docs/other-job.md", b"written by another job\n")]);
+    env.git(&other, ["add", "docs/other-job.md"]);
+    env.git(&other, ["commit", "-q", "-m", "another job"]);
+    env.git(&other, ["push", "-q", "--no-verify", "origin", "HEAD:refs/other/main"]);
+    let id = rev(env, &other, "HEAD");
+    let flag = env.path("other-job-pushed");
+    let hook = bare.join("hooks/pre-receive");
+    fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nif grep -q ' refs/heads/main$' && ! [ -e '{flag}' ]; then\n  touch '{flag}'\n  env -u GIT_QUARANTINE_PATH git update-ref refs/heads/main {id}\nfi\nexit 0\n",
+            flag = flag.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    id
 }
 
 /// Whether model-v1's model object is in a clone's store.

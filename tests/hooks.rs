@@ -577,3 +577,27 @@ fn a_push_without_new_objects_and_a_deletion_ask_the_lfs_server_nothing() {
     assert!(!out.status.success(), "the LFS server is down");
     assert_eq!(remote_ref(&env, &bare, "raw"), None);
 }
+
+#[test]
+fn a_push_from_a_linked_worktree_or_with_git_dir_uploads_the_objects() {
+    let env = TestEnv::new();
+    let repo = env.init_repo("r");
+    let src = env.path("batch-1");
+    write_files(&src, &[("a.csv", b"x,y\n1,2\n")]);
+    env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap(), "-m", "batch 1"]);
+    let bare = bare_remote(&env, &repo, "origin");
+    let wt = env.path("wt-raw");
+    env.git(&repo, ["worktree", "add", "-q", wt.to_str().unwrap(), "raw"]);
+    let out = push(&env, &wt, &["origin", "raw"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(remote_objects(&bare), pointer_oids(&env, &repo, "raw"));
+
+    // Another batch, pushed from outside the repository with --git-dir.
+    let src = env.path("batch-2");
+    write_files(&src, &[("b.csv", b"x,y\n3,4\n")]);
+    env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap(), "-m", "batch 2"]);
+    let git_dir = format!("--git-dir={}", repo.join(".git").display());
+    let out = env.git_cmd(env.tmp.path()).args([git_dir.as_str(), "push", "origin", "raw"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(remote_objects(&bare), pointer_oids(&env, &repo, "raw"));
+}

@@ -94,7 +94,12 @@ pub struct PrePushOutcome {
 /// defaults otherwise: the hook only needs the LFS store, and a broken `mlgit.yaml` must not
 /// stop the push that fixes it.
 pub fn open_repo(dir: &std::path::Path) -> Result<Repo> {
-    let git = crate::repo::open_git(dir)?;
+    // `git --git-dir=… push` hands its repository to the hook in GIT_DIR.
+    let from_env = std::env::var_os("GIT_DIR").and_then(|_| git2::Repository::open_from_env().ok());
+    let git = match from_env {
+        Some(git) => git,
+        None => crate::repo::open_git(dir)?,
+    };
     let config = crate::repo::load_config(&git).unwrap_or_default();
     Ok(Repo::from_parts(git, config))
 }
