@@ -167,3 +167,74 @@ fn sorted(found: HashMap<LfsOid, Object>) -> Vec<Object> {
     out.sort_by(|a, b| a.path.cmp(&b.path).then(a.pointer.oid.0.cmp(&b.pointer.oid.0)));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::repo::tree::{Entry, TreeEdits};
+    use crate::store::Pointer;
+
+    fn pointer(n: u8) -> Pointer {
+        Pointer { oid: LfsOid([n; 32]), size: u64::from(n) }
+    }
+
+    fn commit(git: &Repository, files: &[(&str, u8)], parents: &[Oid]) -> Oid {
+        let mut edits = TreeEdits::new();
+        for (path, n) in files {
+            let blob = git.blob(&pointer(*n).to_bytes()).unwrap();
+            edits.set(path, Entry::blob(blob)).unwrap();
+        }
+        let tree = git.find_tree(edits.write(git, None).unwrap()).unwrap();
+        let sig = git2::Signature::now("t", "t@e").unwrap();
+        let parents: Vec<git2::Commit> = parents.iter().map(|p| git.find_commit(*p).unwrap()).collect();
+        let refs: Vec<&git2::Commit> = parents.iter().collect();
+        git.commit(None, &sig, &sig, "c", &tree, &refs).unwrap()
+    }
+
+    fn oids(objects: &[Object]) -> Vec<u8> {
+        let mut v: Vec<u8> = objects.iter().map(|o| o.pointer.oid.0[0]).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_push_offers_what_the_commits_the_remote_lacks_introduced() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = Repository::init(dir.path()).unwrap();
+        let base = commit(&git, &[("data/a", 1)], &[]);
+        let ours = commit(&git, &[("data/a", 1), ("data/b", 2)], &[base]);
+        let theirs = commit(&git, &[("data/a", 1), ("data/c", 3)], &[base]);
+        // A merge that keeps both sides introduces nothing; one that resolves with new content does.
+        let merge = commit(&git, &[("data/a", 1), ("data/b", 2), ("data/c", 3)], &[ours, theirs]);
+        let resolved = commit(&git, &[("data/a", 4), ("data/b", 2), ("data/c", 3)], &[ours, theirs]);
+        let repo = Repo::from_parts(git, Config::default());
+        assert_eq!(oids(&objects_to_push(&repo, &[merge], &[theirs]).unwrap()), vec![2]);
+        assert_eq!(oids(&objects_to_push(&repo, &[merge], &[ours, theirs]).unwrap()), Vec::<u8>::new());
+        assert_eq!(oids(&objects_to_push(&repo, &[resolved], &[ours, theirs]).unwrap()), vec![4]);
+        assert_eq!(oids(&objects_to_push(&repo, &[merge], &[]).unwrap()), vec![1, 2, 3]);
+        // An id the remote has that this repository never saw is ignored.
+        let unknown = Oid::from_str("1234567890123456789012345678901234567890").unwrap();
+        assert_eq!(oids(&objects_to_push(&repo, &[ours], &[unknown, base]).unwrap()), vec![2]);
+    }
+
+    #[test]
+    fn a_fetch_takes_the_trees_pointers_by_glob_once_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = Repository::init(dir.path()).unwrap();
+        let tip = commit(
+            &git,
+            &[("data/train/a", 1), ("data/train/b", 1), ("data/train/c", 2), ("data/test/d", 3)],
+            &[],
+        );
+        let repo = Repo::from_parts(git, Config::default());
+        let refs = vec![("split".to_string(), tip)];
+        let train = objects_for_trees(&repo, &refs, &["data/train/**".into()], &[]).unwrap();
+        assert_eq!(oids(&train), vec![1, 2], "deduplicated by oid");
+        let folder =
+            objects_for_trees(&repo, &refs, &["data/train".into()], &["data/train/c".into()]).unwrap();
+        assert_eq!(oids(&folder), vec![1]);
+        assert_eq!(oids(&objects_for_trees(&repo, &refs, &[], &[]).unwrap()), vec![1, 2, 3]);
+        assert!(check_patterns_select(&repo, &refs, &["data/trian/**".into()], &[]).is_err());
+    }
+}
