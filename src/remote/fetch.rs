@@ -102,8 +102,11 @@ pub fn pull(repo: &Repo, opts: &FetchOptions, progress: &dyn Progress) -> Result
     let mut locals = Vec::new();
     for target in &fetched.refs {
         let Some(branch) = target.strip_prefix(&format!("{name}/")) else { continue };
-        if let Some(tip) = repo.branch_tip(branch)? {
-            locals.push((branch.to_string(), tip));
+        let fetched_tip = repo.git().refname_to_id(&format!("refs/remotes/{target}")).ok();
+        // A branch now at the fetched tip needs nothing more than what the fetch brought.
+        match repo.branch_tip(branch)? {
+            Some(tip) if Some(tip) != fetched_tip => locals.push((branch.to_string(), tip)),
+            _ => {}
         }
     }
     let remote = Remote::find(repo.git(), &name)?;
@@ -324,7 +327,7 @@ fn get_objects(
     let missing: Vec<Object> =
         objects.iter().filter(|o| !repo.store().contains(&o.pointer)).cloned().collect();
     if missing.is_empty() {
-        return Ok((objects.len(), 0, TransferReport { objects: 0, ..TransferReport::default() }));
+        return Ok((objects.len(), 0, TransferReport::default()));
     }
     opts.interrupt.check("the fetch")?;
     let commit = peel_commit(repo.git(), targets[0].1)?;

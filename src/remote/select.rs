@@ -88,27 +88,108 @@ pub fn objects_for_trees(
     let git = repo.git();
     let include = Include::new(include)?;
     let excluded = Include::new(exclude)?;
-    let odb = git.odb().context("open the object database")?;
     let mut found: HashMap<LfsOid, Object> = HashMap::new();
-    let mut seen_blobs: HashSet<Oid> = HashSet::new();
     for (name, tip) in refs {
         let commit = peel_commit(git, *tip).map_err(|e| e.with_hint(format!("fetch '{name}' first")))?;
         let tree =
             git.find_commit(commit).and_then(|c| c.tree()).context(format!("read the tree of {name}"))?;
-        for file in list_files(git, tree.id())? {
-            if file.mode == git2::FileMode::Link
-                || !include.matches(&file.path)
-                || (!exclude.is_empty() && excluded.matches(&file.path))
-                || !seen_blobs.insert(file.oid)
-            {
-                continue;
-            }
-            if let Some(pointer) = read_pointer(git, &odb, file.oid)? {
-                found.entry(pointer.oid).or_insert(Object { pointer, path: file.path });
+        for (path, pointer) in tree_pointers(git, tree.id())? {
+            if include.matches(&path) && (exclude.is_empty() || !excluded.matches(&path)) {
+                found.entry(pointer.oid).or_insert(Object { pointer, path });
             }
         }
     }
     Ok(sorted(found))
+}
+
+/// How many trees' pointer lists are kept in the cache.
+const CACHED_TREES: usize = 16;
+
+/// Every LFS pointer of a tree with its path. A tree never changes, so its list is kept under
+/// `.git/mlgit/pointers/<tree>` once computed: a fetch or pull with nothing to download then reads
+/// one file instead of tens of thousands of blobs. A cache file that does not parse is ignored.
+fn tree_pointers(git: &Repository, tree: Oid) -> Result<Vec<(String, crate::store::Pointer)>> {
+    let dir = git.commondir().join("mlgit").join("pointers");
+    let cached = dir.join(tree.to_string());
+    if let Ok(text) = std::fs::read_to_string(&cached) {
+        if let Some(list) = parse_pointer_list(&text) {
+            return Ok(list);
+        }
+    }
+    let candidates: Vec<(Oid, String)> = list_files(git, tree)?
+        .into_iter()
+        .filter(|f| f.mode != git2::FileMode::Link)
+        .map(|f| (f.oid, f.path))
+        .collect();
+    let pointers = read_pointers(git, &candidates)?;
+    let list: Vec<(String, crate::store::Pointer)> =
+        candidates.into_iter().zip(pointers).filter_map(|((_, path), p)| p.map(|p| (path, p))).collect();
+    // Best effort: a cache that cannot be written only costs the next run its time.
+    if list.iter().all(|(path, _)| !path.contains(['\n', '\r'])) {
+        let mut text = String::with_capacity(list.len() * 100);
+        for (path, p) in &list {
+            text.push_str(&format!("{} {} {path}\n", p.oid.to_hex(), p.size));
+        }
+        let _ = write_cache(&dir, &cached, &text);
+    }
+    Ok(list)
+}
+
+fn parse_pointer_list(text: &str) -> Option<Vec<(String, crate::store::Pointer)>> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ' ');
+        let oid = LfsOid::from_hex(parts.next()?)?;
+        let size = parts.next()?.parse().ok()?;
+        out.push((parts.next()?.to_string(), crate::store::Pointer { oid, size }));
+    }
+    Some(out)
+}
+
+fn write_cache(dir: &std::path::Path, file: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.persist(file).map_err(|e| e.error)?;
+    // Keep the newest few.
+    let mut entries: Vec<(std::time::SystemTime, std::path::PathBuf)> = std::fs::read_dir(dir)?
+        .flatten()
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    if entries.len() > CACHED_TREES {
+        entries.sort();
+        for (_, path) in &entries[..entries.len() - CACHED_TREES] {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    Ok(())
+}
+
+/// The pointer (if any) in each blob, read in parallel: each worker opens its own handle on the
+/// repository (a libgit2 handle is not shared between threads). Reading tens of thousands of small
+/// blobs is what a fetch with nothing to download spends its time on.
+fn read_pointers(git: &Repository, blobs: &[(Oid, String)]) -> Result<Vec<Option<crate::store::Pointer>>> {
+    use rayon::prelude::*;
+    const CHUNK: usize = 2048;
+    if blobs.len() <= CHUNK {
+        let odb = git.odb().context("open the object database")?;
+        return blobs.iter().map(|(oid, _)| read_pointer(git, &odb, *oid)).collect();
+    }
+    let path = git.path().to_path_buf();
+    let chunks: Vec<Result<Vec<Option<crate::store::Pointer>>>> = blobs
+        .par_chunks(CHUNK)
+        .map(|chunk| {
+            let git = Repository::open(&path).context(format!("open {}", path.display()))?;
+            let odb = git.odb().context("open the object database")?;
+            chunk.iter().map(|(oid, _)| read_pointer(&git, &odb, *oid)).collect()
+        })
+        .collect();
+    let mut out = Vec::with_capacity(blobs.len());
+    for chunk in chunks {
+        out.extend(chunk?);
+    }
+    Ok(out)
 }
 
 /// Refuse `include`/`exclude` patterns under which no file of the trees of `refs` is left: a
@@ -236,5 +317,11 @@ mod tests {
         assert_eq!(oids(&folder), vec![1]);
         assert_eq!(oids(&objects_for_trees(&repo, &refs, &[], &[]).unwrap()), vec![1, 2, 3]);
         assert!(check_patterns_select(&repo, &refs, &["data/trian/**".into()], &[]).is_err());
+        // The tree's pointer list is cached; a damaged cache file is not believed.
+        let tree = repo.git().find_commit(tip).unwrap().tree_id();
+        let cache = repo.git().commondir().join("mlgit/pointers").join(tree.to_string());
+        assert!(cache.is_file());
+        std::fs::write(&cache, "not a pointer list\n").unwrap();
+        assert_eq!(oids(&objects_for_trees(&repo, &refs, &[], &[]).unwrap()), vec![1, 2, 3]);
     }
 }
