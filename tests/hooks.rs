@@ -458,6 +458,12 @@ fn verify_reports_a_plain_git_edit_of_raw_with_exit_3() {
         "{text}"
     );
     assert!(text.contains("hint:"), "{text}");
+    // --all checks every append-only branch's history too.
+    let all = env.mlgit(&repo, ["--json", "verify", "--all"]);
+    assert_eq!(all.status.code(), Some(3), "{}", stderr(&all));
+    let v: serde_json::Value = serde_json::from_str(stdout(&all).trim()).unwrap();
+    assert_eq!(v["append_only"].as_array().unwrap().len(), 2, "{v}");
+    assert!(v["append_only_checked"].as_array().unwrap().iter().any(|b| b == "monitoring/prod"), "{v}");
     // A branch that is not append-only is not history-checked.
     let dev = env.mlgit_json(&repo, ["verify", "dev/model"]);
     assert_eq!(dev["append_only_checked"], serde_json::json!([]));
