@@ -5,8 +5,9 @@
 //! On an existing repository it only adds what is missing: no file is overwritten and no existing
 //! ref moves. In a clone, a convention branch missing locally but present on the remote
 //! (`refs/remotes/<remote>/<branch>`, remote = origin or the only one) starts at the remote's tip
-//! with its upstream set — never as an orphan, whose commits the remote would refuse. A convention branch that exists is left alone (with a warning when it does not look
-//! like what init would have made), and init goes on with the rest.
+//! with its upstream set — never as an orphan, whose commits the remote would refuse. A convention
+//! branch that exists is left alone (with a warning when it does not look like what init would have
+//! made), and init goes on with the rest.
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -597,3 +597,61 @@ fn a_colleagues_own_gitattributes_line_survives_the_union_merge() {
     let attr = env.git(&b, ["check-attr", "--source=raw", "eol", "notes.txt"]);
     assert_eq!(attr.trim(), "notes.txt: eol: lf");
 }
+
+#[test]
+fn diverged_main_with_a_conflict_outside_the_tracking_is_refused_naming_the_paths() {
+    let env = TestEnv::new();
+    let (bare, a) = shared(&env);
+    let b = colleague(&env, &bare, "b");
+    fs::write(a.join("README.md"), "# a's version\n").unwrap();
+    env.git(&a, ["commit", "-q", "-am", "a"]);
+    env.git(&a, ["push", "-q", "origin", "main"]);
+    fs::write(b.join("README.md"), "# b's version\n").unwrap();
+    env.git(&b, ["commit", "-q", "-am", "b"]);
+    env.git(&b, ["fetch", "-q", "origin"]);
+    let before = rev(&env, &b, "main");
+    let out = integrate(&env, &b, &["main"]);
+    let main = entry(&out, "main");
+    assert_eq!(main["action"], "refused", "{out}");
+    assert_eq!(main["paths"], json!(["README.md"]), "{out}");
+    assert!(main["hint"].as_str().unwrap().contains("git merge origin/main"), "{out}");
+    assert_eq!(rev(&env, &b, "main"), before);
+    assert_eq!(fs::read(b.join("README.md")).unwrap(), b"# b's version\n");
+    assert_eq!(env.git(&b, ["status", "--porcelain"]), "");
+}
+
+#[test]
+fn the_same_batch_committed_on_both_sides_still_joins_the_two_histories() {
+    let env = TestEnv::new();
+    let (bare, a) = shared(&env);
+    let b = colleague(&env, &bare, "b");
+    commit_data(&env, &a, "raw", &[("same.csv", b"same\n")]);
+    env.git(&a, ["push", "-q", "origin", "raw"]);
+    commit_data(&env, &b, "raw", &[("same.csv", b"same\n")]);
+    env.git(&b, ["fetch", "-q", "origin"]);
+    let out = integrate(&env, &b, &["raw"]);
+    assert_eq!(entry(&out, "raw")["action"], "merged", "{out}");
+    assert_eq!(entry(&out, "raw")["added"], json!([]), "{out}");
+    assert_eq!(env.git(&b, ["rev-parse", "raw^2"]).trim(), rev(&env, &b, "origin/raw"), "one history");
+    let out = env.git_cmd(&b).args(["push", "origin", "raw"]).output().unwrap();
+    assert!(out.status.success(), "push rejected: {}", stderr(&out));
+}
+
+#[test]
+fn diverged_monitoring_branch_is_union_merged_like_raw() {
+    let env = TestEnv::new();
+    let (bare, a) = shared(&env);
+    let b = colleague(&env, &bare, "b");
+    commit_data(&env, &a, "monitoring/prod", &[("requests/a.jsonl", b"{\"x\":1}\n")]);
+    env.git(&a, ["push", "-q", "origin", "monitoring/prod"]);
+    commit_data(&env, &b, "monitoring/prod", &[("requests/b.jsonl", b"{\"x\":2}\n")]);
+    env.git(&b, ["fetch", "-q", "origin"]);
+    let out = integrate(&env, &b, &[]);
+    let e = entry(&out, "monitoring/prod");
+    assert_eq!(e["action"], "merged", "{out}");
+    assert_eq!(e["merge"], "union");
+    let files = tree_files(&env, &b, "monitoring/prod");
+    assert!(
+        files.contains(&"data/requests/a.jsonl".into()) && files.contains(&"data/requests/b.jsonl".into())
+    );
+}

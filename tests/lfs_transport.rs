@@ -38,6 +38,8 @@ fn isolate_process() {
         std::env::set_var("XDG_CONFIG_HOME", home.join(".config"));
         std::env::set_var("GIT_CONFIG_NOSYSTEM", "1");
         std::env::set_var("GIT_TERMINAL_PROMPT", "0");
+        std::env::remove_var("GIT_SSL_CAINFO");
+        std::env::remove_var("GIT_SSL_NO_VERIFY");
         // SAFETY: set once, before any libgit2 config is read by this test process.
         unsafe {
             for level in [git2::ConfigLevel::Global, git2::ConfigLevel::XDG] {
@@ -414,7 +416,7 @@ fn fake_with(fault: Fault, contents: &[(String, Vec<u8>)]) -> FakeLfs {
 }
 
 #[test]
-fn fake_server_round_trip_with_verify_action() {
+fn fake_server_round_trip_with_verify_action_on_reused_connections() {
     let env = TestEnv::new();
     let contents = files(30, "fk");
     let fake = fake_with(Fault::None, &[]);
@@ -425,6 +427,13 @@ fn fake_server_round_trip_with_verify_action() {
     assert_eq!(fake.objects.lock().unwrap().len(), 30);
     let verifies = fake.requests().iter().filter(|r| r.starts_with("POST /lfs/verify")).count();
     assert_eq!(verifies, 30, "every upload is verified");
+    // One connection per worker, reused for every request (8 workers by default).
+    assert!(
+        fake.connections() <= 8,
+        "{} connections for {} requests",
+        fake.connections(),
+        fake.requests().len()
+    );
     let (colleague, objects) = colleague_of(&env, &fake.url, &contents);
     download(&colleague, "", &objects).expect("download");
     assert_stored(&colleague, &objects, &contents);
@@ -716,4 +725,277 @@ fn endpoint_order_is_lfs_url_then_remote_lfsurl_each_from_config_then_lfsconfig_
     set_config(&env, &repo, "lfs.pushurl", "https://push.example/lfs");
     assert_eq!(href(Operation::Upload), "https://push.example/lfs");
     assert_eq!(href(Operation::Download), "https://config.example/lfs");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurement (not a timed test): `MLGIT_BENCH_N=50000 cargo test --release --test lfs_transport
+// -- --ignored --nocapture bench_` prints mlgit's and git-lfs's times side by side.
+
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let start = std::time::Instant::now();
+    let cpu = cpu_seconds();
+    let out = f();
+    let wall = start.elapsed().as_secs_f64();
+    eprintln!("  ({wall:.2} s wall, {:.2} s CPU in this process)", cpu_seconds() - cpu);
+    (out, wall)
+}
+
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(usage.ru_utime) + t(usage.ru_stime)
+}
+
+fn peak_rss_mib() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    usage.ru_maxrss as f64 / 1024.0
+}
+
+#[test]
+#[ignore]
+fn bench_many_small_objects_against_rudolfs() {
+    let env = TestEnv::new();
+    if !env.has_git_lfs() {
+        return;
+    }
+    let n: usize = std::env::var("MLGIT_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
+    let jobs: Option<usize> = std::env::var("MLGIT_BENCH_JOBS").ok().and_then(|v| v.parse().ok());
+    let contents: Vec<(String, Vec<u8>)> = (0..n)
+        .map(|i| {
+            let size = 500 + (i * 7919) % 3500;
+            let body: Vec<u8> = format!("{i:08} ").bytes().cycle().take(size).collect();
+            (format!("data/{:03}/f{i}.bin", i % 500), body)
+        })
+        .collect();
+    let ((repo, objects), t) = timed(|| repo_with(&env, "a", &contents));
+    eprintln!("setup: {n} objects committed in {t:.1} s");
+    let Some(ml_server) = lfs_servers::rudolfs(&env.path("ml")) else { return };
+    let Some(gl_server) = lfs_servers::rudolfs(&env.path("gl")) else { return };
+    set_config(&env, &repo, "lfs.url", &ml_server.url);
+    let progress = NoProgress;
+    let mut options = opts(&progress);
+    options.jobs = jobs;
+    let ep = lfs_url_endpoint(&repo, Operation::Upload);
+    let (report, up) = timed(|| lfs::upload(&repo, &ep, &objects, &options).expect("upload"));
+    assert_eq!(report.transferred, n);
+    let (report, noop_up) = timed(|| lfs::upload(&repo, &ep, &objects, &options).expect("no-op upload"));
+    assert_eq!(report.already_there, n);
+    let colleague = empty_repo(&env, "b");
+    set_config(&env, &colleague, "lfs.url", &ml_server.url);
+    let ep = lfs_url_endpoint(&colleague, Operation::Download);
+    let (report, down) = timed(|| lfs::download(&colleague, &ep, &objects, &options).expect("download"));
+    assert_eq!(report.transferred, n);
+    let (_, noop_down) =
+        timed(|| lfs::download(&colleague, &ep, &objects, &options).expect("no-op download"));
+    eprintln!(
+        "mlgit  (jobs {:?}): upload {up:.2} s, download {down:.2} s, no-op upload {noop_up:.2} s, no-op download {noop_down:.3} s, peak RSS of the test process {:.0} MiB",
+        jobs,
+        peak_rss_mib()
+    );
+
+    if std::env::var_os("MLGIT_BENCH_SKIP_GITLFS").is_some() {
+        return;
+    }
+    // git-lfs on the same data, to its own rudolfs.
+    let dir = repo.workdir();
+    set_config(&env, &repo, "lfs.url", &gl_server.url);
+    let remote = bare(&env, "remote.git");
+    env.git(dir, ["remote", "add", "origin", remote.to_str().expect("utf-8")]);
+    env.git(dir, ["push", "-q", "origin", "main"]);
+    let (out, gl_up) =
+        timed(|| env.git_cmd(dir).args(["lfs", "push", "--all", "origin"]).output().expect("git lfs push"));
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let stored = walkdir::WalkDir::new(&gl_server.storage)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .count();
+    eprintln!("git-lfs push stored {stored} objects in its rudolfs");
+    let clone = env.path("clone");
+    let out = env
+        .git_cmd(env.tmp.path())
+        .env("GIT_LFS_SKIP_SMUDGE", "1")
+        .args(["clone", "-q", remote.to_str().expect("utf-8"), clone.to_str().expect("utf-8")])
+        .output()
+        .expect("clone");
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    env.git(&clone, ["config", "lfs.url", &gl_server.url]);
+    let (out, gl_fetch) =
+        timed(|| env.git_cmd(&clone).args(["lfs", "fetch"]).output().expect("git lfs fetch"));
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let (out, gl_noop_up) =
+        timed(|| env.git_cmd(dir).args(["lfs", "push", "--all", "origin"]).output().expect("git lfs push"));
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    eprintln!(
+        "git-lfs: push {gl_up:.2} s, fetch {gl_fetch:.2} s, no-op push {gl_noop_up:.2} s  => mlgit faster by x{:.1} (push), x{:.1} (fetch)",
+        gl_up / up,
+        gl_fetch / down
+    );
+}
+
+#[test]
+fn rudolfs_damaged_local_object_is_not_uploaded_and_is_named() {
+    let env = TestEnv::new();
+    let Some(server) = lfs_servers::rudolfs(env.tmp.path()) else { return };
+    let contents = files(1, "damaged");
+    let (repo, objects) = repo_with(&env, "a", &contents);
+    let path = repo.store().object_path(&objects[0].pointer.oid);
+    let mut bytes = contents[0].1.clone();
+    bytes[0] ^= 1;
+    std::fs::write(&path, &bytes).expect("damage");
+    set_config(&env, &repo, "lfs.url", &server.url);
+    let err = upload(&repo, "", &objects).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CheckFailed, "{}", err.message());
+    assert!(err.message().contains("data/damaged-0.bin"), "{}", err.message());
+    let colleague = empty_repo(&env, "b");
+    set_config(&env, &colleague, "lfs.url", &server.url);
+    let err = download(&colleague, "", &objects).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "rudolfs kept nothing: {}", err.message());
+}
+
+/// Records what a transfer reports.
+#[derive(Default)]
+struct Recorder {
+    files: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
+    totals: std::sync::Mutex<Vec<(String, u64, u64)>>,
+}
+
+impl mlgit::progress::Progress for Recorder {
+    fn begin(&self, phase: &str, files: u64, bytes: u64) {
+        self.totals.lock().unwrap().push((phase.to_string(), files, bytes));
+    }
+    fn advance(&self, files: u64, bytes: u64) {
+        self.files.fetch_add(files, std::sync::atomic::Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn end(&self) {}
+}
+
+#[test]
+fn progress_reports_files_and_bytes() {
+    let env = TestEnv::new();
+    let contents = files(20, "prog");
+    let total: u64 = contents.iter().map(|(_, c)| c.len() as u64).sum();
+    let fake = fake_with(Fault::None, &contents);
+    let (colleague, objects) = colleague_of(&env, &fake.url, &contents);
+    let recorder = Recorder::default();
+    let options = TransferOptions {
+        interrupt: mlgit::interrupt::Interrupt::new(),
+        progress: &recorder,
+        jobs: Some(3),
+        refspec: None,
+        dry_run: false,
+    };
+    let report =
+        lfs::download(&colleague, &lfs_url_endpoint(&colleague, Operation::Download), &objects, &options)
+            .expect("download");
+    assert_eq!(report.bytes, total);
+    assert_eq!(recorder.totals.lock().unwrap().as_slice(), [("download LFS objects".to_string(), 20, total)]);
+    assert_eq!(recorder.files.load(std::sync::atomic::Ordering::Relaxed), 20);
+    assert_eq!(recorder.bytes.load(std::sync::atomic::Ordering::Relaxed), total);
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS through the system's OpenSSL
+
+const HTTPS_SERVER: &str = r#"
+import hashlib, http.server, json, ssl, sys
+port, content = int(sys.argv[1]), open(sys.argv[2], "rb").read()
+oid = hashlib.sha256(content).hexdigest()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def reply(self, body, kind):
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        action = {"download": {"href": f"https://127.0.0.1:{port}/obj", "header": None}}
+        reply = {"transfer": "basic", "objects": [{"oid": oid, "size": len(content), "actions": action}]}
+        self.reply(json.dumps(reply).encode(), "application/vnd.git-lfs+json")
+    def do_GET(self):
+        self.reply(content, "application/octet-stream")
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+print("ready", flush=True)
+server.serve_forever()
+"#;
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn https_with_a_private_ca_from_http_sslcainfo() {
+    let env = TestEnv::new();
+    let have = |cmd: &str| {
+        std::process::Command::new(cmd).arg("--version").output().is_ok_and(|o| o.status.success())
+    };
+    let have_openssl =
+        std::process::Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success());
+    if !have("python3") || !have_openssl {
+        eprintln!("skipping: python3 and the openssl command are needed for the HTTPS test server");
+        return;
+    }
+    let (key, cert) = (env.path("key.pem"), env.path("cert.pem"));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let contents = big_file("tls");
+    let blob = env.path("blob");
+    std::fs::write(&blob, &contents[0].1).expect("blob");
+    let port = lfs_servers::free_port();
+    let mut child = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(HTTPS_SERVER)
+        .arg(port.to_string())
+        .args([&blob, &cert, &key])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut ready,
+    )
+    .expect("ready line");
+    let _server = KillOnDrop(child);
+    assert_eq!(ready.trim(), "ready");
+
+    let url = format!("https://127.0.0.1:{port}/lfs");
+    let (colleague, objects) = colleague_of(&env, &url, &contents);
+    let err = download(&colleague, "", &objects).unwrap_err();
+    assert!(err.message().contains("cannot reach"), "an unknown CA is refused: {}", err.message());
+    assert!(
+        err.hint().unwrap_or_default().contains("http.sslCAInfo"),
+        "{:?} ({})",
+        err.hint(),
+        err.message()
+    );
+    set_config(&env, &colleague, "http.sslCAInfo", cert.to_str().expect("utf-8"));
+    download(&colleague, "", &objects).expect("download over TLS");
+    assert_stored(&colleague, &objects, &contents);
 }

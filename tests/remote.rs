@@ -5,6 +5,8 @@
 mod common;
 #[path = "common/git_http.rs"]
 mod git_http;
+#[path = "common/lfs_servers.rs"]
+mod lfs_servers;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -73,6 +75,26 @@ fn push_sends_every_convention_branch_and_a_second_push_has_nothing_to_do() {
     assert!(again["refs"].as_array().unwrap().iter().all(|r| r["status"] == "up-to-date"), "{again}");
     // A pushed branch now tracks the remote's, as after `git push -u`.
     assert_eq!(env.git(&repo, ["rev-parse", "--abbrev-ref", "raw@{upstream}"]).trim(), "origin/raw");
+}
+
+#[test]
+fn push_sends_snapshot_tags_but_not_other_tags_unless_all() {
+    let env = TestEnv::new();
+    let (repo, bare) = with_origin(&env);
+    // A snapshot as train-tag makes it: an annotated tag on a stable commit with a tracking record.
+    env.commit_on(&repo, "stable/model", &[("tracking/run.json", b"{\"schema\":1}\n")], "run");
+    env.git(&repo, ["tag", "-a", "-m", "snapshot", "model-v1", "stable/model"]);
+    env.git(&repo, ["tag", "scratch", "main"]);
+    env.mlgit_ok(&repo, ["push", "-q"]);
+    let tags = env.git(&bare, ["tag"]);
+    assert_eq!(tags.trim(), "model-v1", "{tags}");
+    env.mlgit_ok(&repo, ["push", "-q", "--all"]);
+    assert_eq!(env.git(&bare, ["tag"]), "model-v1\nscratch\n");
+    // A tag that exists on the remote with another value is refused before anything is sent.
+    env.git(&repo, ["tag", "-f", "scratch", "raw"]);
+    let out = env.mlgit(&repo, ["push", "origin", "scratch"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("scratch (already exists)"), "{}", stderr(&out));
 }
 
 #[test]
@@ -227,6 +249,41 @@ fn server_down_is_a_clear_error_and_moves_nothing() {
     assert!(!target.exists());
 }
 
+/// A git host that answers every request with 401 (wants credentials nobody configured).
+fn start_401_server() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn refused_credentials_are_named_with_a_credential_hint() {
+    let env = TestEnv::new();
+    let (repo, _bare) = with_origin(&env);
+    let url = format!("http://127.0.0.1:{}/git/x.git", start_401_server());
+    env.git(&repo, ["remote", "add", "locked", &url]);
+    let before = branch_tips(&env, &repo);
+    for args in [vec!["push", "locked"], vec!["fetch", "locked"]] {
+        let out = env.mlgit(&repo, &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains("the server refused the credentials"), "{args:?}: {err}");
+        assert!(err.contains("credential helper"), "{args:?}: {err}");
+    }
+    assert_eq!(branch_tips(&env, &repo), before);
+}
+
 #[test]
 fn clone_refuses_a_non_empty_folder_and_a_symlink() {
     let env = TestEnv::new();
@@ -273,6 +330,8 @@ fn clone_makes_every_convention_branch_track_origin_and_leaves_a_clean_status() 
     assert_eq!(env.git(&c, ["symbolic-ref", "HEAD"]).trim(), "refs/heads/main");
     assert_eq!(git_status(&env, &c), "");
     assert!(c.join("mlgit.yaml").is_file());
+    assert!(c.join(".git/hooks/pre-push").is_file(), "no pre-push hook");
+    assert_eq!(out["hook"]["hook"], c.join(".git/hooks/pre-push").to_str().unwrap(), "{out}");
     // mlgit status sees every branch: nothing is "missing: run mlgit init".
     let status = env.mlgit_ok(&c, ["status"]);
     assert!(!status.contains("missing"), "{status}");
@@ -386,6 +445,20 @@ fn clone_checks_out_main_clean_with_and_without_git_lfs() {
     plain.mlgit_ok(plain.tmp.path(), ["clone", "-q", &file_url(&bare), d.to_str().unwrap()]);
     assert_eq!(std::fs::read(d.join("models/m.bin")).unwrap(), b"\x00weights\x01");
     assert_eq!(git_status(&plain, &d), "");
+    // Into the current folder (empty): it stays the same folder, and the status stays clean.
+    let here = plain.path("here");
+    std::fs::create_dir(&here).unwrap();
+    let before = std::fs::metadata(&here).unwrap();
+    plain.mlgit_ok(&here, ["clone", "-q", &file_url(&bare), "."]);
+    let after = std::fs::metadata(&here).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::ino(&before), std::os::unix::fs::MetadataExt::ino(&after));
+    assert_eq!(std::fs::read(here.join("models/m.bin")).unwrap(), b"\x00weights\x01");
+    assert_eq!(git_status(&plain, &here), "");
+    // Into folders that do not exist yet.
+    plain.mlgit_ok(plain.tmp.path(), ["clone", "-q", &file_url(&bare), "x/y/z"]);
+    assert_eq!(git_status(&plain, &plain.path("x/y/z")), "");
+    assert_no_clone_leftovers(plain.tmp.path());
+    assert_no_clone_leftovers(&plain.path("x/y"));
 }
 
 #[test]
@@ -416,6 +489,29 @@ fn pull_ref_split_include_train_moves_exactly_the_train_objects() {
     let out = env.mlgit(&c, ["fetch", "--ref", "split", "--include", "data/trian/**"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no file of origin/split is selected"), "{}", stderr(&out));
+    // clone takes the same selection (a folder works as well as a glob), and --exclude.
+    let d = env.path("d");
+    let out = env.mlgit_json(
+        env.tmp.path(),
+        [
+            "clone",
+            "--ref",
+            "split",
+            "--include",
+            "data/train",
+            "--exclude",
+            "data/train/r1*",
+            &file_url(&bare),
+            d.to_str().unwrap(),
+        ],
+    );
+    let excluded = env
+        .git(&repo, ["ls-tree", "-r", "--name-only", "split", "data/train"])
+        .lines()
+        .filter(|p| p.starts_with("data/train/r1"))
+        .count();
+    assert_eq!(out["objects"], (train - excluded) as u64, "{out}");
+    assert_eq!(lfs_objects(&d.join(".git/lfs/objects")).len(), train - excluded);
 }
 
 #[test]
@@ -457,15 +553,68 @@ fn colleagues_round_trip_gives_one_history_everywhere_and_loses_nothing() {
     );
     batch(&env, &colleague, "b2", &[("two.csv", b"2\n")]);
     env.mlgit_ok(&colleague, ["push", "-q"]);
-    // The first clone pulls it.
-    env.mlgit_ok(&first_clone, ["pull", "-q", "--ref", "raw"]);
-    let tips = |r: &Path| env.git(r, ["rev-parse", "raw"]);
-    assert_eq!(tips(&first_clone), tips(&colleague));
-    assert_eq!(tips(&first_clone), env.git(&bare, ["rev-parse", "raw"]));
+    // Meanwhile the first clone committed its own batch: its push is refused, nothing lost.
+    batch(&env, &first_clone, "b3", &[("three.csv", b"3\n")]);
+    let out = env.mlgit(&first_clone, ["push"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("raw (non-fast-forward)"), "{}", stderr(&out));
+    // It pulls (raw is append-only: both batches are kept, in a merge commit), then pushes.
+    let pulled = env.mlgit_json(&first_clone, ["pull", "--ref", "raw"]);
+    let raw =
+        pulled["integrate"]["branches"].as_array().unwrap().iter().find(|b| b["branch"] == "raw").cloned();
+    assert_eq!(raw.as_ref().map(|b| b["action"].clone()), Some("merged".into()), "{pulled}");
+    env.mlgit_ok(&first_clone, ["push", "-q"]);
+    // The colleague pulls the merge: a fast-forward.
+    env.mlgit_ok(&colleague, ["pull", "-q", "--ref", "raw"]);
+    let tip = |r: &Path| env.git(r, ["rev-parse", "raw"]);
+    assert_eq!(tip(&first_clone), tip(&colleague));
+    assert_eq!(tip(&first_clone), env.git(&bare, ["rev-parse", "raw"]));
+    for (who, dir) in [("first", &first_clone), ("colleague", &colleague)] {
+        let m = env.path(&format!("m-{who}"));
+        env.mlgit_ok(dir, ["materialize", "raw", "--into", m.to_str().unwrap()]);
+        assert_eq!(std::fs::read(m.join("data/one.csv")).unwrap(), b"1\n", "{who}");
+        assert_eq!(std::fs::read(m.join("data/two.csv")).unwrap(), b"2\n", "{who}");
+        assert_eq!(std::fs::read(m.join("data/three.csv")).unwrap(), b"3\n", "{who}");
+    }
+    // Every LFS object reached the remote.
+    assert_eq!(lfs_objects(&bare.join("lfs/objects")).len(), 3);
+}
+
+#[test]
+fn smart_http_and_rudolfs_carry_data_to_mlgit_and_to_stock_git_lfs() {
+    let env = TestEnv::new();
+    if !env.has_git_lfs() {
+        return;
+    }
+    let Some(server) = git_http::GitHttpServer::start(&env.path("http")) else { return };
+    std::fs::create_dir_all(env.path("lfs")).unwrap();
+    let Some(lfs) = lfs_servers::rudolfs(&env.path("lfs")) else { return };
+    let url = server.create_repo("proj.git");
+    let repo = env.init_repo("a");
+    env.git(&repo, ["remote", "add", "origin", &url]);
+    // The LFS server is named on main, for every clone (as on a self-hosted set-up).
+    write_files(&repo, &[(".lfsconfig", format!("[lfs]\n\turl = {}\n", lfs.url).as_bytes())]);
+    env.git(&repo, ["add", ".lfsconfig"]);
+    env.git(&repo, ["commit", "-q", "-m", "LFS server"]);
+    batch(&env, &repo, "b1", &[("a.csv", b"alpha\n"), ("b.csv", b"beta\n"), ("c/d.csv", b"delta\n")]);
+    let out = env.mlgit_json(&repo, ["push"]);
+    assert_eq!(out["lfs"]["transferred"], 3, "{out}");
+    assert_eq!(lfs_objects(&lfs.storage).len(), 3, "rudolfs stores what was pushed");
+
+    let c = env.path("c");
+    let out = env.mlgit_json(env.tmp.path(), ["clone", "--ref", "raw", &url, c.to_str().unwrap()]);
+    assert_eq!(out["lfs"]["transferred"], 3, "{out}");
+    assert_eq!(git_status(&env, &c), "");
     let m = env.path("m");
-    env.mlgit_ok(&first_clone, ["materialize", "raw", "--into", m.to_str().unwrap()]);
-    assert_eq!(std::fs::read(m.join("data/one.csv")).unwrap(), b"1\n");
-    assert_eq!(std::fs::read(m.join("data/two.csv")).unwrap(), b"2\n");
+    env.mlgit_ok(&c, ["materialize", "raw", "--into", m.to_str().unwrap()]);
+    assert_eq!(std::fs::read(m.join("data/c/d.csv")).unwrap(), b"delta\n");
+
+    let plain = env.path("plain");
+    let lfs_url = format!("lfs.url={}", lfs.url);
+    env.git(env.tmp.path(), ["clone", "-q", "-c", &lfs_url, "-b", "raw", &url, plain.to_str().unwrap()]);
+    env.git(&plain, ["lfs", "pull"]);
+    assert_eq!(std::fs::read(plain.join("data/a.csv")).unwrap(), b"alpha\n");
+    assert_eq!(git_status(&env, &plain), "");
 }
 
 // --- attacks ------------------------------------------------------------------------------------

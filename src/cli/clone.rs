@@ -65,5 +65,8 @@ fn render(o: &CloneOutcome) -> String {
         ));
     }
     s.push_str(&format!(") in {:.2} s\n", o.seconds));
+    if let Some(note) = &o.hook.note {
+        s.push_str(&format!("pre-push hook: {note}\n"));
+    }
     s
 }

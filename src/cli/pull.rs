@@ -27,18 +27,30 @@ pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
     let opts = args.select.options(args.remote, ctx);
     let progress = ctx.printer.progress();
     let outcome = pull(&repo, &opts, progress.as_ref())?;
-    ctx.printer.result("pull", &outcome, render);
-    Ok(0)
+    // A refused branch fails the command (exit 1) once the rest is reported: the error names
+    // each refused branch with its reason and what to do; with --json, the error document does.
+    match outcome.integrate.error() {
+        Some(err) => {
+            if !ctx.printer.json {
+                ctx.printer.result("pull", &outcome, render);
+            }
+            Err(err)
+        }
+        None => {
+            ctx.printer.result("pull", &outcome, render);
+            Ok(0)
+        }
+    }
 }
 
 fn render(o: &PullOutcome) -> String {
     let mut s = super::fetch::render(&o.fetch);
-    let json = serde_json::to_value(&o.integrate).unwrap_or_default();
-    if let Some(branches) = json.get("branches").and_then(|b| b.as_array()) {
-        for b in branches {
-            let name = b.get("branch").and_then(|v| v.as_str()).unwrap_or("?");
-            let status = b.get("status").map(|v| v.to_string()).unwrap_or_default();
-            s.push_str(&format!("  {name}: {}\n", status.trim_matches('"')));
+    for b in &o.integrate.branches {
+        let action = serde_json::to_value(b.action).ok().and_then(|v| v.as_str().map(str::to_string));
+        let action = action.unwrap_or_default().replace('-', " ");
+        match &b.reason {
+            Some(reason) => s.push_str(&format!("  {}: {action} ({reason})\n", b.branch)),
+            None => s.push_str(&format!("  {}: {action}\n", b.branch)),
         }
     }
     if o.lfs_after.transferred > 0 {

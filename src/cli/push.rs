@@ -69,8 +69,9 @@ fn render(o: &PushOutcome) -> String {
         s.push_str(&format!("Everything is up to date on {} ({} refs)\n", o.remote, o.refs.len()));
         return s;
     }
+    let sent = if o.dry_run { "to send" } else { "sent" };
     s.push_str(&format!(
-        "{verb} {} ref(s) to {}; LFS: {} object(s) needed, {} sent ({}), {} already there; {:.2} s\n",
+        "{verb} {} ref(s) to {}; LFS: {} object(s) needed, {} {sent} ({}), {} already there; {:.2} s\n",
         moved.len(),
         o.remote,
         o.objects,

@@ -286,11 +286,8 @@ impl<'a> Client<'a> {
         opts: &'a TransferOptions<'a>,
         jobs: usize,
     ) -> Client<'a> {
-        let tls = ureq::tls::TlsConfig::builder()
-            .provider(ureq::tls::TlsProvider::NativeTls)
-            .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-            .build();
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let tls = tls_config(repo);
+        let config = ureq::Agent::config_builder()
             .tls_config(tls)
             .http_status_as_error(false)
             .max_idle_connections(jobs * 2 + 4)
@@ -299,8 +296,12 @@ impl<'a> Client<'a> {
             .timeout_per_read(Some(Duration::from_secs(120)))
             .timeout_per_write(Some(Duration::from_secs(120)))
             .user_agent(format!("mlgit/{} (git-lfs compatible)", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::new(),
+            CachedResolver::default(),
+        );
         let retries = repo
             .git()
             .config()
@@ -525,9 +526,18 @@ impl<'a> Client<'a> {
     }
 
     fn net_error(&self, url: &str, err: ureq::Error) -> Error {
+        let text = err.to_string().to_ascii_lowercase();
+        let hint = if matches!(err, ureq::Error::Tls(_))
+            || text.contains("certificate")
+            || text.contains("ssl")
+        {
+            "the TLS connection failed: for a server whose certificate comes from your own authority, `git config http.sslCAInfo CA.pem`"
+        } else {
+            "check that the server is running and reachable, and that the LFS URL is right (`git config lfs.url`)"
+        };
         Error::new(ErrorKind::Io, format!("cannot reach the LFS server {} ({url}): {err}", self.href))
             .with_source(err)
-            .with_hint("check that the server is running and reachable, and that the LFS URL is right (`git config lfs.url`)")
+            .with_hint(hint)
     }
 
     /// PUT one object from the store, then POST its verify action. Returns the bytes sent.
@@ -566,45 +576,33 @@ impl<'a> Client<'a> {
     ) -> std::result::Result<(), Retry> {
         let path = store.object_path(&object.pointer.oid);
         let mut hashed: Option<(LfsOid, u64)> = None;
-        let mut response = self
-            .send(&action.href, Operation::Upload, |auth| {
-                let file = File::open(&path).map_err(ureq::Error::Io)?;
-                let mut reader = Hashing {
-                    inner: file,
-                    hasher: Sha256::new(),
-                    size: 0,
-                    client: self,
-                    stop,
-                    done: &mut hashed,
-                };
-                let mut req = self
-                    .agent
-                    .put(&action.href)
-                    .header("Content-Type", "application/octet-stream")
-                    .header("Content-Length", object.pointer.size.to_string());
-                let mut has_auth = false;
-                for (k, v) in action.headers() {
-                    has_auth |= k.eq_ignore_ascii_case("authorization");
-                    req = req.header(k, v);
-                }
-                if let (Some(auth), false) = (auth, has_auth) {
-                    req = req.header("Authorization", auth);
-                }
-                req.send(ureq::SendBody::from_reader(&mut reader))
-            })
-            .map_err(|e| {
-                if self.opts.interrupt.is_set() {
-                    return Retry::Fail(crate::interrupt::interrupted("the LFS upload"));
-                }
-                if e.kind() == ErrorKind::Io {
-                    Retry::Again(e)
-                } else {
-                    Retry::Fail(e)
-                }
-            })?;
-        let status = response.status().as_u16();
-        let body = response.body_mut().with_config().limit(1 << 20).read_to_vec().unwrap_or_default();
-        // Damage in the local copy explains whatever the server answered (rudolfs refuses it).
+        let sent = self.send(&action.href, Operation::Upload, |auth| {
+            let file = File::open(&path).map_err(ureq::Error::Io)?;
+            let mut reader = Hashing {
+                inner: file,
+                hasher: Sha256::new(),
+                size: 0,
+                expected: object.pointer.size,
+                client: self,
+                stop,
+                done: &mut hashed,
+            };
+            let mut req = self
+                .agent
+                .put(&action.href)
+                .header("Content-Type", "application/octet-stream")
+                .header("Content-Length", object.pointer.size.to_string());
+            let mut has_auth = false;
+            for (k, v) in action.headers() {
+                has_auth |= k.eq_ignore_ascii_case("authorization");
+                req = req.header(k, v);
+            }
+            if let (Some(auth), false) = (auth, has_auth) {
+                req = req.header("Authorization", auth);
+            }
+            req.send(ureq::SendBody::from_reader(&mut reader))
+        });
+        // Damage in the local copy explains whatever the server did (rudolfs hangs up on it).
         if let Some((oid, size)) =
             hashed.filter(|(oid, size)| *oid != object.pointer.oid || *size != object.pointer.size)
         {
@@ -619,6 +617,18 @@ impl<'a> Client<'a> {
                 .with_hint("repair the store with `mlgit verify --repair` (or fetch the object again), then push again"),
             ));
         }
+        let mut response = sent.map_err(|e| {
+            if self.opts.interrupt.is_set() {
+                return Retry::Fail(crate::interrupt::interrupted("the LFS upload"));
+            }
+            if e.kind() == ErrorKind::Io {
+                Retry::Again(e)
+            } else {
+                Retry::Fail(e)
+            }
+        })?;
+        let status = response.status().as_u16();
+        let body = response.body_mut().with_config().limit(1 << 20).read_to_vec().unwrap_or_default();
         if !(200..300).contains(&status) {
             let err = self.status_error(&action.href, Operation::Upload, status, &body);
             return Err(if status >= 500 || status == 429 { Retry::Again(err) } else { Retry::Fail(err) });
@@ -814,6 +824,75 @@ impl<'a> Client<'a> {
     }
 }
 
+/// The system resolver, asked once per host and port for the whole transfer: ureq resolves
+/// before every request (pooled connection or not), and glibc caches nothing, so thousands of
+/// small objects would otherwise cost thousands of DNS queries.
+#[derive(Default)]
+struct CachedResolver {
+    inner: ureq::unversioned::resolver::DefaultResolver,
+    cache: Mutex<HashMap<String, ureq::unversioned::resolver::ResolvedSocketAddrs>>,
+}
+
+impl std::fmt::Debug for CachedResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CachedResolver")
+    }
+}
+
+impl ureq::unversioned::resolver::Resolver for CachedResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> std::result::Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let key = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or(""),
+            uri.authority().map(|a| a.as_str()).unwrap_or("")
+        );
+        if let Some(hit) = self.cache.lock().ok().and_then(|cache| cache.get(&key).cloned()) {
+            return Ok(hit);
+        }
+        let addrs = self.inner.resolve(uri, config, timeout)?;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(key, addrs.clone());
+        }
+        Ok(addrs)
+    }
+}
+
+/// TLS through the system's OpenSSL: its trust store, or git's `http.sslCAInfo` / `GIT_SSL_CAINFO`
+/// bundle when one is set; `http.sslVerify=false` / `GIT_SSL_NO_VERIFY` turn verification off, as
+/// they do for git itself.
+fn tls_config(repo: &Repo) -> ureq::tls::TlsConfig {
+    use ureq::tls::{PemItem, RootCerts, TlsConfig, TlsProvider};
+    let config = repo.git().config().ok();
+    let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+    let ca_file = env("GIT_SSL_CAINFO")
+        .or_else(|| config.as_ref()?.get_path("http.sslCAInfo").ok().map(|p| p.display().to_string()));
+    let no_verify = env("GIT_SSL_NO_VERIFY").is_some()
+        || config.as_ref().and_then(|c| c.get_bool("http.sslVerify").ok()) == Some(false);
+    let roots = ca_file
+        .and_then(|path| fs::read(path).ok())
+        .map(|pem| {
+            ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(PemItem::Certificate(cert)) => Some(cert.to_owned()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        })
+        .filter(|certs| !certs.is_empty())
+        .map(|certs| RootCerts::new_with_certs(&certs))
+        .unwrap_or(RootCerts::PlatformVerifier);
+    TlsConfig::builder()
+        .provider(TlsProvider::NativeTls)
+        .root_certs(roots)
+        .disable_verification(no_verify)
+        .build()
+}
+
 /// Whether a failed transfer may be tried again (network errors, 5xx) or not.
 enum Retry {
     Again(Error),
@@ -944,6 +1023,8 @@ struct Hashing<'c, 'o> {
     inner: File,
     hasher: Sha256,
     size: u64,
+    /// The pointer's size: the hash is taken once that many bytes were read.
+    expected: u64,
     client: &'c Client<'o>,
     stop: &'c Stop,
     done: &'c mut Option<(LfsOid, u64)>,
@@ -955,13 +1036,13 @@ impl Read for Hashing<'_, '_> {
             return Err(std::io::Error::other("the transfer was stopped"));
         }
         let n = self.inner.read(buf)?;
-        if n == 0 {
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        self.client.opts.progress.advance(0, n as u64);
+        // The client stops reading at Content-Length, so the end may never be read.
+        if (n == 0 || self.size >= self.expected) && self.done.is_none() {
             let hasher = std::mem::take(&mut self.hasher);
             *self.done = Some((LfsOid(hasher.finalize().into()), self.size));
-        } else {
-            self.hasher.update(&buf[..n]);
-            self.size += n as u64;
-            self.client.opts.progress.advance(0, n as u64);
         }
         Ok(n)
     }

@@ -19,6 +19,7 @@ use super::select::{check_patterns_select, objects_for_trees};
 use super::Remote;
 use crate::config::BranchKind;
 use crate::error::{Context, Error, Result};
+use crate::hooks::HookInstall;
 use crate::interrupt::Interrupt;
 use crate::lfs::{self, Object, Operation, TransferOptions, TransferReport};
 use crate::progress::Progress;
@@ -57,8 +58,8 @@ pub struct CloneOutcome {
     pub checked_out: String,
     pub files: usize,
     pub pointer_files: usize,
-    /// The pre-push hook (None until hooks are built).
-    pub hook: Option<String>,
+    /// The pre-push hook installed (paths as in the finished clone).
+    pub hook: HookInstall,
     pub seconds: f64,
 }
 
@@ -70,8 +71,10 @@ pub fn clone(opts: &CloneOptions, progress: &dyn Progress) -> Result<CloneOutcom
         Some(d) => opts.cwd.join(d),
         None => opts.cwd.join(dir_name_of(&opts.url)?),
     };
+    let target = normalize(&target)?;
     check_target(&target)?;
     let parent = target.parent().map(Path::to_path_buf).unwrap_or_else(|| opts.cwd.clone());
+    fs::create_dir_all(&parent).map_err(|e| Error::io("create", &parent, e))?;
     let base = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     remove_dead_attempts(&parent, &base);
     let tmp = parent.join(format!(".{base}.mlgit-clone-{}", std::process::id()));
@@ -86,14 +89,12 @@ pub fn clone(opts: &CloneOptions, progress: &dyn Progress) -> Result<CloneOutcom
             return Err(e);
         }
     };
-    // An empty folder at the target (or a link to one) is replaced; anything else was refused.
-    if fs::symlink_metadata(&target).is_ok() {
-        let _ = fs::remove_dir(&target).or_else(|_| fs::remove_file(&target));
-    }
-    if let Err(e) = fs::rename(&tmp, &target) {
+    if let Err(e) = move_into_place(&tmp, &target) {
         let _ = fs::remove_dir_all(&tmp);
-        return Err(Error::io("move the finished clone to", &target, e));
+        return Err(e);
     }
+    outcome.hook.hook = rebase(&outcome.hook.hook, &tmp, &target);
+    outcome.hook.chained = outcome.hook.chained.as_deref().map(|p| rebase(p, &tmp, &target));
     outcome.url = opts.url.clone();
     outcome.path = crate::repo::absolute(&target);
     outcome.seconds = start.elapsed().as_secs_f64();
@@ -169,6 +170,8 @@ fn clone_into(
         let oid = git
             .refname_to_id(&format!("refs/heads/{r}"))
             .or_else(|_| git.refname_to_id(&format!("refs/tags/{r}")))
+            // A branch of origin that is no convention branch has no local branch, but is here.
+            .or_else(|_| git.refname_to_id(&format!("refs/remotes/origin/{r}")))
             .map_err(|_| {
                 Error::not_found(format!("origin has no branch or tag '{r}'"))
                     .with_hint(format!("the branches cloned are: {}", branches.join(", ")))
@@ -212,8 +215,15 @@ fn clone_into(
     let synced = sync_checkout(&checkout, repo.store(), None, tree.id(), &HashMap::new());
     progress.end();
     synced?;
+    let with_content: Vec<(String, Oid, i32)> = files
+        .iter()
+        .filter(|f| f.pointer.as_ref().is_some_and(|p| repo.store().contains(p)))
+        .map(|f| (f.entry.path.clone(), f.entry.oid, i32::from(f.entry.mode)))
+        .collect();
+    settle_index(&checkout, &with_content)?;
 
-    let hook = install_hook(repo.git())?;
+    // A plain `git push` from the clone carries the LFS objects too.
+    let hook = crate::hooks::install(repo.git())?;
     Ok(CloneOutcome {
         url: url.to_string(),
         path: tmp.to_path_buf(),
@@ -230,10 +240,84 @@ fn clone_into(
     })
 }
 
-/// The one place clone installs the pre-push hook.
-// TODO(issue 10): call `crate::hooks::install(git)` (helper C) once it is merged.
-fn install_hook(_git: &Repository) -> Result<Option<String>> {
-    Ok(None)
+/// Make git trust the index for files holding LFS content rather than their pointer text.
+///
+/// git (and libgit2 when it writes an index) re-reads a file whose mtime is not older than the
+/// index itself ("racily clean"). Without git-lfs, that re-read sees content that is not the
+/// committed pointer, and `git status` calls the file modified. So the index entries of those
+/// files are written again once the clock has passed their mtime: at most a second's wait, only
+/// when main has LFS content.
+fn settle_index(checkout: &crate::repo::worktree::Checkout, files: &[(String, Oid, i32)]) -> Result<()> {
+    use std::time::{Duration, SystemTime};
+    if files.is_empty() {
+        return Ok(());
+    }
+    let newest = files
+        .iter()
+        .filter_map(|(p, _, _)| fs::symlink_metadata(checkout.path.join(p)).ok()?.modified().ok())
+        .max()
+        .unwrap_or_else(SystemTime::now);
+    let second = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    while second(SystemTime::now()) <= second(newest) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut index = checkout.repo.index().context("read the index")?;
+    for (path, oid, mode) in files {
+        let entry = crate::repo::worktree::stat_entry(&checkout.path, Path::new(path), *oid, *mode)?;
+        index.add(&entry).context(format!("update the index entry of {path}"))?;
+    }
+    index.write().context("write the index")?;
+    Ok(())
+}
+
+/// Put the finished clone at `target`: a rename of the whole folder when there is none, else (an
+/// empty folder, maybe the current one: it must stay the same folder) its entries moved in, `.git`
+/// last, and the index's stat data refreshed (a rename changes a file's ctime, which git compares).
+fn move_into_place(tmp: &Path, target: &Path) -> Result<()> {
+    if fs::symlink_metadata(target).is_err() {
+        return fs::rename(tmp, target).map_err(|e| Error::io("move the finished clone to", target, e));
+    }
+    let entries = fs::read_dir(tmp).map_err(|e| Error::io("read", tmp, e))?;
+    let mut names: Vec<std::ffi::OsString> = entries.flatten().map(|e| e.file_name()).collect();
+    names.sort_by_key(|n| n == ".git");
+    for name in &names {
+        let to = target.join(name);
+        fs::rename(tmp.join(name), &to).map_err(|e| Error::io("move the finished clone to", &to, e))?;
+    }
+    let _ = fs::remove_dir(tmp);
+    let git = Repository::open(target).context(format!("open the clone in {}", target.display()))?;
+    let mut index = git.index().context("read the index")?;
+    let entries: Vec<git2::IndexEntry> = index.iter().collect();
+    for entry in entries {
+        let Ok(path) = std::str::from_utf8(&entry.path) else { continue };
+        if fs::symlink_metadata(target.join(path)).is_err() {
+            continue;
+        }
+        let fresh = crate::repo::worktree::stat_entry(target, Path::new(path), entry.id, entry.mode as i32)?;
+        index.add(&fresh).context(format!("update the index entry of {path}"))?;
+    }
+    index.write().context("write the index")
+}
+
+/// The target without `.` components (`mlgit clone URL .`); a `..` at the end is resolved on disk.
+fn normalize(path: &Path) -> Result<PathBuf> {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    if out.ends_with("..") || out.file_name().is_none() {
+        return fs::canonicalize(&out).map_err(|e| Error::io("find", &out, e));
+    }
+    Ok(out)
+}
+
+/// `path` under `from`, as it is under `to` once `from` was renamed to `to`.
+fn rebase(path: &Path, from: &Path, to: &Path) -> PathBuf {
+    path.strip_prefix(from).map(|rel| to.join(rel)).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// A local branch at `tip` tracking `origin/<name>` (made by `git clone` for the default branch).

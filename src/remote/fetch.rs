@@ -9,6 +9,7 @@ use git2::{BranchType, Oid};
 use serde::Serialize;
 
 use super::git_cli::{self, RemoteRefs};
+use super::integrate::{integrate, IntegrateOptions, IntegrateOutcome};
 use super::select::{check_patterns_select, objects_for_trees, peel_commit};
 use super::{default_remote, Remote};
 use crate::error::{Context, Error, Result};
@@ -79,7 +80,7 @@ pub fn fetch(repo: &Repo, opts: &FetchOptions, progress: &dyn Progress) -> Resul
 #[derive(Debug, Clone, Serialize)]
 pub struct PullOutcome {
     pub fetch: FetchOutcome,
-    pub integrate: integrate_api::IntegrateOutcome,
+    pub integrate: IntegrateOutcome,
     /// Objects the integrated local branches needed beyond what the fetch brought.
     pub lfs_after: TransferReport,
     pub seconds: f64,
@@ -93,12 +94,9 @@ pub fn pull(repo: &Repo, opts: &FetchOptions, progress: &dyn Progress) -> Result
     let fetched = fetch(repo, opts, progress)?;
     let name = fetched.remote.clone();
     opts.interrupt.check("the pull")?;
-    let integrate_opts = integrate_api::IntegrateOptions {
-        remote: name.clone(),
-        branches: Vec::new(),
-        interrupt: opts.interrupt.clone(),
-    };
-    let integrated = integrate_api::integrate(repo, &integrate_opts)?;
+    let integrate_opts =
+        IntegrateOptions { remote: name.clone(), branches: Vec::new(), interrupt: opts.interrupt.clone() };
+    let integrated = integrate(repo, &integrate_opts)?;
     // The local branches named (or the checked-out one): their tips may be merges of both sides.
     let repo = repo.reopen()?;
     let mut locals = Vec::new();
@@ -342,6 +340,3 @@ fn get_objects(
     let report = lfs::download(repo, &endpoint, &missing, &transfer)?;
     Ok((objects.len(), missing.len(), report))
 }
-
-/// The integration step of `pull` (helper D's `remote::integrate`).
-pub use super::integrate as integrate_api;

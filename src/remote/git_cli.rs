@@ -203,14 +203,13 @@ pub fn rejected_error(remote: &Remote, rejected: &[&PushedRef], atomic: bool) ->
         })
         .collect();
     let moved = if atomic { "no ref was moved on the remote; " } else { "" };
-    let behind = rejected.iter().any(|r| {
-        matches!(
-            r.reason.as_deref(),
-            Some("non-fast-forward" | "fetch first" | "stale info" | "already exists")
-        )
-    });
-    let hint = if behind {
+    let reason_is =
+        |names: &[&str]| rejected.iter().any(|r| r.reason.as_deref().is_some_and(|x| names.contains(&x)));
+    let hint = if reason_is(&["non-fast-forward", "fetch first", "stale info", "already exists"]) {
         format!("{moved}the remote has commits this repository does not have: run `mlgit pull` first, then push again")
+    } else if reason_is(&["atomic transaction failed", "failed to lock", "failed to update ref"]) {
+        // git's own compare-and-swap on the server lost: another push moved the ref meanwhile.
+        format!("{moved}another push moved it at the same time: run `mlgit pull`, then push again")
     } else {
         format!("{moved}the server refused it (a hook, branch protection or permissions: its message is above); fix that, then push again")
     };

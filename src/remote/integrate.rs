@@ -312,8 +312,7 @@ fn integrate_branch(
         Relation::Missing => {}
     }
     let remote_ref = entry.remote_ref.clone();
-    let kind = entry.kind;
-    let append_only = repo.config().is_append_only(branch);
+    let target = Target { branch, kind: entry.kind, remote_ref: &remote_ref, remote_tip };
     let mut plan = Plan::default();
     let result = Transaction::open(
         repo,
@@ -323,7 +322,7 @@ fn integrate_branch(
     .and_then(|tx| {
         tx.commit(|tip| {
             plan = Plan::default();
-            build(repo, branch, kind, append_only, &remote_ref, tip, remote_tip, &mut plan)
+            build(repo, &target, tip, &mut plan)
         })
     });
     entry.paths = std::mem::take(&mut plan.paths);
@@ -341,19 +340,19 @@ fn integrate_branch(
     Ok(())
 }
 
-/// The build step of the transaction: decided again on every tip it is given.
-#[allow(clippy::too_many_arguments)]
-fn build(
-    repo: &Repo,
-    branch: &str,
+/// A local branch and the remote tip it is brought to.
+struct Target<'a> {
+    branch: &'a str,
     kind: BranchKind,
-    append_only: bool,
-    remote_ref: &str,
-    tip: Option<&Commit<'_>>,
+    /// `origin/raw`.
+    remote_ref: &'a str,
     remote_tip: Oid,
-    plan: &mut Plan,
-) -> Result<Step> {
+}
+
+/// The build step of the transaction: decided again on every tip it is given.
+fn build(repo: &Repo, target: &Target<'_>, tip: Option<&Commit<'_>>, plan: &mut Plan) -> Result<Step> {
     let git = repo.git();
+    let Target { branch, kind, remote_ref, remote_tip } = *target;
     let Some(tip) = tip else {
         plan.action = Some(Action::Created);
         return Ok(Step::FastForward(remote_tip));
@@ -374,7 +373,7 @@ fn build(
         Relation::Diverged(..) => {}
     }
     let theirs = git.find_commit(remote_tip).context(format!("read {remote_ref}"))?;
-    let change = if append_only {
+    let change = if repo.config().is_append_only(branch) {
         plan.merge = Some("union");
         union_merge(git, branch, remote_ref, tip, &theirs, plan)?
     } else if kind == BranchKind::Main {
@@ -515,6 +514,7 @@ fn union_merge(
             .render();
     let mut change = Change::new(tree, message);
     change.extra_parents.push(theirs.id());
+    change.merge = true;
     Ok(change)
 }
 
@@ -720,6 +720,7 @@ fn main_merge(
         .render();
     let mut change = Change::new(tree, message);
     change.extra_parents.push(theirs.id());
+    change.merge = true;
     Ok(change)
 }
 
@@ -732,6 +733,50 @@ fn list_some(paths: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(branch: &str, action: Action) -> BranchIntegration {
+        BranchIntegration {
+            branch: branch.into(),
+            kind: BranchKind::Raw,
+            action,
+            remote_ref: format!("origin/{branch}"),
+            remote_tip: None,
+            before: None,
+            after: None,
+            ahead: 0,
+            behind: 0,
+            merge: None,
+            added: vec![],
+            worktree: None,
+            sync_error: None,
+            upstream_set: false,
+            reason: Some("it diverged".into()),
+            hint: Some("do this".into()),
+            paths: vec![],
+        }
+    }
+
+    #[test]
+    fn the_error_names_every_refused_branch_with_its_hint() {
+        let mut o =
+            IntegrateOutcome { remote: "origin".into(), branches: vec![entry("raw", Action::Merged)] };
+        assert!(o.error().is_none());
+        o.branches.push(entry("clean", Action::Refused));
+        let e = o.error().unwrap();
+        assert_eq!(e.kind(), crate::ErrorKind::Conflict);
+        assert_eq!(e.message(), "1 branch(es) left as they were: 'clean': it diverged");
+        assert_eq!(e.hint(), Some("'clean': do this (the other branches were integrated)"));
+    }
+
+    #[test]
+    fn user_lines_leave_out_the_managed_block() {
+        let text = format!(
+            "*.txt eol=lf\n\n{}\ndata/a filter=lfs\n{}\n*.md text\n",
+            attributes::BEGIN,
+            attributes::END
+        );
+        assert_eq!(user_lines(&text), ["*.txt eol=lf", "", "*.md text"]);
+    }
 
     #[test]
     fn ancestors_are_the_folders_on_the_way() {

@@ -115,16 +115,7 @@ pub fn push(repo: &Repo, opts: &PushOptions, progress: &dyn Progress) -> Result<
         updates.push(update);
     }
     if !rejected.is_empty() {
-        let names: Vec<String> = rejected
-            .iter()
-            .map(|r| format!("{} ({})", r.name, r.reason.as_deref().unwrap_or("rejected")))
-            .collect();
-        return Err(Error::conflict(format!(
-            "{} has commits on {} that this repository does not have: the push would be rejected",
-            remote.label(),
-            names.join(", ")
-        ))
-        .with_hint("nothing was sent; run `mlgit pull` first to bring them in, then push again"));
+        return Err(refused_before_sending(&remote, &rejected));
     }
 
     let moving: Vec<&RefUpdate> = updates.iter().filter(|u| u.status != RefStatus::UpToDate).collect();
@@ -186,6 +177,28 @@ pub fn push(repo: &Repo, opts: &PushOptions, progress: &dyn Progress) -> Result<
     outcome.refs = updates;
     outcome.seconds = start.elapsed().as_secs_f64();
     Ok(outcome)
+}
+
+/// The error of a push that git would reject: branches the remote moved on, tags it has with
+/// another value. Nothing was sent.
+fn refused_before_sending(remote: &Remote, rejected: &[RefUpdate]) -> Error {
+    let (tags, branches): (Vec<&RefUpdate>, Vec<&RefUpdate>) =
+        rejected.iter().partition(|r| r.full.starts_with("refs/tags/"));
+    let mut parts = Vec::new();
+    if !branches.is_empty() {
+        let names: Vec<String> = branches.iter().map(|r| format!("{} (non-fast-forward)", r.name)).collect();
+        parts.push(format!("it has commits on {} that this repository does not have", names.join(", ")));
+    }
+    if !tags.is_empty() {
+        let names: Vec<String> = tags.iter().map(|r| format!("{} (already exists)", r.name)).collect();
+        parts.push(format!("it has the tags {} with other values", names.join(", ")));
+    }
+    let hint = if branches.is_empty() {
+        "nothing was sent; a snapshot tag never moves: give yours another name (`git tag -m … NEW OLD && git tag -d OLD`), then push again"
+    } else {
+        "nothing was sent; run `mlgit pull` first to bring them in, then push again"
+    };
+    Error::conflict(format!("{} would reject the push: {}", remote.label(), parts.join("; "))).with_hint(hint)
 }
 
 /// The refs to push with their local values: the ones named, every branch and tag (`--all`), or

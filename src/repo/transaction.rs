@@ -81,6 +81,8 @@ pub struct Change {
     /// Write the commit beside the branch instead of on it: its parents are `extra_parents` only,
     /// and only the tag (if any) is created. For a snapshot whose branch moved on to other code.
     pub beside: bool,
+    /// A merge: written even when its tree is the tip's, because its parents join two histories.
+    pub merge: bool,
 }
 
 impl Change {
@@ -94,6 +96,7 @@ impl Change {
             in_place: HashMap::new(),
             tag: None,
             beside: false,
+            merge: false,
         }
     }
 }
@@ -197,7 +200,9 @@ impl<'r> Transaction<'r> {
     /// Commit: under the branch lock, call `build` with the branch's current tip, rewrite the
     /// `.gitattributes` block of its tree, check the checked-out worktree, write the commit, move
     /// the branch by compare-and-swap (calling `build` again on a winner's tip), create the tag, and
-    /// bring the worktree up to date. No ref moves unless every step before the move succeeded.
+    /// bring the worktree up to date. A [`Step::FastForward`] skips writing (and the `.gitattributes`
+    /// step: the commit exists) but not the checks, the journal, the swap or the sync. No ref moves
+    /// unless every step before the move succeeded.
     pub fn commit(self, mut build: impl FnMut(Option<&Commit<'_>>) -> Result<Step>) -> Result<TxOutcome> {
         let repo = self.repo;
         let git = repo.git();
@@ -239,7 +244,9 @@ impl<'r> Transaction<'r> {
             if change.beside {
                 return self.commit_beside(&change, tree, &sig);
             }
-            if target.is_none() && tip.is_some() && Some(tree) == base_tree && change.tag.is_none() {
+            let joins = change.merge && !change.extra_parents.is_empty();
+            if target.is_none() && tip.is_some() && Some(tree) == base_tree && change.tag.is_none() && !joins
+            {
                 return Ok(self.unchanged(tip, base_tree));
             }
             if append_only {

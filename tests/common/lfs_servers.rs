@@ -110,6 +110,7 @@ pub fn rudolfs(dir: &Path) -> Option<LfsServer> {
     let Some(binary) = rudolfs_binary() else {
         return missing("rudolfs", "cargo install rudolfs --locked, or set MLGIT_TEST_RUDOLFS");
     };
+    std::fs::create_dir_all(dir).expect("server folder");
     let storage = dir.join("rudolfs-storage");
     let log = dir.join("rudolfs.log");
     let port = free_port();
@@ -138,6 +139,7 @@ pub fn giftless(dir: &Path) -> Option<LfsServer> {
             "python3 -m venv ~/.cache/mlgit-ci/giftless && pip install -r tests/fixtures/lfs/giftless-requirements.txt, or set MLGIT_TEST_GIFTLESS_VENV",
         );
     };
+    std::fs::create_dir_all(dir).expect("server folder");
     let storage = dir.join("giftless-storage");
     // giftless races on the first parallel uploads to a new repository: create it first.
     std::fs::create_dir_all(storage.join("org/repo")).expect("storage");
@@ -192,6 +194,7 @@ pub struct FakeLfs {
     pub requests: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
     port: u16,
+    connections: Arc<AtomicUsize>,
 }
 
 impl Drop for FakeLfs {
@@ -210,8 +213,15 @@ impl FakeLfs {
         let requests: Arc<Mutex<Vec<String>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let served: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-        let state =
-            Shared { url: url.clone(), objects: objects.clone(), requests: requests.clone(), fault, served };
+        let connections: Arc<AtomicUsize> = Arc::default();
+        let state = Shared {
+            url: url.clone(),
+            objects: objects.clone(),
+            requests: requests.clone(),
+            fault,
+            served,
+            connections: connections.clone(),
+        };
         let stop2 = stop.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
@@ -223,11 +233,16 @@ impl FakeLfs {
                 std::thread::spawn(move || serve(stream, &state));
             }
         });
-        FakeLfs { url, objects, requests, stop, port }
+        FakeLfs { url, objects, requests, stop, port, connections }
     }
 
     pub fn add(&self, content: &[u8]) {
         self.objects.lock().expect("lock").insert(sha256_hex(content), content.to_vec());
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
     }
 
     pub fn requests(&self) -> Vec<String> {
@@ -248,12 +263,11 @@ struct Shared {
     fault: Fault,
     /// How many GETs each object has had.
     served: Arc<Mutex<HashMap<String, usize>>>,
+    connections: Arc<AtomicUsize>,
 }
 
-static CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
-
 fn serve(stream: TcpStream, state: &Shared) {
-    CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+    state.connections.fetch_add(1, Ordering::Relaxed);
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
     let mut out = stream;
     loop {
