@@ -251,7 +251,10 @@ fn a_moved_mlgit_binary_falls_back_to_path_or_stops_the_push_with_a_message() {
     let bare = bare_remote(&env, &repo, "origin");
     let bin = env.path("bin");
     fs::create_dir_all(&bin).unwrap();
-    fs::copy(mlgit_bin(), bin.join("mlgit")).unwrap();
+    // Copied by `cp`, not fs::copy: a file this multi-threaded test process holds open for
+    // writing can leak into a child forked meanwhile, and running it then fails (ETXTBSY).
+    let cp = Command::new("cp").arg(mlgit_bin()).arg(bin.join("mlgit")).status().unwrap();
+    assert!(cp.success());
     let out = Command::new(bin.join("mlgit"))
         .args(["hook", "install"])
         .current_dir(&repo)
