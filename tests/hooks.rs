@@ -251,7 +251,10 @@ fn a_moved_mlgit_binary_falls_back_to_path_or_stops_the_push_with_a_message() {
     let bare = bare_remote(&env, &repo, "origin");
     let bin = env.path("bin");
     fs::create_dir_all(&bin).unwrap();
-    fs::copy(mlgit_bin(), bin.join("mlgit")).unwrap();
+    // Copied by `cp`, not fs::copy: a file this multi-threaded test process holds open for
+    // writing can leak into a child forked meanwhile, and running it then fails (ETXTBSY).
+    let cp = Command::new("cp").arg(mlgit_bin()).arg(bin.join("mlgit")).status().unwrap();
+    assert!(cp.success());
     let out = Command::new(bin.join("mlgit"))
         .args(["hook", "install"])
         .current_dir(&repo)
@@ -458,6 +461,12 @@ fn verify_reports_a_plain_git_edit_of_raw_with_exit_3() {
         "{text}"
     );
     assert!(text.contains("hint:"), "{text}");
+    // --all checks every append-only branch's history too.
+    let all = env.mlgit(&repo, ["--json", "verify", "--all"]);
+    assert_eq!(all.status.code(), Some(3), "{}", stderr(&all));
+    let v: serde_json::Value = serde_json::from_str(stdout(&all).trim()).unwrap();
+    assert_eq!(v["append_only"].as_array().unwrap().len(), 2, "{v}");
+    assert!(v["append_only_checked"].as_array().unwrap().iter().any(|b| b == "monitoring/prod"), "{v}");
     // A branch that is not append-only is not history-checked.
     let dev = env.mlgit_json(&repo, ["verify", "dev/model"]);
     assert_eq!(dev["append_only_checked"], serde_json::json!([]));
