@@ -52,7 +52,12 @@ impl<In: Transport> Connector<In> for QuickAckConnector {
                     }
                     let config = details.config;
                     let buffers = LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size());
-                    return Ok(Some(Either::B(QuickAckTransport { stream, buffers })));
+                    return Ok(Some(Either::B(QuickAckTransport {
+                        stream,
+                        buffers,
+                        read_timeout: None,
+                        write_timeout: None,
+                    })));
                 }
                 Err(e) => last = Some(e),
             }
@@ -71,6 +76,9 @@ impl<In: Transport> Connector<In> for QuickAckConnector {
 pub struct QuickAckTransport {
     stream: TcpStream,
     buffers: LazyBuffers,
+    /// The socket's timeouts as last set, so that each is set only when it changes.
+    read_timeout: Option<std::time::Duration>,
+    write_timeout: Option<std::time::Duration>,
 }
 
 impl QuickAckTransport {
@@ -108,7 +116,11 @@ impl Transport for QuickAckTransport {
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         let timeout = timeout.for_write();
-        self.stream.set_write_timeout(timeout.not_zero().map(|d| *d))?;
+        let wanted = timeout.not_zero().map(|d| *d);
+        if wanted != self.write_timeout {
+            self.stream.set_write_timeout(wanted)?;
+            self.write_timeout = wanted;
+        }
         let output = &self.buffers.output()[..amount];
         (&self.stream).write_all(output).map_err(|e| timed_out(e, timeout))?;
         self.quick_ack();
@@ -117,7 +129,11 @@ impl Transport for QuickAckTransport {
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         let timeout = timeout.for_read();
-        self.stream.set_read_timeout(timeout.not_zero().map(|d| *d))?;
+        let wanted = timeout.not_zero().map(|d| *d);
+        if wanted != self.read_timeout {
+            self.stream.set_read_timeout(wanted)?;
+            self.read_timeout = wanted;
+        }
         let input = self.buffers.input_append_buf();
         let amount = loop {
             match (&self.stream).read(input) {
