@@ -121,19 +121,20 @@ fn run(
         Operation::Upload => "upload LFS objects",
         Operation::Download => "download LFS objects",
     };
+    // The first batch request goes alone: a server that starts cold (giftless) hands out broken
+    // tokens to concurrent first requests, a 401 is met once, and a server that is down is one
+    // error before any worker starts.
+    let first = Mutex::new(Some(client.batch(op, &chunks[0])?));
     if !client.opts.dry_run {
         client.opts.progress.begin(phase, objects.len() as u64, total);
     }
-    // The first batch request goes alone: a server that starts cold (giftless) hands out broken
-    // tokens to concurrent first requests, and a 401 is met once, before the workers start.
-    let first = Mutex::new(Some(client.batch(op, &chunks[0])));
     let result = pool::for_each(jobs, &chunks, &client.opts.interrupt, phase, |chunk, stop| {
         let reply = match std::ptr::eq(chunk, &chunks[0]) {
             true => first.lock().map_err(|_| poisoned())?.take(),
             false => None,
         };
         let reply = match reply {
-            Some(reply) => reply?,
+            Some(reply) => reply,
             None => client.batch(op, chunk)?,
         };
         transfer_chunk(client, store, op, chunk, reply, stop, &counts)
