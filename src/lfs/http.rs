@@ -24,7 +24,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::repo::Repo;
 use crate::store::{LfsOid, LfsStore};
 
-/// Objects per batch request at most (git-lfs sends 100; servers may refuse much larger requests).
+/// Objects per batch request at most, unless `lfs.transfer.batchSize` says (git-lfs sends 100;
+/// servers may refuse much larger requests).
 pub const BATCH_SIZE: usize = 100;
 
 /// A batch chunk is cut once its objects add up to this many bytes, so that large objects are
@@ -48,6 +49,8 @@ struct Client<'a> {
     /// Credentials by origin (`scheme://host:port`), filled at most once each.
     auth: Mutex<HashMap<String, AuthState>>,
     retries: u32,
+    /// Objects per batch request at most.
+    batch_size: usize,
     opts: &'a TransferOptions<'a>,
 }
 
@@ -112,25 +115,26 @@ fn run(
     if objects.is_empty() {
         return Ok(report(&counts));
     }
-    let chunks = chunks(objects, jobs);
+    let chunks = chunks(objects, jobs, client.batch_size);
     let total: u64 = objects.iter().map(|o| o.pointer.size).sum();
     let phase = match op {
         Operation::Upload => "upload LFS objects",
         Operation::Download => "download LFS objects",
     };
+    // The first batch request goes alone: a server that starts cold (giftless) hands out broken
+    // tokens to concurrent first requests, a 401 is met once, and a server that is down is one
+    // error before any worker starts.
+    let first = Mutex::new(Some(client.batch(op, &chunks[0])?));
     if !client.opts.dry_run {
         client.opts.progress.begin(phase, objects.len() as u64, total);
     }
-    // The first batch request goes alone: a server that starts cold (giftless) hands out broken
-    // tokens to concurrent first requests, and a 401 is met once, before the workers start.
-    let first = Mutex::new(Some(client.batch(op, &chunks[0])));
     let result = pool::for_each(jobs, &chunks, &client.opts.interrupt, phase, |chunk, stop| {
         let reply = match std::ptr::eq(chunk, &chunks[0]) {
             true => first.lock().map_err(|_| poisoned())?.take(),
             false => None,
         };
         let reply = match reply {
-            Some(reply) => reply?,
+            Some(reply) => reply,
             None => client.batch(op, chunk)?,
         };
         transfer_chunk(client, store, op, chunk, reply, stop, &counts)
@@ -143,8 +147,8 @@ fn run(
 
 /// Cut the objects into batch requests: at most [`BATCH_SIZE`] each, few enough to keep every
 /// worker busy, and cut after [`CHUNK_BYTES`] so large objects run in parallel.
-fn chunks<'o>(objects: &[&'o Object], jobs: usize) -> Vec<Vec<&'o Object>> {
-    let per_worker = objects.len().div_ceil(jobs.max(1)).clamp(1, BATCH_SIZE);
+fn chunks<'o>(objects: &[&'o Object], jobs: usize, batch_size: usize) -> Vec<Vec<&'o Object>> {
+    let per_worker = objects.len().div_ceil(jobs.max(1)).clamp(1, batch_size.max(1));
     let mut out: Vec<Vec<&Object>> = Vec::new();
     let mut current: Vec<&Object> = Vec::new();
     let mut bytes = 0u64;
@@ -297,18 +301,13 @@ impl<'a> Client<'a> {
             .timeout_per_write(Some(Duration::from_secs(120)))
             .user_agent(format!("mlgit/{} (git-lfs compatible)", env!("CARGO_PKG_VERSION")))
             .build();
-        let agent = ureq::Agent::with_parts(
-            config,
-            ureq::unversioned::transport::DefaultConnector::new(),
-            CachedResolver::default(),
-        );
-        let retries = repo
-            .git()
-            .config()
-            .ok()
-            .and_then(|c| c.get_i64("lfs.transfer.maxretries").ok())
-            .map(|n| n.clamp(0, 100) as u32)
-            .unwrap_or(DEFAULT_RETRIES);
+        let agent = ureq::Agent::with_parts(config, super::net::connector(), CachedResolver::default());
+        let git_config = repo.git().config().ok();
+        let number = |key: &str| git_config.as_ref().and_then(|c| c.get_i64(key).ok());
+        let retries =
+            number("lfs.transfer.maxretries").map(|n| n.clamp(0, 100) as u32).unwrap_or(DEFAULT_RETRIES);
+        let batch_size =
+            number("lfs.transfer.batchSize").map(|n| n.clamp(1, 10_000) as usize).unwrap_or(BATCH_SIZE);
         Client {
             agent,
             href: href.trim_end_matches('/').to_string(),
@@ -316,6 +315,7 @@ impl<'a> Client<'a> {
             cwd: repo.workdir().to_path_buf(),
             auth: Mutex::new(HashMap::new()),
             retries,
+            batch_size,
             opts,
         }
     }
@@ -1061,14 +1061,14 @@ mod tests {
     fn many_small_objects_fill_batches_and_large_ones_spread_over_workers() {
         let small: Vec<Object> = (0..250).map(|i| object(10, i as u8)).collect();
         let refs: Vec<&Object> = small.iter().collect();
-        let cut = chunks(&refs, 8);
+        let cut = chunks(&refs, 8, BATCH_SIZE);
         assert_eq!(cut.iter().map(Vec::len).max(), Some(32), "250 objects over 8 workers");
         let many: Vec<Object> = (0..2000).map(|i| object(10, (i % 256) as u8)).collect();
         let refs: Vec<&Object> = many.iter().collect();
-        assert!(chunks(&refs, 8).iter().all(|c| c.len() == BATCH_SIZE));
+        assert!(chunks(&refs, 8, BATCH_SIZE).iter().all(|c| c.len() == BATCH_SIZE));
         let large: Vec<Object> = (0..6).map(|i| object(512 << 20, i)).collect();
         let refs: Vec<&Object> = large.iter().collect();
-        assert_eq!(chunks(&refs, 8).len(), 6);
+        assert_eq!(chunks(&refs, 8, BATCH_SIZE).len(), 6);
     }
 
     #[test]

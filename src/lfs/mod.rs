@@ -10,6 +10,7 @@ mod credentials;
 pub mod endpoint;
 mod http;
 mod local;
+mod net;
 mod pool;
 pub mod ssh;
 
