@@ -94,7 +94,8 @@ TSV=$LOGDIR/results.tsv
 # timed SET ROW TOOL RUN DIR CMD...: run CMD in DIR under /usr/bin/time, record seconds and peak RSS
 timed() {
     local set=$1 row=$2 tool=$3 run=$4 dir=$5; shift 5
-    local log=$LOGDIR/$set-$run-${tool// /_}-${row// /_}.log
+    local log
+    log=$LOGDIR/$(printf '%s-%s-%s-%s' "$set" "$run" "$tool" "$row" | tr -c 'A-Za-z0-9._=-' '_').log
     sync
     if (cd "$dir" && /usr/bin/time -f '%e %M' -o "$log.time" "$@") >"$log" 2>&1; then
         read -r secs rss <"$log.time"
@@ -105,7 +106,7 @@ timed() {
         printf '  %-36s %-34s FAILED (see %s)\n' "$row" "$tool" "$log" >&3
     fi
 }
-count_objects() { find "$1" -type f | wc -l; }
+count_objects() { if [[ -d $1 ]]; then find "$1" -type f | wc -l; else echo 0; fi; }
 
 run_set() { # SET RUN
     local set=$1 run=$2 data=$WORK/data/$1 r=$SCRATCH/$1-$2
