@@ -84,3 +84,82 @@ fn a_dirty_worktree_is_refused_with_a_hint() {
     fs::write(demo.join("scratch.txt"), "tmp\n").unwrap();
     refuse_dirty_checkout(&repo, "main", "test").unwrap();
 }
+
+// --- git status without git-lfs (regression: racily clean entries of files holding LFS content) ---
+
+/// A git (HOME, no system config) that has no LFS filter: it reads the LFS files mlgit writes as
+/// plain files, and would call any of them modified that it re-reads.
+fn assert_no_lfs_filter(env: &TestEnv, repo: &std::path::Path) {
+    let out = env.git_cmd(repo).args(["config", "--get", "filter.lfs.clean"]).output().unwrap();
+    assert!(!out.status.success(), "this HOME must not have git-lfs's filters");
+}
+
+fn file_url(path: &std::path::Path) -> String {
+    format!("file://{}", path.display())
+}
+
+#[test]
+fn sync_after_pull_leaves_git_status_clean_without_git_lfs() {
+    let env = TestEnv::new();
+    let a = env.init_repo("a");
+    let bare = env.path("origin.git");
+    env.git(env.tmp.path(), ["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()]);
+    env.git(&a, ["remote", "add", "origin", &file_url(&bare)]);
+    env.mlgit_ok(&a, ["push", "-q"]);
+    let b = env.path("b");
+    env.mlgit_ok(env.tmp.path(), ["clone", "-q", &file_url(&bare), b.to_str().unwrap()]);
+    let wt = env.path("b-raw");
+    env.git(&b, ["worktree", "add", "-q", wt.to_str().unwrap(), "raw"]);
+    assert_no_lfs_filter(&env, &wt);
+
+    // A colleague pushes a batch; b's pull fast-forwards the checked-out raw through the
+    // transaction, which writes the files (LFS content) and the index in the same second.
+    for round in 0..2 {
+        let src = env.path(&format!("src-{round}"));
+        let files: Vec<(String, Vec<u8>)> =
+            (0..5).map(|i| (format!("r{round}/{i}.csv"), format!("x\n{round}{i}\n").into_bytes())).collect();
+        let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, c)| (p.as_str(), c.as_slice())).collect();
+        common::write_files(&src, &refs);
+        env.mlgit_ok(&a, ["commit-data", "-q", "--source", src.to_str().unwrap(), "-m", "batch"]);
+        env.tick();
+        env.mlgit_ok(&a, ["push", "-q"]);
+        let out = env.mlgit_json(&b, ["pull", "--ref", "raw"]);
+        assert_eq!(
+            env.git(&b, ["rev-parse", "raw"]),
+            env.git(&a, ["rev-parse", "raw"]),
+            "raw fast-forwarded: {out}"
+        );
+        assert_eq!(
+            fs::read(wt.join(format!("data/r{round}/4.csv"))).unwrap(),
+            format!("x\n{round}4\n").as_bytes()
+        );
+        assert_eq!(env.git(&wt, ["status", "--porcelain"]), "", "round {round}");
+        // libgit2 reads the same index: mlgit sees a clean checkout too.
+        let repo = Repo::discover(&wt).unwrap();
+        refuse_dirty_checkout(&repo, "raw", "test").unwrap();
+    }
+}
+
+#[test]
+fn commit_data_onto_a_checked_out_branch_leaves_git_status_clean_without_git_lfs() {
+    let env = TestEnv::new();
+    let demo = env.init_repo("demo");
+    let wt = env.path("raw-wt");
+    env.git(&demo, ["worktree", "add", "-q", wt.to_str().unwrap(), "raw"]);
+    assert_no_lfs_filter(&env, &wt);
+    for round in 0..2 {
+        let src = env.path(&format!("src-{round}"));
+        common::write_files(&src, &[("a.csv", format!("a\n{round}\n").as_bytes()), ("b/c.csv", b"c\n")]);
+        let dest = format!("data/batch{round}");
+        env.mlgit_ok(
+            &demo,
+            ["commit-data", "-q", "--source", src.to_str().unwrap(), "--dest", &dest, "-m", "b"],
+        );
+        env.tick();
+        assert_eq!(fs::read(wt.join(format!("{dest}/a.csv"))).unwrap(), format!("a\n{round}\n").as_bytes());
+        assert_eq!(env.git(&wt, ["status", "--porcelain"]), "", "round {round}");
+        // And a plain git command that rewrites the index keeps it so.
+        env.git(&wt, ["update-index", "--refresh"]);
+        assert_eq!(env.git(&wt, ["status", "--porcelain"]), "", "round {round}");
+    }
+}

@@ -202,7 +202,8 @@ fn clone_into(
     }
 
     // Main's files, through the worktree sync (the restore path): content where the object is
-    // here, pointer text elsewhere, and index entries with fresh stat data.
+    // here, pointer text elsewhere, and index entries with fresh stat data that git trusts with
+    // or without git-lfs (see `worktree::write_index`).
     opts.interrupt.check("the clone")?;
     let tree = repo.git().find_commit(origin_main).and_then(|c| c.tree()).context("read main's tree")?;
     let files = crate::repo::lfs_tree::classify(repo.git(), tree.id())?;
@@ -215,12 +216,6 @@ fn clone_into(
     let synced = sync_checkout(&checkout, repo.store(), None, tree.id(), &HashMap::new());
     progress.end();
     synced?;
-    let with_content: Vec<(String, Oid, i32)> = files
-        .iter()
-        .filter(|f| f.pointer.as_ref().is_some_and(|p| repo.store().contains(p)))
-        .map(|f| (f.entry.path.clone(), f.entry.oid, i32::from(f.entry.mode)))
-        .collect();
-    settle_index(&checkout, &with_content)?;
 
     // A plain `git push` from the clone carries the LFS objects too.
     let hook = crate::hooks::install(repo.git())?;
@@ -238,36 +233,6 @@ fn clone_into(
         hook,
         seconds: 0.0,
     })
-}
-
-/// Make git trust the index for files holding LFS content rather than their pointer text.
-///
-/// git (and libgit2 when it writes an index) re-reads a file whose mtime is not older than the
-/// index itself ("racily clean"). Without git-lfs, that re-read sees content that is not the
-/// committed pointer, and `git status` calls the file modified. So the index entries of those
-/// files are written again once the clock has passed their mtime: at most a second's wait, only
-/// when main has LFS content.
-fn settle_index(checkout: &crate::repo::worktree::Checkout, files: &[(String, Oid, i32)]) -> Result<()> {
-    use std::time::{Duration, SystemTime};
-    if files.is_empty() {
-        return Ok(());
-    }
-    let newest = files
-        .iter()
-        .filter_map(|(p, _, _)| fs::symlink_metadata(checkout.path.join(p)).ok()?.modified().ok())
-        .max()
-        .unwrap_or_else(SystemTime::now);
-    let second = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    while second(SystemTime::now()) <= second(newest) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut index = checkout.repo.index().context("read the index")?;
-    for (path, oid, mode) in files {
-        let entry = crate::repo::worktree::stat_entry(&checkout.path, Path::new(path), *oid, *mode)?;
-        index.add(&entry).context(format!("update the index entry of {path}"))?;
-    }
-    index.write().context("write the index")?;
-    Ok(())
 }
 
 /// Put the finished clone at `target`: a rename of the whole folder when there is none, else (an

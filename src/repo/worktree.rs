@@ -2,15 +2,17 @@
 //! whether they are clean (LFS files whose content matches their pointer count as clean), and
 //! bringing them up to date after mlgit moved the branch without a checkout — files written with
 //! their LFS content resolved, and index entries written with fresh stat data so `git status` stays
-//! clean, as after `git checkout` with git-lfs.
+//! clean, as after `git checkout` with git-lfs — and without it (see `write_index`).
 
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
-use git2::{Delta, DiffOptions, IndexEntry, IndexTime, Oid, Repository, Status, StatusOptions};
+use git2::{Delta, DiffOptions, Index, IndexEntry, IndexTime, Oid, Repository, Status, StatusOptions};
 
 use crate::error::{Context, Error, Result};
+use crate::store::pointer::MAX_POINTER_SIZE;
 use crate::store::stat_cache::Stat;
 use crate::store::{hash_reader, LfsStore, Pointer};
 
@@ -128,6 +130,8 @@ pub fn sync_checkout(
     opts.include_typechange(true);
     let diff = repo.diff_tree_to_tree(old.as_ref(), Some(&new), Some(&mut opts)).context("compare trees")?;
     let mut index = repo.index().context("read the index")?;
+    // The entries written with fresh stat data, for `write_index`.
+    let mut added = Vec::new();
     for delta in diff.deltas() {
         let old_path = delta.old_file().path().map(Path::to_path_buf);
         let new_file = delta.new_file();
@@ -159,12 +163,91 @@ pub fn sync_checkout(
                     _ => write_file(repo, store, &co.path, &path, new_file.id(), mode)?,
                 };
                 index.add(&entry).context(format!("update the index entry of {}", path.display()))?;
+                added.push(entry);
             }
             _ => {}
         }
     }
-    index.write().context("write the index")?;
+    write_index(repo, &mut index, &added)
+}
+
+/// Write `index`, to which `added` (entries with fresh stat data) were just added, so that git and
+/// libgit2 trust the stat data of files that hold LFS content while their blob is the pointer.
+///
+/// Both re-read a file whose mtime is not older than the index file's own mtime ("racily clean"):
+/// git compares whole seconds (`<=`; with USE_NSEC, and libgit2 with GIT_USE_NSEC, the full time),
+/// and libgit2 also smudges such entries when it writes an index. Without git-lfs's clean filter
+/// that re-read sees bytes that are not the committed pointer, and `git status` calls the file
+/// modified. So when such a file has an mtime in the current second, the index is written once
+/// the filesystem's clock has passed that second (index mtime second > file mtime second holds
+/// for every variant of the rule): at most a second's wait, and none when no LFS content was
+/// written. Files holding their blob's bytes need nothing: a re-read finds them unchanged.
+pub fn write_index(repo: &Repository, index: &mut Index, added: &[IndexEntry]) -> Result<()> {
+    let root = repo.workdir().map(Path::to_path_buf).unwrap_or_default();
+    let odb = repo.odb().context("open the object database")?;
+    let content: Vec<&IndexEntry> =
+        added.iter().filter(|e| holds_other_bytes(repo, &odb, &root, e)).collect();
+    let Some(newest) = content.iter().map(|e| e.mtime.seconds() as i64).max() else {
+        return index.write().context("write the index");
+    };
+    let index_file = repo.path().join("index");
+    let after = |second: i64| std::time::UNIX_EPOCH + Duration::from_secs((second + 1).max(0) as u64);
+    // File timestamps come from the kernel's coarse clock, a tick behind the one `now` reads.
+    let margin = Duration::from_millis(15);
+    sleep_until(after(newest) + margin);
+    for _ in 0..4 {
+        index.write().context("write the index")?;
+        let meta = fs::metadata(&index_file).map_err(|e| Error::io("stat", &index_file, e))?;
+        let written = meta.modified().map_err(|e| Error::io("stat", &index_file, e))?;
+        if written >= after(newest) {
+            return Ok(());
+        }
+        // The filesystem's clock is behind ours (a file server's): wait by its clock, then write
+        // again. libgit2 checks the entries it did not just add against the new index's mtime,
+        // so the settled entries are added again first.
+        let lag = after(newest).duration_since(written).unwrap_or_default();
+        std::thread::sleep(lag.min(Duration::from_secs(2)) + margin);
+        for e in &content {
+            index.add(e).context("update an index entry")?;
+        }
+    }
+    // The clock never passed: the files and the index are right, git only re-reads those files
+    // (and, without git-lfs, calls them modified until `git add` refreshes them).
     Ok(())
+}
+
+/// Sleep until `t` by our clock, a second and a bit at most (a file server's clock may be ahead:
+/// the check of the index's own mtime takes over then).
+fn sleep_until(t: SystemTime) {
+    if let Ok(wait) = t.duration_since(SystemTime::now()) {
+        std::thread::sleep(wait.min(Duration::from_millis(1100)));
+    }
+}
+
+/// Whether the file of `entry` holds bytes other than its blob: LFS content for a pointer. Blobs
+/// too big to be a pointer are written as they are; in doubt, yes (the cost is a short wait).
+fn holds_other_bytes(repo: &Repository, odb: &git2::Odb, root: &Path, entry: &IndexEntry) -> bool {
+    use std::io::Read;
+    if entry.mode == 0o120000 || entry.mode == 0o160000 {
+        return false;
+    }
+    let Ok((size, _)) = odb.read_header(entry.id) else { return true };
+    if size > MAX_POINTER_SIZE {
+        return false;
+    }
+    if entry.file_size as usize != size {
+        return true;
+    }
+    let Ok(blob) = repo.find_blob(entry.id) else { return true };
+    if Pointer::from_blob(blob.content()).is_none() {
+        return false;
+    }
+    let full = root.join(String::from_utf8_lossy(&entry.path).as_ref());
+    let mut bytes = Vec::with_capacity(size + 1);
+    match fs::File::open(full).and_then(|f| f.take(size as u64 + 1).read_to_end(&mut bytes)) {
+        Ok(_) => bytes != blob.content(),
+        Err(_) => true,
+    }
 }
 
 /// The index entry flag git sets on paths outside a sparse checkout's cone.

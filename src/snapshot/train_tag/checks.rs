@@ -9,7 +9,7 @@ use git2::{Oid, Repository};
 use crate::config::{BranchKind, Config};
 use crate::error::{Context, Error, Result};
 use crate::repo::lfs_tree::classify;
-use crate::repo::worktree::write_file;
+use crate::repo::worktree::{write_file, write_index};
 use crate::repo::Repo;
 use crate::store::Pointer;
 
@@ -83,6 +83,7 @@ pub(super) fn check_pointer_text(repo: &Repo, workdir: &Path, tree: Oid, materia
         .with_hint("download it with `git lfs pull` (or `git lfs fetch`), then retry"));
     }
     let mut index = git.index().context("read the index")?;
+    let mut added = Vec::with_capacity(pointer_text.len());
     for (f, _) in &pointer_text {
         let entry = write_file(
             git,
@@ -93,7 +94,9 @@ pub(super) fn check_pointer_text(repo: &Repo, workdir: &Path, tree: Oid, materia
             f.entry.mode.into(),
         )?;
         index.add(&entry).context(format!("update the index entry of {}", f.entry.path))?;
+        added.push(entry);
     }
-    index.write().context("write the index")?;
+    // Pointer text here means no git-lfs: its git must trust these entries without re-reading.
+    write_index(git, &mut index, &added)?;
     Ok(pointer_text.len())
 }
