@@ -76,7 +76,7 @@ fn render(o: &TrainTagOutcome) -> String {
         s.push_str(&format!("  {k} = {v}\n"));
     }
     s.push_str(&format!(
-        "Inspect it with `mlgit show {tag}`; share it with `git lfs push origin {tag}`, then `git push origin {tag}`\n",
+        "Inspect it with `mlgit show {tag}`; share it with `mlgit push origin {tag}` (its LFS objects, then the tag)\n",
         tag = o.tag
     ));
     s
