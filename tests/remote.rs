@@ -249,6 +249,60 @@ fn server_down_is_a_clear_error_and_moves_nothing() {
     assert!(!target.exists());
 }
 
+#[test]
+fn tokens_in_remote_urls_are_never_printed() {
+    let env = TestEnv::new();
+    let (repo, _bare) = with_origin(&env);
+    let down = format!("http://user:s3cret-token@127.0.0.1:{}/git/x.git", git_http::free_port());
+    let locked = format!("https://tok3n-only@127.0.0.1:{}/git/x.git", start_401_server());
+    env.git(&repo, ["remote", "add", "down", &down]);
+    env.git(&repo, ["remote", "add", "locked", &locked]);
+    env.git(&repo, ["config", "remote.down.lfsurl", &format!("{down}/info/lfs")]);
+    for remote in ["down", "locked"] {
+        for args in [vec!["push", remote], vec!["fetch", remote], vec!["--json", "push", remote]] {
+            let out = env.mlgit(&repo, &args);
+            assert_eq!(out.status.code(), Some(1), "{args:?}");
+            let all = format!("{}{}", stdout(&out), stderr(&out));
+            assert!(!all.contains("s3cret") && !all.contains("tok3n"), "{args:?} printed a secret: {all}");
+            assert!(all.contains("127.0.0.1"), "{args:?} still names the server: {all}");
+        }
+    }
+    for args in [vec!["clone", down.as_str()], vec!["--json", "clone", locked.as_str()]] {
+        let out = env.mlgit(env.tmp.path(), &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(!all.contains("s3cret") && !all.contains("tok3n"), "{args:?} printed a secret: {all}");
+    }
+}
+
+#[test]
+fn clone_never_replaces_a_file_that_appears_in_the_target_while_it_runs() {
+    let env = TestEnv::new();
+    let (repo, bare) = with_origin(&env);
+    env.mlgit_ok(&repo, ["push", "-q"]);
+    let target = env.path("empty");
+    std::fs::create_dir(&target).unwrap();
+    // The user writes README.md (a name main has) into the folder while the clone runs.
+    let readme = target.join("README.md");
+    let out = env
+        .mlgit_cmd(env.tmp.path())
+        .env("MLGIT_TEST_BEFORE_CLONE_MOVE", format!("printf 'mine\\n' > '{}'", readme.display()))
+        .args(["clone", &file_url(&bare), target.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("while the clone ran"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&readme).unwrap(), "mine\n", "the user's file was replaced");
+    // Nothing of the clone is left half-moved in the folder: only the user's file.
+    let left: Vec<String> = std::fs::read_dir(&target)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, vec!["README.md".to_string()]);
+    assert_no_clone_leftovers(env.tmp.path());
+}
+
 /// A git host that answers every request with 401 (wants credentials nobody configured).
 fn start_401_server() -> u16 {
     use std::io::{Read, Write};

@@ -1,6 +1,7 @@
 //! Where output goes: results on stdout (human text, or one JSON document with `--json`), messages
 //! and progress bars on stderr. Progress appears only on a terminal and never with `--quiet`.
 
+use mlgit::remote::anonymize;
 use std::io::{IsTerminal, Write};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -37,13 +38,13 @@ impl Printer {
     /// A note for the user on stderr (silenced by `--quiet`).
     pub fn note(&self, msg: &str) {
         if !self.quiet {
-            let _ = writeln!(std::io::stderr(), "{msg}");
+            let _ = writeln!(std::io::stderr(), "{}", anonymize(msg));
         }
     }
 
     /// A warning on stderr (shown even with `--quiet`, never on stdout).
     pub fn warn(&self, msg: &str) {
-        let _ = writeln!(std::io::stderr(), "warning: {msg}");
+        let _ = writeln!(std::io::stderr(), "warning: {}", anonymize(msg));
     }
 
     /// Report an error: `error:` / `caused by:` / `hint:` lines on stderr, and with `--json` also an
@@ -57,7 +58,7 @@ impl Printer {
         if let Some(hint) = err.hint() {
             text.push_str(&format!("hint: {hint}\n"));
         }
-        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        let _ = std::io::stderr().lock().write_all(anonymize(&text).as_bytes());
         if self.json {
             print_error_document(command, err);
         }
@@ -79,6 +80,8 @@ fn write_stdout(text: &str) {
     if STDOUT_FAILURE.get().is_some() {
         return;
     }
+    // Every result and JSON document passes here: no URL credentials on stdout either.
+    let text = anonymize(text);
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         let _ = STDOUT_FAILURE.set(e);

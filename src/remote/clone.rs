@@ -72,12 +72,26 @@ pub fn clone(opts: &CloneOptions, progress: &dyn Progress) -> Result<CloneOutcom
         None => opts.cwd.join(dir_name_of(&opts.url)?),
     };
     let target = normalize(&target)?;
-    check_target(&target)?;
     let parent = target.parent().map(Path::to_path_buf).unwrap_or_else(|| opts.cwd.clone());
+    // An existing empty folder on another file system than its parent (a mount point: a CI or
+    // container volume) gets the clone built inside it, so the final moves never cross devices.
+    let inside = other_device(&parent, &target);
+    if inside {
+        remove_dead_attempts(&target, "");
+    }
+    check_target(&target)?;
     fs::create_dir_all(&parent).map_err(|e| Error::io("create", &parent, e))?;
-    let base = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    remove_dead_attempts(&parent, &base);
-    let tmp = parent.join(format!(".{base}.mlgit-clone-{}", std::process::id()));
+    let (stage_in, base) = match inside {
+        true => (target.clone(), String::new()),
+        false => {
+            (parent.clone(), target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+        }
+    };
+    if !inside {
+        remove_dead_attempts(&stage_in, &base);
+    }
+    let tmp = stage_in.join(format!(".{base}.mlgit-clone-{}", std::process::id()));
+    let parent = stage_in;
     let _ = fs::remove_dir_all(&tmp);
     // The URL as the user typed it is relative to where mlgit runs, not to the target's parent.
     let url = absolute_local_url(&opts.url, &opts.cwd);
@@ -89,6 +103,7 @@ pub fn clone(opts: &CloneOptions, progress: &dyn Progress) -> Result<CloneOutcom
             return Err(e);
         }
     };
+    before_move_hook();
     if let Err(e) = move_into_place(&tmp, &target) {
         let _ = fs::remove_dir_all(&tmp);
         return Err(e);
@@ -245,9 +260,27 @@ fn move_into_place(tmp: &Path, target: &Path) -> Result<()> {
     let entries = fs::read_dir(tmp).map_err(|e| Error::io("read", tmp, e))?;
     let mut names: Vec<std::ffi::OsString> = entries.flatten().map(|e| e.file_name()).collect();
     names.sort_by_key(|n| n == ".git");
+    let mut moved = Vec::new();
     for name in &names {
         let to = target.join(name);
-        fs::rename(tmp.join(name), &to).map_err(|e| Error::io("move the finished clone to", &to, e))?;
+        // Never replace what someone put into the folder while the clone ran: the move fails
+        // instead, and the entries already moved go back, so the folder is as they left it.
+        if let Err(e) = rename_noreplace(&tmp.join(name), &to) {
+            for done in moved.iter().rev() {
+                let _ = rename_noreplace(&target.join(done), &tmp.join(done));
+            }
+            let err = Error::io("move the finished clone to", &to, e);
+            return Err(if to.exists() {
+                Error::new(
+                    crate::ErrorKind::AlreadyExists,
+                    format!("{} gained '{}' while the clone ran", target.display(), to.display()),
+                )
+                .with_hint("the folder must stay empty while mlgit clones into it; nothing in it was changed: move that away and clone again")
+            } else {
+                err
+            });
+        }
+        moved.push(name.clone());
     }
     let _ = fs::remove_dir(tmp);
     let git = Repository::open(target).context(format!("open the clone in {}", target.display()))?;
@@ -262,6 +295,44 @@ fn move_into_place(tmp: &Path, target: &Path) -> Result<()> {
         index.add(&fresh).context(format!("update the index entry of {path}"))?;
     }
     index.write().context("write the index")
+}
+
+/// Tests make the race with the user deterministic: in debug builds only, the shell command in
+/// `MLGIT_TEST_BEFORE_CLONE_MOVE` runs when the clone is finished and before it is moved into place.
+fn before_move_hook() {
+    if cfg!(debug_assertions) {
+        if let Some(cmd) = std::env::var_os("MLGIT_TEST_BEFORE_CLONE_MOVE") {
+            let _ = std::process::Command::new("sh").arg("-c").arg(cmd).status();
+        }
+    }
+}
+
+/// `rename(2)` that fails with `EEXIST` instead of replacing `to`.
+fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "a NUL in a path"))
+    };
+    let (from, to) = (c(from)?, c(to)?);
+    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD resolves them as plain paths.
+    let rc = unsafe {
+        libc::renameat2(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::RENAME_NOREPLACE)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Whether `target` is an existing folder on another device than `parent` (a mount point).
+fn other_device(parent: &Path, target: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(parent), fs::symlink_metadata(target)) {
+        (Ok(p), Ok(t)) => t.is_dir() && p.dev() != t.dev(),
+        _ => false,
+    }
 }
 
 /// The target without `.` components (`mlgit clone URL .`); a `..` at the end is resolved on disk.

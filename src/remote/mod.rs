@@ -59,6 +59,30 @@ impl Remote {
     }
 }
 
+/// `text` with the user-info of every URL in it removed, as git shows URLs: credentials in a remote
+/// URL (`https://user:token@host/…`) must never reach a terminal, a CI log or a `--json` document.
+/// http(s)/ftp(s) URLs lose any user-info (a token alone is often the user name); other schemes
+/// lose it when it holds a password (`ssh://git@host` stays).
+pub fn anonymize(text: &str) -> std::borrow::Cow<'_, str> {
+    use std::sync::OnceLock;
+    static WEB: OnceLock<regex::Regex> = OnceLock::new();
+    static OTHER: OnceLock<regex::Regex> = OnceLock::new();
+    if !text.contains('@') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let web = WEB.get_or_init(|| {
+        regex::Regex::new(r#"(?i)\b((?:https?|ftps?)://)[^/\s@"'`<>]+@"#).expect("a valid pattern")
+    });
+    let other = OTHER.get_or_init(|| {
+        regex::Regex::new(r#"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@:"'`<>]*:[^/\s@"'`<>]*@"#)
+            .expect("a valid pattern")
+    });
+    match web.replace_all(text, "$1") {
+        std::borrow::Cow::Borrowed(t) => other.replace_all(t, "$1"),
+        std::borrow::Cow::Owned(t) => std::borrow::Cow::Owned(other.replace_all(&t, "$1").into_owned()),
+    }
+}
+
 /// The remote to use when none is named: `origin`, else the only remote there is.
 pub fn default_remote(git: &Repository) -> Result<String> {
     let names = remote_names(git);
@@ -147,6 +171,19 @@ mod tests {
         assert!(looks_like_url("../repo.git"));
         assert!(!looks_like_url("origin"));
         assert!(!looks_like_url("orgin"));
+    }
+
+    #[test]
+    fn credentials_in_urls_are_never_shown() {
+        let text =
+            "cannot reach https://user:s3cret@git.example.com/p.git and http://TOKEN@h/x, \"ftp://a:b@c/d\"";
+        let shown = anonymize(text);
+        assert!(!shown.contains("s3cret") && !shown.contains("TOKEN") && !shown.contains("a:b@"), "{shown}");
+        assert!(shown.contains("https://git.example.com/p.git") && shown.contains("http://h/x"), "{shown}");
+        assert_eq!(anonymize("ssh://git@github.com/o/r.git"), "ssh://git@github.com/o/r.git");
+        assert_eq!(anonymize("ssh://git:pw@host/r"), "ssh://host/r");
+        assert_eq!(anonymize("git@github.com:o/r.git"), "git@github.com:o/r.git");
+        assert_eq!(anonymize("no url here"), "no url here");
     }
 
     #[test]
