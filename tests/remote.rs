@@ -303,6 +303,30 @@ fn clone_never_replaces_a_file_that_appears_in_the_target_while_it_runs() {
     assert_no_clone_leftovers(env.tmp.path());
 }
 
+#[test]
+fn an_lfs_server_that_never_answers_is_given_up_after_lfs_activitytimeout() {
+    let env = TestEnv::new();
+    let (repo, bare) = with_origin(&env);
+    batch(&env, &repo, "b1", &[("a.csv", b"x,y\n1,2\n")]);
+    // Accepts connections, reads the request, never answers (and never closes).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    env.git(&repo, ["config", "lfs.url", &format!("http://127.0.0.1:{port}/lfs")]);
+    env.git(&repo, ["config", "lfs.activitytimeout", "1"]);
+    let start = Instant::now();
+    let out = env.mlgit(&repo, ["push"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(start.elapsed() < Duration::from_secs(25), "took {:?}", start.elapsed());
+    assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
+    assert_eq!(remote_tips(&env, &bare), "", "no ref may move when the objects did not go");
+}
+
 /// A git host that answers every request with 401 (wants credentials nobody configured).
 fn start_401_server() -> u16 {
     use std::io::{Read, Write};

@@ -35,6 +35,9 @@ const CHUNK_BYTES: u64 = 16 << 20;
 /// Bytes read from (or written to) the network between two interrupt checks.
 const IO_CHUNK: usize = 256 << 10;
 
+/// Seconds of silence from the server after which a request is given up (`lfs.activitytimeout`).
+const ACTIVITY_TIMEOUT_SECS: u64 = 30;
+
 /// Retries of one object's transfer after a network error or a 5xx, when `lfs.transfer.maxretries`
 /// does not say.
 const DEFAULT_RETRIES: u32 = 3;
@@ -291,19 +294,27 @@ impl<'a> Client<'a> {
         jobs: usize,
     ) -> Client<'a> {
         let tls = tls_config(repo);
+        let git_config = repo.git().config().ok();
+        let number = |key: &str| git_config.as_ref().and_then(|c| c.get_i64(key).ok());
+        // A server that stops sending is given up on after `lfs.activitytimeout` seconds of
+        // silence (git-lfs's setting and default, 30), then the transfer is retried.
+        let idle = Duration::from_secs(
+            number("lfs.activitytimeout")
+                .filter(|n| *n > 0)
+                .map(|n| n as u64)
+                .unwrap_or(ACTIVITY_TIMEOUT_SECS),
+        );
         let config = ureq::Agent::config_builder()
             .tls_config(tls)
             .http_status_as_error(false)
             .max_idle_connections(jobs * 2 + 4)
             .max_idle_connections_per_host(jobs * 2 + 4)
             .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_per_read(Some(Duration::from_secs(120)))
-            .timeout_per_write(Some(Duration::from_secs(120)))
+            .timeout_per_read(Some(idle))
+            .timeout_per_write(Some(idle))
             .user_agent(format!("mlgit/{} (git-lfs compatible)", env!("CARGO_PKG_VERSION")))
             .build();
         let agent = ureq::Agent::with_parts(config, super::net::connector(), CachedResolver::default());
-        let git_config = repo.git().config().ok();
-        let number = |key: &str| git_config.as_ref().and_then(|c| c.get_i64(key).ok());
         let retries =
             number("lfs.transfer.maxretries").map(|n| n.clamp(0, 100) as u32).unwrap_or(DEFAULT_RETRIES);
         let batch_size =
