@@ -222,6 +222,11 @@ fn diverged_raw_with_the_same_path_holding_different_content_is_refused_naming_t
     assert_eq!(raw["paths"], json!(["data/x.csv"]), "{out}");
     assert!(raw["reason"].as_str().unwrap().contains("data/x.csv"), "{out}");
     assert!(raw["hint"].as_str().unwrap().contains("nothing was written"), "{out}");
+    // Both colleagues added data/x.csv: the hint says so and gives the way out, and does not blame
+    // an edit with plain git (nobody made one; `mlgit verify` would find nothing).
+    let hint = raw["hint"].as_str().unwrap();
+    assert!(hint.contains("both sides added") && hint.contains("another --dest"), "{hint}");
+    assert!(!hint.contains("plain git"), "{hint}");
     assert_eq!(rev(&env, &b, "raw"), raw_before, "raw did not move");
     // One branch refused does not undo the others: main was fast-forwarded.
     assert_eq!(entry(&out, "main")["action"], "fast-forwarded", "{out}");
@@ -231,6 +236,11 @@ fn diverged_raw_with_the_same_path_holding_different_content_is_refused_naming_t
     let changed: Vec<&str> = after.lines().filter(|l| !before.contains(*l)).collect();
     assert_eq!(changed.len(), 1, "only main moved: {changed:?}");
     assert!(changed[0].starts_with("refs/heads/main "), "{changed:?}");
+    // The way out the hint gives works: yours kept aside, the remote's taken.
+    env.git(&b, ["branch", "raw-mine", "raw"]);
+    env.git(&b, ["branch", "-f", "raw", "origin/raw"]);
+    assert_eq!(rev(&env, &b, "raw-mine"), raw_before);
+    assert_eq!(entry(&integrate(&env, &b, &[]), "raw")["action"], "up-to-date");
 }
 
 /// A snapshot tag on `stable/model` with a tracking record, then `mlgit merge-tracking`.

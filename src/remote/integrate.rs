@@ -423,6 +423,14 @@ fn changes(git: &Repository, old: Oid, new: Oid) -> Result<Vec<(Delta, String, E
         .collect())
 }
 
+/// Whether any of `paths` existed in the merge base of the two sides (then one side changed a
+/// committed file; otherwise both added it).
+fn in_merge_base(git: &Repository, ours: &Commit<'_>, theirs: &Commit<'_>, paths: &[String]) -> bool {
+    let Ok(base) = git.merge_base(ours.id(), theirs.id()) else { return false };
+    let Ok(tree) = git.find_commit(base).and_then(|c| c.tree()) else { return false };
+    paths.iter().any(|p| tree.get_path(std::path::Path::new(p)).is_ok())
+}
+
 fn ancestors(path: &str) -> impl Iterator<Item = &str> {
     path.match_indices('/').map(move |(i, _)| &path[..i])
 }
@@ -478,6 +486,15 @@ fn union_merge(
                 "'{branch}' and {remote_ref} share no commit (the local one was started without the remote's \
                  history): move yours aside (`git branch -m {branch} {branch}-local`), run `mlgit init` to \
                  start '{branch}' from {remote_ref}, then commit your data again with `mlgit commit-data`; nothing was written"
+            )
+        } else if !in_merge_base(git, ours, theirs, &plan.paths) {
+            // The usual way: two people committed batches under the same --dest.
+            format!(
+                "both sides added these paths with different content (two batches under the same --dest?): keep \
+                 yours aside (`git branch {branch}-mine {branch}`), take the remote's (`git branch -f {branch} \
+                 {remote_ref}`, or `git reset --hard {remote_ref}` where '{branch}' is checked out), then commit your \
+                 batch again under another --dest (`mlgit materialize {branch}-mine --into DIR` gives its files \
+                 back); nothing was written"
             )
         } else {
             format!(
