@@ -665,3 +665,31 @@ fn diverged_monitoring_branch_is_union_merged_like_raw() {
         files.contains(&"data/requests/a.jsonl".into()) && files.contains(&"data/requests/b.jsonl".into())
     );
 }
+
+#[test]
+fn a_tracked_symlink_the_remote_turned_into_a_folder_is_replaced_never_followed() {
+    let env = TestEnv::new();
+    let (bare, a) = shared(&env);
+    let outside = env.path("outside");
+    fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, a.join("d")).unwrap();
+    env.git(&a, ["add", "d"]);
+    env.git(&a, ["commit", "-q", "-m", "symlink d"]);
+    env.git(&a, ["push", "-q", "--no-verify", "origin", "main"]);
+    let b = colleague(&env, &bare, "b");
+    assert!(fs::symlink_metadata(b.join("d")).unwrap().file_type().is_symlink());
+    env.git(&a, ["rm", "-q", "d"]);
+    fs::create_dir(a.join("d")).unwrap();
+    fs::write(a.join("d/x"), "X\n").unwrap();
+    env.git(&a, ["add", "d"]);
+    env.git(&a, ["commit", "-q", "-m", "folder d"]);
+    env.git(&a, ["push", "-q", "--no-verify", "origin", "main"]);
+    env.git(&b, ["fetch", "-q", "origin"]);
+
+    let out = integrate(&env, &b, &["main"]);
+    assert_eq!(entry(&out, "main")["action"], "fast-forwarded", "{out}");
+    assert!(fs::symlink_metadata(b.join("d")).unwrap().is_dir(), "d is a real folder now");
+    assert_eq!(fs::read_to_string(b.join("d/x")).unwrap(), "X\n");
+    assert!(fs::read_dir(&outside).unwrap().next().is_none(), "nothing was written through the link");
+    assert_eq!(env.git(&b, ["status", "--porcelain"]), "");
+}

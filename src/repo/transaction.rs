@@ -715,6 +715,12 @@ fn blocker(
                 // Nothing below a missing folder can be in the way.
                 return None;
             }
+            // A tracked symlink (the checkout is clean, so it is the committed one) is replaced by
+            // the sync, which removes the link itself and never follows it.
+            Ok(m) if m.file_type().is_symlink() && tracked(&prefix) => {
+                dirs_ok.insert(prefix.clone());
+                return None;
+            }
             Ok(m) if m.file_type().is_symlink() => return Some("a symlink where a folder goes"),
             Ok(m) if m.is_dir() => {
                 dirs_ok.insert(prefix.clone());
@@ -922,7 +928,11 @@ fn check_recovery(_: &Path, co: &Checkout, branch: &str, from: Option<Oid>, to: 
         }
     }
     for path in &deleted {
-        if let Some(why @ "a symlink where a folder goes") = blocker(&co.path, path, &|_| true, &mut dirs_ok)
+        // Every file counts as tracked here, a symlink never: none may stand where a folder goes.
+        let not_a_link =
+            |p: &str| !fs::symlink_metadata(co.path.join(p)).is_ok_and(|m| m.file_type().is_symlink());
+        if let Some(why @ "a symlink where a folder goes") =
+            blocker(&co.path, path, &not_a_link, &mut dirs_ok)
         {
             blocked.push(format!("{path} ({why})"));
         }
