@@ -137,6 +137,16 @@ pub fn interrupted(what: &str) -> Error {
         .with_hint("run the command again when you are ready; an interrupted run leaves no partial state")
 }
 
+/// The error of an interrupted transfer of LFS objects: what arrived is kept (each object was
+/// checked before it was stored), so "nothing was changed" would not be true.
+pub fn interrupted_transfer(what: &str) -> Error {
+    Error::new(
+        ErrorKind::Interrupted,
+        format!("{what} was interrupted; the objects already transferred are kept (each one checked) and no ref moved"),
+    )
+    .with_hint("run the same command again: it goes on with what is still missing")
+}
+
 /// The usual name of a signal, for messages.
 pub fn signal_name(sig: i32) -> String {
     let name = match sig {

@@ -649,7 +649,7 @@ fn upload_of_an_object_the_server_and_the_store_lack_names_it() {
 }
 
 #[test]
-fn an_interrupted_transfer_stops_with_interrupted() {
+fn an_interrupted_transfer_stops_with_interrupted_and_says_what_arrived_is_kept() {
     let env = TestEnv::new();
     let contents = files(3, "int");
     let fake = fake_with(Fault::None, &contents);
@@ -661,6 +661,9 @@ fn an_interrupted_transfer_stops_with_interrupted() {
         lfs::download(&colleague, &lfs_url_endpoint(&colleague, Operation::Download), &objects, &options)
             .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Interrupted);
+    assert!(!err.message().contains("nothing was changed"), "{err}");
+    assert!(err.message().contains("already transferred are kept"), "{err}");
+    assert!(err.hint().unwrap().contains("run the same command again"), "{err:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -242,7 +242,11 @@ fn transfer_chunk(
         if stop.is_set() {
             return Ok(());
         }
-        client.opts.interrupt.check("the LFS transfer")?;
+        client
+            .opts
+            .interrupt
+            .check("the LFS transfer")
+            .map_err(|_| crate::interrupt::interrupted_transfer("the LFS transfer"))?;
         if action.expired(received) {
             (action, verify) = client.fresh_action(op, object)?;
         }
@@ -630,7 +634,7 @@ impl<'a> Client<'a> {
         }
         let mut response = sent.map_err(|e| {
             if self.opts.interrupt.is_set() {
-                return Retry::Fail(crate::interrupt::interrupted("the LFS upload"));
+                return Retry::Fail(crate::interrupt::interrupted_transfer("the LFS upload"));
             }
             if e.kind() == ErrorKind::Io {
                 Retry::Again(e)
@@ -801,7 +805,7 @@ impl<'a> Client<'a> {
             }
             if self.opts.interrupt.is_set() {
                 partial.flush().map_err(Retry::Fail)?;
-                return Err(Retry::Fail(crate::interrupt::interrupted("the LFS download")));
+                return Err(Retry::Fail(crate::interrupt::interrupted_transfer("the LFS download")));
             }
             let n = match body.read(&mut buf) {
                 Ok(0) => break,

@@ -108,7 +108,9 @@ fn copy_checked(
         if stop.is_set() {
             return Ok(());
         }
-        opts.interrupt.check("the LFS transfer")?;
+        opts.interrupt
+            .check("the LFS transfer")
+            .map_err(|_| crate::interrupt::interrupted_transfer("the LFS transfer"))?;
         let n = match input.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,

@@ -80,7 +80,10 @@ pub fn clone(opts: &CloneOptions, progress: &dyn Progress) -> Result<CloneOutcom
         remove_dead_attempts(&target, "");
     }
     check_target(&target)?;
-    fs::create_dir_all(&parent).map_err(|e| Error::io("create", &parent, e))?;
+    fs::create_dir_all(&parent).map_err(|e| {
+        Error::io("create", &parent, e)
+            .with_hint("the folder the clone goes into must be creatable: is a part of that path a file? choose another DIR")
+    })?;
     let (stage_in, base) = match inside {
         true => (target.clone(), String::new()),
         false => {
