@@ -55,8 +55,8 @@ pub fn for_each<T: Sync>(
         if stop.is_set() {
             break;
         }
-        if let Err(err) = interrupt.check(what) {
-            stop.fail(err);
+        if interrupt.check(what).is_err() {
+            stop.fail(crate::interrupt::interrupted_transfer(what));
             break;
         }
         let i = next.fetch_add(1, Ordering::Relaxed);
