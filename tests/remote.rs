@@ -327,6 +327,37 @@ fn an_lfs_server_that_never_answers_is_given_up_after_lfs_activitytimeout() {
     assert_eq!(remote_tips(&env, &bare), "", "no ref may move when the objects did not go");
 }
 
+#[test]
+fn clone_into_an_empty_mount_point_builds_inside_it_not_across_devices() {
+    let env = TestEnv::new();
+    let (repo, bare) = with_origin(&env);
+    env.mlgit_ok(&repo, ["push", "-q"]);
+    let vol = env.path("vol");
+    std::fs::create_dir(&vol).unwrap();
+    // A volume as CI and containers give them: a file system of its own, mounted on an empty folder.
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs", vol.to_str().unwrap()])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        eprintln!("skipping: cannot mount a tmpfs here (needs root and mount rights)");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(vol.clone());
+    let out = env.mlgit(&vol, ["clone", &file_url(&bare), "."]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(vol.join(".git").is_dir() && vol.join("mlgit.yaml").is_file());
+    assert_eq!(git_status(&env, &vol), "");
+    assert_no_clone_leftovers(&vol);
+    assert_no_clone_leftovers(env.tmp.path());
+}
+
 /// A git host that answers every request with 401 (wants credentials nobody configured).
 fn start_401_server() -> u16 {
     use std::io::{Read, Write};
