@@ -109,6 +109,21 @@ pub fn gc(repo: &Repo, opts: &GcOptions) -> Result<GcOutcome> {
     Ok(out)
 }
 
+/// Remove the files in `dir` (an LFS store's `tmp`) older than [`GRACE`]: what transfers killed
+/// there left. Best effort: a file that cannot be removed is left for `mlgit gc`. Used on a
+/// `file://` remote's store, which no `mlgit gc` of ours ever sees.
+pub fn remove_stale_temporary(dir: &Path) {
+    let cutoff = SystemTime::now().checked_sub(GRACE).unwrap_or(SystemTime::UNIX_EPOCH);
+    let Ok(found) = entries(dir, |_| true) else { return };
+    for path in found {
+        if let Ok(meta) = fs::symlink_metadata(&path) {
+            if meta.is_file() && meta.modified().is_ok_and(|m| m < cutoff) {
+                let _ = fs::remove_file(&path);
+            }
+        }
+    }
+}
+
 /// The LFS objects reachable from every ref, reflog entry, worktree HEAD and index.
 fn reachable_objects(main: &Repository, interrupt: &Interrupt) -> Result<HashSet<LfsOid>> {
     let mut tips: Vec<Oid> = Vec::new();

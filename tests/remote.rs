@@ -358,6 +358,26 @@ fn clone_into_an_empty_mount_point_builds_inside_it_not_across_devices() {
     assert_no_clone_leftovers(env.tmp.path());
 }
 
+#[test]
+fn temporary_files_a_killed_push_left_in_a_file_remote_are_removed_by_the_next_push() {
+    let env = TestEnv::new();
+    let (repo, bare) = with_origin(&env);
+    batch(&env, &repo, "b1", &[("a.csv", b"x,y\n1,2\n")]);
+    env.mlgit_ok(&repo, ["push", "-q"]);
+    let tmp = bare.join("lfs/tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let (stale, fresh) = (tmp.join(".tmpSTALE"), tmp.join(".tmpFRESH"));
+    std::fs::write(&stale, b"half an object").unwrap();
+    std::fs::write(&fresh, b"another push, running now").unwrap();
+    let status =
+        std::process::Command::new("touch").args(["-d", "2 hours ago"]).arg(&stale).status().unwrap();
+    assert!(status.success());
+    batch(&env, &repo, "b2", &[("b.csv", b"x,y\n3,4\n")]);
+    env.mlgit_ok(&repo, ["push", "-q"]);
+    assert!(!stale.exists(), "an hour-old leftover is removed");
+    assert!(fresh.exists(), "a young one may belong to a push under way: kept");
+}
+
 /// A git host that answers every request with 401 (wants credentials nobody configured).
 fn start_401_server() -> u16 {
     use std::io::{Read, Write};

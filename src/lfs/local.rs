@@ -32,6 +32,8 @@ pub fn upload(
     jobs: usize,
 ) -> Result<TransferReport> {
     let remote = remote_store(objects_dir)?;
+    // Temporary files that killed pushes left in the remote's store (nobody runs gc there).
+    crate::gc::remove_stale_temporary(remote.tmp_dir());
     let label = objects_dir.display().to_string();
     let to_send: Vec<&Object> = objects.iter().copied().filter(|o| !remote.contains(&o.pointer)).collect();
     if let Some(missing) = to_send.iter().find(|o| !repo.store().contains(&o.pointer)) {
