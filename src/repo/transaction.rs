@@ -367,7 +367,10 @@ impl<'r> Transaction<'r> {
 pub fn refuse_dirty_checkout(repo: &Repo, branch: &str, writer: &str) -> Result<()> {
     let git = repo.git();
     let Some(co) = worktree::find_checkout(git, branch)? else { return Ok(()) };
-    if worktree::dirty_paths(&co.repo)?.is_empty() {
+    // Without the lock another writer's sync may be renaming files while the status is read (a
+    // file vanishing mid-read is an error): only a clean answer counts here, anything else is
+    // looked at again under the lock.
+    if worktree::dirty_paths(&co.repo).is_ok_and(|d| d.is_empty()) {
         return Ok(());
     }
     let _lock = lock_branch(git, branch, writer)?;
