@@ -24,6 +24,7 @@ pub mod restore;
 pub mod snapshot;
 pub mod status;
 pub mod store;
+pub mod table;
 pub mod templates;
 pub mod tracking;
 

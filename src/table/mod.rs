@@ -1,0 +1,391 @@
+//! Tables as records: reading CSV, TSV, JSON Lines and Parquet as a stream of record batches
+//! (bounded memory whatever the table's size), writing selected records back in the input's own
+//! format (CSV keeps its header and dialect byte for byte, JSONL its lines, Parquet its schema and
+//! compression), and what record-level `split` and `clean` compute on them: keys, profiles and
+//! schemas. Nothing here knows about branches or commits; `data::split` and `data::clean` do.
+
+pub mod csv;
+pub mod jsonl;
+pub mod output;
+pub mod parquet;
+pub mod profile;
+pub mod schema;
+
+use std::io::{Read, Seek};
+
+use crate::error::{Error, Result};
+
+pub use output::HashingFile;
+
+/// How a table is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Comma-separated (the delimiter is still sniffed from the header line: `,` or `;`).
+    Csv,
+    /// Tab-separated.
+    Tsv,
+    /// One JSON object per line (`.jsonl`, `.ndjson`).
+    JsonLines,
+    Parquet,
+}
+
+/// The extensions (lower case, without the dot) read as tables, and their format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extensions {
+    pub csv: Vec<String>,
+    pub tsv: Vec<String>,
+    pub jsonl: Vec<String>,
+    pub parquet: Vec<String>,
+}
+
+impl Default for Extensions {
+    fn default() -> Self {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect();
+        Extensions {
+            csv: s(&["csv"]),
+            tsv: s(&["tsv"]),
+            jsonl: s(&["jsonl", "ndjson"]),
+            parquet: s(&["parquet"]),
+        }
+    }
+}
+
+impl Format {
+    /// The format a path's extension announces (case-insensitive), or None: not a table.
+    pub fn of(path: &str, ext: &Extensions) -> Option<Format> {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        let e = match name.rsplit_once('.') {
+            Some((stem, e)) if !stem.is_empty() => e.to_ascii_lowercase(),
+            _ => return None,
+        };
+        let has = |list: &[String]| list.iter().any(|x| x.eq_ignore_ascii_case(&e));
+        if has(&ext.csv) {
+            Some(Format::Csv)
+        } else if has(&ext.tsv) {
+            Some(Format::Tsv)
+        } else if has(&ext.jsonl) {
+            Some(Format::JsonLines)
+        } else if has(&ext.parquet) {
+            Some(Format::Parquet)
+        } else {
+            None
+        }
+    }
+}
+
+/// The text encoding of CSV/TSV/JSONL input (`clean.encoding`). Output of `clean` is UTF-8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Encoding {
+    #[default]
+    Utf8,
+    /// ISO-8859-1 / Windows-1252 (every byte decodes).
+    Latin1,
+}
+
+impl Encoding {
+    /// Parse the `clean.encoding` setting (`utf-8`, `latin-1`, `iso-8859-1`, `windows-1252`, `cp1252`).
+    pub fn parse(text: &str) -> Result<Encoding> {
+        match text.to_ascii_lowercase().replace('_', "-").as_str() {
+            "utf-8" | "utf8" => Ok(Encoding::Utf8),
+            "latin-1" | "latin1" | "iso-8859-1" | "windows-1252" | "cp1252" => Ok(Encoding::Latin1),
+            other => Err(Error::invalid(format!("clean.encoding: '{other}' is not an encoding mlgit reads"))
+                .with_hint("use utf-8 (the default) or latin-1 (also: iso-8859-1, windows-1252)")),
+        }
+    }
+}
+
+/// How to read a table.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    pub encoding: Encoding,
+    /// Records per batch (memory is bounded by this times the widest record).
+    pub batch_rows: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions { encoding: Encoding::Utf8, batch_rows: 8192 }
+    }
+}
+
+/// One cell, as read. Text formats give `Text` (or `Null` for an empty field) and let the schema
+/// or profile decide the type; JSONL and Parquet give typed values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cell<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(&'a str),
+    /// Microseconds since 1970-01-01T00:00:00Z (Parquet/Arrow timestamps and dates).
+    Timestamp(i64),
+    /// A nested value (list, struct, map, JSON array or object) as canonical JSON text: keys
+    /// sorted, no spaces.
+    Nested(&'a str),
+}
+
+/// A column as the reader sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Column {
+    pub name: String,
+    /// The stored type: `text` for CSV/TSV, `json` for JSONL, the Arrow type (e.g. `Int64`,
+    /// `Utf8`, `List(Int64)`) for Parquet.
+    pub stored: String,
+}
+
+/// A record the reader could not read as a record of the table. Not part of a batch's rows.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BadRecord {
+    /// 1-based line of the record's first line (text formats) or 1-based row (Parquet).
+    pub line: u64,
+    pub column: Option<String>,
+    /// `fields` (wrong field count), `encoding` (bytes that do not decode), `json` (a line that is
+    /// not a JSON object), `schema` (a value the table's schema refuses), `duplicate`.
+    pub check: &'static str,
+    pub reason: String,
+}
+
+/// Where a table's bytes come from: an LFS object file (seekable; Parquet needs that) or a blob.
+pub enum Input {
+    File(std::fs::File),
+    Bytes(Vec<u8>),
+}
+
+/// `Read + Seek` over an [`Input`].
+pub trait ReadSeek: Read + Seek + Send {}
+impl<T: Read + Seek + Send> ReadSeek for T {}
+
+/// A streaming reader of one table.
+pub struct TableReader {
+    pub(crate) inner: ReaderKind,
+}
+
+pub(crate) enum ReaderKind {
+    Csv(csv::CsvReader),
+    Jsonl(jsonl::JsonlReader),
+    Parquet(parquet::ParquetTableReader),
+}
+
+/// A batch of records. Rows are numbered 0..len(); records the reader could not read are in
+/// [`Batch::bad`], not in the rows.
+pub struct Batch {
+    pub(crate) inner: BatchKind,
+    pub(crate) bad: Vec<BadRecord>,
+}
+
+pub(crate) enum BatchKind {
+    Csv(csv::CsvBatch),
+    Jsonl(jsonl::JsonlBatch),
+    Parquet(parquet::ParquetBatch),
+    /// Built by [`Batch::from_rows`] (tests, and profile/schema code that has rows in hand).
+    Owned(OwnedBatch),
+}
+
+/// Cells owned by a batch built from values.
+pub(crate) struct OwnedBatch {
+    pub(crate) rows: Vec<Vec<OwnedCell>>,
+}
+
+/// An owned [`Cell`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum OwnedCell {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Timestamp(i64),
+    Nested(String),
+}
+
+impl OwnedCell {
+    pub fn as_cell(&self) -> Cell<'_> {
+        match self {
+            OwnedCell::Null => Cell::Null,
+            OwnedCell::Bool(b) => Cell::Bool(*b),
+            OwnedCell::Int(i) => Cell::Int(*i),
+            OwnedCell::Float(f) => Cell::Float(*f),
+            OwnedCell::Text(s) => Cell::Text(s),
+            OwnedCell::Timestamp(t) => Cell::Timestamp(*t),
+            OwnedCell::Nested(s) => Cell::Nested(s),
+        }
+    }
+}
+
+impl TableReader {
+    /// Open a table. Reads the header (CSV/TSV: the first record; JSONL: the keys of the first
+    /// object, later new keys are appended as columns; Parquet: the footer). An empty input is a
+    /// table with no columns and no rows.
+    pub fn open(input: Input, format: Format, opts: &ReadOptions) -> Result<TableReader> {
+        let inner = match format {
+            Format::Csv | Format::Tsv => ReaderKind::Csv(csv::CsvReader::open(input, format, opts)?),
+            Format::JsonLines => ReaderKind::Jsonl(jsonl::JsonlReader::open(input, opts)?),
+            Format::Parquet => ReaderKind::Parquet(parquet::ParquetTableReader::open(input, opts)?),
+        };
+        Ok(TableReader { inner })
+    }
+
+    /// The columns known so far (JSONL may learn more as it reads).
+    pub fn columns(&self) -> &[Column] {
+        match &self.inner {
+            ReaderKind::Csv(r) => r.columns(),
+            ReaderKind::Jsonl(r) => r.columns(),
+            ReaderKind::Parquet(r) => r.columns(),
+        }
+    }
+
+    /// The next batch of up to `batch_rows` records, or None at the end. Records that cannot be
+    /// read go to the batch's `bad` list; only an I/O error or a file that is not of the format at
+    /// all (a Parquet file without its footer) is an error.
+    pub fn next_batch(&mut self) -> Result<Option<Batch>> {
+        match &mut self.inner {
+            ReaderKind::Csv(r) => r.next_batch(),
+            ReaderKind::Jsonl(r) => r.next_batch(),
+            ReaderKind::Parquet(r) => r.next_batch(),
+        }
+    }
+}
+
+impl Batch {
+    /// A batch from owned rows (every row as long as the columns).
+    pub fn from_rows(rows: Vec<Vec<OwnedCell>>) -> Batch {
+        Batch { inner: BatchKind::Owned(OwnedBatch { rows }), bad: Vec::new() }
+    }
+
+    pub fn len(&self) -> usize {
+        match &self.inner {
+            BatchKind::Csv(b) => b.len(),
+            BatchKind::Jsonl(b) => b.len(),
+            BatchKind::Parquet(b) => b.len(),
+            BatchKind::Owned(b) => b.rows.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Records the reader could not read, in input order.
+    pub fn bad(&self) -> &[BadRecord] {
+        &self.bad
+    }
+
+    /// The cell at `row`, `col` (Null past the end of a short row or for a column this record lacks).
+    pub fn cell(&self, row: usize, col: usize) -> Cell<'_> {
+        match &self.inner {
+            BatchKind::Csv(b) => b.cell(row, col),
+            BatchKind::Jsonl(b) => b.cell(row, col),
+            BatchKind::Parquet(b) => b.cell(row, col),
+            BatchKind::Owned(b) => b.rows[row].get(col).map(OwnedCell::as_cell).unwrap_or(Cell::Null),
+        }
+    }
+
+    /// 1-based line (text formats) or row (Parquet) of a row, for reports.
+    pub fn line(&self, row: usize) -> u64 {
+        match &self.inner {
+            BatchKind::Csv(b) => b.line(row),
+            BatchKind::Jsonl(b) => b.line(row),
+            BatchKind::Parquet(b) => b.line(row),
+            BatchKind::Owned(_) => row as u64 + 1,
+        }
+    }
+
+    /// Append the canonical content of a row to `out`: equal bytes iff the records are equal as
+    /// data (CSV: the unquoted fields; JSONL: the object with sorted keys; Parquet: the cells),
+    /// whatever the quoting, spacing or key order. Used as the split key without id column and to
+    /// find duplicate records.
+    pub fn canonical(&self, row: usize, columns: usize, out: &mut Vec<u8>) {
+        for col in 0..columns {
+            canonical_cell(self.cell(row, col), out);
+            out.push(0x1f);
+        }
+    }
+}
+
+/// The canonical text of one cell (also the split key of an id column): integers in decimal,
+/// floats in Rust's shortest round-trip form (`1.5`, `1e100`), booleans `true`/`false`, text as is,
+/// timestamps as RFC 3339 UTC with microseconds, Null as the empty string.
+pub fn canonical_cell(cell: Cell<'_>, out: &mut Vec<u8>) {
+    use std::io::Write;
+    match cell {
+        Cell::Null => {}
+        Cell::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+        Cell::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Cell::Float(f) => {
+            if f.fract() == 0.0 && f.abs() < 1e15 {
+                let _ = write!(out, "{}", f as i64);
+            } else {
+                let _ = write!(out, "{f}");
+            }
+        }
+        Cell::Text(s) | Cell::Nested(s) => out.extend_from_slice(s.as_bytes()),
+        Cell::Timestamp(us) => {
+            let secs = us.div_euclid(1_000_000);
+            let micros = us.rem_euclid(1_000_000) as u32;
+            match chrono::DateTime::from_timestamp(secs, micros * 1000) {
+                Some(t) => {
+                    let _ = write!(out, "{}", t.format("%Y-%m-%dT%H:%M:%S%.6fZ"));
+                }
+                None => {
+                    let _ = write!(out, "{us}");
+                }
+            }
+        }
+    }
+}
+
+/// Writes the selected rows of batches in the format (header, dialect, schema, compression) of
+/// the reader it was made for.
+pub struct TableWriter {
+    pub(crate) inner: WriterKind,
+}
+
+pub(crate) enum WriterKind {
+    Csv(csv::CsvWriter),
+    Jsonl(jsonl::JsonlWriter),
+    Parquet(parquet::ParquetTableWriter),
+}
+
+/// What to do to the bytes of text records on the way out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TextOutput {
+    /// Copy each record's bytes as read (split).
+    #[default]
+    AsRead,
+    /// Decode with the reader's encoding and write UTF-8 (clean of a Latin-1 export).
+    Utf8,
+}
+
+impl TableWriter {
+    /// A writer into `out` in the format of `reader` (its header line, BOM, delimiter and line
+    /// ends; its Parquet schema, compression and row group size).
+    pub fn for_reader(reader: &TableReader, text: TextOutput, out: HashingFile) -> Result<TableWriter> {
+        let inner = match &reader.inner {
+            ReaderKind::Csv(r) => WriterKind::Csv(csv::CsvWriter::new(r, text, out)?),
+            ReaderKind::Jsonl(r) => WriterKind::Jsonl(jsonl::JsonlWriter::new(r, text, out)?),
+            ReaderKind::Parquet(r) => WriterKind::Parquet(parquet::ParquetTableWriter::new(r, out)?),
+        };
+        Ok(TableWriter { inner })
+    }
+
+    /// Write the rows of `batch` whose `keep` is true (keep.len() == batch.len()), in order.
+    pub fn write(&mut self, batch: &Batch, keep: &[bool]) -> Result<()> {
+        match &mut self.inner {
+            WriterKind::Csv(w) => w.write(batch, keep),
+            WriterKind::Jsonl(w) => w.write(batch, keep),
+            WriterKind::Parquet(w) => w.write(batch, keep),
+        }
+    }
+
+    /// Finish the file (Parquet: the footer) and return the hashed output and the rows written.
+    pub fn finish(self) -> Result<(output::Finished, u64)> {
+        match self.inner {
+            WriterKind::Csv(w) => w.finish(),
+            WriterKind::Jsonl(w) => w.finish(),
+            WriterKind::Parquet(w) => w.finish(),
+        }
+    }
+}
