@@ -27,6 +27,8 @@ pub mod keys {
     pub const SPLIT_SEED: &str = "Mlgit-Split-Seed";
     pub const SPLIT_RATIOS: &str = "Mlgit-Split-Ratios";
     pub const SPLIT_GROUP_BY: &str = "Mlgit-Split-Group-By";
+    pub const SPLIT_KEY: &str = "Mlgit-Split-Key";
+    pub const SPLIT_GROUP_COLUMN: &str = "Mlgit-Split-Group-Column";
 }
 
 /// Check that `name` is a data branch of the expected role; `option` names the flag for messages.
