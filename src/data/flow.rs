@@ -79,6 +79,11 @@ pub fn data_tree(git: &Repository, tree: Oid) -> Result<Option<Oid>> {
 /// content never).
 pub fn data_files(git: &Repository, tree: Oid) -> Result<Vec<DataFile>> {
     let Some(data) = data_tree(git, tree)? else { return Ok(Vec::new()) };
+    files_under(git, data)
+}
+
+/// Every file of a `data/` tree itself (paths relative to it), as [`data_files`] lists them.
+pub fn files_under(git: &Repository, data: Oid) -> Result<Vec<DataFile>> {
     let odb = git.odb().context("open the object database")?;
     crate::repo::tree::list_files(git, data)?
         .into_iter()

@@ -2,6 +2,7 @@
 //! raw → clean → split flow.
 
 pub mod clean;
+pub mod clean_tables;
 pub mod commit;
 pub mod diff;
 pub mod flow;
