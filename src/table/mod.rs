@@ -295,11 +295,20 @@ impl Batch {
     /// data (CSV: the unquoted fields; JSONL: the object with sorted keys; Parquet: the cells),
     /// whatever the quoting, spacing or key order. Used as the split key without id column and to
     /// find duplicate records.
+    ///
+    /// Trailing null cells are left out, so a record reads the same before and after a JSONL
+    /// table learns a new column.
     pub fn canonical(&self, row: usize, columns: usize, out: &mut Vec<u8>) {
+        let mut end = out.len();
         for col in 0..columns {
-            canonical_cell(self.cell(row, col), out);
+            let cell = self.cell(row, col);
+            canonical_cell(cell, out);
             out.push(0x1f);
+            if cell != Cell::Null {
+                end = out.len();
+            }
         }
+        out.truncate(end);
     }
 }
 
