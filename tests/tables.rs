@@ -357,7 +357,10 @@ fn check_split_of(t: &Tab, input: &Path, files: &[PathBuf; 3], opts: &[&str]) ->
     let inp = &info[input];
     let parts: Vec<&Value> = files.iter().map(|f| &info[f]).collect();
     for (f, p) in files.iter().zip(&parts) {
-        assert_eq!(p["columns"], inp["columns"], "{}", f.display());
+        // An empty JSONL file has no columns to read back.
+        if p["format"] != "jsonl" || p["rows"].as_u64() > Some(0) {
+            assert_eq!(p["columns"], inp["columns"], "{}", f.display());
+        }
         if p["rows"].as_u64() > Some(0) {
             assert_eq!(p["dtypes"], inp["dtypes"], "{}", f.display());
         }
@@ -729,7 +732,8 @@ fn parquet_with_nulls_and_list_columns_keeps_schema_values_and_compression() {
     let Some(t) = Tab::new() else { return };
     let src = t.fresh("src");
     let zstd = t.gen(&src, "labs.parquet", "nested", 1000, &["--compression", "zstd", "--row-group", "200"]);
-    let gzip = t.gen(&src, "more/labs_gz.parquet", "nested", 300, &["--compression", "gzip", "--seed", "5"]);
+    let snappy =
+        t.gen(&src, "more/labs_snappy.parquet", "nested", 300, &["--compression", "snappy", "--seed", "5"]);
     t.commit(&src);
     let out = t.json(&["clean"]);
     assert_eq!(u(&out["records_dropped"]), 0, "nulls and lists are values, not bad records: {out}");
@@ -738,7 +742,9 @@ fn parquet_with_nulls_and_list_columns_keeps_schema_values_and_compression() {
     assert_eq!(clean["data/labs.parquet"], raw["data/labs.parquet"], "clean keeps an untouched table's blob");
     t.json(&["split", "--key", "id"]);
     let m = t.materialize("split");
-    for (input, rel, codec) in [(&zstd, "labs.parquet", "ZSTD"), (&gzip, "more/labs_gz.parquet", "GZIP")] {
+    for (input, rel, codec) in
+        [(&zstd, "labs.parquet", "ZSTD"), (&snappy, "more/labs_snappy.parquet", "SNAPPY")]
+    {
         let files = split_files(&m, rel);
         check_split_of(&t, input, &files, &["--key", "id", "--schema-of", input.to_str().unwrap()]);
         let info = t.read(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>(), &[]);
@@ -1231,7 +1237,7 @@ fn a_split_with_no_records_gets_a_readable_empty_file_and_a_warning() {
     let script = format!(
         "import pyarrow as pa, pyarrow.parquet as pq; pq.write_table(pa.table({{'id': pa.array([{}], pa.int64()), 'v': pa.array([1.5]*5)}}), {:?})",
         list.join(","),
-        src.join("few.parquet").to_str().unwrap()
+        src.join("few_pq.parquet").to_str().unwrap()
     );
     let o = Command::new(&t.py).args(["-c", &script]).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
@@ -1248,7 +1254,7 @@ fn a_split_with_no_records_gets_a_readable_empty_file_and_a_warning() {
         "{err}"
     );
     let m = t.materialize("split");
-    for rel in ["few.csv", "few.parquet"] {
+    for rel in ["few.csv", "few_pq.parquet"] {
         let files = split_files(&m, rel);
         let input = src.join(rel);
         let mut opts = vec!["--key", "id"];
