@@ -111,12 +111,22 @@ impl Tab {
 
     /// gen.py KIND into `dir/rel` (`rows` rows; `extra` as gen.py takes them).
     fn gen(&self, dir: &Path, rel: &str, kind: &str, rows: usize, extra: &[&str]) -> PathBuf {
-        let out = dir.join(rel);
-        let rows = rows.to_string();
-        let mut args = vec![kind, out.to_str().unwrap(), "--rows", &rows];
-        args.extend_from_slice(extra);
+        self.gen_all(dir, &[(rel, kind, rows, extra)]).remove(0)
+    }
+
+    /// Several tables with one Python start (pandas takes a second or two to import).
+    fn gen_all(&self, dir: &Path, tables: &[(&str, &str, usize, &[&str])]) -> Vec<PathBuf> {
+        let mut specs = Vec::new();
+        let mut outs = Vec::new();
+        for (rel, kind, rows, extra) in tables {
+            let out = dir.join(rel);
+            specs.push(format!("{kind} '{}' --rows {rows} {}", out.to_str().unwrap(), extra.join(" ")));
+            outs.push(out);
+        }
+        let mut args = vec!["--many"];
+        args.extend(specs.iter().map(String::as_str));
         self.python("gen.py", &args);
-        out
+        outs
     }
 
     /// readback.py of several files: `path → info`.
@@ -395,12 +405,15 @@ fn split_tables_read_back_in_pandas_and_pyarrow_with_the_input_columns_and_dtype
     let Some(t) = Tab::new() else { return };
     let src = t.fresh("src");
     let n = 2000;
-    let inputs = [
-        t.gen(&src, "b1/visits.csv", "people", n, &[]),
-        t.gen(&src, "b1/scans.tsv", "people", n, &[]),
-        t.gen(&src, "b1/events.jsonl", "people", n, &[]),
-        t.gen(&src, "b1/patients.parquet", "people", n, &["--compression", "zstd", "--row-group", "700"]),
-    ];
+    let inputs = t.gen_all(
+        &src,
+        &[
+            ("b1/visits.csv", "people", n, &[]),
+            ("b1/scans.tsv", "people", n, &[]),
+            ("b1/events.jsonl", "people", n, &[]),
+            ("b1/patients.parquet", "people", n, &["--compression", "zstd", "--row-group", "700"]),
+        ],
+    );
     t.commit(&src);
     t.json(&["clean"]);
     let out = t.json(&["split", "--key", "id"]);
@@ -459,16 +472,19 @@ fn split_tables_read_back_in_pandas_and_pyarrow_with_the_input_columns_and_dtype
 fn the_three_splits_add_up_to_the_input_and_no_record_is_in_two() {
     let Some(t) = Tab::new() else { return };
     let src = t.fresh("src");
-    let csv = t.gen(&src, "people.csv", "people", 3000, &[]);
-    let pq = t.gen(&src, "labs.parquet", "nested", 1500, &["--row-group", "400"]);
+    let g = t.gen_all(
+        &src,
+        &[("people.csv", "people", 3000, &[]), ("labs.parquet", "nested", 1500, &["--row-group", "400"])],
+    );
+    let (csv, pq) = (&g[0], &g[1]);
     t.commit(&src);
     t.json(&["clean"]);
     let out = t.json(&["split", "--key", "id"]);
     let m = t.materialize("split");
-    let a = check_split_of(&t, &csv, &split_files(&m, "people.csv"), &["--key", "id"]);
+    let a = check_split_of(&t, csv, &split_files(&m, "people.csv"), &["--key", "id"]);
     let b = check_split_of(
         &t,
-        &pq,
+        pq,
         &split_files(&m, "labs.parquet"),
         &["--key", "id", "--schema-of", pq.to_str().unwrap()],
     );
@@ -512,8 +528,11 @@ fn without_a_key_duplicate_records_never_straddle_splits() {
 fn a_group_never_crosses_splits() {
     let Some(t) = Tab::new() else { return };
     let src = t.fresh("src");
-    let csv = t.gen(&src, "visits.csv", "people", 2400, &[]);
-    let pq = t.gen(&src, "labs.parquet", "people", 800, &["--seed", "9"]);
+    let g = t.gen_all(
+        &src,
+        &[("visits.csv", "people", 2400, &[]), ("labs.parquet", "people", 800, &["--seed", "9"])],
+    );
+    let (csv, pq) = (&g[0], &g[1]);
     t.commit(&src);
     t.json(&["clean"]);
     let out = t.json(&["split", "--group-column", "patient", "--ratios", "60,20,20"]);
@@ -527,7 +546,7 @@ fn a_group_never_crosses_splits() {
         all.extend(files.iter().map(PathBuf::as_path));
         let info = t.read(&all, &["--key", "patient"]);
         let parts: Vec<&Value> = files.iter().map(|f| &info[f]).collect();
-        assert_eq!(multiset(&parts), multiset(&[&info[input]]), "{rel}");
+        assert_eq!(multiset(&parts), multiset(&[&info[input.as_path()]]), "{rel}");
         for (s, p) in parts.iter().enumerate() {
             total += u(&p["rows"]);
             for g in strs(&p["keys"]) {
@@ -550,9 +569,14 @@ fn twenty_percent_more_records_moves_none_of_the_old_ones() {
     // raw is append-only by default; a table that grows in place (a re-export) needs it not to be.
     t.config(|y| y.replace("append_only: [raw, \"monitoring/*\"]", "append_only: [\"monitoring/*\"]"));
     let src = t.fresh("src");
-    t.gen(&src, "visits.csv", "people", 1200, &["--slice", "0:1000"]);
-    t.gen(&src, "labs.parquet", "nested", 1200, &["--slice", "0:1000", "--row-group", "300"]);
-    t.gen(&src, "static.jsonl", "people", 300, &["--seed", "3"]);
+    t.gen_all(
+        &src,
+        &[
+            ("visits.csv", "people", 1200, &["--slice", "0:1000"]),
+            ("labs.parquet", "nested", 1200, &["--slice", "0:1000", "--row-group", "300"]),
+            ("static.jsonl", "people", 300, &["--seed", "3"]),
+        ],
+    );
     t.commit(&src);
     t.json(&["clean"]);
     t.json(&["split", "--key", "id"]);
@@ -561,8 +585,10 @@ fn twenty_percent_more_records_moves_none_of_the_old_ones() {
         t.blobs("split", "data").into_iter().filter(|(p, _)| p.ends_with("static.jsonl")).collect();
     assert_eq!(static_blobs.len(), 3);
 
-    t.gen(&src, "visits.csv", "people", 1200, &[]);
-    t.gen(&src, "labs.parquet", "nested", 1200, &["--row-group", "300"]);
+    t.gen_all(
+        &src,
+        &[("visits.csv", "people", 1200, &[]), ("labs.parquet", "nested", 1200, &["--row-group", "300"])],
+    );
     t.json(&["commit-data", "--source", src.to_str().unwrap(), "--replace"]);
     t.json(&["clean"]);
     let out = t.json(&["split"]);
@@ -608,9 +634,14 @@ fn twenty_percent_more_records_moves_none_of_the_old_ones() {
 fn a_rerun_is_byte_identical_with_the_same_blob_ids_and_reports_unchanged() {
     let Some(t) = Tab::new() else { return };
     let src = t.fresh("src");
-    t.gen(&src, "a/visits.csv", "people", 1500, &[]);
-    t.gen(&src, "a/events.jsonl", "people", 700, &["--seed", "2"]);
-    t.gen(&src, "a/labs.parquet", "nested", 900, &["--row-group", "250"]);
+    t.gen_all(
+        &src,
+        &[
+            ("a/visits.csv", "people", 1500, &[]),
+            ("a/events.jsonl", "people", 700, &["--seed", "2"]),
+            ("a/labs.parquet", "nested", 900, &["--row-group", "250"]),
+        ],
+    );
     t.commit_files(&[("notes/readme.txt", b"file-level, beside the tables\n")]);
     t.commit(&src);
     t.json(&["clean"]);
@@ -731,9 +762,14 @@ fn a_csv_with_quoted_newlines_a_bom_and_crlf_keeps_its_bytes_through_clean_and_s
 fn parquet_with_nulls_and_list_columns_keeps_schema_values_and_compression() {
     let Some(t) = Tab::new() else { return };
     let src = t.fresh("src");
-    let zstd = t.gen(&src, "labs.parquet", "nested", 1000, &["--compression", "zstd", "--row-group", "200"]);
-    let snappy =
-        t.gen(&src, "more/labs_snappy.parquet", "nested", 300, &["--compression", "snappy", "--seed", "5"]);
+    let g = t.gen_all(
+        &src,
+        &[
+            ("labs.parquet", "nested", 1000, &["--compression", "zstd", "--row-group", "200"]),
+            ("more/labs_snappy.parquet", "nested", 300, &["--compression", "snappy", "--seed", "5"]),
+        ],
+    );
+    let (zstd, snappy) = (&g[0], &g[1]);
     t.commit(&src);
     let out = t.json(&["clean"]);
     assert_eq!(u(&out["records_dropped"]), 0, "nulls and lists are values, not bad records: {out}");
@@ -743,7 +779,7 @@ fn parquet_with_nulls_and_list_columns_keeps_schema_values_and_compression() {
     t.json(&["split", "--key", "id"]);
     let m = t.materialize("split");
     for (input, rel, codec) in
-        [(&zstd, "labs.parquet", "ZSTD"), (&snappy, "more/labs_snappy.parquet", "SNAPPY")]
+        [(zstd, "labs.parquet", "ZSTD"), (snappy, "more/labs_snappy.parquet", "SNAPPY")]
     {
         let files = split_files(&m, rel);
         check_split_of(&t, input, &files, &["--key", "id", "--schema-of", input.to_str().unwrap()]);
@@ -765,8 +801,10 @@ fn parquet_with_nulls_and_list_columns_keeps_schema_values_and_compression() {
 fn a_table_with_zero_rows_is_dropped_by_clean_and_listed() {
     let Some(t) = Tab::new() else { return };
     let src = t.fresh("src");
-    t.gen(&src, "b/people.csv", "people", 100, &[]);
-    t.gen(&src, "b/none.parquet", "people", 10, &["--slice", "0:0"]);
+    t.gen_all(
+        &src,
+        &[("b/people.csv", "people", 100, &[]), ("b/none.parquet", "people", 10, &["--slice", "0:0"])],
+    );
     write_files(&src, &[("b/empty.csv", b"id,name\n"), ("b/empty.tsv", b"id\tname\r\n")]);
     assert_eq!(t.read1(&src.join("b/none.parquet"), &[])["rows"], 0);
     t.commit(&src);
@@ -1375,15 +1413,16 @@ fn check_profile(p: &Value, info: &Value, what: &str) {
 fn profiles_on_clean_and_split_add_up_and_match_pandas() {
     let Some(t) = Tab::new() else { return };
     let src = t.fresh("src");
-    let csv = t.gen(&src, "b1/people.csv", "people", 3000, &[]);
-    let pq = t.gen(&src, "b1/labs.parquet", "nested", 800, &[]);
+    let g =
+        t.gen_all(&src, &[("b1/people.csv", "people", 3000, &[]), ("b1/labs.parquet", "nested", 800, &[])]);
+    let (csv, pq) = (&g[0], &g[1]);
     t.commit(&src);
     t.json(&["clean"]);
     let prof = t.show_json("clean:profile.json");
     assert_eq!(prof["schema"], 1, "{prof}");
-    let info = t.read(&[&csv, &pq], &[]);
-    check_profile(&prof["tables"]["b1/people.csv"], &info[&csv], "clean b1/people.csv");
-    check_profile(&prof["tables"]["b1/labs.parquet"], &info[&pq], "clean b1/labs.parquet");
+    let info = t.read(&[csv, pq], &[]);
+    check_profile(&prof["tables"]["b1/people.csv"], &info[csv.as_path()], "clean b1/people.csv");
+    check_profile(&prof["tables"]["b1/labs.parquet"], &info[pq.as_path()], "clean b1/labs.parquet");
 
     let out = t.json(&["split", "--key", "id"]);
     let prof = t.show_json("split:profile.json");
