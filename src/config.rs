@@ -114,6 +114,11 @@ pub enum RecordLevel {
 pub struct TablesConfig {
     /// File extensions (without the dot, case-insensitive) per table format.
     pub extensions: TableExtensions,
+    /// A regex on the path below `data/` whose first capture group names the table a file is a
+    /// batch of (its schema is `schema/<name>.json` on clean). Default: the file name without its
+    /// extension, so `2026-01/customers.csv` and `2026-02/customers.csv` are one table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -423,6 +428,15 @@ impl Config {
             return bad(format!(
                 "split.ratios: {r:?} must be three positive parts (train, validation, test) that sum to 100"
             ));
+        }
+        if let Some(name) = &self.tables.name {
+            match regex::Regex::new(name) {
+                Ok(re) if re.captures_len() >= 2 => {}
+                Ok(_) => {
+                    return bad(format!("tables.name {name:?} has no capture group (it names the table)"))
+                }
+                Err(e) => return bad(format!("tables.name {name:?} is not a valid regular expression: {e}")),
+            }
         }
         if let Err(e) = crate::table::Encoding::parse(&self.clean.encoding) {
             return bad(e.message().to_string());

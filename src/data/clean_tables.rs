@@ -35,8 +35,14 @@ pub fn schema_path(table: &str) -> String {
     format!("schema/{table}.json")
 }
 
-/// The table a file belongs to: its file name without the extension.
-pub fn table_name(rel: &str) -> String {
+/// The table a file belongs to: the first capture group of `tables.name` when it matches, else
+/// its file name without the extension.
+pub fn table_name(rel: &str, pattern: Option<&regex::Regex>) -> String {
+    if let Some(m) = pattern.and_then(|re| re.captures(rel)).and_then(|c| c.get(1)) {
+        if !m.as_str().is_empty() && !m.as_str().contains('/') {
+            return m.as_str().to_string();
+        }
+    }
     let name = rel.rsplit('/').next().unwrap_or(rel);
     match name.rsplit_once('.') {
         Some((stem, _)) if !stem.is_empty() => stem.to_string(),
@@ -101,9 +107,10 @@ pub fn clean_tables(
     let extensions = repo.config().tables.extensions();
     // Batches of one table, in path order (duplicates keep the first record; the first batch
     // defines an inferred schema).
+    let pattern = repo.config().tables.name.as_deref().and_then(|p| regex::Regex::new(p).ok());
     let mut by_table: BTreeMap<String, Vec<&DataFile>> = BTreeMap::new();
     for f in tables {
-        by_table.entry(table_name(&f.rel)).or_default().push(f);
+        by_table.entry(table_name(&f.rel, pattern.as_ref())).or_default().push(f);
     }
     let mut jobs = Vec::new();
     for (name, files) in by_table {

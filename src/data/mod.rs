@@ -8,6 +8,7 @@ pub mod diff;
 pub mod flow;
 pub mod lineage;
 pub mod materialize;
+pub mod profiles;
 pub mod split;
 pub mod split_settings;
 pub mod split_table;
