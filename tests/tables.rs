@@ -811,9 +811,18 @@ fn a_table_with_zero_rows_is_dropped_by_clean_and_listed() {
     let out = t.json(&["clean"]);
     let clean: Vec<String> = t.blobs("clean", "data").into_keys().collect();
     assert_eq!(clean, ["data/b/people.csv"], "{out}");
-    let text = out.to_string();
+    // Dropped whole, with check `records` (docs/clean.md), and counted in `tables`.
+    let dropped: BTreeMap<String, String> = out["dropped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["path"].as_str().unwrap().to_string(), d["check"].as_str().unwrap().to_string()))
+        .collect();
     for p in ["b/none.parquet", "b/empty.csv", "b/empty.tsv"] {
-        assert!(text.contains(p), "{p} is not listed in the clean report: {out}");
+        let check = dropped.iter().find(|(k, _)| k.ends_with(p)).map(|(_, c)| c.as_str());
+        assert_eq!(check, Some("records"), "{p} is not listed as dropped: {out}");
+        let row = out["tables"].as_array().unwrap().iter().find(|x| x["path"] == p);
+        assert_eq!(row.map(|x| u(&x["rows_in"])), Some(0), "{p}: {out}");
     }
     let report = t.show("clean:.mlgit/clean-report.json");
     assert!(report.contains("b/empty.csv"), "{report}");
