@@ -6,10 +6,13 @@
 
 pub mod csv;
 pub mod jsonl;
+mod latin1;
 pub mod output;
 pub mod parquet;
 pub mod profile;
 pub mod schema;
+#[cfg(test)]
+mod testing;
 
 use std::io::{Read, Seek};
 
@@ -296,6 +299,9 @@ impl Batch {
     /// whatever the quoting, spacing or key order. Used as the split key without id column and to
     /// find duplicate records.
     pub fn canonical(&self, row: usize, columns: usize, out: &mut Vec<u8>) {
+        if let BatchKind::Csv(b) = &self.inner {
+            return b.canonical(row, columns, out);
+        }
         for col in 0..columns {
             canonical_cell(self.cell(row, col), out);
             out.push(0x1f);
