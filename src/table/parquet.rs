@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
-use arrow_array::{Array, ArrayRef, BooleanArray, PrimitiveArray, RecordBatch, RecordBatchReader};
+use arrow_array::{Array, ArrayRef, BooleanArray, PrimitiveArray, RecordBatch};
 use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
@@ -103,9 +103,10 @@ fn open_stream<T: ChunkReader + 'static>(input: T, opts: &ReadOptions) -> Result
         .key_value_metadata()
         .map(|kv| kv.iter().filter(|k| k.key != parquet::arrow::ARROW_SCHEMA_META_KEY).cloned().collect())
         .unwrap_or_default();
+    // The builder's schema, not the batches': it carries the file's metadata (pandas').
+    let schema = Arc::clone(builder.schema());
     let reader =
         builder.with_batch_size(opts.batch_rows.max(1)).build().map_err(|e| parquet_error("read", e))?;
-    let schema = reader.schema();
     Ok(Stream { reader, schema, metadata, compression, row_group_rows, next_row: 0 })
 }
 
@@ -605,5 +606,222 @@ impl ParquetTableWriter {
             (None, None) => return Err(Error::invalid("internal: a Parquet writer without output")),
         };
         Ok((out.finish()?, self.rows))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use arrow_array::builder::{Int64Builder, ListBuilder};
+    use arrow_array::{
+        ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, DictionaryArray, Float64Array,
+        Int32Array, Int64Array, RecordBatch, StringArray, StructArray, TimestampMicrosecondArray,
+        TimestampNanosecondArray, UInt64Array,
+    };
+    use arrow_schema::{DataType, Field, Schema};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::arrow::ArrowWriter;
+    use parquet::basic::{Compression, ZstdLevel};
+    use parquet::file::properties::WriterProperties;
+
+    use super::super::testing::{read_all, write_kept};
+    use super::super::{Cell, Format, ReadOptions, TextOutput};
+
+    fn opts(batch_rows: usize) -> ReadOptions {
+        ReadOptions { batch_rows, ..ReadOptions::default() }
+    }
+
+    /// A table of every kind of column mlgit reads, 10 rows, with nulls.
+    fn table() -> RecordBatch {
+        let n = 10;
+        let mut list = ListBuilder::new(Int64Builder::new());
+        for i in 0..n {
+            if i % 4 == 3 {
+                list.append_null();
+            } else {
+                for j in 0..(i % 3) {
+                    list.values().append_value(j as i64);
+                }
+                list.append(true);
+            }
+        }
+        let ids: Int64Array = (0..n as i64).map(|i| if i == 5 { None } else { Some(i) }).collect();
+        let x: Float64Array = (0..n).map(|i| Some(i as f64 * 0.5)).collect();
+        let name: StringArray =
+            (0..n).map(|i| if i % 3 == 0 { None } else { Some(format!("n{i}")) }).collect();
+        let flag: BooleanArray = (0..n).map(|i| Some(i % 2 == 0)).collect();
+        let ts = TimestampMicrosecondArray::from((0..n as i64).map(|i| i * 1_000_000).collect::<Vec<_>>())
+            .with_timezone("UTC");
+        let ns = TimestampNanosecondArray::from(vec![-1i64; n]);
+        let day = Date32Array::from(vec![1; n]);
+        let dec = Decimal128Array::from(vec![-1250i128; n]).with_precision_and_scale(10, 2).expect("decimal");
+        let bin = BinaryArray::from(vec![&b"\x00\xff"[..]; n]);
+        let big = UInt64Array::from(vec![u64::MAX; n]);
+        let cat: DictionaryArray<arrow_array::types::Int8Type> = (0..n).map(|i| ["a", "b"][i % 2]).collect();
+        let st = StructArray::from(vec![
+            (
+                Arc::new(Field::new("z", DataType::Int32, true)),
+                Arc::new(Int32Array::from(vec![7; n])) as ArrayRef,
+            ),
+            (
+                Arc::new(Field::new("a", DataType::Utf8, true)),
+                Arc::new(StringArray::from(vec!["q\""; n])) as ArrayRef,
+            ),
+        ]);
+        let cols: Vec<(&str, ArrayRef)> = vec![
+            ("id", Arc::new(ids)),
+            ("x", Arc::new(x)),
+            ("name", Arc::new(name)),
+            ("flag", Arc::new(flag)),
+            ("ts", Arc::new(ts)),
+            ("ns", Arc::new(ns)),
+            ("day", Arc::new(day)),
+            ("dec", Arc::new(dec)),
+            ("bin", Arc::new(bin)),
+            ("big", Arc::new(big)),
+            ("cat", Arc::new(cat)),
+            ("st", Arc::new(st)),
+            ("list", Arc::new(list.finish())),
+        ];
+        let fields: Vec<Field> =
+            cols.iter().map(|(name, a)| Field::new(*name, a.data_type().clone(), true)).collect();
+        let meta = HashMap::from([("pandas".to_string(), "{\"index_columns\": []}".to_string())]);
+        let schema = Arc::new(Schema::new_with_metadata(fields, meta));
+        RecordBatch::try_new(schema, cols.into_iter().map(|(_, a)| a).collect()).expect("batch")
+    }
+
+    fn parquet_of(batch: &RecordBatch, compression: Compression, row_group: usize) -> Vec<u8> {
+        let props = WriterProperties::builder()
+            .set_compression(compression)
+            .set_max_row_group_row_count(Some(row_group))
+            // as pyarrow does: the pandas metadata as a key of its own too
+            .set_key_value_metadata(Some(vec![parquet::file::metadata::KeyValue::new(
+                "pandas".into(),
+                "{\"index_columns\": []}".to_string(),
+            )]))
+            .build();
+        let mut out = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).expect("writer");
+        w.write(batch).expect("write");
+        w.close().expect("close");
+        out
+    }
+
+    /// The whole file as one record batch, its first column chunk's codec, its row group sizes
+    /// and its key-value metadata.
+    type KeyValues = Vec<(String, Option<String>)>;
+
+    fn reread(bytes: &[u8]) -> (RecordBatch, Option<Compression>, Vec<i64>, KeyValues) {
+        let b =
+            ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes.to_vec())).expect("parquet");
+        let meta = b.metadata().clone();
+        let codec = meta.row_groups().first().map(|g| g.column(0).compression());
+        let groups = meta.row_groups().iter().map(|g| g.num_rows()).collect();
+        let kv = meta
+            .file_metadata()
+            .key_value_metadata()
+            .map(|kv| kv.iter().map(|k| (k.key.clone(), k.value.clone())).collect())
+            .unwrap_or_default();
+        let schema = b.schema().clone();
+        let batches: Vec<RecordBatch> = b.build().expect("reader").map(|r| r.expect("batch")).collect();
+        (arrow_select::concat::concat_batches(&schema, &batches).expect("concat"), codec, groups, kv)
+    }
+
+    #[test]
+    fn cells_come_from_the_arrow_arrays_with_nulls_nested_values_and_file_rows() {
+        let file = parquet_of(&table(), Compression::SNAPPY, 4);
+        let (reader, batches) = read_all(&file, Format::Parquet, &opts(3));
+        assert_eq!(reader.columns()[0].name, "id");
+        assert_eq!(reader.columns()[0].stored, "Int64");
+        assert_eq!(batches.iter().map(|b| b.len()).collect::<Vec<_>>(), [3, 3, 3, 1]);
+        let b = &batches[1]; // rows 3, 4, 5
+        assert_eq!(b.line(0), 4);
+        assert_eq!(b.cell(2, 0), Cell::Null, "a null id");
+        assert_eq!(b.cell(0, 0), Cell::Int(3));
+        assert_eq!(b.cell(0, 1), Cell::Float(1.5));
+        assert_eq!((b.cell(0, 2), b.cell(1, 2)), (Cell::Null, Cell::Text("n4")));
+        assert_eq!(b.cell(0, 3), Cell::Bool(false));
+        assert_eq!(b.cell(0, 4), Cell::Timestamp(3_000_000));
+        assert_eq!(b.cell(0, 5), Cell::Timestamp(-1), "nanoseconds floor to microseconds");
+        assert_eq!(b.cell(0, 6), Cell::Timestamp(86_400_000_000));
+        assert_eq!(b.cell(0, 7), Cell::Text("-12.50"));
+        assert_eq!(b.cell(0, 8), Cell::Text("00ff"));
+        assert_eq!(b.cell(0, 9), Cell::Float(u64::MAX as f64));
+        assert_eq!((b.cell(0, 10), b.cell(1, 10)), (Cell::Text("b"), Cell::Text("a")));
+        assert_eq!(b.cell(0, 11), Cell::Nested(r#"{"a":"q\"","z":7}"#));
+        assert_eq!(
+            (b.cell(0, 12), b.cell(1, 12), b.cell(2, 12)),
+            (Cell::Null, Cell::Nested("[0]"), Cell::Nested("[0,1]"))
+        );
+        assert_eq!(b.cell(0, 99), Cell::Null);
+    }
+
+    #[test]
+    fn every_row_written_back_gives_the_same_batches_schema_metadata_codec_and_row_groups() {
+        for codec in [Compression::SNAPPY, Compression::ZSTD(ZstdLevel::default()), Compression::UNCOMPRESSED]
+        {
+            let file = parquet_of(&table(), codec, 4);
+            let (reader, batches) = read_all(&file, Format::Parquet, &opts(3));
+            let (out, rows) = write_kept(&reader, &batches, TextOutput::AsRead, |_| true);
+            assert_eq!(rows, 10);
+            let (want, want_codec, want_groups, want_kv) = reread(&file);
+            let (got, got_codec, got_groups, kv) = reread(&out);
+            assert_eq!(kv, want_kv);
+            assert_eq!(got, want);
+            assert_eq!(got.schema().metadata().get("pandas"), Some(&"{\"index_columns\": []}".to_string()));
+            assert!(kv.iter().any(|(k, _)| k == "pandas"), "{kv:?}");
+            assert_eq!(got_codec, want_codec);
+            assert_eq!(got_groups, want_groups);
+            let (again, _) = write_kept(&reader, &batches, TextOutput::AsRead, |_| true);
+            assert_eq!(again, out, "deterministic output");
+        }
+    }
+
+    #[test]
+    fn the_keep_mask_selects_rows_in_order() {
+        let file = parquet_of(&table(), Compression::SNAPPY, 4);
+        let (reader, batches) = read_all(&file, Format::Parquet, &opts(4));
+        let (out, rows) = write_kept(&reader, &batches, TextOutput::AsRead, |r| r % 3 == 1);
+        assert_eq!(rows, 3);
+        let (got, _, _, _) = reread(&out);
+        let ids = got.column(0).as_any().downcast_ref::<Int64Array>().expect("ids");
+        assert_eq!(ids.iter().collect::<Vec<_>>(), [Some(1), Some(4), Some(7)]);
+        let want = table();
+        let idx = arrow_array::UInt32Array::from(vec![1, 4, 7]);
+        for c in 0..want.num_columns() {
+            let w = arrow_select::take::take(want.column(c).as_ref(), &idx, None).expect("take");
+            assert_eq!(got.column(c).as_ref(), w.as_ref(), "column {c}");
+        }
+    }
+
+    #[test]
+    fn a_zero_row_output_is_a_valid_file_with_the_schema() {
+        let file = parquet_of(&table(), Compression::SNAPPY, 4);
+        let (reader, batches) = read_all(&file, Format::Parquet, &opts(4));
+        let (out, rows) = write_kept(&reader, &batches, TextOutput::AsRead, |_| false);
+        assert_eq!(rows, 0);
+        let (got, _, groups, _) = reread(&out);
+        assert_eq!((got.num_rows(), groups.len()), (0, 0));
+        assert_eq!(got.schema().fields(), table().schema().fields());
+        // and such a file reads as a table with its columns and no rows
+        let (reader, batches) = read_all(&out, Format::Parquet, &opts(4));
+        assert_eq!((reader.columns().len(), batches.len()), (13, 0));
+        let (again, _) = write_kept(&reader, &batches, TextOutput::AsRead, |_| true);
+        let (got, codec, _, _) = reread(&again);
+        assert_eq!((got.num_rows(), codec), (0, None));
+    }
+
+    #[test]
+    fn an_empty_input_has_no_columns_and_a_truncated_file_is_an_error() {
+        let (reader, batches) = read_all(b"", Format::Parquet, &opts(4));
+        assert!(reader.columns().is_empty() && batches.is_empty());
+        let (out, rows) = write_kept(&reader, &batches, TextOutput::AsRead, |_| true);
+        assert_eq!((out.len(), rows), (0, 0));
+        let file = parquet_of(&table(), Compression::SNAPPY, 4);
+        let cut = file[..file.len() - 10].to_vec();
+        let err = super::super::TableReader::open(super::super::Input::Bytes(cut), Format::Parquet, &opts(4));
+        assert!(err.is_err());
     }
 }
