@@ -10,6 +10,8 @@ pub mod output;
 pub mod parquet;
 pub mod profile;
 pub mod schema;
+mod sketch;
+mod values;
 
 use std::io::{Read, Seek};
 
