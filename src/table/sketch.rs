@@ -10,11 +10,16 @@
 //! Values are keyed by xxHash3 (a published, versioned algorithm), so a profile's bytes do not
 //! change with the Rust version or the platform, which `std`'s hashers do not promise.
 
-use twox_hash::XxHash3_64;
+use twox_hash::{XxHash3_128, XxHash3_64};
 
 /// The 64-bit key of some bytes; `seed` separates key spaces (text vs. the bits of a float).
 pub(crate) fn hash64(seed: u64, bytes: &[u8]) -> u64 {
     XxHash3_64::oneshot_with_seed(seed, bytes)
+}
+
+/// A 128-bit key (unique-key checks keep these instead of the texts).
+pub(crate) fn hash128(bytes: &[u8]) -> u128 {
+    XxHash3_128::oneshot(bytes)
 }
 
 /// Exact counts per 64-bit key, up to `limit` keys: an open-addressing table of two flat arrays
@@ -308,7 +313,7 @@ pub(crate) struct Counter<V> {
     pub value: V,
 }
 
-/// Keys are already xxHash3 outputs: hash them by themselves.
+/// Keys are already xxHash3 outputs (64 or 128 bits): hash them by themselves (their low 64 bits).
 #[derive(Default, Clone, Copy)]
 pub(crate) struct BuildKey;
 
@@ -332,6 +337,9 @@ impl std::hash::Hasher for KeyHasher {
     }
     fn write_u64(&mut self, n: u64) {
         self.0 = n;
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64;
     }
 }
 
