@@ -11,8 +11,10 @@ pub mod output;
 pub mod parquet;
 pub mod profile;
 pub mod schema;
+mod sketch;
 #[cfg(test)]
 mod testing;
+mod values;
 
 use std::io::{Read, Seek};
 
