@@ -6,10 +6,15 @@
 
 pub mod csv;
 pub mod jsonl;
+mod latin1;
 pub mod output;
 pub mod parquet;
 pub mod profile;
 pub mod schema;
+mod sketch;
+#[cfg(test)]
+mod testing;
+mod values;
 
 use std::io::{Read, Seek};
 
@@ -299,6 +304,9 @@ impl Batch {
     /// Trailing null cells are left out, so a record reads the same before and after a JSONL
     /// table learns a new column.
     pub fn canonical(&self, row: usize, columns: usize, out: &mut Vec<u8>) {
+        if let BatchKind::Csv(b) = &self.inner {
+            return b.canonical(row, columns, out);
+        }
         let mut end = out.len();
         for col in 0..columns {
             let cell = self.cell(row, col);
