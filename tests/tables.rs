@@ -363,11 +363,24 @@ fn multiset(infos: &[&Value]) -> BTreeMap<String, usize> {
 /// them, the records add up to the input's with none in two splits, and each record is in the
 /// split that `sha256("42:<id>")` names. Returns the rows per split.
 fn check_split_of(t: &Tab, input: &Path, files: &[PathBuf; 3], opts: &[&str]) -> [u64; 3] {
-    let mut all: Vec<&Path> = vec![input];
-    all.extend(files.iter().map(PathBuf::as_path));
-    let info = t.read(&all, opts);
+    let info = t.read(&with_splits(&[(input, files)]), opts);
+    check_parts(&info, input, files)
+}
+
+/// Every input and split file of `tables`, for one `readback.py` run.
+fn with_splits<'a>(tables: &[(&'a Path, &'a [PathBuf; 3])]) -> Vec<&'a Path> {
+    let mut all = Vec::new();
+    for (input, files) in tables {
+        all.push(*input);
+        all.extend(files.iter().map(PathBuf::as_path));
+    }
+    all
+}
+
+/// [`check_split_of`] on files already read back.
+fn check_parts(info: &BTreeMap<PathBuf, Value>, input: &Path, files: &[PathBuf; 3]) -> [u64; 3] {
     let inp = &info[input];
-    let parts: Vec<&Value> = files.iter().map(|f| &info[f]).collect();
+    let parts: Vec<&Value> = files.iter().map(|f| &info[f.as_path()]).collect();
     for (f, p) in files.iter().zip(&parts) {
         // An empty JSONL file has no columns to read back.
         if p["format"] != "jsonl" || p["rows"].as_u64() > Some(0) {
@@ -377,14 +390,8 @@ fn check_split_of(t: &Tab, input: &Path, files: &[PathBuf; 3], opts: &[&str]) ->
             assert_eq!(p["dtypes"], inp["dtypes"], "{}", f.display());
         }
         if let Some(pq) = p.get("parquet") {
-            assert_eq!(
-                pq["schema_equal_to"],
-                true,
-                "{}: {} vs {}",
-                f.display(),
-                pq["schema"],
-                pq["other_schema"]
-            );
+            // The Arrow schema (names, types, nullability, list items), metadata aside.
+            assert_eq!(pq["schema"], inp["parquet"]["schema"], "{}: another Arrow schema", f.display());
         }
     }
     let rows: Vec<u64> = parts.iter().map(|p| u(&p["rows"])).collect();
@@ -422,15 +429,17 @@ fn split_tables_read_back_in_pandas_and_pyarrow_with_the_input_columns_and_dtype
     assert_eq!(u(&out["tables"]), 4, "{out}");
     assert_eq!(strs(&out["key"]), ["id"], "{out}");
     let m = t.materialize("split");
+    let splits: Vec<[PathBuf; 3]> =
+        inputs.iter().map(|i| split_files(&m, i.strip_prefix(&src).unwrap().to_str().unwrap())).collect();
+    let pairs: Vec<(&Path, &[PathBuf; 3])> = inputs.iter().map(PathBuf::as_path).zip(&splits).collect();
+    let info = t.read(&with_splits(&pairs), &["--key", "id"]);
     let mut total = [0u64; 3];
-    for input in &inputs {
+    for (input, files) in pairs {
         let rel = input.strip_prefix(&src).unwrap().to_str().unwrap();
-        let files = split_files(&m, rel);
-        for f in &files {
+        for f in files {
             assert!(f.exists(), "{} was not written", f.display());
         }
-        let schema_of = input.to_str().unwrap();
-        let rows = check_split_of(&t, input, &files, &["--key", "id", "--schema-of", schema_of]);
+        let rows = check_parts(&info, input, files);
         for s in 0..3 {
             total[s] += rows[s];
         }
@@ -438,7 +447,7 @@ fn split_tables_read_back_in_pandas_and_pyarrow_with_the_input_columns_and_dtype
         if rel.ends_with(".jsonl") {
             // JSONL: every output line is an input line, byte for byte, in input order.
             let lines: Vec<&[u8]> = bytes.split_inclusive(|&b| b == b'\n').collect();
-            for f in &files {
+            for f in files {
                 let got = std::fs::read(f).unwrap();
                 let mut pos = 0;
                 for line in got.split_inclusive(|&b| b == b'\n') {
@@ -450,13 +459,12 @@ fn split_tables_read_back_in_pandas_and_pyarrow_with_the_input_columns_and_dtype
         } else if !rel.ends_with(".parquet") {
             // CSV/TSV: the header line is copied as read.
             let header = &bytes[..=bytes.iter().position(|&b| b == b'\n').unwrap()];
-            for f in &files {
+            for f in files {
                 assert!(std::fs::read(f).unwrap().starts_with(header), "{}", f.display());
             }
         } else {
-            let info = t.read(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>(), &[]);
-            for (f, i) in info {
-                for (col, codecs) in i["parquet"]["codecs"].as_object().unwrap() {
+            for f in files {
+                for (col, codecs) in info[f.as_path()]["parquet"]["codecs"].as_object().unwrap() {
                     assert_eq!(strs(codecs), ["ZSTD"], "{}: column {col}", f.display());
                 }
             }
@@ -483,13 +491,10 @@ fn the_three_splits_add_up_to_the_input_and_no_record_is_in_two() {
     t.json(&["clean"]);
     let out = t.json(&["split", "--key", "id"]);
     let m = t.materialize("split");
-    let a = check_split_of(&t, csv, &split_files(&m, "people.csv"), &["--key", "id"]);
-    let b = check_split_of(
-        &t,
-        pq,
-        &split_files(&m, "labs.parquet"),
-        &["--key", "id", "--schema-of", pq.to_str().unwrap()],
-    );
+    let (fa, fb) = (split_files(&m, "people.csv"), split_files(&m, "labs.parquet"));
+    let info = t.read(&with_splits(&[(csv, &fa), (pq, &fb)]), &["--key", "id"]);
+    let a = check_parts(&info, csv, &fa);
+    let b = check_parts(&info, pq, &fb);
     let sum: Vec<u64> = (0..3).map(|s| a[s] + b[s]).collect();
     assert_eq!(record_counts(&out).to_vec(), sum, "{out}");
     assert_eq!(sum.iter().sum::<u64>(), 4500);
@@ -780,21 +785,20 @@ fn parquet_with_nulls_and_list_columns_keeps_schema_values_and_compression() {
     assert_eq!(clean["data/labs.parquet"], raw["data/labs.parquet"], "clean keeps an untouched table's blob");
     t.json(&["split", "--key", "id"]);
     let m = t.materialize("split");
-    for (input, rel, codec) in
-        [(zstd, "labs.parquet", "ZSTD"), (snappy, "more/labs_snappy.parquet", "SNAPPY")]
-    {
-        let files = split_files(&m, rel);
-        check_split_of(&t, input, &files, &["--key", "id", "--schema-of", input.to_str().unwrap()]);
-        let info = t.read(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>(), &[]);
+    let (fz, fs) = (split_files(&m, "labs.parquet"), split_files(&m, "more/labs_snappy.parquet"));
+    let info = t.read(&with_splits(&[(zstd, &fz), (snappy, &fs)]), &["--key", "id"]);
+    for (input, files, codec) in [(zstd, &fz, "ZSTD"), (snappy, &fs, "SNAPPY")] {
+        check_parts(&info, input, files);
         let mut nulls = 0u64;
-        for (f, i) in &info {
+        for f in files {
+            let i = &info[f.as_path()];
             for (col, codecs) in i["parquet"]["codecs"].as_object().unwrap() {
                 assert_eq!(strs(codecs), [codec], "{}: column {col}", f.display());
             }
             nulls += u(&i["stats"]["value"]["nulls"]);
         }
-        let whole = t.read1(input, &[]);
-        assert_eq!(nulls, u(&whole["stats"]["value"]["nulls"]), "{rel}: nulls kept");
+        let whole = &info[input.as_path()];
+        assert_eq!(nulls, u(&whole["stats"]["value"]["nulls"]), "{}: nulls kept", input.display());
         assert!(nulls > 0);
     }
 }
@@ -1306,17 +1310,11 @@ fn a_split_with_no_records_gets_a_readable_empty_file_and_a_warning() {
         "{err}"
     );
     let m = t.materialize("split");
-    for rel in ["few.csv", "few_pq.parquet"] {
-        let files = split_files(&m, rel);
-        let input = src.join(rel);
-        let mut opts = vec!["--key", "id"];
-        let schema_of = input.to_str().unwrap().to_string();
-        if rel.ends_with(".parquet") {
-            opts.extend(["--schema-of", schema_of.as_str()]);
-        }
-        let rows = check_split_of(&t, &input, &files, &opts);
-        assert_eq!(rows, [5, 0, 0], "{rel}");
-    }
+    let (ic, ip) = (src.join("few.csv"), src.join("few_pq.parquet"));
+    let (fc, fp) = (split_files(&m, "few.csv"), split_files(&m, "few_pq.parquet"));
+    let info = t.read(&with_splits(&[(&ic, &fc), (&ip, &fp)]), &["--key", "id"]);
+    assert_eq!(check_parts(&info, &ic, &fc), [5, 0, 0], "few.csv");
+    assert_eq!(check_parts(&info, &ip, &fp), [5, 0, 0], "few_pq.parquet");
     assert_eq!(std::fs::read(split_files(&m, "few.csv")[1].clone()).unwrap(), b"id,name,score\n");
 }
 
@@ -1443,17 +1441,17 @@ fn profiles_on_clean_and_split_add_up_and_match_pandas() {
     assert_eq!(prof["schema"], 1, "{prof}");
     let m = t.materialize("split");
     let mut per_split = [0u64; 3];
-    for (rel, input) in [("b1/people.csv", &csv), ("b1/labs.parquet", &pq)] {
-        let files = split_files(&m, rel);
-        let info = t.read(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>(), &[]);
+    let (fc, fp) = (split_files(&m, "b1/people.csv"), split_files(&m, "b1/labs.parquet"));
+    let info = t.read(&with_splits(&[(csv, &fc), (pq, &fp)]), &[]);
+    for (rel, input, files) in [("b1/people.csv", csv, &fc), ("b1/labs.parquet", pq, &fp)] {
         let mut rows = 0;
         for (s, name) in SPLITS.iter().enumerate() {
             let p = &prof["tables"][rel][name];
-            check_profile(p, &info[&files[s]], &format!("split {rel} {name}"));
+            check_profile(p, &info[files[s].as_path()], &format!("split {rel} {name}"));
             rows += u(&p["rows"]);
             per_split[s] += u(&p["rows"]);
         }
-        assert_eq!(rows, u(&t.read1(input, &[])["rows"]), "{rel}: the splits' rows add up");
+        assert_eq!(rows, u(&info[input.as_path()]["rows"]), "{rel}: the splits' rows add up");
     }
     assert_eq!(record_counts(&out), per_split, "{out}");
     // Deterministic: the same input gives the same profile bytes (a re-split of the same data).
