@@ -307,8 +307,7 @@ impl CsvReader {
                 &mut self.ends.buf[self.ends.used..],
             );
             let consumed = &input[..nin];
-            let lb = self.line_byte;
-            self.line += consumed.iter().filter(|&&b| b == lb).count() as u64;
+            self.line += memchr::memchr_iter(self.line_byte, consumed).count() as u64;
             raw.extend_from_slice(consumed);
             self.pos += nin;
             self.data.used += nout;
