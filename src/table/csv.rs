@@ -343,9 +343,10 @@ impl CsvReader {
             return Ok(None);
         }
         let ncols = self.columns.len();
-        let mut raw = Vec::with_capacity(self.batch_rows * 64);
-        let mut raw_ends = Vec::with_capacity(self.batch_rows);
-        let mut lines = Vec::with_capacity(self.batch_rows);
+        let rows = self.batch_rows.min(1 << 16);
+        let mut raw = Vec::with_capacity(rows * 64);
+        let mut raw_ends = Vec::with_capacity(rows);
+        let mut lines = Vec::with_capacity(rows);
         let mut bad = Vec::new();
         while lines.len() < self.batch_rows && bad.len() < self.batch_rows {
             let raw_start = raw.len();
