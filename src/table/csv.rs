@@ -476,12 +476,17 @@ impl CsvBatch {
     /// [`Batch::canonical`] without going through cells (same bytes: a field's text, or nothing
     /// for an empty one, then 0x1f).
     pub fn canonical(&self, row: usize, columns: usize, out: &mut Vec<u8>) {
-        for col in 0..columns {
-            if col < self.ncols {
-                out.extend_from_slice(self.field(row, col).as_bytes());
-            }
+        // As Batch::canonical: an empty field is a null, and trailing nulls are left out.
+        let mut end = out.len();
+        for col in 0..columns.min(self.ncols) {
+            let field = self.field(row, col);
+            out.extend_from_slice(field.as_bytes());
             out.push(0x1f);
+            if !field.is_empty() {
+                end = out.len();
+            }
         }
+        out.truncate(end);
     }
 
     fn raw_range(&self, row: usize) -> std::ops::Range<usize> {
