@@ -89,8 +89,8 @@ pub struct ParquetTableWriter {
 
 fn parquet_error(action: &str, err: impl std::fmt::Display) -> Error {
     Error::invalid(format!("cannot {action} the Parquet table: {err}")).with_hint(
-        "check that the file is a whole Parquet file compressed with snappy, gzip, lz4 or zstd (or uncompressed), \
-         e.g. by reading it with pyarrow",
+        "mlgit reads whole Parquet files compressed with snappy (pandas' default), gzip, lz4 or zstd, or \
+         uncompressed: check that pyarrow reads the file, and rewrite a brotli or lzo one with another codec",
     )
 }
 
