@@ -786,8 +786,14 @@ mod tests {
 
     #[test]
     fn every_row_written_back_gives_the_same_batches_schema_metadata_codec_and_row_groups() {
-        for codec in [Compression::SNAPPY, Compression::ZSTD(ZstdLevel::default()), Compression::UNCOMPRESSED]
-        {
+        for codec in [
+            Compression::SNAPPY,
+            Compression::ZSTD(ZstdLevel::default()),
+            Compression::GZIP(Default::default()),
+            Compression::LZ4_RAW,
+            Compression::LZ4,
+            Compression::UNCOMPRESSED,
+        ] {
             let file = parquet_of(&table(), codec, 4);
             let (reader, batches) = read_all(&file, Format::Parquet, &opts(3));
             let (out, rows) = write_kept(&reader, &batches, TextOutput::AsRead, |_| true);
