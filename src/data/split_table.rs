@@ -61,6 +61,8 @@ pub struct TableSplit {
     pub groups: u64,
     /// Whether the table has the label column (a label is reported for the tables that have it).
     pub has_label: bool,
+    /// The table's columns (to name them when no table has the label).
+    pub columns: Vec<String>,
 }
 
 /// Split the table at `path` (for messages) read from `input`.
@@ -180,6 +182,7 @@ pub fn split_table(
         moved,
         groups: groups.len() as u64,
         has_label: resolved.as_ref().is_some_and(|r| r.label.is_some()),
+        columns: reader.columns().iter().map(|c| c.name.clone()).collect(),
     })
 }
 
