@@ -142,14 +142,19 @@ pub fn plan(l: &Layout) -> Vec<Step> {
             ],
         ),
         Step::new(
-            "Derive clean from raw: broken and empty files are dropped, zero-copy",
+            "Derive clean from raw: bad records and broken files are dropped, schemas inferred",
             Program::Mlgit,
             &["-C", &repo, "clean"],
         ),
         Step::new(
-            "Split clean into train/validation/test (80/10/10, seeded, stable under growth)",
+            "Split the tables record by record, by customer (80/10/10, seeded, stable under growth)",
             Program::Mlgit,
-            &["-C", &repo, "split"],
+            &["-C", &repo, "split", "--key", "customer_id", "--label", "churned"],
+        ),
+        Step::new(
+            "Profile the validation rows the leaderboard is measured on",
+            Program::Mlgit,
+            &["-C", &repo, "show", "split"],
         ),
         Step::new(
             "Bring the code of dev/model and the data of split onto stable/model",

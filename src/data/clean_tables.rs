@@ -25,7 +25,7 @@ use crate::repo::Repo;
 use crate::store::LfsStore;
 use crate::table::output::Finished;
 use crate::table::profile::{Profiler, TableProfile};
-use crate::table::schema::{ColumnChanges, SchemaInferrer, TableSchema};
+use crate::table::schema::{ColumnChanges, RowChecker, SchemaInferrer, TableSchema};
 use crate::table::{
     BadRecord, Encoding, Format, HashingFile, Input, ReadOptions, TableReader, TableWriter, TextOutput,
 };
@@ -132,6 +132,8 @@ pub fn clean_tables(
         .map(|(name, schema, inputs)| {
             let mut schema = schema.map(|s| (s, false));
             let mut seen = settings.drop_duplicates.then(HashSet::new);
+            // One checker for all batches: a `unique` key holds across the whole table.
+            let mut checker = None;
             let mut outs = Vec::new();
             for (f, format, input) in inputs {
                 let out = clean_file(
@@ -141,6 +143,7 @@ pub fn clean_tables(
                     &name,
                     settings,
                     &mut schema,
+                    &mut checker,
                     seen.as_mut(),
                     store,
                     interrupt,
@@ -214,6 +217,7 @@ fn clean_file(
     name: &str,
     settings: &Settings,
     schema: &mut Option<(TableSchema, bool)>,
+    checker: &mut Option<RowChecker>,
     mut seen: Option<&mut HashSet<[u8; 16]>>,
     store: &LfsStore,
     interrupt: &Interrupt,
@@ -228,7 +232,6 @@ fn clean_file(
     let mut writer = TableWriter::for_reader(&reader, text, HashingFile::create(store)?)?;
     let mut profiler = Profiler::new(reader.columns());
     let mut inferrer = if schema.is_none() { Some(SchemaInferrer::new(reader.columns())) } else { None };
-    let mut checker = None;
     let mut checked_width = usize::MAX;
     let mut report = TableClean {
         path: f.rel.clone(),
@@ -254,7 +257,10 @@ fn clean_file(
         let columns = reader.columns();
         if let Some((s, _)) = schema.as_ref() {
             if checked_width != columns.len() {
-                checker = Some(s.checker(columns));
+                match checker.as_mut() {
+                    Some(c) => c.set_columns(columns),
+                    None => *checker = Some(s.checker(columns)),
+                }
                 report.schema_changes = s.compare_columns(columns);
                 checked_width = columns.len();
             }

@@ -219,7 +219,8 @@ pub fn split(repo: &Repo, opts: &SplitOptions, progress: &dyn Progress) -> Resul
             .with_hint("write the split to the split branch (the default)"));
     }
     repo.require_branch(&to)?;
-    let (settings, before) = split_settings::resolve(repo, &to, opts)?;
+    let split_settings::Resolved { settings, before, warnings: setting_warnings } =
+        split_settings::resolve(repo, &to, opts)?;
     check_ratios(&settings.ratios)?;
     let regex = compile_group_by(settings.group_by.as_deref())?;
     let old_regex = match &before {
@@ -316,7 +317,8 @@ pub fn split(repo: &Repo, opts: &SplitOptions, progress: &dyn Progress) -> Resul
         }
         table_groups += t.record.groups;
     }
-    let warnings = warnings(&files, &counts, &tables, &records, &labels, settings.label.as_deref());
+    let mut warnings = setting_warnings;
+    warnings.extend(split_warnings(&files, &counts, &tables, &records, &labels, settings.label.as_deref()));
 
     let record = SplitRecord {
         schema: 2,
@@ -431,7 +433,7 @@ fn file_key<'a>(
 }
 
 /// A split with nothing in it, and (with a label) a class missing from a split.
-fn warnings(
+fn split_warnings(
     files: &[&DataFile],
     counts: &BTreeMap<String, u64>,
     tables: &[&DataFile],

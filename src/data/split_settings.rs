@@ -1,7 +1,8 @@
-//! The settings of `mlgit split`, remembered: with no flags a split reuses what the split
-//! branch's `split.yaml` recorded; a flag that would move records or files (ratios, seed, key,
-//! group column, group regex) is refused unless `--reshuffle` says so; `--reshuffle` takes the
-//! flags, else `mlgit.yaml`.
+//! The settings of `mlgit split`, remembered: a split starts from what the split branch's
+//! `split.yaml` recorded (the first split from `mlgit.yaml`), flags override it, and a flag that
+//! would move records or files (ratios, seed, key, group column, group regex) is refused unless
+//! `--reshuffle` says so. `mlgit.yaml` never changes a recorded split by itself: where it differs,
+//! a warning says which flags apply it. So reshuffling only the seed keeps the recorded key.
 
 use serde::{Deserialize, Serialize};
 
@@ -66,8 +67,9 @@ pub fn recorded(repo: &Repo, branch: &str) -> Result<Option<Settings>> {
     Ok(Some(settings))
 }
 
-/// The settings to run with, and the recorded ones when they differ (a reshuffle).
-pub fn resolve(repo: &Repo, to: &str, opts: &SplitOptions) -> Result<(Settings, Option<Settings>)> {
+/// The settings to run with, the recorded ones when they differ (a reshuffle), and warnings about
+/// `mlgit.yaml` settings that differ from the recorded ones.
+pub fn resolve(repo: &Repo, to: &str, opts: &SplitOptions) -> Result<Resolved> {
     let config = &repo.config().split;
     let from_config = Settings {
         ratios: config.ratios.clone(),
@@ -78,12 +80,8 @@ pub fn resolve(repo: &Repo, to: &str, opts: &SplitOptions) -> Result<(Settings, 
         label: config.label.clone(),
     };
     let recorded = recorded(repo, to)?;
-    // The base: what the split recorded, unless there is none or the user reshuffles.
-    let base = match (&recorded, opts.reshuffle) {
-        (Some(r), false) => r.clone(),
-        _ => from_config.clone(),
-    };
-    let mut s = base;
+    // The base: what the split recorded (the first split: mlgit.yaml).
+    let mut s = recorded.clone().unwrap_or_else(|| from_config.clone());
     if let Some(r) = &opts.ratios {
         s.ratios = r.clone();
     }
@@ -108,16 +106,50 @@ pub fn resolve(repo: &Repo, to: &str, opts: &SplitOptions) -> Result<(Settings, 
         return Err(Error::invalid("a key column and a group column are both set")
             .with_hint("give one: --key COL places each record by its id; --group-column COL keeps a group's records together"));
     }
-    let Some(recorded) = recorded else { return Ok((s, None)) };
-    let changed: Vec<String> = recorded
-        .moving()
-        .iter()
-        .zip(s.moving().iter())
-        .filter(|(a, b)| a.1 != b.1)
-        .map(|(a, b)| format!("{} {} → {}", a.0, a.1, b.1))
-        .collect();
+    let Some(recorded) = recorded else {
+        return Ok(Resolved { settings: s, before: None, warnings: Vec::new() });
+    };
+    let differs = |a: &Settings, b: &Settings| -> Vec<String> {
+        a.moving()
+            .iter()
+            .zip(b.moving().iter())
+            .filter(|(x, y)| x.1 != y.1)
+            .map(|(x, y)| format!("{} {} → {}", x.0, x.1, y.1))
+            .collect()
+    };
+    let mut warnings = Vec::new();
+    // Only what mlgit.yaml sets (an unset key, or the built-in ratios and seed, say nothing).
+    let defaults = crate::config::SplitConfig::default();
+    let set_in_config = Settings {
+        ratios: if config.ratios != defaults.ratios { from_config.ratios.clone() } else { s.ratios.clone() },
+        seed: if config.seed != defaults.seed { from_config.seed } else { s.seed },
+        group_by: from_config.group_by.clone().or_else(|| s.group_by.clone()),
+        key: from_config.key.clone().or_else(|| {
+            if from_config.group_column.is_some() {
+                None
+            } else {
+                s.key.clone()
+            }
+        }),
+        group_column: from_config.group_column.clone().or_else(|| {
+            if from_config.key.is_some() {
+                None
+            } else {
+                s.group_column.clone()
+            }
+        }),
+        label: s.label.clone(),
+    };
+    let drift = differs(&s, &set_in_config);
+    if !drift.is_empty() {
+        warnings.push(format!(
+            "mlgit.yaml's split settings differ from the ones this split uses ({}); the split keeps its own. To apply mlgit.yaml's, pass them as flags with --reshuffle",
+            drift.join("; ")
+        ));
+    }
+    let changed = differs(&recorded, &s);
     if changed.is_empty() {
-        return Ok((s, None));
+        return Ok(Resolved { settings: s, before: None, warnings });
     }
     if !opts.reshuffle {
         return Err(Error::invalid(format!(
@@ -126,5 +158,13 @@ pub fn resolve(repo: &Repo, to: &str, opts: &SplitOptions) -> Result<(Settings, 
         ))
         .with_hint("run `mlgit split` with no flags to keep the recorded settings, or add --reshuffle to re-split with the new ones (it reports how much moves)"));
     }
-    Ok((s, Some(recorded)))
+    Ok(Resolved { settings: s, before: Some(recorded), warnings })
+}
+
+/// What [`resolve`] decided.
+pub struct Resolved {
+    pub settings: Settings,
+    /// The recorded settings, when these differ (a reshuffle).
+    pub before: Option<Settings>,
+    pub warnings: Vec<String>,
 }

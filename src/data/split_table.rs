@@ -59,6 +59,10 @@ pub struct TableSplit {
     pub moved: u64,
     /// Distinct groups (with a group column; exact up to the first million, then a lower bound).
     pub groups: u64,
+    /// Whether the table has the label column (a label is reported for the tables that have it).
+    pub has_label: bool,
+    /// The table's columns (to name them when no table has the label).
+    pub columns: Vec<String>,
 }
 
 /// Split the table at `path` (for messages) read from `input`.
@@ -177,6 +181,8 @@ pub fn split_table(
         profiles: profilers.into_iter().map(Profiler::finish).collect(),
         moved,
         groups: groups.len() as u64,
+        has_label: resolved.as_ref().is_some_and(|r| r.label.is_some()),
+        columns: reader.columns().iter().map(|c| c.name.clone()).collect(),
     })
 }
 
@@ -248,7 +254,9 @@ impl Resolved {
         // split could not have been computed this way, so compare against content.
         let previous_key =
             previous.map(|p| resolve(&p.key, "the recorded key column").unwrap_or(ResolvedKey::Content));
-        let label = label.map(|l| find(l, "the label column")).transpose()?;
+        // Not every table has the label (an events table beside the labelled one): the split
+        // refuses a label no table has.
+        let label = label.and_then(|l| names.iter().position(|n| *n == l));
         Ok(Resolved { width: names.len(), key, previous_key, group, label })
     }
 }

@@ -115,6 +115,18 @@ pub fn split_all(
         })
         .collect::<Result<_>>()?;
 
+    if let Some(label) = &settings.label {
+        let somewhere = split.iter().any(|(_, t)| t.has_label)
+            || outs.iter().flatten().any(|t| !t.record.labels.is_empty());
+        if !somewhere {
+            let names: Vec<String> = tables.iter().take(5).map(|f| format!("{DATA_DIR}/{}", f.rel)).collect();
+            return Err(Error::invalid(format!("the label column '{label}' is in none of the tables"))
+                .with_hint(format!(
+                    "name a column of {} (e.g. `mlgit show clean` lists them), or drop --label",
+                    names.join(", ")
+                )));
+        }
+    }
     let rule = LfsRule::for_kind(repo.config(), BranchKind::Split)?;
     let mut moved = 0;
     let read = split.len() as u64;
@@ -129,7 +141,7 @@ pub fn split_all(
             profiles.insert(SPLITS[s].to_string(), serde_json::to_value(profile).context("profile")?);
         }
         let rows = SPLITS.iter().zip(t.rows).map(|(s, n)| (s.to_string(), n)).collect();
-        let labels = if settings.label.is_some() {
+        let labels = if settings.label.is_some() && t.has_label {
             SPLITS.iter().zip(t.labels).map(|(s, m)| (s.to_string(), m)).collect()
         } else {
             BTreeMap::new()

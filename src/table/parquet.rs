@@ -21,8 +21,10 @@
 //!
 //! The writer: same Arrow schema, the input's key-value metadata (`pandas`, …; the Arrow schema
 //! itself is encoded again by the writer), the codec of the input's first column chunk
-//! (snappy, pandas' default, when the input has no row group), row groups of the input's first
-//! row group's row count, and at most 32 MiB each so that the three writers of a split stay within
+//! (snappy, pandas' default, when the input has no row group), dictionary encoding for the columns
+//! whose pages were all dictionary encoded in the input's first row group (the others, e.g.
+//! floats whose dictionary overflowed, plain: five times faster to write), row groups of the
+//! input's first row group's row count, and at most 32 MiB each so that the three writers of a split stay within
 //! the memory budget. Output is deterministic: the same batches give the same bytes. An empty input
 //! (0 bytes) has no columns and is written as an empty file; a 0-row output of a real input is a
 //! valid Parquet file with the schema and no row group. Codecs: uncompressed, snappy, gzip, lz4,
@@ -37,10 +39,11 @@ use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::Compression;
+use parquet::basic::{Compression, Encoding};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::ChunkReader;
+use parquet::schema::types::ColumnPath;
 
 use super::output::Finished;
 use super::{canonical_cell, Batch, BatchKind, Cell, Column, HashingFile, Input, ReadOptions};
@@ -62,6 +65,10 @@ struct Stream {
     metadata: Vec<KeyValue>,
     compression: Compression,
     row_group_rows: usize,
+    /// Per leaf column of the first row group: whether all its data pages were dictionary
+    /// encoded (a column whose dictionary overflowed, e.g. floats, is written plain: trying a
+    /// dictionary first costs more than the rest of the write).
+    dictionary: Vec<(ColumnPath, bool)>,
     next_row: u64,
 }
 
@@ -82,8 +89,8 @@ pub struct ParquetTableWriter {
 
 fn parquet_error(action: &str, err: impl std::fmt::Display) -> Error {
     Error::invalid(format!("cannot {action} the Parquet table: {err}")).with_hint(
-        "check that the file is a whole Parquet file compressed with snappy, gzip, lz4 or zstd (or uncompressed), \
-         e.g. by reading it with pyarrow",
+        "mlgit reads whole Parquet files compressed with snappy (pandas' default), gzip, lz4 or zstd, or \
+         uncompressed: check that pyarrow reads the file, and rewrite a brotli or lzo one with another codec",
     )
 }
 
@@ -98,6 +105,22 @@ fn open_stream<T: ChunkReader + 'static>(input: T, opts: &ReadOptions) -> Result
         .filter(|&n| n > 0)
         .map(|n| n as usize)
         .unwrap_or(DEFAULT_ROW_GROUP_ROWS);
+    let dictionary = first_group
+        .map(|g| {
+            g.columns()
+                .iter()
+                .map(|c| {
+                    let all_pages = match c.page_encoding_stats_mask() {
+                        Some(m) => {
+                            m.is_only(Encoding::RLE_DICTIONARY) || m.is_only(Encoding::PLAIN_DICTIONARY)
+                        }
+                        None => true,
+                    };
+                    (c.column_path().clone(), c.dictionary_page_offset().is_some() && all_pages)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let metadata = meta
         .file_metadata()
         .key_value_metadata()
@@ -107,7 +130,7 @@ fn open_stream<T: ChunkReader + 'static>(input: T, opts: &ReadOptions) -> Result
     let schema = Arc::clone(builder.schema());
     let reader =
         builder.with_batch_size(opts.batch_rows.max(1)).build().map_err(|e| parquet_error("read", e))?;
-    Ok(Stream { reader, schema, metadata, compression, row_group_rows, next_row: 0 })
+    Ok(Stream { reader, schema, metadata, compression, row_group_rows, dictionary, next_row: 0 })
 }
 
 impl ParquetTableReader {
@@ -562,12 +585,15 @@ impl ParquetTableWriter {
         let Some(s) = reader.stream.as_ref() else {
             return Ok(ParquetTableWriter { writer: None, plain: Some(out), rows: 0 });
         };
-        let props = WriterProperties::builder()
+        let mut props = WriterProperties::builder()
             .set_compression(s.compression)
             .set_max_row_group_row_count(Some(s.row_group_rows.max(1)))
             .set_max_row_group_bytes(Some(MAX_ROW_GROUP_BYTES))
-            .set_key_value_metadata(if s.metadata.is_empty() { None } else { Some(s.metadata.clone()) })
-            .build();
+            .set_key_value_metadata(if s.metadata.is_empty() { None } else { Some(s.metadata.clone()) });
+        for (path, dictionary) in &s.dictionary {
+            props = props.set_column_dictionary_enabled(path.clone(), *dictionary);
+        }
+        let props = props.build();
         let writer = ArrowWriter::try_new(out, Arc::clone(&s.schema), Some(props))
             .map_err(|e| parquet_error("write", e))?;
         Ok(ParquetTableWriter { writer: Some(Box::new(writer)), plain: None, rows: 0 })
@@ -760,8 +786,14 @@ mod tests {
 
     #[test]
     fn every_row_written_back_gives_the_same_batches_schema_metadata_codec_and_row_groups() {
-        for codec in [Compression::SNAPPY, Compression::ZSTD(ZstdLevel::default()), Compression::UNCOMPRESSED]
-        {
+        for codec in [
+            Compression::SNAPPY,
+            Compression::ZSTD(ZstdLevel::default()),
+            Compression::GZIP(Default::default()),
+            Compression::LZ4_RAW,
+            Compression::LZ4,
+            Compression::UNCOMPRESSED,
+        ] {
             let file = parquet_of(&table(), codec, 4);
             let (reader, batches) = read_all(&file, Format::Parquet, &opts(3));
             let (out, rows) = write_kept(&reader, &batches, TextOutput::AsRead, |_| true);
@@ -823,5 +855,31 @@ mod tests {
         let cut = file[..file.len() - 10].to_vec();
         let err = super::super::TableReader::open(super::super::Input::Bytes(cut), Format::Parquet, &opts(4));
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn columns_keep_dictionary_encoding_only_where_the_input_had_it_throughout() {
+        let n = 2000;
+        let x: Float64Array = (0..n).map(|i| Some(i as f64 / 7.0)).collect();
+        let c: StringArray = (0..n).map(|i| Some(["a", "b"][i % 2])).collect();
+        let batch =
+            RecordBatch::try_from_iter([("x", Arc::new(x) as ArrayRef), ("c", Arc::new(c) as ArrayRef)])
+                .expect("batch");
+        let props = WriterProperties::builder().set_dictionary_page_size_limit(256).build();
+        let mut file = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut file, batch.schema(), Some(props)).expect("writer");
+        w.write(&batch).expect("write");
+        w.close().expect("close");
+        let (reader, batches) = read_all(&file, Format::Parquet, &opts(500));
+        let (out, _) = write_kept(&reader, &batches, TextOutput::AsRead, |_| true);
+        let meta = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(out))
+            .expect("parquet")
+            .metadata()
+            .clone();
+        let g = meta.row_group(0);
+        assert_eq!(
+            (g.column(0).dictionary_page_offset().is_some(), g.column(1).dictionary_page_offset().is_some()),
+            (false, true)
+        );
     }
 }
