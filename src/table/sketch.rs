@@ -491,3 +491,71 @@ impl<V: Default> SpaceSaving<V> {
         self.counters
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_counts_refuse_a_key_past_the_limit_and_keep_counts_across_growth() {
+        let mut c = ExactCounts::new(1000);
+        for round in 1..=3u32 {
+            for k in 0..1000u64 {
+                assert_eq!(c.add(hash64(0, &k.to_le_bytes())).map(|(n, _)| n), Some(round));
+            }
+        }
+        assert_eq!(c.len(), 1000);
+        assert!(c.grows() > 0);
+        assert_eq!(c.add(hash64(0, b"one more")), None);
+        assert_eq!(c.add(0).map(|(n, _)| n), None, "key 0 is a key like any other");
+        assert_eq!(c.iter().map(|(_, n, _)| u64::from(n)).sum::<u64>(), 3000);
+    }
+
+    #[test]
+    fn the_quantile_sketch_keeps_every_value_s_weight_and_bounds_its_rank_error() {
+        let mut s = QuantileSketch::new(64);
+        for i in 0..10_000u64 {
+            s.add(((i * 7919) % 10_000) as f64 - 5000.0);
+        }
+        let w = s.weighted();
+        assert_eq!(w.iter().map(|(_, w)| w).sum::<u64>(), 10_000);
+        assert!(w.windows(2).all(|p| p[0].0 <= p[1].0));
+        // Every value's estimated rank is within the stated bound of its true rank.
+        let mut below = 0u64;
+        for &(x, weight) in &w {
+            let true_rank = x + 5000.0;
+            assert!((below as f64 - true_rank).abs() <= s.rank_error() as f64 + 1.0, "{x}");
+            below += weight;
+        }
+        assert!(s.rank_error() > 0);
+        assert_eq!(order_key(-0.5).cmp(&order_key(0.25)), std::cmp::Ordering::Less);
+        assert_eq!(from_order_key(order_key(-3.5)), -3.5);
+    }
+
+    #[test]
+    fn space_saving_holds_the_heavy_values_with_upper_bound_counts() {
+        let mut s: SpaceSaving<u64> = SpaceSaving::with_floor(16, 0);
+        let mut truth = std::collections::HashMap::new();
+        for i in 0..20_000u64 {
+            let v = if i % 4 == 0 { i % 3 } else { 1000 + i };
+            *truth.entry(v).or_insert(0u64) += 1;
+            s.add(hash64(0, &v.to_le_bytes()), |_| v);
+        }
+        let counters = s.into_counters();
+        assert_eq!(counters.len(), 16);
+        for heavy in 0..3u64 {
+            let c = counters.iter().find(|c| c.value == heavy).expect("a heavy value is held");
+            assert!(c.count >= truth[&heavy] && c.count - c.error <= truth[&heavy], "{heavy}");
+        }
+    }
+
+    #[test]
+    fn hyperloglog_estimates_within_three_standard_errors() {
+        let mut h = Hll::new();
+        for i in 0..250_000u64 {
+            h.add(hash64(7, &i.to_le_bytes()));
+        }
+        let rel = (h.estimate() as f64 - 250_000.0).abs() / 250_000.0;
+        assert!(rel < 3.0 * HLL_RELATIVE_ERROR, "{rel}");
+    }
+}
