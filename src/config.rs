@@ -24,6 +24,7 @@ pub struct Config {
     pub tracking: TrackingConfig,
     pub clean: CleanConfig,
     pub split: SplitConfig,
+    pub tables: TablesConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,6 +93,78 @@ pub struct CleanConfig {
     pub drop_duplicates: bool,
     /// Where the user's transformation script lives on the clean branch.
     pub transform_dir: String,
+    /// `record`: a table's bad records are dropped, not the table; `file`: any bad record drops
+    /// the whole file (the file-level behaviour of mlgit before tables were records).
+    pub records: RecordLevel,
+    /// The text encoding of CSV/TSV/JSONL exports (`utf-8`, or `latin-1` for a Windows export);
+    /// clean writes UTF-8.
+    pub encoding: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordLevel {
+    Record,
+    File,
+}
+
+/// Which files are tables, read record by record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TablesConfig {
+    /// File extensions (without the dot, case-insensitive) per table format.
+    pub extensions: TableExtensions,
+    /// A regex on the path below `data/` whose first capture group names the table a file is a
+    /// batch of (its schema is `schema/<name>.json` on clean). Default: the file name without its
+    /// extension, so `2026-01/customers.csv` and `2026-02/customers.csv` are one table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TableExtensions {
+    pub csv: Vec<String>,
+    pub tsv: Vec<String>,
+    pub jsonl: Vec<String>,
+    pub parquet: Vec<String>,
+}
+
+impl Default for TableExtensions {
+    fn default() -> Self {
+        let d = crate::table::Extensions::default();
+        TableExtensions { csv: d.csv, tsv: d.tsv, jsonl: d.jsonl, parquet: d.parquet }
+    }
+}
+
+impl TablesConfig {
+    /// The extensions in the record layer's form.
+    pub fn extensions(&self) -> crate::table::Extensions {
+        let e = &self.extensions;
+        crate::table::Extensions {
+            csv: e.csv.clone(),
+            tsv: e.tsv.clone(),
+            jsonl: e.jsonl.clone(),
+            parquet: e.parquet.clone(),
+        }
+    }
+}
+
+/// One column name or several (`key: id` or `key: [a, b]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Columns {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Columns {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            Columns::One(c) => vec![c.clone()],
+            Columns::Many(v) => v.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,6 +186,15 @@ pub struct SplitConfig {
     /// Optional regex whose first capture group is the grouping key (e.g. a patient id).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_by: Option<String>,
+    /// Tables: the id column(s) whose values place a record (default: the record's content).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<Columns>,
+    /// Tables: a column whose value keeps records together (a customer, a patient).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_column: Option<String>,
+    /// Tables: the label column whose distribution each split reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 impl Default for Config {
@@ -127,6 +209,7 @@ impl Default for Config {
             tracking: TrackingConfig::default(),
             clean: CleanConfig::default(),
             split: SplitConfig::default(),
+            tables: TablesConfig::default(),
         }
     }
 }
@@ -212,6 +295,8 @@ impl Default for CleanConfig {
             validators: Validators::default(),
             drop_duplicates: false,
             transform_dir: "transform/".into(),
+            records: RecordLevel::Record,
+            encoding: "utf-8".into(),
         }
     }
 }
@@ -224,7 +309,14 @@ impl Default for Validators {
 
 impl Default for SplitConfig {
     fn default() -> Self {
-        SplitConfig { ratios: vec![80, 10, 10], seed: 42, group_by: None }
+        SplitConfig {
+            ratios: vec![80, 10, 10],
+            seed: 42,
+            group_by: None,
+            key: None,
+            group_column: None,
+            label: None,
+        }
     }
 }
 
@@ -336,6 +428,21 @@ impl Config {
             return bad(format!(
                 "split.ratios: {r:?} must be three positive parts (train, validation, test) that sum to 100"
             ));
+        }
+        if let Some(name) = &self.tables.name {
+            match regex::Regex::new(name) {
+                Ok(re) if re.captures_len() >= 2 => {}
+                Ok(_) => {
+                    return bad(format!("tables.name {name:?} has no capture group (it names the table)"))
+                }
+                Err(e) => return bad(format!("tables.name {name:?} is not a valid regular expression: {e}")),
+            }
+        }
+        if let Err(e) = crate::table::Encoding::parse(&self.clean.encoding) {
+            return bad(e.message().to_string());
+        }
+        if self.split.key.is_some() && self.split.group_column.is_some() {
+            return bad("split.key and split.group_column: set one (a group column already decides where each record goes)".into());
         }
         if !self.snapshot.tag_pattern.contains("{n}") && !self.snapshot.tag_pattern.contains("{model}") {
             return bad("snapshot.tag_pattern must contain {n} (and usually {model})".into());

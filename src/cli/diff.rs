@@ -10,8 +10,10 @@ use super::Ctx;
 ///
 /// Lists files added (A), removed (D) and modified (M) from A to B, with counts and byte deltas per
 /// top folder and per extension. LFS files are compared by content id, not by pointer text. When
-/// either side is a split commit, the files per split are shown; with --metrics, the params and
-/// metrics of two snapshots (their tracking/run.json) side by side.
+/// either side is a split commit, the files per split are shown; for tables profiled on clean or
+/// split commits (profile.json), the rows added or removed and each changed column's mean, null
+/// rate and top categories; with --metrics, the params and metrics of two snapshots (their
+/// tracking/run.json) side by side.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The older side: a branch, tag or commit.
@@ -102,6 +104,32 @@ fn render(o: &DiffOutcome) -> String {
         s.push_str(&format!("Tracking records {} → {}\n", tag(&m.a_tag), tag(&m.b_tag)));
         s.push_str(&table("Params", &m.params));
         s.push_str(&table("Metrics", &m.metrics));
+    }
+    if !o.tables.is_empty() {
+        s.push_str("Tables (profile.json)\n");
+        for t in &o.tables {
+            let rows = |r: Option<u64>| r.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
+            s.push_str(&format!(
+                "  {}  rows {} → {} ({:+})\n",
+                t.path,
+                rows(t.rows_a),
+                rows(t.rows_b),
+                t.rows_delta
+            ));
+            for c in &t.columns {
+                let mut parts = vec![c.status.clone()];
+                if let Some((x, y)) = c.mean {
+                    parts.push(format!("mean {x:.4} → {y:.4}"));
+                }
+                if let Some((x, y)) = c.null_rate {
+                    parts.push(format!("nulls {:.1}% → {:.1}%", 100.0 * x, 100.0 * y));
+                }
+                for (v, (x, y)) in c.top.iter().take(3) {
+                    parts.push(format!("'{v}' {:.1}% → {:.1}%", 100.0 * x, 100.0 * y));
+                }
+                s.push_str(&format!("    {:<20} {}\n", c.name, parts.join(", ")));
+            }
+        }
     }
     if !o.files.is_empty() {
         s.push_str("Files\n");

@@ -15,11 +15,13 @@ use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::clean_tables::{self, TableClean};
 use super::flow::{self, keys, DataFile, DATA_DIR};
+use super::split::PROFILE_FILE;
 use super::transform::{run_transform, transform_dir};
 pub use super::transform::{TransformFile, TransformRecord};
 use super::validate::{self, Problem};
-use crate::config::Validators;
+use crate::config::{RecordLevel, Validators};
 use crate::error::{Context, Error, ErrorKind, Result};
 use crate::interrupt::Interrupt;
 use crate::progress::Progress;
@@ -43,6 +45,8 @@ pub struct CleanOptions {
     pub run: Option<String>,
     /// Drop files whose content equals an earlier file's (also `clean.drop_duplicates`).
     pub drop_duplicates: bool,
+    /// Keep today's file-level behaviour for tables too (also `clean.records: file`).
+    pub file_level: bool,
     /// Set by Ctrl-C/TERM: stops validation, the transformation (and its whole process group) and
     /// the storing of its output; nothing is committed.
     pub interrupt: Interrupt,
@@ -71,6 +75,13 @@ pub struct CleanReport {
     /// Files kept without a content check because they exceed [`MAX_VALIDATED_SIZE`].
     pub unchecked: Vec<String>,
     pub transform: Option<TransformRecord>,
+    /// `record` or `file`: how tables were cleaned.
+    pub records: &'static str,
+    /// The text encoding tables were read with.
+    pub encoding: String,
+    /// Record-level clean of each table (bad records listed up to 1000 per file; counts exact).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<TableClean>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -100,7 +111,27 @@ pub struct CleanOutcome {
     pub read_files: u64,
     pub read_bytes: u64,
     pub transform: Option<TransformRecord>,
+    /// Tables cleaned record by record.
+    pub tables: Vec<TableClean>,
+    pub records_in: u64,
+    pub records_kept: u64,
+    pub records_dropped: u64,
+    /// Dropped records per check (`fields`, `encoding`, `json`, `schema`, `duplicate`).
+    pub records_dropped_by_check: BTreeMap<String, u64>,
+    /// Schemas this clean inferred and committed (`schema/<table>.json`).
+    pub schemas_inferred: Vec<String>,
+    /// Files whose columns differ from their table's schema.
+    pub schema_changes: Vec<SchemaChange>,
     pub seconds: f64,
+}
+
+/// How one file's columns differ from its table's schema.
+#[derive(Debug, Clone, Serialize)]
+pub struct SchemaChange {
+    pub path: String,
+    pub table: String,
+    #[serde(flatten)]
+    pub changes: crate::table::schema::ColumnChanges,
 }
 
 /// Run `mlgit clean`.
@@ -135,6 +166,34 @@ pub fn clean(repo: &Repo, opts: &CleanOptions, progress: &dyn Progress) -> Resul
     }
     let validators = config.clean.validators.clone();
     let drop_duplicates = opts.drop_duplicates || config.clean.drop_duplicates;
+    let record_level = !opts.file_level && config.clean.records == RecordLevel::Record;
+    let encoding = crate::table::Encoding::parse(&config.clean.encoding)?;
+    let extensions = config.tables.extensions();
+    let is_table = |f: &DataFile| {
+        record_level
+            && f.entry.mode != FileMode::Link
+            && crate::table::Format::of(&f.rel, &extensions).is_some()
+    };
+    let clean_tip_tree = repo.require_branch(&to)?.tree_id();
+    // Tables first: a schema file that does not parse stops the run before any other work.
+    let tables: Vec<&DataFile> = files.iter().filter(|f| is_table(f)).collect();
+    let mut known = flow::pointer_map(&files);
+    let table_settings = clean_tables::Settings { encoding, drop_duplicates };
+    let cleaned = if tables.is_empty() {
+        None
+    } else {
+        Some(clean_tables::clean_tables(
+            repo,
+            &from,
+            &to,
+            Some(clean_tip_tree),
+            &tables,
+            &table_settings,
+            &mut known,
+            &opts.interrupt,
+            progress,
+        )?)
+    };
 
     // Validate in parallel; only files a validator needs are read. Small files go to a pool sized
     // for I/O latency; large ones (held in memory while checked) to the CPU-sized pool, so memory
@@ -144,8 +203,9 @@ pub fn clean(repo: &Repo, opts: &CleanOptions, progress: &dyn Progress) -> Resul
     progress.begin("validate", files.len() as u64, 0);
     let git_dir = git.path().to_path_buf();
     let store = repo.store();
-    let (large, small): (Vec<usize>, Vec<usize>) =
-        (0..files.len()).partition(|&i| files[i].pointer.is_some_and(|p| p.size > LARGE_FILE));
+    let (large, small): (Vec<usize>, Vec<usize>) = (0..files.len())
+        .filter(|&i| !is_table(&files[i]))
+        .partition(|&i| files[i].pointer.is_some_and(|p| p.size > LARGE_FILE));
     let check = |indices: &[usize]| -> Result<Vec<(usize, Verdict)>> {
         indices
             .par_iter()
@@ -175,6 +235,20 @@ pub fn clean(repo: &Repo, opts: &CleanOptions, progress: &dyn Progress) -> Resul
     let mut seen: HashMap<ContentId, &str> = HashMap::new();
     for (f, verdict) in files.iter().zip(verdicts) {
         let path = format!("{DATA_DIR}/{}", f.rel);
+        if is_table(f) {
+            // Cleaned record by record; a table with no record left is dropped whole.
+            if let Some(t) = cleaned.as_ref().and_then(|c| c.tables.iter().find(|t| t.path == f.rel)) {
+                if t.kept == 0 {
+                    let reason = if t.rows_in == 0 {
+                        "the table has no records".to_string()
+                    } else {
+                        format!("none of its {} record(s) is valid", t.rows_in)
+                    };
+                    dropped.push(Dropped { path, check: "records", reason });
+                }
+            }
+            continue;
+        }
         let too_large = match verdict {
             Verdict::Invalid(p) => {
                 dropped.push(Dropped { path, check: p.check, reason: p.reason });
@@ -216,6 +290,11 @@ pub fn clean(repo: &Repo, opts: &CleanOptions, progress: &dyn Progress) -> Resul
     for d in &dropped {
         minus.remove(d.path.strip_prefix("data/").unwrap_or(&d.path))?;
     }
+    if let Some(c) = &cleaned {
+        for (rel, entry) in &c.entries {
+            minus.set(rel, *entry)?;
+        }
+    }
     let validated = minus.write(git, Some(raw_data))?;
     let kept = files_in - dropped.len() as u64;
     if kept == 0 {
@@ -226,15 +305,37 @@ pub fn clean(repo: &Repo, opts: &CleanOptions, progress: &dyn Progress) -> Resul
         .with_hint("look at the reasons with `mlgit clean --json`, or turn validators off under clean.validators in mlgit.yaml"));
     }
 
-    let clean_tip = repo.require_branch(&to)?;
     let (data_tree, transform) = match &opts.run {
         None => (validated, None),
         Some(cmd) => {
             let (tree, record, transform_tree) =
-                run_transform(repo, cmd, raw_id, validated, clean_tip.tree_id(), &opts.interrupt, progress)?;
+                run_transform(repo, cmd, raw_id, validated, clean_tip_tree, &opts.interrupt, progress)?;
             (tree, Some((record, transform_tree)))
         }
     };
+    // profile.json describes the clean data: the tables as cleaned, or what the transformation made.
+    let profiles = match (&transform, &cleaned) {
+        (Some(_), _) if record_level => {
+            let out_files = flow::files_under(git, data_tree)?;
+            for f in &out_files {
+                known.insert(f.entry.oid, f.pointer.is_some());
+            }
+            Some(clean_tables::profile_tables(repo, &to, &out_files, &opts.interrupt)?)
+        }
+        (None, Some(c)) => Some(c.profiles.clone()),
+        _ => None,
+    };
+    let profile_blob = match profiles.filter(|p| !p.is_empty()) {
+        Some(p) => Some(git.blob(clean_tables::profile_json(&p)?.as_bytes()).context("write profile.json")?),
+        None => None,
+    };
+    let mut schema_blobs = Vec::new();
+    if let Some(c) = &cleaned {
+        for (name, schema) in &c.new_schemas {
+            let blob = git.blob(schema.to_json().as_bytes()).context("write a schema")?;
+            schema_blobs.push((clean_tables::schema_path(name), blob));
+        }
+    }
 
     let report = CleanReport {
         schema: 1,
@@ -246,6 +347,9 @@ pub fn clean(repo: &Repo, opts: &CleanOptions, progress: &dyn Progress) -> Resul
         dropped: dropped.clone(),
         unchecked: unchecked.clone(),
         transform: transform.as_ref().map(|(r, _)| r.clone()),
+        records: if record_level { "record" } else { "file" },
+        encoding: config.clean.encoding.clone(),
+        tables: cleaned.as_ref().map(|c| c.tables.clone()).unwrap_or_default(),
     };
     let mut report_text = serde_json::to_string_pretty(&report).context("write the clean report")?;
     report_text.push('\n');
@@ -255,11 +359,17 @@ pub fn clean(repo: &Repo, opts: &CleanOptions, progress: &dyn Progress) -> Resul
 
     // The last safe point: after this the branch may move.
     opts.interrupt.check("clean")?;
-    let known = flow::pointer_map(&files);
     let derived = flow::commit_derived(repo, &to, raw_id, &message, &known, |base| {
         let mut edits = TreeEdits::new();
         edits.graft(DATA_DIR, data_tree)?;
         edits.set(REPORT_PATH, Entry::blob(report_blob))?;
+        match profile_blob {
+            Some(b) => edits.set(PROFILE_FILE, Entry::blob(b))?,
+            None => edits.remove(PROFILE_FILE)?,
+        }
+        for (path, blob) in &schema_blobs {
+            edits.set(path, Entry::blob(*blob))?;
+        }
         if let Some((_, t)) = &transform {
             match t {
                 Some(tree) => edits.graft(&transform_dir, *tree)?,
@@ -272,6 +382,17 @@ pub fn clean(repo: &Repo, opts: &CleanOptions, progress: &dyn Progress) -> Resul
     let mut dropped_by_check = BTreeMap::new();
     for d in &dropped {
         *dropped_by_check.entry(d.check.to_string()).or_insert(0) += 1;
+    }
+    let schemas_inferred: Vec<String> = cleaned
+        .as_ref()
+        .map(|c| c.new_schemas.iter().map(|(n, _)| clean_tables::schema_path(n)).collect())
+        .unwrap_or_default();
+    let tables_report = cleaned.map(|c| c.tables).unwrap_or_default();
+    let mut records_dropped_by_check: BTreeMap<String, u64> = BTreeMap::new();
+    for t in &tables_report {
+        for (check, n) in &t.by_check {
+            *records_dropped_by_check.entry(check.clone()).or_insert(0) += n;
+        }
     }
     Ok(CleanOutcome {
         from,
@@ -289,6 +410,21 @@ pub fn clean(repo: &Repo, opts: &CleanOptions, progress: &dyn Progress) -> Resul
         read_files: read_files.into_inner(),
         read_bytes: read_bytes.into_inner(),
         transform: transform.map(|(r, _)| r),
+        records_in: tables_report.iter().map(|t| t.rows_in).sum(),
+        records_kept: tables_report.iter().map(|t| t.kept).sum(),
+        records_dropped: tables_report.iter().map(|t| t.dropped).sum(),
+        records_dropped_by_check,
+        schemas_inferred,
+        schema_changes: tables_report
+            .iter()
+            .filter(|t| !t.schema_changes.is_empty())
+            .map(|t| SchemaChange {
+                path: format!("{DATA_DIR}/{}", t.path),
+                table: t.table.clone(),
+                changes: t.schema_changes.clone(),
+            })
+            .collect(),
+        tables: tables_report,
         seconds: start.elapsed().as_secs_f64(),
     })
 }

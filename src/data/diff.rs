@@ -92,6 +92,23 @@ pub struct DiffOutcome {
     pub pointer_only: u64,
     pub files: Vec<FileChange>,
     pub metrics: Option<MetricsDiff>,
+    /// Tables profiled on either side (profile.json of clean and split commits) whose profile
+    /// differs: rows and per-column changes.
+    pub tables: Vec<TableDiff>,
+}
+
+/// How a table's profile changed from A to B.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableDiff {
+    /// The table's path in the trees.
+    pub path: String,
+    /// Rows on each side (None: the table is not on that side).
+    pub rows_a: Option<u64>,
+    pub rows_b: Option<u64>,
+    /// Net rows added (negative: removed).
+    pub rows_delta: i64,
+    /// Changed columns (see `table::profile::diff`).
+    pub columns: Vec<crate::table::profile::ColumnDiff>,
 }
 
 /// Run `mlgit diff`.
@@ -212,6 +229,7 @@ pub fn diff(repo: &Repo, opts: &DiffOptions) -> Result<DiffOutcome> {
     let metrics =
         if opts.metrics { Some(metrics_diff(git, (&opts.a, ta.id()), (&opts.b, tb.id()))?) } else { None };
 
+    let tables = table_diffs(git, ta.id(), tb.id(), path.as_deref())?;
     Ok(DiffOutcome {
         a: Side { rev: opts.a.clone(), commit: ca.id().to_string() },
         b: Side { rev: opts.b.clone(), commit: cb.id().to_string() },
@@ -223,7 +241,40 @@ pub fn diff(repo: &Repo, opts: &DiffOptions) -> Result<DiffOutcome> {
         pointer_only,
         files,
         metrics,
+        tables,
     })
+}
+
+/// The tables whose profile differs between the two trees (under `path` only, when given).
+fn table_diffs(git: &git2::Repository, a: Oid, b: Oid, path: Option<&str>) -> Result<Vec<TableDiff>> {
+    use crate::data::profiles::read_profiles;
+    let (pa, pb) = (read_profiles(git, a)?.unwrap_or_default(), read_profiles(git, b)?.unwrap_or_default());
+    let keys: std::collections::BTreeSet<&String> = pa.keys().chain(pb.keys()).collect();
+    let mut out = Vec::new();
+    for k in keys {
+        if let Some(p) = path {
+            if !(k == p || k.starts_with(&format!("{p}/"))) {
+                continue;
+            }
+        }
+        let (x, y) = (pa.get(k), pb.get(k));
+        if x == y {
+            continue;
+        }
+        let columns = match (x, y) {
+            (Some(x), Some(y)) => crate::table::profile::diff(x, y).columns,
+            _ => Vec::new(),
+        };
+        let rows = |p: Option<&crate::table::profile::TableProfile>| p.map(|p| p.rows);
+        out.push(TableDiff {
+            path: k.clone(),
+            rows_a: rows(x),
+            rows_b: rows(y),
+            rows_delta: rows(y).unwrap_or(0) as i64 - rows(x).unwrap_or(0) as i64,
+            columns,
+        });
+    }
+    Ok(out)
 }
 
 fn add(c: &mut Counts, f: &FileChange) {

@@ -27,6 +27,8 @@ pub mod keys {
     pub const SPLIT_SEED: &str = "Mlgit-Split-Seed";
     pub const SPLIT_RATIOS: &str = "Mlgit-Split-Ratios";
     pub const SPLIT_GROUP_BY: &str = "Mlgit-Split-Group-By";
+    pub const SPLIT_KEY: &str = "Mlgit-Split-Key";
+    pub const SPLIT_GROUP_COLUMN: &str = "Mlgit-Split-Group-Column";
 }
 
 /// Check that `name` is a data branch of the expected role; `option` names the flag for messages.
@@ -77,6 +79,11 @@ pub fn data_tree(git: &Repository, tree: Oid) -> Result<Option<Oid>> {
 /// content never).
 pub fn data_files(git: &Repository, tree: Oid) -> Result<Vec<DataFile>> {
     let Some(data) = data_tree(git, tree)? else { return Ok(Vec::new()) };
+    files_under(git, data)
+}
+
+/// Every file of a `data/` tree itself (paths relative to it), as [`data_files`] lists them.
+pub fn files_under(git: &Repository, data: Oid) -> Result<Vec<DataFile>> {
     let odb = git.odb().context("open the object database")?;
     crate::repo::tree::list_files(git, data)?
         .into_iter()

@@ -6,11 +6,14 @@
 
 pub mod csv;
 pub mod jsonl;
+mod latin1;
 pub mod output;
 pub mod parquet;
 pub mod profile;
 pub mod schema;
 mod sketch;
+#[cfg(test)]
+mod testing;
 mod values;
 
 use std::io::{Read, Seek};
@@ -297,11 +300,23 @@ impl Batch {
     /// data (CSV: the unquoted fields; JSONL: the object with sorted keys; Parquet: the cells),
     /// whatever the quoting, spacing or key order. Used as the split key without id column and to
     /// find duplicate records.
+    ///
+    /// Trailing null cells are left out, so a record reads the same before and after a JSONL
+    /// table learns a new column.
     pub fn canonical(&self, row: usize, columns: usize, out: &mut Vec<u8>) {
-        for col in 0..columns {
-            canonical_cell(self.cell(row, col), out);
-            out.push(0x1f);
+        if let BatchKind::Csv(b) = &self.inner {
+            return b.canonical(row, columns, out);
         }
+        let mut end = out.len();
+        for col in 0..columns {
+            let cell = self.cell(row, col);
+            canonical_cell(cell, out);
+            out.push(0x1f);
+            if cell != Cell::Null {
+                end = out.len();
+            }
+        }
+        out.truncate(end);
     }
 }
 
