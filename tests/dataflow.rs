@@ -148,7 +148,8 @@ fn clean_drops_exactly_the_broken_files_and_reuses_raw_objects() {
     let Some(f) = Flow::new() else { return };
     let files = broken_and_good();
     let raw = f.add_raw(&as_refs(&files));
-    let out = f.mlgit_json(&["clean"]);
+    // File level: how tables were judged before records (tests/tables.rs covers record level).
+    let out = f.mlgit_json(&["clean", "--file-level"]);
 
     let dropped: BTreeMap<String, (String, String)> = out["dropped"]
         .as_array()
@@ -265,7 +266,7 @@ fn validators_can_be_turned_off_and_duplicates_dropped() {
         ("b/same.csv", b"x\n1\n"),
         ("c/other.csv", b"x\n2\n"),
     ]);
-    let out = f.mlgit_json(&["clean", "--drop-duplicates"]);
+    let out = f.mlgit_json(&["clean", "--drop-duplicates", "--file-level"]);
     let dropped = out["dropped"].as_array().unwrap();
     assert_eq!(dropped.len(), 1, "{out}");
     assert_eq!(dropped[0]["path"], "data/b/same.csv");
@@ -438,7 +439,7 @@ fn large_files_are_validated_on_the_bounded_pool() {
     let lines = bad.iter().filter(|&&b| b == b'\n').count();
     bad.extend_from_slice(b"1,2,3\n");
     f.add_raw(&[("big/good.csv", &good), ("big/bad.csv", &bad)]);
-    let out = f.mlgit_json(&["clean"]);
+    let out = f.mlgit_json(&["clean", "--file-level"]);
     assert_eq!(out["kept"], 1);
     assert_eq!(out["dropped"][0]["path"], "data/big/bad.csv");
     let reason = out["dropped"][0]["reason"].as_str().unwrap();
@@ -514,9 +515,12 @@ fn split_is_deterministic_proportional_stable_under_growth_and_zero_copy() {
     let before = f.env.refs(&f.repo);
     assert_eq!(f.mlgit_json(&["split"])["unchanged"], true);
     assert_eq!(f.env.refs(&f.repo), before);
-    f.mlgit_json(&["split", "--seed", "7"]);
+    f.mlgit_fails(&["split", "--seed", "7"]);
+    assert_eq!(f.env.refs(&f.repo), before, "a new seed without --reshuffle moves nothing");
+    let moved = f.mlgit_json(&["split", "--seed", "7", "--reshuffle"]);
     assert_ne!(f.rev("split^{tree}"), tree42);
-    let back = f.mlgit_json(&["split", "--seed", "42"]);
+    assert!(moved["moved_files"].as_u64().unwrap() > 100, "{moved}");
+    let back = f.mlgit_json(&["split", "--seed", "42", "--reshuffle"]);
     assert_eq!(back["tree"], tree42.as_str());
 
     // Grow by 20%: no old file moves.

@@ -24,6 +24,7 @@ use crate::repo::tree::{entry_at, Entry};
 use crate::repo::Repo;
 use crate::store::LfsStore;
 use crate::table::output::Finished;
+use crate::table::prefetch::Prefetch;
 use crate::table::profile::{Profiler, TableProfile};
 use crate::table::schema::{ColumnChanges, RowChecker, SchemaInferrer, TableSchema};
 use crate::table::{
@@ -223,7 +224,7 @@ fn clean_file(
     interrupt: &Interrupt,
 ) -> Result<FileOut> {
     let opts = ReadOptions { encoding: settings.encoding, ..ReadOptions::default() };
-    let mut reader = TableReader::open(input, format, &opts)?;
+    let reader = TableReader::open(input, format, &opts)?;
     let text = if settings.encoding == Encoding::Utf8 || format == Format::Parquet {
         TextOutput::AsRead
     } else {
@@ -251,10 +252,10 @@ fn clean_file(
             report.bad_records.push(bad);
         }
     };
-    let mut key = Vec::new();
-    while let Some(batch) = reader.next_batch()? {
+    for item in Prefetch::new(reader)? {
+        let (batch, columns) = item?;
+        let columns = &columns;
         interrupt.check("clean")?;
-        let columns = reader.columns();
         if let Some((s, _)) = schema.as_ref() {
             if checked_width != columns.len() {
                 match checker.as_mut() {
@@ -269,6 +270,23 @@ fn clean_file(
             report.rows_in += 1;
             drop(bad.clone(), &mut report);
         }
+        // Content ids of the records (for duplicates) are the per-record work: in parallel.
+        let ids: Vec<[u8; 16]> = if seen.is_some() {
+            (0..batch.len())
+                .into_par_iter()
+                .with_min_len(1024)
+                .map_init(Vec::new, |key, row| {
+                    key.clear();
+                    batch.canonical(row, columns.len(), key);
+                    let digest = Sha256::digest(&key[..]);
+                    let mut id = [0u8; 16];
+                    id.copy_from_slice(&digest[..16]);
+                    id
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut keep = vec![true; batch.len()];
         let mut bad_rows: Vec<BadRecord> = Vec::new();
         for (row, k) in keep.iter_mut().enumerate() {
@@ -281,12 +299,7 @@ fn clean_file(
                 }
             }
             if let Some(seen) = seen.as_deref_mut() {
-                key.clear();
-                batch.canonical(row, columns.len(), &mut key);
-                let digest = Sha256::digest(&key);
-                let mut id = [0u8; 16];
-                id.copy_from_slice(&digest[..16]);
-                if !seen.insert(id) {
+                if !seen.insert(ids[row]) {
                     *k = false;
                     bad_rows.push(BadRecord {
                         line: batch.line(row),
@@ -297,16 +310,25 @@ fn clean_file(
                 }
             }
         }
-        // Reader-bad and row-bad records are reported in line order.
         for bad in bad_rows {
             drop(bad, &mut report);
         }
         report.kept += keep.iter().filter(|k| **k).count() as u64;
-        writer.write(&batch, &keep)?;
-        profiler.observe(columns, &batch, &keep);
-        if let Some(i) = inferrer.as_mut() {
-            i.observe(columns, &batch, &keep);
-        }
+        // Writing, profiling and inferring read the same batch: side by side.
+        let (written, ()) = rayon::join(
+            || writer.write(&batch, &keep),
+            || {
+                rayon::join(
+                    || profiler.observe(columns, &batch, &keep),
+                    || {
+                        if let Some(i) = inferrer.as_mut() {
+                            i.observe(columns, &batch, &keep);
+                        }
+                    },
+                );
+            },
+        );
+        written?;
     }
     report.bad_records.sort_by_key(|b| b.line);
     if let Some(i) = inferrer {

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
 use crate::store::LfsStore;
 use crate::table::output::Finished;
+use crate::table::prefetch::Prefetch;
 use crate::table::profile::{Profiler, TableProfile};
 use crate::table::{
     canonical_cell, Batch, Format, HashingFile, Input, ReadOptions, TableReader, TableWriter, TextOutput,
@@ -77,18 +78,22 @@ pub fn split_table(
     store: &LfsStore,
     interrupt: &Interrupt,
 ) -> Result<TableSplit> {
-    let mut reader = TableReader::open(input, format, &ReadOptions::default())?;
+    let reader = TableReader::open(input, format, &ReadOptions::default())?;
     let mut writers = Vec::with_capacity(3);
     for _ in 0..3 {
         writers.push(TableWriter::for_reader(&reader, TextOutput::AsRead, HashingFile::create(store)?)?);
     }
     let mut profilers: Vec<Profiler> = (0..3).map(|_| Profiler::new(reader.columns())).collect();
+    let mut columns = reader.columns().to_vec();
     let mut rows = [0u64; 3];
     let mut labels: [BTreeMap<String, u64>; 3] = Default::default();
     let mut moved = 0u64;
     let mut groups = std::collections::HashSet::new();
     let mut resolved: Option<Resolved> = None;
-    while let Some(batch) = reader.next_batch()? {
+    for item in Prefetch::new(reader)? {
+        let (batch, now) = item?;
+        columns = now;
+        let columns = &columns;
         interrupt.check("split")?;
         if let Some(bad) = batch.bad().first() {
             return Err(Error::invalid(format!(
@@ -99,7 +104,6 @@ pub fn split_table(
                 "re-derive the clean data with `mlgit clean` (record level drops such records), then split",
             ));
         }
-        let columns = reader.columns();
         let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
         if resolved.is_none() || resolved.as_ref().is_some_and(|r| r.width != names.len()) {
             resolved = Some(Resolved::new(path, &names, placement, previous, label)?);
@@ -163,7 +167,7 @@ pub fn split_table(
     }
     if resolved.is_none() {
         // No batch at all (an empty table): the columns still must exist where there are columns.
-        let names: Vec<&str> = reader.columns().iter().map(|c| c.name.as_str()).collect();
+        let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
         if !names.is_empty() {
             Resolved::new(path, &names, placement, previous, label)?;
         }
@@ -182,7 +186,7 @@ pub fn split_table(
         moved,
         groups: groups.len() as u64,
         has_label: resolved.as_ref().is_some_and(|r| r.label.is_some()),
-        columns: reader.columns().iter().map(|c| c.name.clone()).collect(),
+        columns: columns.iter().map(|c| c.name.clone()).collect(),
     })
 }
 

@@ -9,6 +9,7 @@ pub mod jsonl;
 mod latin1;
 pub mod output;
 pub mod parquet;
+pub mod prefetch;
 pub mod profile;
 pub mod schema;
 mod sketch;

@@ -350,8 +350,8 @@ fn locate(text: &str, needle: &str, nth: usize) -> Option<(usize, usize)> {
     Some((line, column))
 }
 
-/// The schema type of the values of an Arrow type, for the typed ones (None: text, JSON, or a
-/// type mlgit does not map).
+/// The schema type of the values of an Arrow type (None: CSV text, JSON, or a type mlgit does not
+/// map; their values are checked one by one).
 fn stored_type(stored: &str) -> Option<ColumnType> {
     let t = stored.trim().to_ascii_lowercase();
     if let Some(inner) = t.strip_prefix("dictionary(") {
@@ -370,6 +370,9 @@ fn stored_type(stored: &str) -> Option<ColumnType> {
         Some(ColumnType::Timestamp)
     } else if starts(&["list", "largelist", "fixedsizelist", "struct", "map"]) {
         Some(ColumnType::Nested)
+    } else if starts(&["utf8", "largeutf8", "utf8view"]) {
+        // A Parquet string column where the schema wants numbers: the batch changed type.
+        Some(ColumnType::String)
     } else {
         None
     }
