@@ -229,7 +229,7 @@ fn clean_drops_exactly_the_broken_files_and_reuses_raw_objects() {
 
     // Same raw commit, same result: nothing new is committed.
     let before = f.env.refs(&f.repo);
-    let again = f.mlgit_json(&["clean"]);
+    let again = f.mlgit_json(&["clean", "--file-level"]);
     assert_eq!(again["unchanged"], true);
     assert_eq!(f.env.refs(&f.repo), before);
 

@@ -39,10 +39,24 @@ fn demo_runs_the_whole_flow_and_ends_with_the_leaderboard() {
     let runs = env.git(&repo, ["ls-tree", "--name-only", "main", "tracking/runs/"]);
     assert_eq!(runs, "tracking/runs/model-v1.json\ntracking/runs/model-v2.json\n");
     let clean = env.git(&repo, ["ls-tree", "-r", "--name-only", "clean"]);
-    for dropped in ["truncated.png", "bad.jpg", "empty.txt", "latin1.txt", "broken.jsonl"] {
+    for dropped in ["truncated.png", "bad.jpg", "empty.txt", "latin1.txt"] {
         assert!(!clean.contains(dropped), "clean drops {dropped}:\n{clean}");
     }
     assert!(clean.contains("data/images/red.png"), "{clean}");
+    // Tables are cleaned record by record: broken.jsonl keeps its good lines, its bad line is
+    // reported, and every table has an inferred schema.
+    assert!(clean.contains("data/events/broken.jsonl"), "{clean}");
+    assert!(clean.contains("schema/batch-01.json") && clean.contains("profile.json"), "{clean}");
+    let report = env.git(&repo, ["show", "clean:.mlgit/clean-report.json"]);
+    assert!(
+        report.contains("\"path\": \"events/broken.jsonl\"") && report.contains("\"check\": \"json\""),
+        "{report}"
+    );
+    // The split is record by record: the leaderboard is measured on validation rows.
+    let split = env.git(&repo, ["ls-tree", "-r", "--name-only", "split", "data/validation/customers/"]);
+    assert_eq!(split.lines().count(), 24, "every customer batch has its validation part:\n{split}");
+    let metrics = env.git(&repo, ["show", "model-v1:metrics.json"]);
+    assert!(metrics.contains("\"eval_on\":\"validation\""), "{metrics}");
     // A plain clone of the snapshot gets the model and data back with git-lfs.
     let c = env.path("clone");
     env.git(

@@ -154,7 +154,7 @@ fn a_nested_gitattributes_or_gitmodules_file_or_folder_is_refused_at_any_depth()
     }
     // The same rule for clean's transform output.
     let src = env.path("good");
-    write_files(&src, &[("ok.csv", b"a\n"), ("more/b.csv", b"b\n")]);
+    write_files(&src, &[("ok.csv", b"a\n1\n"), ("more/b.csv", b"b\n2\n")]);
     commit_data(&env, &repo, &src, &[]);
     let run = r#"cp -r "$MLGIT_INPUT"/. "$MLGIT_OUTPUT"/ && mkdir -p "$MLGIT_OUTPUT/m/.gitmodules" && echo x > "$MLGIT_OUTPUT/m/.gitmodules/y""#;
     let err = refused(&env, &repo, &[], &["clean", "--run", run]);
@@ -171,7 +171,7 @@ fn a_fifo_in_the_source_or_swapped_in_after_the_walk_is_refused_without_blocking
     let env = TestEnv::new();
     let repo = env.init_repo("r");
     let src = env.path("src");
-    write_files(&src, &[("a.bin", b"data"), ("b.csv", b"x\n")]);
+    write_files(&src, &[("a.bin", b"data"), ("b.csv", b"x\n1\n")]);
     let fifo = src.join("pipe");
     assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
     let err = refused(&env, &repo, &[], &["commit-data", "--source", src.to_str().unwrap()]);
