@@ -595,7 +595,7 @@ fn pull_ref_split_include_train_moves_exactly_the_train_objects() {
     let env = TestEnv::new();
     let (repo, bare) = with_origin(&env);
     let files: Vec<(String, Vec<u8>)> =
-        (0..30).map(|i| (format!("r{i}.csv"), format!("row {i}\n").into_bytes())).collect();
+        (0..30).map(|i| (format!("r{i}.txt"), format!("row {i}\n").into_bytes())).collect();
     let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, c)| (p.as_str(), c.as_slice())).collect();
     batch(&env, &repo, "b1", &refs);
     env.mlgit_ok(&repo, ["clean", "-q"]);
