@@ -119,12 +119,13 @@ pub fn split_all(
         let somewhere = split.iter().any(|(_, t)| t.has_label)
             || outs.iter().flatten().any(|t| !t.record.labels.is_empty());
         if !somewhere {
-            let names: Vec<String> = tables.iter().take(5).map(|f| format!("{DATA_DIR}/{}", f.rel)).collect();
+            let columns: Vec<String> = split
+                .iter()
+                .take(3)
+                .map(|(i, t)| format!("{DATA_DIR}/{}: {}", tables[*i].rel, t.columns.join(", ")))
+                .collect();
             return Err(Error::invalid(format!("the label column '{label}' is in none of the tables"))
-                .with_hint(format!(
-                    "name a column of {} (e.g. `mlgit show clean` lists them), or drop --label",
-                    names.join(", ")
-                )));
+                .with_hint(format!("name one of their columns ({}), or drop --label", columns.join("; "))));
         }
     }
     let rule = LfsRule::for_kind(repo.config(), BranchKind::Split)?;
