@@ -25,9 +25,11 @@ def profile(df):
             v = s.drop_nulls().cast(pl.Float64)
             if len(v):
                 lo, hi = v.min(), v.max()
-                counts, _ = np.histogram(v.to_numpy(), bins=20, range=(lo, hi if hi > lo else lo + 1))
+                x = v.to_numpy()
+                counts, _ = np.histogram(x, bins=20, range=(lo, hi if hi > lo else lo + 1))
+                # One numpy call for the 99 percentiles (99 polars quantile() calls cost far more).
                 c.update(min=lo, max=hi, mean=v.mean(), std=v.std(ddof=0),
-                         percentiles=[v.quantile(q, "linear") for q in PERCENTILES],
+                         percentiles=[float(q) for q in np.quantile(x, PERCENTILES)],
                          histogram=[int(x) for x in counts])
         cols.append(c)
     return {"rows": df.height, "columns": cols}
