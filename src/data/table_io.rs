@@ -28,7 +28,12 @@ pub fn open_input(git: &Repository, store: &LfsStore, branch: &str, f: &DataFile
                     f.rel
                 )));
             }
-            Ok(Input::File(store.open(p)?))
+            // Verified as it is read: corrupt bytes in the store are never taken for the table.
+            Ok(Input::Verified {
+                file: store.open(p)?,
+                pointer: *p,
+                name: format!("{branch}:{DATA_DIR}/{}", f.rel),
+            })
         }
         None => {
             let blob = git.find_blob(f.entry.oid).context(format!("read {DATA_DIR}/{}", f.rel))?;
