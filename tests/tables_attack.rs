@@ -81,3 +81,24 @@ fn split_and_clean_read_a_corrupt_lfs_object_as_data() {
     }
     env.mlgit_ok(&repo, ["split"]);
 }
+
+#[test]
+fn a_file_that_is_not_parquet_stops_clean_and_split_without_naming_it() {
+    let env = TestEnv::new();
+    let repo = env.init_repo("r");
+    let src = env.path("src");
+    write_files(&src, &[("a/fake.parquet", b"not parquet at all\n"), ("ok.csv", b"a,b\n1,2\n3,4\n")]);
+    env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap()]);
+    let refs = env.refs(&repo);
+    let out = env.mlgit(&repo, ["clean"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("data/a/fake.parquet: "), "{}", stderr(&out));
+    assert_eq!(env.refs(&repo), refs, "a ref moved");
+    // File-level clean keeps it; split then stops on it, naming it too.
+    env.mlgit_ok(&repo, ["clean", "--file-level"]);
+    let refs = env.refs(&repo);
+    let out = env.mlgit(&repo, ["split"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("data/a/fake.parquet: "), "{}", stderr(&out));
+    assert_eq!(env.refs(&repo), refs, "a ref moved");
+}

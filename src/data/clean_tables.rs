@@ -14,7 +14,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::flow::{DataFile, DATA_DIR};
-use super::table_io::{open_input, store_output};
+use super::table_io::{in_table, open_input, store_output};
 use crate::config::BranchKind;
 use crate::error::{Context, Error, Result};
 use crate::ingest::LfsRule;
@@ -224,7 +224,8 @@ fn clean_file(
     interrupt: &Interrupt,
 ) -> Result<FileOut> {
     let opts = ReadOptions { encoding: settings.encoding, ..ReadOptions::default() };
-    let reader = TableReader::open(input, format, &opts)?;
+    let shown = format!("{DATA_DIR}/{}", f.rel);
+    let reader = TableReader::open(input, format, &opts).map_err(in_table(&shown))?;
     let text = if settings.encoding == Encoding::Utf8 || format == Format::Parquet {
         TextOutput::AsRead
     } else {
@@ -253,7 +254,7 @@ fn clean_file(
         }
     };
     for item in Prefetch::new(reader)? {
-        let (batch, columns) = item?;
+        let (batch, columns) = item.map_err(in_table(&shown))?;
         let columns = &columns;
         interrupt.check("clean")?;
         if let Some((s, _)) = schema.as_ref() {
@@ -361,9 +362,11 @@ pub fn profile_tables(
     inputs
         .into_par_iter()
         .map(|(rel, fmt, input)| {
-            let mut reader = TableReader::open(input, fmt, &ReadOptions::default())?;
+            let shown = format!("{DATA_DIR}/{rel}");
+            let mut reader =
+                TableReader::open(input, fmt, &ReadOptions::default()).map_err(in_table(&shown))?;
             let mut profiler = Profiler::new(reader.columns());
-            while let Some(batch) = reader.next_batch()? {
+            while let Some(batch) = reader.next_batch().map_err(in_table(&shown))? {
                 interrupt.check("clean")?;
                 let keep = vec![true; batch.len()];
                 profiler.observe(reader.columns(), &batch, &keep);

@@ -67,3 +67,18 @@ pub fn store_output(
     known.insert(blob, storage.lfs);
     Ok(Entry::blob(blob))
 }
+
+/// An error reading the table at `path` (e.g. `data/x.parquet`), naming it when the reader's message
+/// does not (a Parquet file that is not Parquet, a codec mlgit was built without…).
+pub fn in_table(path: &str) -> impl Fn(Error) -> Error + '_ {
+    move |e: Error| {
+        if e.message().contains(path) {
+            return e;
+        }
+        let mut out = Error::new(e.kind(), format!("{path}: {}", e.message()));
+        if let Some(h) = e.hint() {
+            out = out.with_hint(h.to_string());
+        }
+        out
+    }
+}
