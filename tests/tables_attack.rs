@@ -102,3 +102,29 @@ fn a_file_that_is_not_parquet_stops_clean_and_split_without_naming_it() {
     assert!(stderr(&out).contains("data/a/fake.parquet: "), "{}", stderr(&out));
     assert_eq!(env.refs(&repo), refs, "a ref moved");
 }
+
+#[test]
+fn a_csv_header_that_repeats_a_name_makes_every_later_clean_fail() {
+    let env = TestEnv::new();
+    let repo = env.init_repo("r");
+    let one = env.path("one");
+    let two = env.path("two");
+    write_files(&one, &[("t.csv", b"a,a,b\n1,2,3\n4,5,6\n"), ("u.csv", b"x\n1\n")]);
+    write_files(&two, &[("2/t.csv", b"a,a,b\n7,8,9\n"), ("2/u.csv", b"x\n2\n")]);
+    env.mlgit_ok(&repo, ["commit-data", "--source", one.to_str().unwrap()]);
+    env.mlgit_ok(&repo, ["clean"]);
+    let schema = env.git(&repo, ["show", "clean:schema/t.json"]);
+    assert!(schema.contains("\"a.1\""), "{schema}");
+    // The schema mlgit committed must be one it reads back: the next clean works.
+    env.mlgit_ok(&repo, ["commit-data", "--source", two.to_str().unwrap()]);
+    let v = env.mlgit_json(&repo, ["clean"]);
+    assert_eq!(v["records_kept"], 5, "{v}");
+    let v = env.mlgit_json(&repo, ["split"]);
+    assert_eq!(
+        v["records"]["train"].as_u64().unwrap()
+            + v["records"]["validation"].as_u64().unwrap()
+            + v["records"]["test"].as_u64().unwrap(),
+        5,
+        "{v}"
+    );
+}

@@ -233,6 +233,7 @@ impl CsvReader {
             };
             r.columns.push(Column { name, stored: "text".into() });
         }
+        super::distinct_names(&mut r.columns);
         r.data.used = 0;
         r.ends.used = 0;
         r.header = header;

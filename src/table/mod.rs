@@ -140,6 +140,30 @@ pub struct Column {
     pub stored: String,
 }
 
+/// Make column names distinct as pandas does (`a, a, b` reads as `a, a.1, b`): a header may
+/// repeat a name, but a schema, a profile and a key name each column once. Only the names change;
+/// the bytes written are the ones read.
+pub(crate) fn distinct_names(columns: &mut [Column]) {
+    let mut taken: std::collections::HashSet<String> = columns.iter().map(|c| c.name.clone()).collect();
+    let mut seen = std::collections::HashSet::new();
+    for c in columns.iter_mut() {
+        if seen.insert(c.name.clone()) {
+            continue;
+        }
+        let mut n = 1;
+        let name = loop {
+            let candidate = format!("{}.{n}", c.name);
+            if !taken.contains(&candidate) {
+                break candidate;
+            }
+            n += 1;
+        };
+        taken.insert(name.clone());
+        seen.insert(name.clone());
+        c.name = name;
+    }
+}
+
 /// A record the reader could not read as a record of the table. Not part of a batch's rows.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct BadRecord {

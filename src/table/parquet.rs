@@ -161,7 +161,7 @@ impl ParquetTableReader {
             Input::Bytes(v) if v.is_empty() => None,
             Input::Bytes(v) => Some(open_stream(bytes::Bytes::from(v), opts)?),
         };
-        let columns = stream
+        let mut columns: Vec<Column> = stream
             .as_ref()
             .map(|s| {
                 s.schema
@@ -171,6 +171,7 @@ impl ParquetTableReader {
                     .collect()
             })
             .unwrap_or_default();
+        super::distinct_names(&mut columns);
         Ok(ParquetTableReader { columns, stream })
     }
 
