@@ -128,3 +128,26 @@ fn a_csv_header_that_repeats_a_name_makes_every_later_clean_fail() {
         "{v}"
     );
 }
+
+#[test]
+fn a_schema_path_that_is_a_folder_gives_a_libgit2_type_error() {
+    let env = TestEnv::new();
+    let repo = env.init_repo("r");
+    let src = env.path("src");
+    write_files(&src, &[("t.csv", b"a,b\n1,2\n")]);
+    env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap()]);
+    env.mlgit_ok(&repo, ["clean"]);
+    let wt = env.path("wt-clean");
+    env.git(&repo, ["worktree", "add", "-q", wt.to_str().unwrap(), "clean"]);
+    std::fs::remove_file(wt.join("schema/t.json")).expect("remove the schema");
+    write_files(&wt, &[("schema/t.json/x", b"{}")]);
+    env.git(&wt, ["add", "-A", "."]);
+    env.git(&wt, ["commit", "-q", "-m", "a folder where the schema goes"]);
+    let tree = env.git(&repo, ["ls-tree", "clean", "schema/"]);
+    assert!(tree.contains("tree"), "{tree}");
+    let refs = env.refs(&repo);
+    let out = env.mlgit(&repo, ["clean"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("clean:schema/t.json is a folder, not a schema file"), "{}", stderr(&out));
+    assert_eq!(env.refs(&repo), refs, "a ref moved");
+}

@@ -192,6 +192,16 @@ pub fn clean_tables(
 fn read_schema(git: &Repository, tree: Oid, branch: &str, table: &str) -> Result<Option<TableSchema>> {
     let path = schema_path(table);
     let Some(e) = entry_at(git, tree, &path)? else { return Ok(None) };
+    if !matches!(e.mode, git2::FileMode::Blob | git2::FileMode::BlobExecutable) {
+        let what = match e.mode {
+            git2::FileMode::Tree => "a folder",
+            git2::FileMode::Link => "a symbolic link",
+            _ => "not a file",
+        };
+        return Err(Error::invalid(format!("{branch}:{path} is {what}, not a schema file")).with_hint(
+            "replace it with the table's schema (a JSON file) on the clean branch, or delete it to infer it again",
+        ));
+    }
     let blob = git.find_blob(e.oid).context(format!("read {branch}:{path}"))?;
     let text = std::str::from_utf8(blob.content()).map_err(|_| {
         Error::invalid(format!("{branch}:{path} is not UTF-8 text"))
