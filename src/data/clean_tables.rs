@@ -14,7 +14,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::flow::{DataFile, DATA_DIR};
-use super::table_io::{open_input, store_output};
+use super::table_io::{in_table, open_input, store_output};
 use crate::config::BranchKind;
 use crate::error::{Context, Error, Result};
 use crate::ingest::LfsRule;
@@ -192,6 +192,16 @@ pub fn clean_tables(
 fn read_schema(git: &Repository, tree: Oid, branch: &str, table: &str) -> Result<Option<TableSchema>> {
     let path = schema_path(table);
     let Some(e) = entry_at(git, tree, &path)? else { return Ok(None) };
+    if !matches!(e.mode, git2::FileMode::Blob | git2::FileMode::BlobExecutable) {
+        let what = match e.mode {
+            git2::FileMode::Tree => "a folder",
+            git2::FileMode::Link => "a symbolic link",
+            _ => "not a file",
+        };
+        return Err(Error::invalid(format!("{branch}:{path} is {what}, not a schema file")).with_hint(
+            "replace it with the table's schema (a JSON file) on the clean branch, or delete it to infer it again",
+        ));
+    }
     let blob = git.find_blob(e.oid).context(format!("read {branch}:{path}"))?;
     let text = std::str::from_utf8(blob.content()).map_err(|_| {
         Error::invalid(format!("{branch}:{path} is not UTF-8 text"))
@@ -224,7 +234,8 @@ fn clean_file(
     interrupt: &Interrupt,
 ) -> Result<FileOut> {
     let opts = ReadOptions { encoding: settings.encoding, ..ReadOptions::default() };
-    let reader = TableReader::open(input, format, &opts)?;
+    let shown = format!("{DATA_DIR}/{}", f.rel);
+    let reader = TableReader::open(input, format, &opts).map_err(in_table(&shown))?;
     let text = if settings.encoding == Encoding::Utf8 || format == Format::Parquet {
         TextOutput::AsRead
     } else {
@@ -253,7 +264,7 @@ fn clean_file(
         }
     };
     for item in Prefetch::new(reader)? {
-        let (batch, columns) = item?;
+        let (batch, columns) = item.map_err(in_table(&shown))?;
         let columns = &columns;
         interrupt.check("clean")?;
         if let Some((s, _)) = schema.as_ref() {
@@ -361,9 +372,11 @@ pub fn profile_tables(
     inputs
         .into_par_iter()
         .map(|(rel, fmt, input)| {
-            let mut reader = TableReader::open(input, fmt, &ReadOptions::default())?;
+            let shown = format!("{DATA_DIR}/{rel}");
+            let mut reader =
+                TableReader::open(input, fmt, &ReadOptions::default()).map_err(in_table(&shown))?;
             let mut profiler = Profiler::new(reader.columns());
-            while let Some(batch) = reader.next_batch()? {
+            while let Some(batch) = reader.next_batch().map_err(in_table(&shown))? {
                 interrupt.check("clean")?;
                 let keep = vec![true; batch.len()];
                 profiler.observe(reader.columns(), &batch, &keep);

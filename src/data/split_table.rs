@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 
 use super::split::assign_bytes;
+use super::table_io::in_table;
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
 use crate::store::LfsStore;
@@ -78,7 +79,7 @@ pub fn split_table(
     store: &LfsStore,
     interrupt: &Interrupt,
 ) -> Result<TableSplit> {
-    let reader = TableReader::open(input, format, &ReadOptions::default())?;
+    let reader = TableReader::open(input, format, &ReadOptions::default()).map_err(in_table(path))?;
     let mut writers = Vec::with_capacity(3);
     for _ in 0..3 {
         writers.push(TableWriter::for_reader(&reader, TextOutput::AsRead, HashingFile::create(store)?)?);
@@ -91,7 +92,7 @@ pub fn split_table(
     let mut groups = std::collections::HashSet::new();
     let mut resolved: Option<Resolved> = None;
     for item in Prefetch::new(reader)? {
-        let (batch, now) = item?;
+        let (batch, now) = item.map_err(in_table(path))?;
         columns = now;
         let columns = &columns;
         interrupt.check("split")?;

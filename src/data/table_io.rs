@@ -28,7 +28,12 @@ pub fn open_input(git: &Repository, store: &LfsStore, branch: &str, f: &DataFile
                     f.rel
                 )));
             }
-            Ok(Input::File(store.open(p)?))
+            // Verified as it is read: corrupt bytes in the store are never taken for the table.
+            Ok(Input::Verified {
+                file: store.open(p)?,
+                pointer: *p,
+                name: format!("{branch}:{DATA_DIR}/{}", f.rel),
+            })
         }
         None => {
             let blob = git.find_blob(f.entry.oid).context(format!("read {DATA_DIR}/{}", f.rel))?;
@@ -61,4 +66,19 @@ pub fn store_output(
     };
     known.insert(blob, storage.lfs);
     Ok(Entry::blob(blob))
+}
+
+/// An error reading the table at `path` (e.g. `data/x.parquet`), naming it when the reader's message
+/// does not (a Parquet file that is not Parquet, a codec mlgit was built without…).
+pub fn in_table(path: &str) -> impl Fn(Error) -> Error + '_ {
+    move |e: Error| {
+        if e.message().contains(path) {
+            return e;
+        }
+        let mut out = Error::new(e.kind(), format!("{path}: {}", e.message()));
+        if let Some(h) = e.hint() {
+            out = out.with_hint(h.to_string());
+        }
+        out
+    }
 }

@@ -114,9 +114,7 @@ pub struct CsvWriter {
     scratch: Vec<u8>,
 }
 
-fn read_error(err: std::io::Error) -> Error {
-    Error::new(ErrorKind::Io, format!("cannot read the table: {err}")).with_source(err)
-}
+use super::read_error;
 
 pub(crate) fn write_error(err: std::io::Error) -> Error {
     Error::new(ErrorKind::Io, format!("cannot write the table's output: {err}")).with_source(err)
@@ -126,6 +124,7 @@ pub(crate) fn source_of(input: Input) -> Box<dyn Read + Send> {
     match input {
         Input::File(f) => Box::new(f),
         Input::Bytes(v) => Box::new(std::io::Cursor::new(v)),
+        Input::Verified { file, pointer, name } => Box::new(super::VerifyingReader::new(file, pointer, name)),
     }
 }
 
@@ -234,6 +233,7 @@ impl CsvReader {
             };
             r.columns.push(Column { name, stored: "text".into() });
         }
+        super::distinct_names(&mut r.columns);
         r.data.used = 0;
         r.ends.used = 0;
         r.header = header;

@@ -30,7 +30,7 @@ use super::output::Finished;
 use super::{
     latin1, BadRecord, Batch, BatchKind, Cell, Column, Encoding, HashingFile, Input, ReadOptions, TextOutput,
 };
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 
 pub struct JsonlReader {
     columns: Vec<Column>,
@@ -175,9 +175,7 @@ impl JsonlReader {
         let mut bad = Vec::new();
         while b.lines.len() < self.batch_rows && bad.len() < self.batch_rows {
             self.buf.clear();
-            let n = self.source.read_until(b'\n', &mut self.buf).map_err(|e| {
-                Error::new(ErrorKind::Io, format!("cannot read the table: {e}")).with_source(e)
-            })?;
+            let n = self.source.read_until(b'\n', &mut self.buf).map_err(super::read_error)?;
             if n == 0 {
                 self.done = true;
                 break;

@@ -140,6 +140,30 @@ pub struct Column {
     pub stored: String,
 }
 
+/// Make column names distinct as pandas does (`a, a, b` reads as `a, a.1, b`): a header may
+/// repeat a name, but a schema, a profile and a key name each column once. Only the names change;
+/// the bytes written are the ones read.
+pub(crate) fn distinct_names(columns: &mut [Column]) {
+    let mut taken: std::collections::HashSet<String> = columns.iter().map(|c| c.name.clone()).collect();
+    let mut seen = std::collections::HashSet::new();
+    for c in columns.iter_mut() {
+        if seen.insert(c.name.clone()) {
+            continue;
+        }
+        let mut n = 1;
+        let name = loop {
+            let candidate = format!("{}.{n}", c.name);
+            if !taken.contains(&candidate) {
+                break candidate;
+            }
+            n += 1;
+        };
+        taken.insert(name.clone());
+        seen.insert(name.clone());
+        c.name = name;
+    }
+}
+
 /// A record the reader could not read as a record of the table. Not part of a batch's rows.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct BadRecord {
@@ -156,6 +180,89 @@ pub struct BadRecord {
 pub enum Input {
     File(std::fs::File),
     Bytes(Vec<u8>),
+    /// An LFS object that must hash to its pointer: text formats hash it as they read it and fail
+    /// at its end when it does not; Parquet (read out of order) hashes it before reading.
+    /// `name` says which file it is in the error (e.g. `clean:data/t.csv`).
+    Verified {
+        file: std::fs::File,
+        pointer: crate::store::Pointer,
+        name: String,
+    },
+}
+
+/// A reader that hashes what it reads and, at the end, fails unless the bytes are the object its
+/// pointer names (so corrupt bytes in the LFS store are never split or cleaned as data).
+pub(crate) struct VerifyingReader<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+    size: u64,
+    pointer: crate::store::Pointer,
+    name: String,
+    /// The end was reached and the bytes were good.
+    verified: bool,
+}
+
+impl<R: Read> VerifyingReader<R> {
+    pub(crate) fn new(inner: R, pointer: crate::store::Pointer, name: String) -> Self {
+        use sha2::Digest;
+        VerifyingReader { inner, hasher: sha2::Sha256::new(), size: 0, pointer, name, verified: false }
+    }
+}
+
+/// The error of an LFS object whose bytes are not the ones its pointer names.
+pub(crate) fn corrupt_object(name: &str, pointer: &crate::store::Pointer, size: u64) -> String {
+    format!(
+        "the LFS object of {name} is corrupt: its {size} bytes do not hash to {} ({} bytes); nothing was written",
+        pointer.oid.to_hex(),
+        pointer.size
+    )
+}
+
+/// The I/O error a [`VerifyingReader`] fails with (so readers can tell it from other I/O errors).
+#[derive(Debug)]
+pub(crate) struct CorruptObject(pub(crate) String);
+
+impl std::fmt::Display for CorruptObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CorruptObject {}
+
+const CORRUPT_HINT: &str =
+    "run `mlgit verify` to list every damaged object, fetch good copies (`git lfs fetch`), then retry";
+
+/// An error reading a table's bytes: a corrupt LFS object is named as such, other I/O errors
+/// are "cannot read the table".
+pub(crate) fn read_error(err: std::io::Error) -> Error {
+    if let Some(c) = err.get_ref().and_then(|e| e.downcast_ref::<CorruptObject>()) {
+        return Error::new(crate::error::ErrorKind::Conflict, c.0.clone()).with_hint(CORRUPT_HINT);
+    }
+    Error::new(crate::error::ErrorKind::Io, format!("cannot read the table: {err}")).with_source(err)
+}
+
+impl<R: Read> Read for VerifyingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        let n = self.inner.read(buf)?;
+        if self.verified {
+            return Ok(n);
+        }
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        if n == 0 || self.size > self.pointer.size {
+            let digest: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
+            if self.size != self.pointer.size || digest != self.pointer.oid.0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    CorruptObject(corrupt_object(&self.name, &self.pointer, self.size)),
+                ));
+            }
+            self.verified = true;
+        }
+        Ok(n)
+    }
 }
 
 /// `Read + Seek` over an [`Input`].

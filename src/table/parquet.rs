@@ -146,10 +146,22 @@ impl ParquetTableReader {
                     Some(open_stream(f, opts)?)
                 }
             }
+            Input::Verified { mut file, pointer, name } => {
+                // Read out of order: hash the whole object first.
+                let (oid, size) = crate::store::hash_reader(&mut file).map_err(super::read_error)?;
+                if oid != pointer.oid || size != pointer.size {
+                    return Err(Error::new(
+                        ErrorKind::Conflict,
+                        super::corrupt_object(&name, &pointer, size),
+                    )
+                    .with_hint(super::CORRUPT_HINT));
+                }
+                return ParquetTableReader::open(Input::File(file), opts);
+            }
             Input::Bytes(v) if v.is_empty() => None,
             Input::Bytes(v) => Some(open_stream(bytes::Bytes::from(v), opts)?),
         };
-        let columns = stream
+        let mut columns: Vec<Column> = stream
             .as_ref()
             .map(|s| {
                 s.schema
@@ -159,6 +171,7 @@ impl ParquetTableReader {
                     .collect()
             })
             .unwrap_or_default();
+        super::distinct_names(&mut columns);
         Ok(ParquetTableReader { columns, stream })
     }
 

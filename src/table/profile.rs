@@ -47,6 +47,8 @@ use super::{canonical_cell, Batch, Cell, Column};
 pub const EXACT_LIMIT: usize = 100_000;
 /// Values listed in `top`.
 pub const TOP_VALUES: usize = 50;
+/// Longest text (bytes) of a value listed in `top`; longer ones are cut and end with `…`.
+pub const TOP_TEXT_MAX: usize = 1000;
 /// Counters of the heavy-hitter summary once distinct values pass [`EXACT_LIMIT`].
 const HEAVY_COUNTERS: usize = 1024;
 
@@ -239,10 +241,22 @@ impl ValRef<'_> {
         }
     }
 
+    /// The value as listed in `top`: its canonical text, cut to [`TOP_TEXT_MAX`] bytes (at a
+    /// character boundary, then `…`) so that a huge field does not make `profile.json` (a plain
+    /// git blob in every clean and split commit) as large as the field.
     fn text_value(&self) -> String {
         let mut out = Vec::new();
         self.canonical(&mut out);
-        String::from_utf8_lossy(&out).into_owned()
+        let mut text = String::from_utf8_lossy(&out).into_owned();
+        if text.len() > TOP_TEXT_MAX {
+            let mut at = TOP_TEXT_MAX;
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            text.truncate(at);
+            text.push('…');
+        }
+        text
     }
 
     /// The order of values with equal counts.
@@ -1084,6 +1098,16 @@ mod tests {
             OwnedCell::Float(f64::INFINITY),
         ]);
         assert_eq!((nan.kind.as_str(), nan.nulls), ("float", 2));
+    }
+
+    #[test]
+    fn a_50_mb_field_is_copied_whole_into_profile_json() {
+        let big = format!("{}é{}", "x".repeat(TOP_TEXT_MAX - 1), "y".repeat(5_000_000));
+        let c = one_column(vec![text(&big), text(&big), text("small")]);
+        let top: Vec<(&str, u64)> = c.top.iter().map(|t| (t.value.as_str(), t.count)).collect();
+        let cut = format!("{}…", "x".repeat(TOP_TEXT_MAX - 1));
+        assert_eq!(top, vec![(cut.as_str(), 2), ("small", 1)]);
+        assert_eq!(c.distinct.count, 2);
     }
 
     #[test]

@@ -101,12 +101,16 @@ struct Inferred {
     bool: bool,
     timestamp: bool,
     nested: bool,
+    /// A typed (Parquet) column of text or bytes: a string whatever its values look like (zip
+    /// codes `01234` in one batch must not make `SW1A` in the next a bad record).
+    text: bool,
 }
 
 impl Inferred {
-    fn new(name: &str, nulls: bool) -> Inferred {
+    fn new(column: &Column, nulls: bool) -> Inferred {
         Inferred {
-            name: name.to_string(),
+            text: stored_as_text(&column.stored),
+            name: column.name.clone(),
             nulls,
             values: 0,
             int: true,
@@ -140,7 +144,7 @@ impl Inferred {
     }
 
     fn finish(self) -> ColumnSchema {
-        let kind = if self.values == 0 {
+        let kind = if self.text || self.values == 0 {
             ColumnType::String
         } else if self.int {
             ColumnType::Int
@@ -169,14 +173,14 @@ impl Inferred {
 
 impl SchemaInferrer {
     pub fn new(columns: &[Column]) -> SchemaInferrer {
-        SchemaInferrer { rows: 0, columns: columns.iter().map(|c| Inferred::new(&c.name, false)).collect() }
+        SchemaInferrer { rows: 0, columns: columns.iter().map(|c| Inferred::new(c, false)).collect() }
     }
 
     /// Look at the rows of `batch` whose `keep` is true. `columns` may have grown since the last
     /// batch (JSONL): a new column was null in every row before.
     pub fn observe(&mut self, columns: &[Column], batch: &Batch, keep: &[bool]) {
         for c in columns.iter().skip(self.columns.len()) {
-            self.columns.push(Inferred::new(&c.name, self.rows > 0));
+            self.columns.push(Inferred::new(c, self.rows > 0));
         }
         let rows: Vec<usize> = (0..batch.len()).filter(|&r| keep.get(r).copied().unwrap_or(false)).collect();
         for (col, inferred) in self.columns.iter_mut().enumerate() {
@@ -376,6 +380,19 @@ fn stored_type(stored: &str) -> Option<ColumnType> {
     } else {
         None
     }
+}
+
+/// Whether a stored type is an Arrow text or bytes type (Utf8, LargeUtf8, Utf8View, the binary
+/// types, Time32/Time64, or a dictionary of them): its values are strings, however they look.
+/// CSV (`text`) and JSONL (`json`) columns are typed by their values instead.
+fn stored_as_text(stored: &str) -> bool {
+    let t = stored.trim().to_ascii_lowercase();
+    if let Some(inner) = t.strip_prefix("dictionary(") {
+        return inner.split_once(',').is_some_and(|(_, v)| stored_as_text(v.trim().trim_end_matches(')')));
+    }
+    ["utf8", "largeutf8", "binary", "largebinary", "fixedsizebinary", "time32", "time64"]
+        .iter()
+        .any(|p| t.starts_with(p))
 }
 
 /// One column's checks.
@@ -586,6 +603,40 @@ mod tests {
 
     fn kinds(s: &TableSchema) -> Vec<(&str, &str, bool)> {
         s.columns.iter().map(|c| (c.name.as_str(), c.kind.as_str(), c.nullable)).collect()
+    }
+
+    #[test]
+    fn a_parquet_string_column_of_digits_is_inferred_as_int() {
+        // Typed text columns are strings whatever their values look like (a zip code `01234`
+        // in the first batch must not refuse `SW1A` in the next); text/json columns still are
+        // typed by their values.
+        let columns = vec![
+            Column { name: "zip".into(), stored: "Utf8".into() },
+            Column { name: "big".into(), stored: "LargeUtf8".into() },
+            Column { name: "cat".into(), stored: "Dictionary(Int32, Utf8)".into() },
+            Column { name: "raw".into(), stored: "FixedSizeBinary(2)".into() },
+            Column { name: "n".into(), stored: "Int64".into() },
+            Column { name: "csv".into(), stored: "text".into() },
+        ];
+        let mut i = SchemaInferrer::new(&columns);
+        let rows = vec![vec![t("01234"), t("7"), t("1"), t("0102"), OwnedCell::Int(3), t("5")]];
+        i.observe(&columns, &Batch::from_rows(rows), &[true]);
+        let s = i.finish("t");
+        assert_eq!(
+            kinds(&s),
+            vec![
+                ("zip", "string", false),
+                ("big", "string", false),
+                ("cat", "string", false),
+                ("raw", "string", false),
+                ("n", "int", false),
+                ("csv", "int", false),
+            ]
+        );
+        let mut checker = s.checker(&columns);
+        let next =
+            Batch::from_rows(vec![vec![t("SW1A"), t("x"), t("y"), t("ffee"), OwnedCell::Int(4), t("6")]]);
+        assert_eq!(checker.check(&next, 0), None);
     }
 
     #[test]
