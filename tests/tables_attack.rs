@@ -89,18 +89,92 @@ fn a_file_that_is_not_parquet_stops_clean_and_split_without_naming_it() {
     let src = env.path("src");
     write_files(&src, &[("a/fake.parquet", b"not parquet at all\n"), ("ok.csv", b"a,b\n1,2\n3,4\n")]);
     env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap()]);
-    let refs = env.refs(&repo);
-    let out = env.mlgit(&repo, ["clean"]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("data/a/fake.parquet: "), "{}", stderr(&out));
-    assert_eq!(env.refs(&repo), refs, "a ref moved");
-    // File-level clean keeps it; split then stops on it, naming it too.
+    // Record-level clean drops the file that is not Parquet at all, naming it and why, and still
+    // cleans the other tables.
+    let v = env.mlgit_json(&repo, ["clean"]);
+    let dropped = v["dropped"].as_array().unwrap();
+    assert_eq!(dropped.len(), 1, "{v}");
+    assert_eq!(dropped[0]["path"], "data/a/fake.parquet");
+    assert_eq!(dropped[0]["check"], "format");
+    assert!(dropped[0]["reason"].as_str().unwrap().contains("Parquet"), "{v}");
+    assert_eq!(v["records_kept"], 2, "{v}");
+    // File-level clean keeps it; split then stops on it, naming it.
     env.mlgit_ok(&repo, ["clean", "--file-level"]);
     let refs = env.refs(&repo);
     let out = env.mlgit(&repo, ["split"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("data/a/fake.parquet: "), "{}", stderr(&out));
     assert_eq!(env.refs(&repo), refs, "a ref moved");
+}
+
+#[test]
+fn record_content_ignored_column_names_so_reordered_keys_straddled_and_other_columns_were_duplicates() {
+    let env = TestEnv::new();
+    let repo = env.init_repo("r");
+    let src = env.path("src");
+    // The same records with their keys in another order in a second batch, and a table whose
+    // different columns happen to hold equal values.
+    let mut one = String::new();
+    let mut two = String::new();
+    for i in 0..200 {
+        one.push_str(&format!("{{\"id\":{i},\"v\":\"x{i}\"}}\n"));
+        two.push_str(&format!("{{\"v\":\"x{i}\",\"id\":{i}}}\n"));
+    }
+    write_files(
+        &src,
+        &[
+            ("b1/e.jsonl", one.as_bytes()),
+            ("b2/e.jsonl", two.as_bytes()),
+            ("p/price.csv", b"price\n10\n"),
+            ("q/price.csv", b"qty\n10\n"),
+        ],
+    );
+    env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap()]);
+    let v = env.mlgit_json(&repo, ["clean", "--drop-duplicates"]);
+    // Every record of b2 repeats one of b1 (same names, same values); price and qty do not.
+    assert_eq!(v["records_dropped_by_check"]["duplicate"], 200, "{v}");
+    assert_eq!(v["records_kept"], 202, "{v}");
+    // Without dropping them, equal records land in the same split whatever their key order.
+    env.mlgit_ok(&repo, ["clean"]);
+    env.mlgit_ok(&repo, ["split"]);
+    for rel in ["b1/e.jsonl", "b2/e.jsonl"] {
+        let mut ids = Vec::new();
+        for split in ["train", "validation", "test"] {
+            let text = env.git(&repo, ["show", &format!("split:data/{split}/{rel}")]);
+            let text = if text.starts_with("version https://git-lfs") {
+                let oid = text.lines().find_map(|l| l.strip_prefix("oid sha256:")).unwrap().to_string();
+                std::fs::read_to_string(repo.join(format!(
+                    ".git/lfs/objects/{}/{}/{oid}",
+                    &oid[..2],
+                    &oid[2..4]
+                )))
+                .unwrap()
+            } else {
+                text
+            };
+            let n = text.lines().count();
+            ids.push(n);
+        }
+        assert_eq!(ids.iter().sum::<usize>(), 200, "{rel}: {ids:?}");
+    }
+    let count = |rel: &str, split: &str| {
+        let text = env.git(&repo, ["show", &format!("split:data/{split}/{rel}")]);
+        let oid = text.lines().find_map(|l| l.strip_prefix("oid sha256:")).map(str::to_string);
+        match oid {
+            Some(oid) => std::fs::read_to_string(repo.join(format!(
+                ".git/lfs/objects/{}/{}/{oid}",
+                &oid[..2],
+                &oid[2..4]
+            )))
+            .unwrap()
+            .lines()
+            .count(),
+            None => text.lines().count(),
+        }
+    };
+    for split in ["train", "validation", "test"] {
+        assert_eq!(count("b1/e.jsonl", split), count("b2/e.jsonl", split), "{split}: equal records straddle");
+    }
 }
 
 #[test]

@@ -238,7 +238,9 @@ pub fn clean(repo: &Repo, opts: &CleanOptions, progress: &dyn Progress) -> Resul
         if is_table(f) {
             // Cleaned record by record; a table with no record left is dropped whole.
             if let Some(t) = cleaned.as_ref().and_then(|c| c.tables.iter().find(|t| t.path == f.rel)) {
-                if t.kept == 0 {
+                if let Some(why) = &t.unreadable {
+                    dropped.push(Dropped { path, check: "format", reason: why.clone() });
+                } else if t.kept == 0 {
                     let reason = if t.rows_in == 0 {
                         "the table has no records".to_string()
                     } else {

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use super::flow::{DataFile, DATA_DIR};
 use super::table_io::{in_table, open_input, store_output};
 use crate::config::BranchKind;
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Error, ErrorKind, Result};
 use crate::ingest::LfsRule;
 use crate::interrupt::Interrupt;
 use crate::progress::Progress;
@@ -27,6 +27,7 @@ use crate::table::output::Finished;
 use crate::table::prefetch::Prefetch;
 use crate::table::profile::{Profiler, TableProfile};
 use crate::table::schema::{ColumnChanges, RowChecker, SchemaInferrer, TableSchema};
+use crate::table::ContentOrder;
 use crate::table::{
     BadRecord, Encoding, Format, HashingFile, Input, ReadOptions, TableReader, TableWriter, TextOutput,
 };
@@ -72,6 +73,9 @@ pub struct TableClean {
     /// Whether the output was transcoded to UTF-8.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub transcoded: bool,
+    /// Why the file could not be read as a table at all (it is dropped whole).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
 /// Every table's clean.
@@ -137,7 +141,7 @@ pub fn clean_tables(
             let mut checker = None;
             let mut outs = Vec::new();
             for (f, format, input) in inputs {
-                let out = clean_file(
+                let out = match clean_file(
                     input,
                     format,
                     f,
@@ -148,7 +152,16 @@ pub fn clean_tables(
                     seen.as_mut(),
                     store,
                     interrupt,
-                )?;
+                ) {
+                    Ok(out) => out,
+                    // A file that is not of its format at all (a truncated Parquet footer, a header
+                    // that is not text) is dropped whole, as a broken image is: the other tables
+                    // are still cleaned.
+                    Err(e) if e.kind() == ErrorKind::InvalidInput => {
+                        FileOut::unreadable(f, &name, e.message())
+                    }
+                    Err(e) => return Err(e),
+                };
                 progress.advance(1, 0);
                 outs.push(out);
             }
@@ -210,6 +223,29 @@ fn read_schema(git: &Repository, tree: Oid, branch: &str, table: &str) -> Result
     TableSchema::parse(text, &format!("{branch}:{path}")).map(Some)
 }
 
+impl FileOut {
+    /// A file that could not be read as a table: dropped whole, with the reason.
+    fn unreadable(f: &DataFile, name: &str, why: &str) -> FileOut {
+        FileOut {
+            report: TableClean {
+                path: f.rel.clone(),
+                table: name.to_string(),
+                rows_in: 0,
+                kept: 0,
+                dropped: 0,
+                by_check: BTreeMap::new(),
+                bad_records: Vec::new(),
+                schema_changes: ColumnChanges::default(),
+                transcoded: false,
+                unreadable: Some(why.to_string()),
+            },
+            output: None,
+            source: Entry { oid: f.entry.oid, mode: f.entry.mode },
+            profile: TableProfile { rows: 0, columns: Vec::new() },
+        }
+    }
+}
+
 struct FileOut {
     report: TableClean,
     /// None: the output would equal the input.
@@ -255,6 +291,7 @@ fn clean_file(
         bad_records: Vec::new(),
         schema_changes: ColumnChanges::default(),
         transcoded: text == TextOutput::Utf8,
+        unreadable: None,
     };
     let drop = |bad: BadRecord, report: &mut TableClean| {
         report.dropped += 1;
@@ -282,13 +319,14 @@ fn clean_file(
             drop(bad.clone(), &mut report);
         }
         // Content ids of the records (for duplicates) are the per-record work: in parallel.
+        let order = ContentOrder::new(columns);
         let ids: Vec<[u8; 16]> = if seen.is_some() {
             (0..batch.len())
                 .into_par_iter()
                 .with_min_len(1024)
                 .map_init(Vec::new, |key, row| {
                     key.clear();
-                    batch.canonical(row, columns.len(), key);
+                    batch.canonical(row, &order, key);
                     let digest = Sha256::digest(&key[..]);
                     let mut id = [0u8; 16];
                     id.copy_from_slice(&digest[..16]);

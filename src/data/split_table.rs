@@ -15,6 +15,7 @@ use crate::store::LfsStore;
 use crate::table::output::Finished;
 use crate::table::prefetch::Prefetch;
 use crate::table::profile::{Profiler, TableProfile};
+use crate::table::ContentOrder;
 use crate::table::{
     canonical_cell, Batch, Format, HashingFile, Input, ReadOptions, TableReader, TableWriter, TextOutput,
 };
@@ -111,15 +112,14 @@ pub fn split_table(
         }
         let r = resolved.as_ref().ok_or_else(|| Error::invalid("no columns"))?;
         let n = batch.len();
-        let width = names.len();
         // Keys and hashes are the per-record work: spread them over the cores.
         let placed: Vec<(u8, u8)> = (0..n)
             .into_par_iter()
             .with_min_len(1024)
             .map_init(Vec::new, |key, row| {
-                let now = place(&batch, row, width, &r.key, placement, key);
+                let now = place(&batch, row, &r.key, placement, key);
                 let before = match (&r.previous_key, previous) {
-                    (Some(k), Some(p)) => place(&batch, row, width, k, p, key),
+                    (Some(k), Some(p)) => place(&batch, row, k, p, key),
                     _ => now,
                 };
                 (now, before)
@@ -192,10 +192,10 @@ pub fn split_table(
 }
 
 /// The split (0, 1, 2) of a row under a placement; `key` is scratch space.
-fn place(batch: &Batch, row: usize, width: usize, key: &ResolvedKey, p: &Placement, buf: &mut Vec<u8>) -> u8 {
+fn place(batch: &Batch, row: usize, key: &ResolvedKey, p: &Placement, buf: &mut Vec<u8>) -> u8 {
     buf.clear();
     match key {
-        ResolvedKey::Content => batch.canonical(row, width, buf),
+        ResolvedKey::Content(order) => batch.canonical(row, order, buf),
         ResolvedKey::Columns(cols) => {
             for (i, c) in cols.iter().enumerate() {
                 if i > 0 {
@@ -209,7 +209,7 @@ fn place(batch: &Batch, row: usize, width: usize, key: &ResolvedKey, p: &Placeme
 }
 
 enum ResolvedKey {
-    Content,
+    Content(ContentOrder),
     Columns(Vec<usize>),
 }
 
@@ -238,7 +238,7 @@ impl Resolved {
         };
         let resolve = |k: &KeySpec, what: &str| -> Result<ResolvedKey> {
             Ok(match k {
-                KeySpec::Content => ResolvedKey::Content,
+                KeySpec::Content => ResolvedKey::Content(ContentOrder::of_names(names)),
                 KeySpec::Columns(cols) => {
                     ResolvedKey::Columns(cols.iter().map(|c| find(c, what)).collect::<Result<_>>()?)
                 }
@@ -257,8 +257,10 @@ impl Resolved {
         // A previous placement's columns may be gone: then every record counts as moved? No: a
         // record can only be compared where both keys exist; a missing old column means the old
         // split could not have been computed this way, so compare against content.
-        let previous_key =
-            previous.map(|p| resolve(&p.key, "the recorded key column").unwrap_or(ResolvedKey::Content));
+        let previous_key = previous.map(|p| {
+            resolve(&p.key, "the recorded key column")
+                .unwrap_or(ResolvedKey::Content(ContentOrder::of_names(names)))
+        });
         // Not every table has the label (an events table beside the labelled one): the split
         // refuses a label no table has.
         let label = label.and_then(|l| names.iter().position(|n| *n == l));

@@ -475,20 +475,6 @@ impl CsvBatch {
 
     /// [`Batch::canonical`] without going through cells (same bytes: a field's text, or nothing
     /// for an empty one, then 0x1f).
-    pub fn canonical(&self, row: usize, columns: usize, out: &mut Vec<u8>) {
-        // As Batch::canonical: an empty field is a null, and trailing nulls are left out.
-        let mut end = out.len();
-        for col in 0..columns.min(self.ncols) {
-            let field = self.field(row, col);
-            out.extend_from_slice(field.as_bytes());
-            out.push(0x1f);
-            if !field.is_empty() {
-                end = out.len();
-            }
-        }
-        out.truncate(end);
-    }
-
     fn raw_range(&self, row: usize) -> std::ops::Range<usize> {
         let start = if row == 0 { 0 } else { self.raw_ends[row - 1] };
         start..self.raw_ends[row]
@@ -654,16 +640,6 @@ mod tests {
             (b.cell(0, 0), b.cell(0, 1), b.cell(0, 2), b.cell(0, 3)),
             (Cell::Null, Cell::Null, Cell::Text("x"), Cell::Null)
         );
-        // The direct canonical path gives the bytes the cells give.
-        let owned = super::super::Batch::from_rows(rows_of(&batches, 3));
-        for row in 0..3 {
-            for columns in [2, 3, 4] {
-                let (mut fast, mut slow) = (b"prefix".to_vec(), b"prefix".to_vec());
-                b.canonical(row, columns, &mut fast);
-                owned.canonical(row, columns, &mut slow);
-                assert_eq!(fast, slow, "row {row}, {columns} columns");
-            }
-        }
     }
 
     #[test]

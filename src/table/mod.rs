@@ -404,27 +404,49 @@ impl Batch {
         }
     }
 
-    /// Append the canonical content of a row to `out`: equal bytes iff the records are equal as
-    /// data (CSV: the unquoted fields; JSONL: the object with sorted keys; Parquet: the cells),
-    /// whatever the quoting, spacing or key order. Used as the split key without id column and to
-    /// find duplicate records.
-    ///
-    /// Trailing null cells are left out, so a record reads the same before and after a JSONL
-    /// table learns a new column.
-    pub fn canonical(&self, row: usize, columns: usize, out: &mut Vec<u8>) {
-        if let BatchKind::Csv(b) = &self.inner {
-            return b.canonical(row, columns, out);
-        }
-        let mut end = out.len();
-        for col in 0..columns {
-            let cell = self.cell(row, col);
+    /// Append the canonical content of a row to `out`: equal bytes iff the records hold the same
+    /// values under the same column names, whatever the quoting, spacing, key or column order.
+    /// Each non-null cell is written as `name 0x1e value 0x1f`, in the name order of `order`;
+    /// null cells are left out (a record reads the same before and after a JSONL table learns a
+    /// new column, or in a batch whose header lacks a column it has no value for). Used as the split
+    /// key without id column and to find duplicate records.
+    pub fn canonical(&self, row: usize, order: &ContentOrder, out: &mut Vec<u8>) {
+        for (col, name) in &order.0 {
+            let cell = self.cell(row, *col);
+            if cell == Cell::Null {
+                continue;
+            }
+            out.extend_from_slice(name.as_bytes());
+            out.push(0x1e);
             canonical_cell(cell, out);
             out.push(0x1f);
-            if cell != Cell::Null {
-                end = out.len();
-            }
         }
-        out.truncate(end);
+    }
+}
+
+/// The columns of a table in name order, for [`Batch::canonical`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContentOrder(Vec<(usize, String)>);
+
+impl ContentOrder {
+    pub fn new(columns: &[Column]) -> ContentOrder {
+        let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+        ContentOrder::of_names(&names)
+    }
+
+    pub fn of_names(names: &[&str]) -> ContentOrder {
+        let mut order: Vec<(usize, String)> =
+            names.iter().enumerate().map(|(i, n)| (i, n.to_string())).collect();
+        order.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+        ContentOrder(order)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
