@@ -50,8 +50,8 @@ pub struct Args {
     /// from a split (default: split.label).
     #[arg(long, value_name = "COLUMN")]
     pub label: Option<String>,
-    /// Allow settings other than those split.yaml recorded: records and files may change split.
-    /// Without flags, re-split with mlgit.yaml's settings.
+    /// Allow settings other than those split.yaml recorded: records and files may change split
+    /// (the output says how many). Settings without a flag keep their recorded values.
     #[arg(long)]
     pub reshuffle: bool,
 }
