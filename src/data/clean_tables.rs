@@ -223,22 +223,29 @@ fn read_schema(git: &Repository, tree: Oid, branch: &str, table: &str) -> Result
     TableSchema::parse(text, &format!("{branch}:{path}")).map(Some)
 }
 
+impl TableClean {
+    /// The report of file `rel` of table `name` before any record is read.
+    fn new(rel: &str, name: &str) -> TableClean {
+        TableClean {
+            path: rel.to_string(),
+            table: name.to_string(),
+            rows_in: 0,
+            kept: 0,
+            dropped: 0,
+            by_check: BTreeMap::new(),
+            bad_records: Vec::new(),
+            schema_changes: ColumnChanges::default(),
+            transcoded: false,
+            unreadable: None,
+        }
+    }
+}
+
 impl FileOut {
     /// A file that could not be read as a table: dropped whole, with the reason.
     fn unreadable(f: &DataFile, name: &str, why: &str) -> FileOut {
         FileOut {
-            report: TableClean {
-                path: f.rel.clone(),
-                table: name.to_string(),
-                rows_in: 0,
-                kept: 0,
-                dropped: 0,
-                by_check: BTreeMap::new(),
-                bad_records: Vec::new(),
-                schema_changes: ColumnChanges::default(),
-                transcoded: false,
-                unreadable: Some(why.to_string()),
-            },
+            report: TableClean { unreadable: Some(why.to_string()), ..TableClean::new(&f.rel, name) },
             output: None,
             source: Entry { oid: f.entry.oid, mode: f.entry.mode },
             profile: TableProfile { rows: 0, columns: Vec::new() },
@@ -281,18 +288,7 @@ fn clean_file(
     let mut profiler = Profiler::new(reader.columns());
     let mut inferrer = if schema.is_none() { Some(SchemaInferrer::new(reader.columns())) } else { None };
     let mut checked_width = usize::MAX;
-    let mut report = TableClean {
-        path: f.rel.clone(),
-        table: name.to_string(),
-        rows_in: 0,
-        kept: 0,
-        dropped: 0,
-        by_check: BTreeMap::new(),
-        bad_records: Vec::new(),
-        schema_changes: ColumnChanges::default(),
-        transcoded: text == TextOutput::Utf8,
-        unreadable: None,
-    };
+    let mut report = TableClean { transcoded: text == TextOutput::Utf8, ..TableClean::new(&f.rel, name) };
     let drop = |bad: BadRecord, report: &mut TableClean| {
         report.dropped += 1;
         *report.by_check.entry(bad.check.to_string()).or_insert(0) += 1;

@@ -525,20 +525,10 @@ impl CsvWriter {
             return Err(Error::invalid("internal: the keep mask and the batch differ in length"));
         }
         // Consecutive kept records are one slice of `raw`: one write each run.
-        let mut i = 0;
-        while i < keep.len() {
-            if !keep[i] {
-                i += 1;
-                continue;
-            }
-            let mut j = i + 1;
-            while j < keep.len() && keep[j] {
-                j += 1;
-            }
-            let range = b.raw_range(i).start..b.raw_range(j - 1).end;
+        for run in super::kept_runs(keep) {
+            let range = b.raw_range(run.start).start..b.raw_range(run.end - 1).end;
             self.put(&b.raw[range])?;
-            self.rows += (j - i) as u64;
-            i = j;
+            self.rows += run.len() as u64;
         }
         Ok(())
     }

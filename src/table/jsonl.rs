@@ -320,20 +320,10 @@ impl JsonlWriter {
         if keep.len() != b.len() {
             return Err(Error::invalid("internal: the keep mask and the batch differ in length"));
         }
-        let mut i = 0;
-        while i < keep.len() {
-            if !keep[i] {
-                i += 1;
-                continue;
-            }
-            let mut j = i + 1;
-            while j < keep.len() && keep[j] {
-                j += 1;
-            }
-            let start = if i == 0 { 0 } else { b.raw_ends[i - 1] };
-            self.put(&b.raw[start..b.raw_ends[j - 1]])?;
-            self.rows += (j - i) as u64;
-            i = j;
+        for run in super::kept_runs(keep) {
+            let start = if run.start == 0 { 0 } else { b.raw_ends[run.start - 1] };
+            self.put(&b.raw[start..b.raw_ends[run.end - 1]])?;
+            self.rows += run.len() as u64;
         }
         Ok(())
     }

@@ -424,6 +424,25 @@ impl Batch {
     }
 }
 
+/// The runs of consecutive kept rows of a keep mask, as `start..end` ranges (writers copy each run
+/// of records in one write).
+pub(crate) fn kept_runs(keep: &[bool]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < keep.len() && !keep[i] {
+            i += 1;
+        }
+        if i == keep.len() {
+            return None;
+        }
+        let start = i;
+        while i < keep.len() && keep[i] {
+            i += 1;
+        }
+        Some(start..i)
+    })
+}
+
 /// The columns of a table in name order, for [`Batch::canonical`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContentOrder(Vec<(usize, String)>);
