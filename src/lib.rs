@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod init;
 pub mod interrupt;
 pub mod lfs;
+pub mod monitor;
 pub mod process;
 pub mod progress;
 pub mod remote;

@@ -12,7 +12,7 @@ pub mod parquet;
 pub mod prefetch;
 pub mod profile;
 pub mod schema;
-mod sketch;
+pub(crate) mod sketch;
 #[cfg(test)]
 mod testing;
 mod values;
