@@ -27,3 +27,4 @@ pub mod labels;
 pub mod window;
 pub mod history;
 pub mod tune;
+pub mod summary;
