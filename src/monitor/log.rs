@@ -17,7 +17,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::branch::{
-    BatchKind, BatchManifest, MonitoringBranch, Window, BATCHES_DIR, LABELS_DIR, REQUESTS_DIR,
+    count_manifests, BatchKind, BatchManifest, MonitoringBranch, Window, BATCHES_DIR, LABELS_DIR,
+    REQUESTS_DIR,
 };
 use super::cells;
 use super::reference::{ref_table, snapshot_of, Kind, RefTable};
@@ -123,9 +124,10 @@ pub fn log(repo: &Repo, opts: &LogOptions, progress: &dyn Progress) -> Result<Lo
     let id = batch_id(logged_at, &stored);
     let window = scan.window(logged_at);
     let paths: Vec<String> = files.iter().map(|f| format!("{dir}/{id}/{}", f.rel)).collect();
-    let manifest = BatchManifest {
+    let mut manifest = BatchManifest {
         schema: 1,
         id: id.clone(),
+        seq: 0,
         kind: opts.kind,
         env: mb.env.clone(),
         files: paths.clone(),
@@ -143,22 +145,21 @@ pub fn log(repo: &Repo, opts: &LogOptions, progress: &dyn Progress) -> Result<Lo
 
     let git = repo.git();
     ingest::write_pointer_blobs(git, &stored)?;
-    let manifest_blob = git
-        .blob(
-            format!("{}\n", serde_json::to_string_pretty(&manifest).expect("a manifest serializes"))
-                .as_bytes(),
-        )
-        .context("write the batch manifest")?;
     let known: HashMap<Oid, bool> = stored.iter().map(|i| (i.blob, i.lfs)).collect();
     let out = tx.commit(|tip| {
         let mut edits = TreeEdits::new();
         for (path, i) in paths.iter().zip(&stored) {
             edits.set(path, Entry { oid: i.blob, mode: i.mode })?;
         }
+        // Numbered on the tip it lands on (again after a lost race).
+        manifest.seq = count_manifests(git, tip.map(|c| c.tree_id()))? + 1;
+        let text = format!("{}\n", serde_json::to_string_pretty(&manifest).expect("a manifest serializes"));
+        let manifest_blob = git.blob(text.as_bytes()).context("write the batch manifest")?;
         edits.set(&format!("{BATCHES_DIR}/{id}.json"), Entry::blob(manifest_blob))?;
         let tree = edits.write(git, tip.map(|c| c.tree_id()))?;
         let mut change = Change::new(tree, message.clone());
         change.pointers = known.clone();
+        change.pointers.insert(manifest_blob, false);
         Ok(Step::Commit(Box::new(change)))
     })?;
     let commit = out.commit.ok_or_else(|| Error::invalid("the batch made no change to the branch"))?;
