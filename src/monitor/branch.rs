@@ -84,6 +84,10 @@ pub struct BatchManifest {
     /// `column` (from the tag column) or `flag` (`--tag` for the whole batch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag_source: Option<String>,
+    /// sha256 of the batch's files' own sha256s, in path order: the same bytes logged again have
+    /// the same `content` (refused as a duplicate).
+    #[serde(default)]
+    pub content: String,
     /// With `flag`: the batch's tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
