@@ -66,3 +66,34 @@ fn a_tag_with_the_trailer_separators_is_refused() {
     assert!(stderr(&out).contains("contains ','"), "{}", stderr(&out));
     assert_eq!(tip(&env, &repo), before);
 }
+
+#[test]
+fn renaming_the_tag_column_later_does_not_blind_drift_to_logged_batches() {
+    let env = TestEnv::new();
+    let (repo, _) = demo(&env);
+    let wt = env.path("mon");
+    env.git(&repo, ["worktree", "add", wt.to_str().unwrap(), "monitoring/prod"]);
+    let yaml = fs::read_to_string(wt.join("monitor.yaml")).unwrap();
+    fs::write(wt.join("monitor.yaml"), yaml.replace("tag_column: model_tag", "tag_column: nosuch")).unwrap();
+    env.git(&wt, ["commit", "-qam", "a typo in the tag column"]);
+    // Week 2 (the last batch) drifts: it still does, read with the column it was logged with.
+    let out = env.mlgit(&repo, ["--json", "monitor", "drift", "--env", "prod"]);
+    assert_eq!(out.status.code(), Some(3), "{}\n{}", stdout(&out), stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v2 = report["tags"].as_array().unwrap().iter().find(|t| t["tag"] == "model-v2").unwrap();
+    assert_eq!(v2["rows"], 400, "{v2}");
+}
+
+#[test]
+fn min_rows_zero_is_refused() {
+    let env = TestEnv::new();
+    let (repo, _) = demo(&env);
+    let wt = env.path("mon");
+    env.git(&repo, ["worktree", "add", wt.to_str().unwrap(), "monitoring/prod"]);
+    let yaml = fs::read_to_string(wt.join("monitor.yaml")).unwrap();
+    fs::write(wt.join("monitor.yaml"), yaml.replace("min_rows: 200", "min_rows: 0")).unwrap();
+    env.git(&wt, ["commit", "-qam", "min_rows 0"]);
+    let out = env.mlgit(&repo, ["monitor", "drift", "--env", "prod"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stderr(&out).contains("min_rows") && stderr(&out).contains("monitor.yaml"), "{}", stderr(&out));
+}

@@ -136,6 +136,8 @@ pub fn log(repo: &Repo, opts: &LogOptions, progress: &dyn Progress) -> Result<Lo
         rows: scan.rows,
         tags: scan.tags.clone(),
         content,
+        tag_column: (opts.kind == BatchKind::Requests && opts.tag.is_none())
+            .then(|| mb.settings.tag_column.clone()),
         tag_source: (opts.kind == BatchKind::Requests)
             .then(|| if opts.tag.is_some() { "flag" } else { "column" }.to_string()),
         tag: opts.tag.clone(),
