@@ -97,3 +97,29 @@ fn min_rows_zero_is_refused() {
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stderr(&out).contains("min_rows") && stderr(&out).contains("monitor.yaml"), "{}", stderr(&out));
 }
+
+#[test]
+fn calibrate_refuses_zero_batch_rows_and_never_writes_an_unreachable_threshold() {
+    let env = TestEnv::new();
+    let (repo, _) = demo(&env);
+    let before = tip(&env, &repo);
+    for bad in [["--batch-rows", "0"], ["--batches-per-day", "0"], ["--batches-per-day", "inf"]] {
+        let out = env.mlgit(&repo, ["monitor", "calibrate", "--env", "prod", bad[0], bad[1]]);
+        assert_eq!(out.status.code(), Some(1), "{bad:?} accepted: {}", stdout(&out));
+        assert_eq!(tip(&env, &repo), before);
+    }
+    // One record per batch: KS and JS would need thresholds beyond their maxima; capped and said.
+    let out = env.mlgit(&repo, ["monitor", "calibrate", "--env", "prod", "--batch-rows", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot tell drift from chance"), "{}", stderr(&out));
+    let yaml = env.git(&repo, ["show", "monitoring/prod:monitor.yaml"]);
+    let doc: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+    for (name, f) in doc["features"].as_mapping().unwrap() {
+        if let Some(ks) = f["ks"].as_f64() {
+            assert!(ks <= 1.0, "{name:?}: ks threshold {ks}");
+        }
+        if let Some(js) = f["js"].as_f64() {
+            assert!(js <= std::f64::consts::LN_2.sqrt() + 1e-12, "{name:?}: js threshold {js}");
+        }
+    }
+}

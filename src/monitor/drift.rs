@@ -278,7 +278,7 @@ fn read_batch(
         while let Some(batch) = reader.next_batch()? {
             let cols = reader.columns();
             let find = |name: &str| cols.iter().position(|c| c.name == name);
-            let tag_col = m.tag_column(s).and_then(|c| find(c));
+            let tag_col = m.tag_column(s).and_then(&find);
             let pred_col = find(&s.prediction_column);
             let score_col = find(&s.score_column);
             let id_col = find(&s.request_id_column);
