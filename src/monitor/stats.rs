@@ -540,8 +540,9 @@ pub mod special {
             (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
                 / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
         };
-        // One Halley step: e = Φ(x) − p.
-        let e = (1.0 - normal_sf(x)) - p;
+        // One Halley step: e = Φ(x) − p (Φ taken from the near tail, so no cancellation).
+        let cdf = if x < 0.0 { normal_sf(-x) } else { 1.0 - normal_sf(x) };
+        let e = cdf - p;
         let u = e * (2.0 * PI).sqrt() * (x * x / 2.0).exp();
         x - u / (1.0 + x * u / 2.0)
     }
