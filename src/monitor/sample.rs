@@ -462,6 +462,28 @@ mod tests {
         assert!((median / n as f64 - 0.5).abs() <= d.rank_error + 1e-6, "{median}");
     }
 
+    fn text_profile(top: &[(&str, u64)], nulls: u64, distinct: u64) -> ColumnProfile {
+        let top: Vec<serde_json::Value> =
+            top.iter().map(|(v, c)| serde_json::json!({"value": v, "count": c})).collect();
+        serde_json::from_value(serde_json::json!({
+            "name": "c", "type": "string", "nulls": nulls,
+            "distinct": {"count": distinct, "exact": true},
+            "top": top, "top_exact": true,
+        }))
+        .expect("a column profile")
+    }
+
+    #[test]
+    fn categories_from_a_profile_count_the_rest_as_other() {
+        let column = text_profile(&[("a", 60), ("b", 30)], 5, 4);
+        let c = Categories::from_profile_rows(&column, 105);
+        assert_eq!((c.n, c.other, c.nulls, c.exact), (100, 10, 5, false));
+        let all = Categories::from_profile_rows(&text_profile(&[("a", 60), ("b", 40)], 0, 2), 100);
+        assert_eq!((all.other, all.exact), (0, true));
+        let no_rows = Categories::from_profile(&column);
+        assert_eq!((no_rows.n, no_rows.other), (90, 0));
+    }
+
     #[test]
     fn categories_beyond_the_limit_count_as_other() {
         let mut acc = CategoryAcc::new();

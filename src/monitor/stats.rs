@@ -792,6 +792,22 @@ mod tests {
     }
 
     #[test]
+    fn a_side_with_other_folds_the_categories_it_does_not_list_into_other() {
+        let mut reference =
+            Categories::from_counts([("a".to_string(), 60), ("b".to_string(), 30)].into_iter().collect());
+        reference.other = 10;
+        reference.n = 100;
+        reference.exact = false;
+        let current = Categories::from_counts(
+            [("a".to_string(), 55), ("b".to_string(), 35), ("z".to_string(), 10)].into_iter().collect(),
+        );
+        assert_eq!(joint_counts(&reference, &current), (vec![60, 30, 10], vec![55, 35, 10]));
+        let shares = |v: [f64; 3]| v.map(|x| x / 100.0);
+        let want = js_distance_weights(&shares([60.0, 30.0, 10.0]), &shares([55.0, 35.0, 10.0]));
+        assert!((js_distance(&reference, &current) - want).abs() < 1e-12);
+    }
+
+    #[test]
     fn auc_counts_ties_half() {
         let auc = roc_auc(&[0.1, 0.4, 0.4, 0.8], &[false, false, true, true]).unwrap();
         assert!((auc - 0.875).abs() < 1e-15);
