@@ -15,7 +15,7 @@ pub const PSI_BINS: usize = 10;
 pub const PSI_EPS: f64 = 1e-4;
 
 /// Two-sample Kolmogorov–Smirnov statistic: sup |F_ref − F_cur| (= `scipy.stats.ks_2samp(..).statistic`
-/// on exact distributions).
+/// on exact distributions). 0 when either side has no values.
 pub fn ks_statistic(reference: &Distribution, current: &Distribution) -> f64 {
     let mut d: f64 = 0.0;
     walk_cdfs(reference, current, |_, fa, fb, _| d = d.max((fa - fb).abs()));
@@ -37,6 +37,7 @@ pub fn ks_pvalue(d: f64, n: u64, m: u64) -> f64 {
 }
 
 /// 1-Wasserstein distance between the two distributions (= `scipy.stats.wasserstein_distance`).
+/// 0 when either side has no values.
 pub fn wasserstein(reference: &Distribution, current: &Distribution) -> f64 {
     let mut sum = 0.0;
     walk_cdfs(reference, current, |_, fa, fb, width| sum += (fa - fb).abs() * width);
