@@ -123,3 +123,75 @@ fn calibrate_refuses_zero_batch_rows_and_never_writes_an_unreachable_threshold()
         }
     }
 }
+
+/// Week 2's requests with new request ids, each record passed through `edit` (a field list).
+fn week_2_edited(prod: &Path, times: usize, edit: impl Fn(usize, &mut Vec<String>)) -> String {
+    let text = fs::read_to_string(prod.join("requests-week-2.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let rows: Vec<&str> = lines.collect();
+    let mut out = format!("{header}\n");
+    for k in 0..times {
+        for (i, row) in rows.iter().enumerate() {
+            let mut fields: Vec<String> = row.split(',').map(str::to_string).collect();
+            fields[0] = format!("E{k}-{i}");
+            edit(k * rows.len() + i, &mut fields);
+            out.push_str(&fields.join(","));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn drift_report(env: &TestEnv, repo: &Path) -> (Option<i32>, serde_json::Value) {
+    let out = env.mlgit(repo, ["--json", "monitor", "drift", "--env", "prod"]);
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    (out.status.code(), doc)
+}
+
+fn feature<'a>(report: &'a serde_json::Value, tag: &str, name: &str) -> &'a serde_json::Value {
+    let t = report["tags"].as_array().unwrap().iter().find(|t| t["tag"] == tag).unwrap();
+    t["features"].as_array().unwrap().iter().find(|f| f["feature"] == name).unwrap()
+}
+
+#[test]
+fn a_feature_that_arrives_all_null_raises_an_alert_instead_of_insufficient_data() {
+    let env = TestEnv::new();
+    let (repo, prod) = demo(&env);
+    // monthly_charges (column 4) blank in every record.
+    let text = week_2_edited(&prod, 1, |_, f| f[4].clear());
+    let file = env.path("nulls.csv");
+    fs::write(&file, text).unwrap();
+    env.mlgit_ok(&repo, ["monitor", "log", "--env", "prod", "--source", file.to_str().unwrap()]);
+    let (code, report) = drift_report(&env, &repo);
+    assert_eq!(code, Some(3), "{report}");
+    let f = feature(&report, "model-v2", "monthly_charges");
+    assert_eq!(f["status"], "warning", "{f}");
+    let alerts = report["alerts"].as_array().unwrap();
+    assert!(
+        alerts.iter().any(|a| a["feature"] == "monthly_charges"
+            && a["check"] == "null_rate_points"
+            && a["severity"] == "medium"),
+        "{alerts:?}"
+    );
+}
+
+#[test]
+fn thousands_of_new_categories_past_the_exact_limit_still_count_as_unseen() {
+    let env = TestEnv::new();
+    let (repo, prod) = demo(&env);
+    // 12,600 records, each with a contract value training never had (past the 10,000 exact categories).
+    let text = week_2_edited(&prod, 30, |i, f| f[5] = format!("c{i}"));
+    let file = env.path("cats.csv");
+    fs::write(&file, text).unwrap();
+    env.mlgit_ok(&repo, ["monitor", "log", "--env", "prod", "--source", file.to_str().unwrap()]);
+    let (code, report) = drift_report(&env, &repo);
+    assert_eq!(code, Some(3), "{report}");
+    let f = feature(&report, "model-v2", "contract");
+    let get = |m: &str| {
+        f["effects"].as_array().unwrap().iter().find(|e| e["metric"] == m).unwrap()["value"].as_f64().unwrap()
+    };
+    assert!((get("unseen") - 1.0).abs() < 1e-12, "{f}");
+    assert!(get("js") > 0.8, "{f}");
+    assert_eq!(f["status"], "drift", "{f}");
+}

@@ -213,6 +213,21 @@ fn decide(v: &mut FeatureVerdict, f: &FeatureInput<'_>, min_rows: u64) {
         return;
     }
     if r < min_rows || c < min_rows {
+        // A feature that went (mostly) null has few values left to test, but its records are
+        // still plenty to tell that the null rate jumped: that is the finding, not "too few".
+        let nulls = v.checks.iter().find(|m| m.metric == "null_rate_points" && m.exceeded);
+        let counted = f.reference.rows() >= min_rows && f.current.rows() >= min_rows;
+        if let (Some(m), true) = (nulls, counted) {
+            v.status = Status::Warning;
+            v.reason = format!(
+                "null rate up {:.1} points ({} of {} records null); {c} non-null values left, too few to \
+                 test the distribution",
+                m.value,
+                f.current.nulls(),
+                f.current.rows()
+            );
+            return;
+        }
         v.status = Status::InsufficientData;
         v.reason = format!(
             "{c} non-null values in the batch and {r} in the reference; at least {min_rows} are \

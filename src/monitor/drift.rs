@@ -429,11 +429,26 @@ fn tag_report(
             continue;
         }
         for c in v.checks.iter().filter(|c| c.exceeded) {
+            // A feature going null is a broken input; values out of range or outliers, a hint.
+            let severity = if c.metric == "null_rate_points" { Severity::Medium } else { Severity::Low };
             alerts.push(alert(
-                Severity::Low,
+                severity,
                 c.metric,
                 Some(&v.feature),
                 format!("{}: {} = {:.4} (threshold {})", v.feature, c.metric, c.value, c.threshold),
+            ));
+        }
+    }
+    if let Some(p) = prediction_verdict.as_ref().filter(|p| p.status != Status::InsufficientData) {
+        for c in p.checks.iter().filter(|c| c.exceeded && c.metric == "null_rate_points") {
+            alerts.push(alert(
+                Severity::High,
+                "prediction_nulls",
+                Some(&p.feature),
+                format!(
+                    "{}: {:.1} more points of records have no prediction (threshold {})",
+                    p.feature, c.value, c.threshold
+                ),
             ));
         }
     }

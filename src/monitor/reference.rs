@@ -77,6 +77,9 @@ pub struct RefColumn {
     pub kind: Kind,
     /// The profile's type (`int`, `float`, `bool`, `string`, …).
     pub profile_type: String,
+    /// Categorical columns whose profiles list every value: those values (the category set the
+    /// batch is checked against, exactly, however many new values it brings).
+    pub categories: Option<std::collections::HashSet<String>>,
 }
 
 /// The training data of a snapshot's split that the batches are compared with: one table, or all
@@ -223,7 +226,10 @@ pub fn ref_table(
     let mut columns = Vec::new();
     let mut identifiers = Vec::new();
     for c in &profiles[0].columns {
-        let Some(col) = ref_column(c) else { continue };
+        let Some(mut col) = ref_column(c) else { continue };
+        if col.kind == Kind::Categorical {
+            col.categories = complete_categories(&profiles, &c.name);
+        }
         if keys.contains(&c.name) || is_identifier(c, profiles[0].rows) {
             identifiers.push(c.name.clone());
         } else {
@@ -261,7 +267,21 @@ fn ref_column(c: &ColumnProfile) -> Option<RefColumn> {
         "int" | "float" | "bool" | "string" => Kind::Categorical,
         _ => return None,
     };
-    Some(RefColumn { name: c.name.clone(), kind, profile_type: c.kind.clone() })
+    Some(RefColumn { name: c.name.clone(), kind, profile_type: c.kind.clone(), categories: None })
+}
+
+/// Every value of column `name` when each profile lists all of its values.
+fn complete_categories(profiles: &[TableProfile], name: &str) -> Option<std::collections::HashSet<String>> {
+    let mut out = std::collections::HashSet::new();
+    for p in profiles {
+        let c = p.columns.iter().find(|c| c.name == name)?;
+        let complete = c.top_exact && c.distinct.exact && c.distinct.count as usize == c.top.len();
+        if !complete {
+            return None;
+        }
+        out.extend(c.top.iter().map(|t| t.value.clone()));
+    }
+    Some(out)
 }
 
 /// Where a reference's figures come from.
@@ -358,13 +378,21 @@ fn mix(parts: Vec<(FeatureData, u64)>) -> Option<FeatureData> {
             }))
         }
         FeatureData::Categorical(_) => {
-            let mut out = Categories { counts: BTreeMap::new(), other: 0, n: 0, nulls: 0, exact: false };
+            let mut out = Categories {
+                counts: BTreeMap::new(),
+                other: 0,
+                unseen_other: 0,
+                n: 0,
+                nulls: 0,
+                exact: false,
+            };
             for (d, _) in &parts {
                 let FeatureData::Categorical(c) = d else { continue };
                 for (k, v) in &c.counts {
                     *out.counts.entry(k.clone()).or_insert(0) += v;
                 }
                 out.other += c.other;
+                out.unseen_other += c.unseen_other;
                 out.n += c.n;
                 out.nulls += c.nulls;
             }
@@ -391,7 +419,10 @@ impl Acc {
         match c.kind {
             Kind::Numeric => Acc::Numeric(NumericAcc::new()),
             Kind::Categorical => Acc::Categorical {
-                acc: CategoryAcc::new(),
+                acc: match &c.categories {
+                    Some(known) => CategoryAcc::with_known(known.clone()),
+                    None => CategoryAcc::new(),
+                },
                 numeric_like: matches!(c.profile_type.as_str(), "int" | "float" | "bool"),
             },
         }

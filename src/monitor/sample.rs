@@ -321,19 +321,31 @@ fn lerp(a: f64, b: f64, t: f64) -> f64 {
 pub struct CategoryAcc {
     counts: HashMap<String, u64>,
     other: u64,
+    unseen_other: u64,
     nulls: u64,
+    /// The reference's categories, when known completely.
+    known: Option<std::collections::HashSet<String>>,
 }
 
 impl CategoryAcc {
     pub fn new() -> CategoryAcc {
-        CategoryAcc { counts: HashMap::new(), other: 0, nulls: 0 }
+        CategoryAcc { counts: HashMap::new(), other: 0, unseen_other: 0, nulls: 0, known: None }
+    }
+
+    /// An accumulator that knows every category of the reference: those are always counted
+    /// exactly, and values past the limit are counted as unseen rather than as `other`.
+    pub fn with_known(known: std::collections::HashSet<String>) -> CategoryAcc {
+        CategoryAcc { known: Some(known), ..CategoryAcc::new() }
     }
 
     pub fn add(&mut self, value: &str) {
         if let Some(c) = self.counts.get_mut(value) {
             *c += 1;
-        } else if self.counts.len() < CATEGORY_LIMIT {
+        } else if self.counts.len() < CATEGORY_LIMIT || self.known.as_ref().is_some_and(|k| k.contains(value))
+        {
             self.counts.insert(value.to_string(), 1);
+        } else if self.known.is_some() {
+            self.unseen_other += 1;
         } else {
             self.other += 1;
         }
@@ -344,10 +356,11 @@ impl CategoryAcc {
     }
 
     pub fn finish(self) -> Categories {
-        let n = self.counts.values().sum::<u64>() + self.other;
+        let n = self.counts.values().sum::<u64>() + self.other + self.unseen_other;
         Categories {
             counts: self.counts.into_iter().collect(),
             other: self.other,
+            unseen_other: self.unseen_other,
             n,
             nulls: self.nulls,
             exact: self.other == 0,
@@ -367,6 +380,11 @@ pub struct Categories {
     pub counts: BTreeMap<String, u64>,
     /// Values beyond CATEGORY_LIMIT distinct ones (or, from a profile, outside its top values).
     pub other: u64,
+    /// Values beyond CATEGORY_LIMIT distinct ones that are known not to be categories of the
+    /// reference (the accumulator was given the reference's categories): unseen, whatever their
+    /// number. Merging such categories changes neither the Jensen–Shannon distance nor the unseen
+    /// rate, since the reference has none of them.
+    pub unseen_other: u64,
     /// Number of (non-null) values.
     pub n: u64,
     pub nulls: u64,
@@ -376,7 +394,7 @@ pub struct Categories {
 impl Categories {
     pub fn from_counts(counts: BTreeMap<String, u64>) -> Categories {
         let n = counts.values().sum();
-        Categories { counts, other: 0, n, nulls: 0, exact: true }
+        Categories { counts, other: 0, unseen_other: 0, n, nulls: 0, exact: true }
     }
 
     /// From a profile's top values (the rest as `other`; not exact unless top holds every value).
@@ -408,7 +426,7 @@ impl Categories {
             && column.distinct.exact
             && column.distinct.count as usize == column.top.len()
             && other == 0;
-        Categories { counts, other, n, nulls: column.nulls, exact: complete }
+        Categories { counts, other, unseen_other: 0, n, nulls: column.nulls, exact: complete }
     }
 
     /// Share of the non-null values in `category` (0 without values).

@@ -176,6 +176,12 @@ pub fn joint_counts(reference: &Categories, current: &Categories) -> (Vec<u64>, 
         r.push(other_r);
         c.push(other_c);
     }
+    // Values known to be outside the reference: a bucket the reference has none of.
+    let (unseen_r, unseen_c) = (reference.unseen_other, current.unseen_other);
+    if unseen_r > 0 || unseen_c > 0 {
+        r.push(unseen_r);
+        c.push(unseen_c);
+    }
     (r, c)
 }
 
@@ -225,7 +231,7 @@ pub fn unseen_rate(reference: &Categories, current: &Categories) -> f64 {
     }
     let unseen: u64 =
         current.counts.iter().filter(|(k, _)| !reference.counts.contains_key(*k)).map(|(_, &c)| c).sum();
-    unseen as f64 / current.n as f64
+    (unseen + current.unseen_other) as f64 / current.n as f64
 }
 
 /// p-value of Pearson's chi-square test of homogeneity of the two count vectors (categories
