@@ -16,6 +16,7 @@ mod init;
 mod lineage;
 mod materialize;
 mod merge_tracking;
+mod monitor;
 mod output;
 mod pull;
 mod push;
@@ -80,6 +81,7 @@ pub enum Command {
     MergeTracking(merge_tracking::Args),
     Runs(runs::Args),
     Tracking(tracking::Args),
+    Monitor(monitor::Args),
     Demo(demo::Args),
     Completions(completions::CompletionsArgs),
     Manpage(completions::ManpageArgs),
@@ -100,6 +102,7 @@ impl Command {
             Command::Tracking(args) => match args.command {
                 tracking::TrackingCommand::Export(_) => "tracking export",
             },
+            Command::Monitor(args) => args.command.name(),
             Command::Stable(args) => args.name(),
             Command::TrainTag(_) => "train-tag",
             Command::Show(_) => "show",
@@ -170,6 +173,7 @@ pub fn run() -> i32 {
         Command::MergeTracking(args) => merge_tracking::run(args, &ctx),
         Command::Runs(args) => runs::run(args, &ctx),
         Command::Tracking(args) => tracking::run(args, &ctx),
+        Command::Monitor(args) => monitor::run(args, &ctx),
         Command::Stable(args) => stable::run(args, &ctx),
         Command::TrainTag(args) => train_tag::run(args, &ctx),
         Command::Show(args) => show::run(args, &ctx),

@@ -3,7 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use git2::{Oid, Repository};
 use serde::{Deserialize, Serialize};
+
+use crate::error::{Context, Error, ErrorKind, Result};
+use crate::repo::tree::entry_at;
 
 /// The file at the root of a monitoring branch.
 pub const MONITOR_FILE: &str = "monitor.yaml";
@@ -133,5 +137,126 @@ impl MonitorSettings {
             t.unseen = f.unseen.unwrap_or(t.unseen);
         }
         t
+    }
+}
+
+impl MonitorSettings {
+    /// Parse `monitor.yaml` text; `origin` names it in errors (e.g. `monitoring/prod:monitor.yaml`).
+    pub fn parse(text: &str, origin: &str) -> Result<MonitorSettings> {
+        if text.trim().is_empty() {
+            return Ok(MonitorSettings::default());
+        }
+        let settings: MonitorSettings = serde_yaml::from_str(text).map_err(|e| {
+            let at = match e.location() {
+                Some(loc) => format!("{origin}:{}:{}", loc.line(), loc.column()),
+                None => origin.to_string(),
+            };
+            Error::new(ErrorKind::Config, format!("invalid monitoring settings {at}: {e}")).with_hint(FIX_HINT)
+        })?;
+        settings.validate(origin)?;
+        Ok(settings)
+    }
+
+    /// Checks that serde cannot express: probabilities in (0, 1), thresholds not negative,
+    /// column names not empty.
+    fn validate(&self, origin: &str) -> Result<()> {
+        let bad = |msg: String| {
+            Err(Error::new(ErrorKind::Config, format!("invalid monitoring settings {origin}: {msg}"))
+                .with_hint(FIX_HINT))
+        };
+        for (key, name) in [
+            ("tag_column", &self.tag_column),
+            ("request_id_column", &self.request_id_column),
+            ("time_column", &self.time_column),
+            ("prediction_column", &self.prediction_column),
+            ("score_column", &self.score_column),
+            ("label_column", &self.label_column),
+        ] {
+            if name.trim().is_empty() {
+                return bad(format!("{key} is empty"));
+            }
+        }
+        let mut all = vec![("thresholds", self.thresholds.clone())];
+        all.extend(self.features.keys().map(|f| (f.as_str(), self.thresholds_for(f))));
+        for (scope, t) in all {
+            if !(t.alpha > 0.0 && t.alpha < 1.0) {
+                return bad(format!("{scope}: alpha must be between 0 and 1 (is {})", t.alpha));
+            }
+            for (key, v) in [
+                ("psi", t.psi),
+                ("wasserstein", t.wasserstein),
+                ("ks", t.ks),
+                ("js", t.js),
+                ("unseen", t.unseen),
+                ("null_rate_points", t.null_rate_points),
+                ("out_of_range", t.out_of_range),
+                ("outliers", t.outliers),
+                ("metric_drop", t.metric_drop),
+                ("ece", t.ece),
+            ] {
+                if !(v.is_finite() && v >= 0.0) {
+                    return bad(format!("{scope}: {key} must be a number ≥ 0 (is {v})"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The settings committed at the root of `tree` (the defaults when there is no file).
+    pub fn read(git: &Repository, tree: Oid, branch: &str) -> Result<MonitorSettings> {
+        let origin = format!("{branch}:{MONITOR_FILE}");
+        let Some(entry) = entry_at(git, tree, MONITOR_FILE)? else {
+            return Ok(MonitorSettings::default());
+        };
+        let blob = git.find_blob(entry.oid).context(format!("read {origin}"))?;
+        let text = std::str::from_utf8(blob.content()).map_err(|_| {
+            Error::new(ErrorKind::Config, format!("invalid monitoring settings {origin}: not UTF-8 text"))
+                .with_hint(FIX_HINT)
+        })?;
+        MonitorSettings::parse(text, &origin)
+    }
+
+    /// The file's text: a header comment, then the settings as YAML.
+    pub fn to_yaml(&self) -> Result<String> {
+        let body = serde_yaml::to_string(self)
+            .map_err(|e| Error::invalid(format!("cannot write the monitoring settings: {e}")))?;
+        Ok(format!("{HEADER}{body}"))
+    }
+}
+
+const FIX_HINT: &str = "fix monitor.yaml on the monitoring branch (see docs/monitor.md for every key), \
+    e.g. `mlgit checkout` it or `git show BRANCH:monitor.yaml`, commit the fix, and retry";
+
+const HEADER: &str = "# mlgit monitoring settings for this branch: columns, alert thresholds and checks.\n\
+# Committed with the data, so the settings behind every alert are versioned. See docs/monitor.md.\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_through_yaml() {
+        let s = MonitorSettings::default();
+        let text = s.to_yaml().unwrap();
+        assert_eq!(MonitorSettings::parse(&text, "m").unwrap(), s);
+        assert_eq!(MonitorSettings::parse("", "m").unwrap(), s);
+    }
+
+    #[test]
+    fn feature_thresholds_override_only_what_they_name() {
+        let s = MonitorSettings::parse("features:\n  age: {wasserstein: 0.3}\n", "m").unwrap();
+        assert_eq!(s.thresholds_for("age").wasserstein, 0.3);
+        assert_eq!(s.thresholds_for("age").psi, Thresholds::default().psi);
+        assert_eq!(s.thresholds_for("other").wasserstein, Thresholds::default().wasserstein);
+    }
+
+    #[test]
+    fn bad_settings_name_the_file_and_the_key() {
+        let e = MonitorSettings::parse("thresholds: {alpha: 2}\n", "monitoring/prod:monitor.yaml").unwrap_err();
+        assert!(e.message().contains("monitoring/prod:monitor.yaml") && e.message().contains("alpha"), "{e}");
+        let e = MonitorSettings::parse("min_rows: [1\n", "x:monitor.yaml").unwrap_err();
+        assert!(e.message().contains("x:monitor.yaml"), "{e}");
+        let e = MonitorSettings::parse("tag_colum: t\n", "x").unwrap_err();
+        assert!(e.message().contains("tag_colum"), "{e}");
     }
 }

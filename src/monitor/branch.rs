@@ -1,0 +1,119 @@
+//! A monitoring branch as the monitor commands see it: the environment checked against
+//! `mlgit.yaml`, the branch's tip, its `monitor.yaml`, and its batch manifests.
+
+use git2::{Oid, Repository};
+use serde::{Deserialize, Serialize};
+
+use super::settings::MonitorSettings;
+use crate::error::{Context, Error, Result};
+use crate::repo::tree::{entry_at, list_files};
+use crate::repo::Repo;
+
+/// Folder of the batch manifests on the branch.
+pub const BATCHES_DIR: &str = "batches";
+/// Folder of the drift reports written by `monitor drift --commit`.
+pub const ALERTS_DIR: &str = "alerts";
+/// Folders of the logged tables, under which each batch has its own folder.
+pub const REQUESTS_DIR: &str = "data/requests";
+pub const LABELS_DIR: &str = "data/labels";
+
+/// The monitoring branch of one environment, read at its tip.
+pub struct MonitoringBranch {
+    pub env: String,
+    pub branch: String,
+    pub tip: Oid,
+    pub tree: Oid,
+    pub settings: MonitorSettings,
+}
+
+impl MonitoringBranch {
+    /// Open `monitoring/<env>`: the environment must be listed in `mlgit.yaml` and the branch must
+    /// exist; its `monitor.yaml` must parse.
+    pub fn open(repo: &Repo, env: &str) -> Result<MonitoringBranch> {
+        let config = repo.config();
+        if !config.environments.iter().any(|e| e == env) {
+            return Err(Error::not_found(format!("unknown environment '{env}'")).with_hint(format!(
+                "the environments are those of `environments` in mlgit.yaml on main: {}",
+                if config.environments.is_empty() { "(none)".into() } else { config.environments.join(", ") }
+            )));
+        }
+        let branch = config.monitoring_branch(env);
+        let tip = repo.branch_tip(&branch)?.ok_or_else(|| {
+            Error::not_found(format!("branch '{branch}' does not exist"))
+                .with_hint("run `mlgit init` to create the monitoring branches (or `mlgit pull` to fetch them)")
+        })?;
+        let git = repo.git();
+        let tree = git.find_commit(tip).context(format!("read the tip of '{branch}'"))?.tree_id();
+        let settings = MonitorSettings::read(git, tree, &branch)?;
+        Ok(MonitoringBranch { env: env.to_string(), branch, tip, tree, settings })
+    }
+
+    /// Every batch manifest on the branch, oldest first.
+    pub fn batches(&self, git: &Repository) -> Result<Vec<BatchManifest>> {
+        read_manifests(git, self.tree, &self.branch)
+    }
+}
+
+/// Whether a batch holds requests (with predictions) or labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchKind {
+    Requests,
+    Labels,
+}
+
+/// `batches/<id>.json`: what one `monitor log` or `monitor label` committed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchManifest {
+    pub schema: u32,
+    /// `<UTC yyyymmddThhmmssZ>-<8 hex>`: sorts by time.
+    pub id: String,
+    pub kind: BatchKind,
+    pub env: String,
+    /// Tree paths of the batch's tables.
+    pub files: Vec<String>,
+    pub rows: u64,
+    /// Rows per serving tag (requests only).
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, u64>,
+    /// `column` (from the tag column) or `flag` (`--tag` for the whole batch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_source: Option<String>,
+    /// With `flag`: the batch's tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    pub window: Window,
+    /// RFC 3339.
+    pub logged_at: String,
+    pub columns: Vec<String>,
+}
+
+/// The time span of a batch's records (from the time column), or the log time when it has none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub start: String,
+    pub end: String,
+    /// `column` or `logged_at`.
+    pub from: String,
+}
+
+/// The manifests under `batches/` of `tree`, sorted by id (time).
+pub fn read_manifests(git: &Repository, tree: Oid, branch: &str) -> Result<Vec<BatchManifest>> {
+    let Some(dir) = entry_at(git, tree, BATCHES_DIR)?.filter(|e| e.mode == git2::FileMode::Tree) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for f in list_files(git, dir.oid)? {
+        if !f.path.ends_with(".json") {
+            continue;
+        }
+        let blob = git.find_blob(f.oid).context(format!("read {BATCHES_DIR}/{}", f.path))?;
+        let m: BatchManifest = serde_json::from_slice(blob.content()).map_err(|e| {
+            Error::invalid(format!("{branch}:{BATCHES_DIR}/{} is not a batch manifest: {e}", f.path))
+                .with_hint("batch manifests are written by `mlgit monitor log` and `monitor label`; do not edit them")
+        })?;
+        out.push(m);
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}

@@ -1,0 +1,123 @@
+//! Cells of logged and reference tables as the drift checks read them: numbers, categories, tags
+//! and times, whatever the table's format (CSV text, JSON values, Parquet types).
+
+use crate::table::{canonical_cell, Cell};
+
+/// Whether a cell holds no value: null, or empty or blank text.
+pub fn is_null(cell: Cell<'_>) -> bool {
+    match cell {
+        Cell::Null => true,
+        Cell::Text(s) => s.trim().is_empty(),
+        _ => false,
+    }
+}
+
+/// The number a cell holds: numbers, booleans as 0/1, text that parses as a finite number. None for
+/// anything else (and for null).
+pub fn number(cell: Cell<'_>) -> Option<f64> {
+    match cell {
+        Cell::Int(i) => Some(i as f64),
+        Cell::Float(f) => f.is_finite().then_some(f),
+        Cell::Bool(b) => Some(if b { 1.0 } else { 0.0 }),
+        Cell::Text(s) => {
+            let t = s.trim();
+            match t.to_ascii_lowercase().as_str() {
+                "true" => Some(1.0),
+                "false" => Some(0.0),
+                _ => t.parse::<f64>().ok().filter(|f| f.is_finite()),
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The category text of a cell into `out` (cleared first). With `numeric`, a value that is a
+/// number is written in one canonical form, so `1`, `1.0` and `true` of a 0/1 column are one
+/// category whichever format holds them.
+pub fn category(cell: Cell<'_>, numeric: bool, out: &mut Vec<u8>) {
+    out.clear();
+    if numeric {
+        if let Some(x) = number(cell) {
+            canonical_cell(Cell::Float(x), out);
+            return;
+        }
+    }
+    match cell {
+        Cell::Text(s) => out.extend_from_slice(s.trim().as_bytes()),
+        other => canonical_cell(other, out),
+    }
+}
+
+/// A cell as text (tags, request ids, labels): canonical text, trimmed. None when null.
+pub fn text(cell: Cell<'_>) -> Option<String> {
+    if is_null(cell) {
+        return None;
+    }
+    let mut out = Vec::new();
+    category(cell, false, &mut out);
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// A time cell as microseconds since the epoch: Parquet timestamps, or RFC 3339 / ISO-8601 text
+/// (a date alone is its midnight UTC), or a number of seconds since the epoch.
+pub fn time_micros(cell: Cell<'_>) -> Option<i64> {
+    match cell {
+        Cell::Timestamp(us) => Some(us),
+        Cell::Int(s) => s.checked_mul(1_000_000),
+        Cell::Float(s) if s.is_finite() => Some((s * 1e6) as i64),
+        Cell::Text(s) => parse_time(s.trim()),
+        _ => None,
+    }
+}
+
+/// RFC 3339 (or ISO-8601 without a zone, taken as UTC; or a date alone) to microseconds.
+pub fn parse_time(s: &str) -> Option<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_micros());
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(t.and_utc().timestamp_micros());
+        }
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp_micros())
+}
+
+/// Microseconds since the epoch as RFC 3339 UTC (seconds precision).
+pub fn format_micros(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| us.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_categories_agree_across_formats() {
+        assert_eq!(number(Cell::Text(" 2.5 ")), Some(2.5));
+        assert_eq!(number(Cell::Text("abc")), None);
+        assert_eq!(number(Cell::Text("NaN")), None);
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        category(Cell::Text("1.0"), true, &mut a);
+        category(Cell::Int(1), true, &mut b);
+        assert_eq!(a, b);
+        category(Cell::Text(" red "), false, &mut a);
+        assert_eq!(a, b"red");
+        assert!(is_null(Cell::Text("  ")));
+    }
+
+    #[test]
+    fn times_parse_in_the_usual_forms() {
+        let t = parse_time("2026-01-02T03:04:05Z").unwrap();
+        assert_eq!(parse_time("2026-01-02 03:04:05"), Some(t));
+        assert_eq!(parse_time("2026-01-02"), Some(t - (3 * 3600 + 4 * 60 + 5) * 1_000_000));
+        assert_eq!(format_micros(t), "2026-01-02T03:04:05Z");
+        assert_eq!(parse_time("yesterday"), None);
+    }
+}
