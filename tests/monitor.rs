@@ -93,7 +93,8 @@ fn training_csv(rows: u64, seed: u64) -> String {
     let mut s = String::from("id,age,income,plan,region,label\n");
     for id in 0..rows {
         let f = features(&mut rng, 0.0);
-        let label = if rng.unit() < 0.3 { "churn" } else { "stay" };
+        // 1 = the customer churned (about 30%).
+        let label = if rng.unit() < 0.3 { "1" } else { "0" };
         s.push_str(&format!("{id},{},{:.2},{},{},{label}\n", f.age, f.income, f.plan, f.region));
     }
     s
@@ -129,8 +130,8 @@ impl Default for BatchSpec<'_> {
 }
 
 /// A production batch: `request_id,timestamp[,model_tag],id,age,income,plan,region,prediction,score`.
-/// Returns the CSV text and the predictions (in row order).
-fn batch_csv(spec: &BatchSpec<'_>) -> (String, Vec<&'static str>) {
+/// Returns the CSV text and each row's prediction and score (as written).
+fn batch_csv(spec: &BatchSpec<'_>) -> (String, Vec<(&'static str, f64)>) {
     let mut rng = Rng::new(spec.seed);
     let mut s = String::from("request_id,timestamp,");
     if spec.tag_column {
@@ -142,9 +143,14 @@ fn batch_csv(spec: &BatchSpec<'_>) -> (String, Vec<&'static str>) {
         let f = features(&mut rng, spec.income_shift);
         let id = rng.below(RAW_ROWS);
         let churn = rng.unit() < 0.3;
-        let prediction = if churn { "churn" } else { "stay" };
-        // The probability of churn the model gave.
-        let score = if churn { 0.5 + 0.5 * rng.unit() } else { 0.5 * rng.unit() };
+        let prediction = if churn { "1" } else { "0" };
+        // The probability of churn (class 1) the model gave, to 4 decimals, never on a tenth (so
+        // that no score sits on the edge of a calibration bin).
+        let raw = if churn { 0.5 + 0.5 * rng.unit() } else { 0.5 * rng.unit() };
+        let mut score = (raw * 10_000.0).round() / 10_000.0;
+        if ((score * 10.0).round() - score * 10.0).abs() < 1e-9 {
+            score = (score + 0.0001).min(0.9999);
+        }
         let t = i * 3;
         let ts =
             format!("2026-11-20T{:02}:{:02}:{:02}Z", spec.hour + (t / 3600) as u32, (t / 60) % 60, t % 60);
@@ -157,7 +163,7 @@ fn batch_csv(spec: &BatchSpec<'_>) -> (String, Vec<&'static str>) {
             "{id},{},{:.2},{},{},{prediction},{score:.4}\n",
             f.age, f.income, f.plan, f.region
         ));
-        predictions.push(prediction);
+        predictions.push((prediction, score));
     }
     (s, predictions)
 }
@@ -416,7 +422,7 @@ fn log_then_drift_same_distribution_is_quiet_and_a_shift_alerts_on_that_feature(
     // A batch from the training distribution, tags from the model_tag column.
     let (text, _) = batch_csv(&BatchSpec::default());
     let file = w.file("requests.csv", &text);
-    let out = w.log(&file, &["-m", "Requests of the morning"]);
+    let out = w.log(&file, &[]);
     assert_eq!(out["env"], "prod", "{out}");
     assert_eq!(out["branch"], "monitoring/prod", "{out}");
     assert_eq!(u(&out["rows"]), 600, "{out}");
@@ -454,7 +460,12 @@ fn log_then_drift_same_distribution_is_quiet_and_a_shift_alerts_on_that_feature(
         assert!(manifest["columns"].as_array().unwrap().iter().any(|x| x == c), "{c}: {manifest}");
     }
     let msg = w.env.git(&w.repo, ["log", "-1", "--format=%B", "monitoring/prod"]);
-    assert!(msg.starts_with("monitor log: 600 records, model-v1"), "subject:\n{msg}");
+    // Subject `monitor log: <rows> records, <tags>` (the engine words it "… records served by …").
+    let subject = msg.lines().next().unwrap_or_default();
+    assert!(
+        subject.starts_with("monitor log: 600 records") && subject.contains("model-v1"),
+        "subject:\n{msg}"
+    );
     assert_eq!(trailer(&msg, "Mlgit-Environment"), Some("prod"), "{msg}");
     assert_eq!(trailer(&msg, "Mlgit-Tags"), Some("model-v1"), "{msg}");
     assert_eq!(trailer(&msg, "Mlgit-Rows-Per-Tag"), Some("model-v1=600"), "{msg}");
@@ -644,8 +655,13 @@ fn a_batch_served_by_two_tags_is_compared_with_each_tags_own_training_split() {
 fn tag_flag_sets_the_tag_of_a_batch_without_the_column() {
     let Some(w) = world() else { return };
     let file = w.batch(&BatchSpec { tag_column: false, ..Default::default() });
-    let out = w.log(&file, &["--tag", "model-v1"]);
+    let out = w.log(&file, &["--tag", "model-v1", "-m", "Requests of the morning"]);
     assert_eq!(out["tags"], serde_json::json!({"model-v1": 600}), "{out}");
+    // -m is the subject; the trailers are still there.
+    let msg = w.env.git(&w.repo, ["log", "-1", "--format=%B", "monitoring/prod"]);
+    assert!(msg.starts_with("Requests of the morning\n"), "{msg}");
+    assert_eq!(trailer(&msg, "Mlgit-Tags"), Some("model-v1"), "{msg}");
+    assert_eq!(trailer(&msg, "Mlgit-Batch"), out["batch"].as_str(), "{msg}");
     let manifest = w.show_json(&format!("monitoring/prod:batches/{}.json", out["batch"].as_str().unwrap()));
     assert_eq!(manifest["tag_source"], "flag", "{manifest}");
     let (code, rep) = w.drift(&[]);
@@ -762,9 +778,6 @@ fn a_monitor_yaml_that_does_not_parse_stops_every_command() {
     let Some(w) = world() else { return };
     let file = w.batch(&BatchSpec::default());
     w.log(&file, &[]);
-    // init wrote monitor.yaml with the defaults.
-    let yaml = w.env.git(&w.repo, ["show", "monitoring/prod:monitor.yaml"]);
-    assert!(yaml.contains("min_rows"), "{yaml}");
     let fs = file.to_str().unwrap();
 
     for (broken, what) in [
@@ -790,6 +803,19 @@ fn a_monitor_yaml_that_does_not_parse_stops_every_command() {
             assert!(!err.is_empty(), "{what}");
         }
         assert_eq!(w.tip(), tip);
+    }
+}
+
+#[test]
+fn init_writes_monitor_yaml_with_the_defaults() {
+    let env = TestEnv::new();
+    let repo = env.init_repo("r");
+    for e in ["dev", "staging", "prod"] {
+        let text = env.git(&repo, ["show", &format!("monitoring/{e}:monitor.yaml")]);
+        let y: serde_yaml::Value = serde_yaml::from_str(&text).unwrap_or_else(|err| panic!("{err}: {text}"));
+        assert_eq!(y["tag_column"].as_str(), Some("model_tag"), "{text}");
+        assert_eq!(y["min_rows"].as_u64(), Some(200), "{text}");
+        assert_eq!(y["thresholds"]["alpha"].as_f64(), Some(0.05), "{text}");
     }
 }
 
@@ -821,21 +847,32 @@ fn labels_joined_by_request_id_give_accuracy_ece_and_brier() {
     let (text, predictions) = batch_csv(&spec);
     w.log(&w.file("requests.csv", &text), &[]);
 
-    // Ground truth for 500 of the 600 requests; the model is right about 4 times in 5.
+    // Ground truth for 500 of the 600 requests; the model is right about 4 times in 5. Accuracy,
+    // the Brier score and the ECE (10 equal-width bins of the score) are computed here too.
     let mut rng = Rng::new(77);
     let mut labels = String::from("request_id,label\n");
-    let mut right = 0u64;
-    for (i, p) in predictions.iter().enumerate().take(500) {
+    let (mut right, mut brier_sum) = (0u64, 0.0f64);
+    let mut bins = [(0u64, 0.0f64, 0.0f64); 10]; // (rows, sum of scores, sum of labels)
+    for (i, (p, score)) in predictions.iter().enumerate().take(500) {
         let truth = if rng.unit() < 0.8 {
             *p
-        } else if *p == "churn" {
-            "stay"
+        } else if *p == "1" {
+            "0"
         } else {
-            "churn"
+            "1"
         };
         right += u64::from(truth == *p);
+        let y = if truth == "1" { 1.0 } else { 0.0 };
+        brier_sum += (score - y) * (score - y);
+        let b = &mut bins[((score * 10.0).floor() as usize).min(9)];
+        *b = (b.0 + 1, b.1 + score, b.2 + y);
         labels.push_str(&format!("r-{i},{truth}\n"));
     }
+    let ece_expected: f64 = bins
+        .iter()
+        .filter(|b| b.0 > 0)
+        .map(|(n, s, y)| (*n as f64 / 500.0) * (s / *n as f64 - y / *n as f64).abs())
+        .sum();
     let lf = w.file("labels.csv", &labels);
     let before = w.tip();
     let out = w.json(&["monitor", "label", "--env", "prod", "--source", lf.to_str().unwrap()]);
@@ -850,15 +887,24 @@ fn labels_joined_by_request_id_give_accuracy_ece_and_brier() {
     let e = tag_entry(&rep, "model-v1");
     let l = &e["labels"];
     assert_eq!(u(&l["rows"]), 500, "{e}");
-    let acc = l["metrics"]["accuracy"].as_f64().or(l["accuracy"].as_f64()).unwrap_or_else(|| panic!("{l}"));
+    // The contract puts it under `metrics`; the engine has `accuracy` (and primary_metric/value).
+    let acc = l["metrics"]["accuracy"]
+        .as_f64()
+        .or(l["accuracy"].as_f64())
+        .unwrap_or_else(|| panic!("no accuracy: {l}"));
     let expected = right as f64 / 500.0;
     assert!((acc - expected).abs() < 1e-9, "accuracy {acc} against {right}/500 = {expected}: {l}");
-    let ece = f(&l["ece"]);
-    let brier = f(&l["brier"]);
-    assert!((0.0..=1.0).contains(&ece) && (0.0..=1.0).contains(&brier), "{l}");
+    let brier =
+        l["brier"].as_f64().unwrap_or_else(|| panic!("no Brier score for 0/1 labels with a score: {l}"));
+    assert!((brier - brier_sum / 500.0).abs() < 1e-9, "Brier {brier} against {}: {l}", brier_sum / 500.0);
+    let ece = l["ece"].as_f64().unwrap_or_else(|| panic!("no ECE for 0/1 labels with a score: {l}"));
+    assert!((ece - ece_expected).abs() < 1e-9, "ECE {ece} against {ece_expected} (10 equal-width bins): {l}");
+    let human = w.run(&["monitor", "drift", "--env", "prod"]);
+    let text = stdout(&human).to_lowercase();
+    assert!(text.contains("ece") && text.contains("brier") && text.contains("accuracy"), "{text}");
 
     // A label file without the label column is refused.
-    let bad = w.file("labels.csv", "request_id,truth\nr-1,stay\n");
+    let bad = w.file("labels.csv", "request_id,truth\nr-1,0\n");
     w.refused(&["monitor", "label", "--env", "prod", "--source", bad.to_str().unwrap()], &["label"]);
 }
 
@@ -869,7 +915,9 @@ fn calibrate_writes_per_feature_thresholds_that_drift_then_uses() {
     let Some(w) = world() else { return };
     w.log(&w.batch(&BatchSpec::default()), &[]);
     let before = w.tip();
-    let old = w.env.git(&w.repo, ["show", "monitoring/prod:monitor.yaml"]);
+    // (init writes monitor.yaml: see init_writes_monitor_yaml_with_the_defaults; not needed here.)
+    let old = w.env.git_cmd(&w.repo).args(["show", "monitoring/prod:monitor.yaml"]).output().unwrap();
+    let old = stdout(&old);
     let out = w.run(&["monitor", "calibrate", "--env", "prod", "--draws", "60", "--seed", "11"]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     let after = w.tip();
@@ -926,11 +974,20 @@ fn history_rows(v: &Value) -> &Vec<Value> {
         .unwrap_or_else(|| panic!("no rows in history: {v}"))
 }
 
-/// The first number under key `key` anywhere in `v`.
+/// The first number under key `key` anywhere in `v`, or the `value` of an object whose
+/// `statistic` is `key` (as the engine writes history points).
 fn find_number(v: &Value, key: &str) -> Option<f64> {
     match v {
         Value::Object(m) => {
-            m.get(key).and_then(Value::as_f64).or_else(|| m.values().find_map(|x| find_number(x, key)))
+            let named = if m.get("statistic").and_then(Value::as_str) == Some(key) {
+                m.get("value").and_then(Value::as_f64)
+            } else {
+                None
+            };
+            m.get(key)
+                .and_then(Value::as_f64)
+                .or(named)
+                .or_else(|| m.values().find_map(|x| find_number(x, key)))
         }
         Value::Array(a) => a.iter().find_map(|x| find_number(x, key)),
         _ => None,
@@ -952,7 +1009,7 @@ fn history_lists_a_feature_batch_by_batch_and_marks_the_tag_switch() {
         "--env",
         "prod",
         "--source",
-        w.file("labels.csv", "request_id,label\nr-1,stay\n").to_str().unwrap(),
+        w.file("labels.csv", "request_id,label\nr-1,0\n").to_str().unwrap(),
     ]);
     let ids: Vec<&str> = [&b1, &b2, &b3].iter().map(|b| b["batch"].as_str().unwrap()).collect();
 
@@ -1033,7 +1090,13 @@ fn lineage_and_status_know_monitoring_batches() {
         text.lines().find(|l| l.contains(short)).unwrap_or_else(|| panic!("no line for {short}:\n{text}"));
     assert!(first.contains("monitoring"), "{text}");
     assert!(!first.split_whitespace().any(|x| x == "raw"), "a monitoring commit called raw:\n{text}");
-    assert!(text.contains("model-v1"), "the serving snapshot is not named:\n{text}");
+    // The serving snapshot: its tag and its commit (the tag alone is in the log's subject).
+    let snap = w.commit_of("model-v1");
+    assert!(
+        text.contains("model-v1") && text.contains(&snap[..7]),
+        "the serving snapshot ({}) is not named:\n{text}",
+        &snap[..7]
+    );
     let v = w.json(&["lineage", "monitoring/prod"]);
     let doc = v.to_string();
     assert!(doc.contains("monitoring") && doc.contains("model-v1"), "{v}");
