@@ -19,6 +19,8 @@ pub struct StatusOutcome {
     pub branches: Vec<BranchStatus>,
     pub snapshots: Vec<SnapshotStatus>,
     pub primary_metric: String,
+    /// Per environment: the last request batch and its tags, and the last drift report.
+    pub monitoring: Vec<crate::monitor::summary::EnvMonitoring>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -159,6 +161,7 @@ pub fn status(repo: &Repo) -> Result<StatusOutcome> {
         branches,
         snapshots: snapshots(repo)?,
         primary_metric: config.tracking.primary_metric.clone(),
+        monitoring: crate::monitor::summary::environments(repo)?,
     })
 }
 

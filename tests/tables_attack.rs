@@ -225,3 +225,180 @@ fn a_schema_path_that_is_a_folder_gives_a_libgit2_type_error() {
     assert!(stderr(&out).contains("clean:schema/t.json is a folder, not a schema file"), "{}", stderr(&out));
     assert_eq!(env.refs(&repo), refs, "a ref moved");
 }
+
+/// A python3 that has pandas and pyarrow (the Parquet writer real uint64 ids come from). Under CI
+/// (`CI=true`) a missing one fails the test; elsewhere the test is skipped with a printed reason.
+fn python_with_pyarrow() -> Option<String> {
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import pandas, pyarrow, pyarrow.parquet, sys; print(sys.executable)"])
+        .output()
+        .ok();
+    match out {
+        Some(o) if o.status.success() => Some(common::stdout(&o).trim().to_string()),
+        _ => {
+            if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
+                panic!("pandas and pyarrow are required when CI=true (pip install pandas==3.1.1 pyarrow==25.0.1)");
+            }
+            eprintln!(
+                "skipping: pandas and pyarrow are not installed (pip install pandas==3.1.1 pyarrow==25.0.1)"
+            );
+            None
+        }
+    }
+}
+
+/// Run a python script with arguments; its stdout.
+fn run_python(py: &str, script: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(py).arg("-c").arg(script).args(args).output().expect("run python3");
+    assert!(out.status.success(), "python failed: {}", stderr(&out));
+    common::stdout(&out)
+}
+
+/// The bytes of a blob of a data branch, through its LFS object when it is a pointer.
+fn blob_bytes(env: &TestEnv, repo: &Path, spec: &str) -> Vec<u8> {
+    let text = env.git(repo, ["show", spec]);
+    if text.starts_with("version https://git-lfs") {
+        std::fs::read(lfs_object(env, repo, spec)).expect("read LFS object")
+    } else {
+        text.into_bytes()
+    }
+}
+
+/// The split (0 train, 1 validation, 2 test) of key text `key` under seed 42 and 80/10/10, the
+/// documented rule (docs/split.md) written out again.
+fn assign(key: &str) -> usize {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("42:{key}").as_bytes());
+    let h = u64::from_be_bytes(digest[..8].try_into().unwrap()) as u128;
+    if h * 100 < 80u128 << 64 {
+        0
+    } else if h * 100 < 90u128 << 64 {
+        1
+    } else {
+        2
+    }
+}
+
+#[test]
+fn uint64_ids_above_i64_max_are_not_duplicates() {
+    let Some(py) = python_with_pyarrow() else { return };
+    let env = TestEnv::new();
+    let repo = env.init_repo("r");
+    let src = env.path("src");
+    // Ids that were all one float each: u64::MAX and u64::MAX − 1 (both 2^64 as f64), and 2^63 +
+    // k (all 2^63 as f64); small ids as a control. Every record differs only in its id.
+    let mut ids: Vec<u64> = vec![u64::MAX, u64::MAX - 1];
+    ids.extend((0..30).map(|k| (1u64 << 63) + k));
+    ids.extend(0..10);
+    let id_list = ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+    std::fs::create_dir_all(src.join("b1")).unwrap();
+    let parquet = src.join("b1/u.parquet");
+    run_python(
+        &py,
+        "import sys, numpy as np, pandas as pd\n\
+         ids = np.array([int(x) for x in sys.argv[2].split(',')], dtype=np.uint64)\n\
+         pd.DataFrame({'id': ids, 'v': ['x'] * len(ids)}).to_parquet(sys.argv[1], index=False)\n",
+        &[parquet.to_str().unwrap(), &id_list],
+    );
+    let jsonl: String = ids.iter().map(|i| format!("{{\"id\": {i}, \"v\": \"x\"}}\n")).collect();
+    // A CSV holds the same ids as text: an int column whose text is parsed exactly.
+    let csv: String =
+        std::iter::once("id,v\n".to_string()).chain(ids.iter().map(|i| format!("{i},x\n"))).collect();
+    write_files(&src, &[("b1/j.jsonl", jsonl.as_bytes()), ("b1/c.csv", csv.as_bytes())]);
+    env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap()]);
+
+    // Nothing is a duplicate: every record is kept.
+    let n = ids.len() as u64;
+    let v = env.mlgit_json(&repo, ["clean", "--drop-duplicates"]);
+    assert_eq!(v["records_kept"], 3 * n, "{v}");
+    assert_eq!(v["records_dropped"], 0, "{v}");
+    for table in ["u", "j", "c"] {
+        let schema = env.git(&repo, ["show", &format!("clean:schema/{table}.json")]);
+        let schema: serde_json::Value = serde_json::from_str(&schema).unwrap();
+        assert_eq!(schema["columns"][0]["name"], "id", "{schema}");
+        assert_eq!(schema["columns"][0]["type"], "int", "{table}: {schema}");
+    }
+
+    // A schema `unique` on id holds the distinct ids apart and still catches a repeated one.
+    for table in ["u", "j", "c"] {
+        let text = env.git(&repo, ["show", &format!("clean:schema/{table}.json")]);
+        let mut schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+        schema["unique"] = serde_json::json!(["id"]);
+        let text = serde_json::to_string_pretty(&schema).unwrap() + "\n";
+        let path = format!("schema/{table}.json");
+        env.commit_on(&repo, "clean", &[(path.as_str(), text.as_bytes())], "ids are unique");
+    }
+    let more = src.join("b2");
+    std::fs::create_dir_all(&more).unwrap();
+    let new_id = (1u64 << 63) + 100;
+    run_python(
+        &py,
+        "import sys, numpy as np, pandas as pd\n\
+         ids = np.array([int(x) for x in sys.argv[2].split(',')], dtype=np.uint64)\n\
+         pd.DataFrame({'id': ids, 'v': ['y'] * len(ids)}).to_parquet(sys.argv[1], index=False)\n",
+        &[more.join("u.parquet").to_str().unwrap(), &format!("{new_id},{}", u64::MAX)],
+    );
+    let jsonl2 = format!("{{\"id\": {new_id}, \"v\": \"y\"}}\n{{\"id\": {}, \"v\": \"y\"}}\n", u64::MAX);
+    let csv2 = format!("id,v\n{new_id},y\n{},y\n", u64::MAX);
+    write_files(&more, &[("j.jsonl", jsonl2.as_bytes()), ("c.csv", csv2.as_bytes())]);
+    env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap()]);
+    let v = env.mlgit_json(&repo, ["clean"]);
+    assert_eq!(v["records_kept"], 3 * (n + 1), "only the repeated u64::MAX is dropped: {v}");
+    let mut dropped = Vec::new();
+    for t in v["tables"].as_array().unwrap() {
+        for b in t["bad_records"].as_array().unwrap() {
+            dropped.push((t["path"].as_str().unwrap().to_string(), b["line"].clone(), b["reason"].clone()));
+        }
+    }
+    dropped.sort_by(|a, b| a.0.cmp(&b.0));
+    let reason = "duplicate key id='18446744073709551615': an earlier record has the same unique key";
+    assert_eq!(dropped.len(), 3, "{v}");
+    for (d, (path, line)) in dropped.iter().zip([("b2/c.csv", 3), ("b2/j.jsonl", 2), ("b2/u.parquet", 2)]) {
+        assert!(d.0.ends_with(path), "{d:?}");
+        assert_eq!((d.1.as_u64(), d.2.as_str()), (Some(line), Some(reason)), "{d:?}");
+    }
+
+    // split --key id: each record goes where the exact decimal text of its id sends it.
+    let v = env.mlgit_json(&repo, ["split", "--key", "id"]);
+    let splits = ["train", "validation", "test"];
+    let total: u64 = splits.iter().map(|s| v["records"][s].as_u64().unwrap()).sum();
+    assert_eq!(total, 3 * (n + 1), "{v}");
+    let want = |batch_ids: &[u64], split: usize| -> Vec<String> {
+        let mut w: Vec<String> =
+            batch_ids.iter().filter(|i| assign(&i.to_string()) == split).map(u64::to_string).collect();
+        w.sort();
+        w
+    };
+    let reader = "import sys, json, pyarrow.parquet as pq\n\
+                  print(json.dumps([str(i) for i in pq.read_table(sys.argv[1]).column('id').to_pylist()]))\n";
+    for (s, split) in splits.iter().enumerate() {
+        for (batch, batch_ids) in [("b1", ids.clone()), ("b2", vec![new_id])] {
+            let bytes = blob_bytes(&env, &repo, &format!("split:data/{split}/{batch}/j.jsonl"));
+            let mut got: Vec<String> = String::from_utf8(bytes)
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    let id = l.split_once("\"id\": ").unwrap().1;
+                    id.split_once(',').unwrap().0.to_string()
+                })
+                .collect();
+            got.sort();
+            assert_eq!(got, want(&batch_ids, s), "{split}/{batch}/j.jsonl");
+
+            let bytes = blob_bytes(&env, &repo, &format!("split:data/{split}/{batch}/c.csv"));
+            let text = String::from_utf8(bytes).unwrap();
+            let mut got: Vec<String> =
+                text.lines().skip(1).map(|l| l.split_once(',').unwrap().0.to_string()).collect();
+            got.sort();
+            assert_eq!(got, want(&batch_ids, s), "{split}/{batch}/c.csv");
+
+            let file = env.path(&format!("{split}-{batch}-u.parquet"));
+            std::fs::write(&file, blob_bytes(&env, &repo, &format!("split:data/{split}/{batch}/u.parquet")))
+                .unwrap();
+            let mut got: Vec<String> =
+                serde_json::from_str(&run_python(&py, reader, &[file.to_str().unwrap()])).unwrap();
+            got.sort();
+            assert_eq!(got, want(&batch_ids, s), "{split}/{batch}/u.parquet");
+        }
+    }
+}

@@ -52,6 +52,37 @@ fn render(o: &LineageOutcome) -> String {
             or(&b.user),
             or(&b.ingested_at)
         ));
+        if let Some(m) = &b.monitoring {
+            let mut parts = vec![m.kind.clone()];
+            if let Some(id) = &m.batch {
+                parts.push(format!("batch {id}"));
+            }
+            if let Some(r) = m.rows_per_tag.as_ref().or(m.rows.as_ref()) {
+                parts.push(format!("rows {r}"));
+            }
+            if let (Some(a), Some(z)) = (&m.window_start, &m.window_end) {
+                parts.push(format!("window {a} → {z}"));
+            }
+            if let Some(a) = &m.alert {
+                parts.push(format!("alert {a}"));
+            }
+            s.push_str(&format!("      {}\n", parts.join("  ")));
+        }
+    }
+    if !o.serving.is_empty() {
+        s.push_str("Served by\n");
+        for sv in &o.serving {
+            match (&sv.snapshot, &sv.split) {
+                (Some(c), Some(sp)) => s.push_str(&format!(
+                    "  {:<16} snapshot {}  trained on split {}  (mlgit lineage {})\n",
+                    sv.tag,
+                    short(c),
+                    short(sp),
+                    sv.tag
+                )),
+                _ => s.push_str(&format!("  {:<16} (not a snapshot in this repository)\n", sv.tag)),
+            }
+        }
     }
     s
 }

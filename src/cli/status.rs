@@ -87,5 +87,28 @@ fn render(o: &StatusOutcome) -> String {
         let m = t.metric.map(|v| format!("{} = {v}", o.primary_metric)).unwrap_or_else(|| "-".into());
         s.push_str(&format!("  {:<22} {}  {}\n", t.tag, &t.date[..10.min(t.date.len())], m));
     }
+    if !o.monitoring.is_empty() {
+        s.push_str("\nMonitoring\n");
+    }
+    for e in &o.monitoring {
+        let batch = match &e.last_batch {
+            Some(b) => {
+                let tags: Vec<String> = b.tags.iter().map(|(t, n)| format!("{t} ×{n}")).collect();
+                format!("last batch {} (to {}): {}", b.id, b.end, tags.join(", "))
+            }
+            None => "no batch yet (`mlgit monitor log`)".into(),
+        };
+        let report = match &e.last_report {
+            Some(r) if r.alert => format!(
+                "; last report {}: {} alert(s){}",
+                r.generated_at.as_deref().unwrap_or(&r.path),
+                r.alerts,
+                r.first.as_ref().map(|m| format!(", e.g. {m}")).unwrap_or_default()
+            ),
+            Some(r) => format!("; last report {}: no alert", r.generated_at.as_deref().unwrap_or(&r.path)),
+            None => String::new(),
+        };
+        s.push_str(&format!("  {:<22} {batch}{report}\n", e.env));
+    }
     s
 }

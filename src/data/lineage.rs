@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::config::BranchKind;
 use crate::error::{Context, Error, Result};
+use crate::monitor::log::keys as mk;
 use crate::repo::lineage_walk::links;
 use crate::repo::trailers::{self, keys};
 use crate::repo::tree::entry_at;
@@ -42,6 +43,34 @@ pub struct RawBatch {
     pub ingested_at: Option<String>,
     pub files_added: Option<String>,
     pub bytes: Option<String>,
+    /// Monitoring batches: the batch id, records, serving tags and the records' time span.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<MonitoringBatch>,
+}
+
+/// What a monitoring commit's trailers say (`mlgit monitor log`, `label`, `drift --commit`,
+/// `calibrate`).
+#[derive(Debug, Clone, Serialize)]
+pub struct MonitoringBatch {
+    /// `requests`, `labels`, `alerts` or `settings`.
+    pub kind: String,
+    pub env: Option<String>,
+    pub batch: Option<String>,
+    pub rows: Option<String>,
+    pub tags: Vec<String>,
+    pub rows_per_tag: Option<String>,
+    pub window_start: Option<String>,
+    pub window_end: Option<String>,
+    pub alert: Option<String>,
+}
+
+/// A snapshot that served records of the monitoring history, and the split it was trained on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Serving {
+    pub tag: String,
+    /// None when the tag is not a snapshot here (not fetched, or deleted).
+    pub snapshot: Option<String>,
+    pub split: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -54,6 +83,9 @@ pub struct LineageOutcome {
     /// monitoring commit, newest first (commits with provenance trailers). The name is kept for
     /// monitoring batches too, so the JSON schema does not change.
     pub raw_batches: Vec<RawBatch>,
+    /// For a monitoring chain: every tag that served its batches, followed to its snapshot.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub serving: Vec<Serving>,
 }
 
 /// The most links a chain can have (snapshot → split → clean → raw, with room for renamed setups).
@@ -114,7 +146,8 @@ pub fn lineage(repo: &Repo, rev: &str) -> Result<LineageOutcome> {
         .with_hint("lineage starts from a commit made by `mlgit split`, `mlgit clean`, `mlgit train-tag` or `mlgit commit-data` (e.g. `mlgit lineage split`)"));
     }
     let raw_batches = if ingested { batches(git, current.id())? } else { Vec::new() };
-    Ok(LineageOutcome { rev: rev.to_string(), commit: start.id().to_string(), chain, raw_batches })
+    let serving = serving_snapshots(repo, &raw_batches);
+    Ok(LineageOutcome { rev: rev.to_string(), commit: start.id().to_string(), chain, raw_batches, serving })
 }
 
 struct Next {
@@ -267,6 +300,24 @@ fn next_link(repo: &Repo, commit: &Commit<'_>) -> Result<Option<Next>> {
     Ok(None)
 }
 
+/// The snapshots behind the request batches' tags, in the order first seen (newest batch first).
+fn serving_snapshots(repo: &Repo, batches: &[RawBatch]) -> Vec<Serving> {
+    let mut out: Vec<Serving> = Vec::new();
+    let tags = batches.iter().filter_map(|b| b.monitoring.as_ref()).filter(|m| m.kind == "requests");
+    for tag in tags.flat_map(|m| m.tags.iter()) {
+        if out.iter().any(|s| &s.tag == tag) {
+            continue;
+        }
+        let snap = crate::monitor::reference::snapshot_of(repo, tag).ok();
+        out.push(Serving {
+            tag: tag.clone(),
+            snapshot: snap.as_ref().map(|s| s.commit.to_string()),
+            split: snap.as_ref().map(|s| s.split.to_string()),
+        });
+    }
+    out
+}
+
 /// The raw commits up to `raw` (first parents), newest first, that carry provenance trailers.
 fn batches(git: &Repository, raw: Oid) -> Result<Vec<RawBatch>> {
     let mut walk = git.revwalk().context("walk the raw history")?;
@@ -292,6 +343,19 @@ fn batches(git: &Repository, raw: Oid) -> Result<Vec<RawBatch>> {
             ingested_at: get(keys::INGESTED_AT),
             files_added: get(keys::FILES_ADDED),
             bytes: get(keys::BYTES),
+            monitoring: get(mk::KIND).map(|kind| MonitoringBatch {
+                kind,
+                env: get(mk::ENVIRONMENT),
+                batch: get(mk::BATCH),
+                rows: get(mk::ROWS),
+                tags: get(mk::TAGS)
+                    .map(|t| t.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).collect())
+                    .unwrap_or_default(),
+                rows_per_tag: get(mk::ROWS_PER_TAG),
+                window_start: get(mk::WINDOW_START),
+                window_end: get(mk::WINDOW_END),
+                alert: get(mk::ALERT),
+            }),
         });
     }
     Ok(out)

@@ -17,6 +17,7 @@ pub fn is_null(cell: Cell<'_>) -> bool {
 pub fn number(cell: Cell<'_>) -> Option<f64> {
     match cell {
         Cell::Int(i) => Some(i as f64),
+        Cell::UInt(u) => Some(u as f64),
         Cell::Float(f) => f.is_finite().then_some(f),
         Cell::Bool(b) => Some(if b { 1.0 } else { 0.0 }),
         Cell::Text(s) => {

@@ -8,8 +8,8 @@
 //! - Columns are the objects' keys in order of first appearance, across lines: the reader's
 //!   `columns()` grows as it reads. A key a line lacks is `Cell::Null` for that line; a key given
 //!   twice in one object counts once, with its last value.
-//! - Cells: `null` is Null, booleans Bool, integers that fit an i64 Int, other numbers Float,
-//!   strings Text, arrays and objects Nested as canonical JSON (keys sorted, no spaces).
+//! - Cells: `null` is Null, booleans Bool, integers that fit an i64 Int, integers above i64::MAX
+//!   that fit a u64 UInt (exact, not a lossy Float), other numbers Float, strings Text, arrays and objects Nested as canonical JSON (keys sorted, no spaces).
 //! - Under UTF-8, a line that is not UTF-8 is a bad record (`encoding`); with `Encoding::Latin1`
 //!   the line is decoded from Windows-1252 first.
 //!
@@ -51,6 +51,8 @@ enum Slot {
     Null,
     Bool(bool),
     Int(i64),
+    /// Only above `i64::MAX`.
+    UInt(u64),
     Float(f64),
     Text(usize, usize),
     Nested(usize, usize),
@@ -247,9 +249,10 @@ impl JsonlBatch {
         match v {
             Value::Null => Slot::Null,
             Value::Bool(x) => Slot::Bool(x),
-            Value::Number(n) => match n.as_i64() {
-                Some(i) => Slot::Int(i),
-                None => Slot::Float(n.as_f64().unwrap_or(f64::NAN)),
+            Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+                (Some(i), _) => Slot::Int(i),
+                (None, Some(u)) => Slot::UInt(u),
+                (None, None) => Slot::Float(n.as_f64().unwrap_or(f64::NAN)),
             },
             Value::String(s) => {
                 let start = self.text.len();
@@ -278,6 +281,7 @@ impl JsonlBatch {
             Slot::Null => Cell::Null,
             Slot::Bool(x) => Cell::Bool(x),
             Slot::Int(i) => Cell::Int(i),
+            Slot::UInt(u) => Cell::UInt(u),
             Slot::Float(f) => Cell::Float(f),
             Slot::Text(a, b) => Cell::Text(text(a, b)),
             Slot::Nested(a, b) => Cell::Nested(text(a, b)),
@@ -374,7 +378,7 @@ mod tests {
             vec![
                 vec![Int(1), Text("x".into()), Null, Null],
                 vec![Float(1.5), Null, Nested(r#"[1,{"y":null,"z":1}]"#.into()), Null],
-                vec![Float(12345678901234567890.0), Null, Nested(r#"{"k":"v w"}"#.into()), Bool(true)],
+                vec![UInt(12345678901234567890), Null, Nested(r#"{"k":"v w"}"#.into()), Bool(true)],
             ]
         );
         assert_eq!((batches[0].line(0), batches[0].line(2)), (1, 4), "blank lines count as lines");
@@ -415,5 +419,24 @@ mod tests {
         rev.reverse();
         let (out, _) = write_kept(&reader, &rev, TextOutput::AsRead, |_| true);
         assert_eq!(out, b"{\"i\":2}\n{\"i\":0}\n{\"i\":1}\n");
+    }
+
+    #[test]
+    fn json_integers_above_i64_max_are_exact_uint_cells_not_one_float() {
+        let f = b"{\"id\": 18446744073709551615}\n{\"id\": 18446744073709551614}\n{\"id\": 9223372036854775807}\n\
+{\"id\": 9223372036854775808}\n{\"id\": 18446744073709551616}\n{\"id\": -9223372036854775808}\n";
+        let (_, batches) = read_all(f, Format::JsonLines, &opts(4));
+        use OwnedCell::*;
+        assert_eq!(
+            rows_of(&batches, 1),
+            vec![
+                vec![UInt(u64::MAX)],
+                vec![UInt(u64::MAX - 1)],
+                vec![Int(i64::MAX)],
+                vec![UInt(1 << 63)],
+                vec![Float(18446744073709551616.0)],
+                vec![Int(i64::MIN)],
+            ]
+        );
     }
 }

@@ -122,6 +122,10 @@ pub enum Cell<'a> {
     Null,
     Bool(bool),
     Int(i64),
+    /// An unsigned integer above `i64::MAX` (Parquet `UInt64`, a JSON integer past 2^63 − 1).
+    /// Only such values: an integer that fits `i64` is always `Int`, so that equal numbers are
+    /// equal cells.
+    UInt(u64),
     Float(f64),
     Text(&'a str),
     /// Microseconds since 1970-01-01T00:00:00Z (Parquet/Arrow timestamps and dates).
@@ -129,6 +133,13 @@ pub enum Cell<'a> {
     /// A nested value (list, struct, map, JSON array or object) as canonical JSON text: keys
     /// sorted, no spaces.
     Nested(&'a str),
+}
+
+impl Cell<'_> {
+    /// An unsigned integer as a cell: `Int` when it fits `i64`, else `UInt`.
+    pub fn of_u64(v: u64) -> Cell<'static> {
+        i64::try_from(v).map_or(Cell::UInt(v), Cell::Int)
+    }
 }
 
 /// A column as the reader sees it.
@@ -306,6 +317,8 @@ pub enum OwnedCell {
     Null,
     Bool(bool),
     Int(i64),
+    /// Only above `i64::MAX`, as [`Cell::UInt`].
+    UInt(u64),
     Float(f64),
     Text(String),
     Timestamp(i64),
@@ -318,6 +331,7 @@ impl OwnedCell {
             OwnedCell::Null => Cell::Null,
             OwnedCell::Bool(b) => Cell::Bool(*b),
             OwnedCell::Int(i) => Cell::Int(*i),
+            OwnedCell::UInt(u) => Cell::UInt(*u),
             OwnedCell::Float(f) => Cell::Float(*f),
             OwnedCell::Text(s) => Cell::Text(s),
             OwnedCell::Timestamp(t) => Cell::Timestamp(*t),
@@ -469,7 +483,8 @@ impl ContentOrder {
     }
 }
 
-/// The canonical text of one cell (also the split key of an id column): integers in decimal,
+/// The canonical text of one cell (also the split key of an id column): integers in decimal
+/// (exactly, `UInt` too: two different integers never share a text),
 /// floats in Rust's shortest round-trip form (`1.5`, `1e100`), booleans `true`/`false`, text as is,
 /// timestamps as RFC 3339 UTC with microseconds, Null as the empty string.
 pub fn canonical_cell(cell: Cell<'_>, out: &mut Vec<u8>) {
@@ -479,6 +494,9 @@ pub fn canonical_cell(cell: Cell<'_>, out: &mut Vec<u8>) {
         Cell::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
         Cell::Int(i) => {
             let _ = write!(out, "{i}");
+        }
+        Cell::UInt(u) => {
+            let _ = write!(out, "{u}");
         }
         Cell::Float(f) => {
             if f.fract() == 0.0 && f.abs() < 1e15 {
@@ -553,5 +571,43 @@ impl TableWriter {
             WriterKind::Jsonl(w) => w.finish(),
             WriterKind::Parquet(w) => w.finish(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(cell: Cell<'_>) -> String {
+        let mut out = Vec::new();
+        canonical_cell(cell, &mut out);
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn canonical_cell_writes_uint64_ids_above_i64_max_exactly_and_apart() {
+        assert_eq!(text(Cell::UInt(u64::MAX)), "18446744073709551615");
+        assert_eq!(text(Cell::UInt(u64::MAX - 1)), "18446744073709551614");
+        assert_eq!(text(Cell::UInt(1 << 63)), "9223372036854775808");
+        assert_eq!(text(Cell::Int(i64::MAX)), "9223372036854775807");
+        assert_eq!(text(Cell::Int(i64::MIN)), "-9223372036854775808");
+        assert_eq!(Cell::of_u64(u64::MAX), Cell::UInt(u64::MAX));
+        assert_eq!(Cell::of_u64(i64::MAX as u64), Cell::Int(i64::MAX), "what fits i64 stays Int");
+        assert_eq!(Cell::of_u64(1 << 63), Cell::UInt(1 << 63));
+        assert_eq!(OwnedCell::UInt(7 << 61).as_cell(), Cell::UInt(7 << 61));
+    }
+
+    #[test]
+    fn records_that_differ_only_in_a_uint64_id_have_different_canonical_content() {
+        let id = |v: u64| vec![OwnedCell::UInt(v), OwnedCell::Text("same".into())];
+        let b = Batch::from_rows(vec![id(u64::MAX), id(u64::MAX - 1), id(u64::MAX)]);
+        let order = ContentOrder::of_names(&["id", "name"]);
+        let content = |r| {
+            let mut out = Vec::new();
+            b.canonical(r, &order, &mut out);
+            out
+        };
+        assert_ne!(content(0), content(1));
+        assert_eq!(content(0), content(2));
     }
 }

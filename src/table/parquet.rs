@@ -4,7 +4,7 @@
 //! compression codec.
 //!
 //! Cells, by Arrow type:
-//! - signed and unsigned integers: Int (a UInt64 above i64::MAX: Float); floats (16/32/64): Float;
+//! - signed and unsigned integers: Int (a UInt64 above i64::MAX: UInt, exact); floats (16/32/64): Float;
 //!   Boolean: Bool; Utf8, LargeUtf8, Utf8View: Text; Duration: Int in its own unit;
 //! - Timestamp (any unit, any time zone: the stored instant), Date32, Date64: Timestamp in
 //!   microseconds (nanoseconds are truncated toward minus infinity);
@@ -562,7 +562,7 @@ impl ParquetBatch {
             Col::U8(a) => get!(a, |v| Cell::Int(v as i64)),
             Col::U16(a) => get!(a, |v| Cell::Int(v as i64)),
             Col::U32(a) => get!(a, |v| Cell::Int(v as i64)),
-            Col::U64(a) => get!(a, |v: u64| i64::try_from(v).map(Cell::Int).unwrap_or(Cell::Float(v as f64))),
+            Col::U64(a) => get!(a, Cell::of_u64),
             Col::F16(a) => get!(a, |v: F16Native| Cell::Float(v.to_f64())),
             Col::F32(a) => get!(a, |v| Cell::Float(v as f64)),
             Col::F64(a) => get!(a, Cell::Float),
@@ -787,7 +787,7 @@ mod tests {
         assert_eq!(b.cell(0, 6), Cell::Timestamp(86_400_000_000));
         assert_eq!(b.cell(0, 7), Cell::Text("-12.50"));
         assert_eq!(b.cell(0, 8), Cell::Text("00ff"));
-        assert_eq!(b.cell(0, 9), Cell::Float(u64::MAX as f64));
+        assert_eq!(b.cell(0, 9), Cell::UInt(u64::MAX), "a UInt64 above i64::MAX stays exact");
         assert_eq!((b.cell(0, 10), b.cell(1, 10)), (Cell::Text("b"), Cell::Text("a")));
         assert_eq!(b.cell(0, 11), Cell::Nested(r#"{"a":"q\"","z":7}"#));
         assert_eq!(
@@ -894,5 +894,38 @@ mod tests {
             (g.column(0).dictionary_page_offset().is_some(), g.column(1).dictionary_page_offset().is_some()),
             (false, true)
         );
+    }
+
+    #[test]
+    fn uint64_values_above_i64_max_are_exact_uint_cells_and_the_rest_int() {
+        let ids = UInt64Array::from(vec![
+            Some(u64::MAX),
+            Some(u64::MAX - 1),
+            Some(i64::MAX as u64),
+            Some(1 << 63),
+            None,
+        ]);
+        let batch = RecordBatch::try_from_iter([("id", Arc::new(ids) as ArrayRef)]).expect("batch");
+        let file = parquet_of(&batch, Compression::SNAPPY, 2);
+        let (reader, batches) = read_all(&file, Format::Parquet, &opts(3));
+        assert_eq!(reader.columns()[0].stored, "UInt64");
+        use super::super::testing::rows_of;
+        use super::super::OwnedCell::*;
+        use arrow_array::cast::AsArray;
+        assert_eq!(
+            rows_of(&batches, 1),
+            vec![
+                vec![UInt(u64::MAX)],
+                vec![UInt(u64::MAX - 1)],
+                vec![Int(i64::MAX)],
+                vec![UInt(1 << 63)],
+                vec![Null]
+            ]
+        );
+        let (out, rows) = write_kept(&reader, &batches, TextOutput::AsRead, |r| r != 0);
+        let (got, _, _, _) = reread(&out);
+        assert_eq!(rows, 4);
+        let back = got.column(0).as_primitive::<arrow_array::types::UInt64Type>();
+        assert_eq!((back.value(0), back.value(2)), (u64::MAX - 1, 1 << 63));
     }
 }

@@ -186,6 +186,8 @@ enum Repr {
     #[default]
     Text,
     Int(i64),
+    /// Above `i64::MAX` only, as [`Cell::UInt`].
+    UInt(u64),
     Float(f64),
     Bool(bool),
     Time(i64),
@@ -235,6 +237,7 @@ impl ValRef<'_> {
         match self.repr {
             Repr::Text => out.extend_from_slice(self.text.as_bytes()),
             Repr::Int(i) => canonical_cell(Cell::Int(i), out),
+            Repr::UInt(u) => canonical_cell(Cell::UInt(u), out),
             Repr::Float(f) => canonical_cell(Cell::Float(f), out),
             Repr::Bool(b) => canonical_cell(Cell::Bool(b), out),
             Repr::Time(t) => canonical_cell(Cell::Timestamp(t), out),
@@ -445,6 +448,10 @@ impl ColumnAcc {
                 self.kinds.int += 1;
                 (CLASS_NUMBER, i as f64, if text.is_empty() { Repr::Int(i) } else { Repr::Text })
             }
+            Value::UInt(u) => {
+                self.kinds.int += 1;
+                (CLASS_NUMBER, u as f64, if text.is_empty() { Repr::UInt(u) } else { Repr::Text })
+            }
             Value::Float(f) => {
                 self.kinds.float += 1;
                 (CLASS_NUMBER, f, if text.is_empty() { Repr::Float(f) } else { Repr::Text })
@@ -488,6 +495,7 @@ impl ColumnAcc {
         match repr {
             Repr::Text => hash64(0, text.as_bytes()),
             Repr::Int(i) => hash64(0, int_text(i, &mut self.digits)),
+            Repr::UInt(u) => hash64(0, uint_text(false, u, &mut self.digits)),
             Repr::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => {
                 hash64(0, int_text(f as i64, &mut self.digits))
             }
@@ -703,7 +711,11 @@ fn estimated(counts: &ExactCounts, top: &mut TopHeap) -> Freq {
 
 /// The decimal text of `i` (what [`canonical_cell`] writes), without allocating.
 fn int_text(i: i64, buf: &mut [u8; 24]) -> &[u8] {
-    let mut n = i.unsigned_abs();
+    uint_text(i < 0, i.unsigned_abs(), buf)
+}
+
+/// The decimal text of `n` (of `-n` when `negative`), without allocating.
+fn uint_text(negative: bool, mut n: u64, buf: &mut [u8; 24]) -> &[u8] {
     let mut pos = buf.len();
     loop {
         pos -= 1;
@@ -713,7 +725,7 @@ fn int_text(i: i64, buf: &mut [u8; 24]) -> &[u8] {
             break;
         }
     }
-    if i < 0 {
+    if negative {
         pos -= 1;
         buf[pos] = b'-';
     }
@@ -1291,5 +1303,20 @@ mod tests {
         assert_eq!(shift.top.get("1"), Some(&(1.0, 0.25)));
         assert_eq!(shift.top.get("3"), Some(&(0.0, 0.5)));
         assert!(diff(&after, &after).columns.is_empty());
+    }
+
+    #[test]
+    fn uint64_ids_above_i64_max_profile_as_distinct_ints_with_exact_top_values() {
+        let c = one_column(vec![
+            OwnedCell::UInt(u64::MAX),
+            OwnedCell::UInt(u64::MAX - 1),
+            OwnedCell::UInt(u64::MAX),
+            text("18446744073709551615"),
+        ]);
+        assert_eq!(c.kind, "int");
+        assert_eq!((c.distinct.count, c.distinct.exact), (2, true), "one value as cell and as text, not 1");
+        let top: Vec<(&str, u64)> = c.top.iter().map(|t| (t.value.as_str(), t.count)).collect();
+        assert_eq!(top, [("18446744073709551615", 3), ("18446744073709551614", 1)]);
+        assert_eq!(c.numeric.expect("numeric").max, u64::MAX as f64);
     }
 }

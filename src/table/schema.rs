@@ -129,7 +129,7 @@ impl Inferred {
         }
         self.values += 1;
         let (int, float, bool, timestamp, nested) = match v {
-            Value::Int(_) => (true, true, false, false, false),
+            Value::Int(_) | Value::UInt(_) => (true, true, false, false, false),
             Value::Float(_) => (false, true, false, false, false),
             Value::Bool(_) => (false, false, true, false, false),
             Value::Timestamp(_) => (false, false, false, true, false),
@@ -514,12 +514,12 @@ fn check_cell(c: &Check, cell: Cell<'_>, buf: &mut Vec<u8>) -> std::result::Resu
     };
     if let Some(x) = number {
         if let Some(min) = c.min {
-            if x < min {
+            if x.below(min) {
                 return Err(format!("value {} is below the minimum {min}", text()));
             }
         }
         if let Some(max) = c.max {
-            if x > max {
+            if x.above(max) {
                 return Err(format!("value {} is above the maximum {max}", text()));
             }
         }
@@ -539,21 +539,59 @@ fn check_cell(c: &Check, cell: Cell<'_>, buf: &mut Vec<u8>) -> std::result::Resu
     Ok(())
 }
 
+/// A value of an int or float column, for `min`/`max`: integers (`i64` and `u64` alike) are
+/// kept exact, so 2^53 + 1 is above a max of 2^53 and `u64::MAX` above a max of `u64::MAX − 1`
+/// as far as an `f64` bound can say it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Number {
+    Int(i128),
+    Float(f64),
+}
+
+impl Number {
+    /// Whether the value is below `bound`. For an integer n, n < b exactly when n < ceil(b);
+    /// `as i128` saturates far beyond any `i64` or `u64`, so huge bounds still compare right.
+    fn below(self, bound: f64) -> bool {
+        match self {
+            Number::Int(n) => n < bound.ceil() as i128,
+            Number::Float(x) => x < bound,
+        }
+    }
+
+    /// Whether the value is above `bound` (n > b exactly when n > floor(b)).
+    fn above(self, bound: f64) -> bool {
+        match self {
+            Number::Int(n) => n > bound.floor() as i128,
+            Number::Float(x) => x > bound,
+        }
+    }
+}
+
+/// Text as an integer: `i64`, or `u64` above `i64::MAX`.
+fn parse_int(s: &str) -> Option<Number> {
+    match s.parse::<i64>() {
+        Ok(i) => Some(Number::Int(i128::from(i))),
+        Err(_) => s.parse::<u64>().ok().map(|u| Number::Int(i128::from(u))),
+    }
+}
+
 /// Whether `cell` is a value of type `kind`: None if not; Some(number) with the number for int
 /// and float columns (for min/max), Some(None) for the others.
-fn coerce(kind: ColumnType, cell: Cell<'_>) -> Option<Option<f64>> {
+fn coerce(kind: ColumnType, cell: Cell<'_>) -> Option<Option<Number>> {
     match kind {
         ColumnType::String => Some(None),
         ColumnType::Int => match cell {
-            Cell::Int(i) => Some(Some(i as f64)),
-            Cell::Float(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Some(Some(f)),
-            Cell::Text(s) => s.parse::<i64>().ok().map(|i| Some(i as f64)),
+            Cell::Int(i) => Some(Some(Number::Int(i128::from(i)))),
+            Cell::UInt(u) => Some(Some(Number::Int(i128::from(u)))),
+            Cell::Float(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Some(Some(Number::Float(f))),
+            Cell::Text(s) => parse_int(s).map(Some),
             _ => None,
         },
         ColumnType::Float => match cell {
-            Cell::Int(i) => Some(Some(i as f64)),
-            Cell::Float(f) => Some(Some(f)),
-            Cell::Text(s) => s.parse::<f64>().ok().map(Some),
+            Cell::Int(i) => Some(Some(Number::Int(i128::from(i)))),
+            Cell::UInt(u) => Some(Some(Number::Int(i128::from(u)))),
+            Cell::Float(f) => Some(Some(Number::Float(f))),
+            Cell::Text(s) => parse_int(s).or_else(|| s.parse::<f64>().ok().map(Number::Float)).map(Some),
             _ => None,
         },
         ColumnType::Bool => match cell {
@@ -965,5 +1003,50 @@ mod tests {
         assert!(text.retyped.is_empty());
         let dict = s.compare_columns(&[parquet("id", "Dictionary(Int32, LargeList(Int64))")]);
         assert_eq!(dict.retyped.len(), 1);
+    }
+
+    #[test]
+    fn uint64_ids_above_i64_max_are_ints_distinct_unique_keys_and_compare_exactly() {
+        let max = u64::MAX.to_string();
+        let s = infer(&["id"], vec![vec![OwnedCell::UInt(u64::MAX)], vec![t(&max)], vec![OwnedCell::Int(1)]]);
+        assert_eq!(kinds(&s), vec![("id", "int", false)]);
+        let s = schema(
+            r#"{"schema": 1, "table": "p", "columns": [
+                {"name": "id", "type": "int", "nullable": false},
+                {"name": "n", "type": "int", "nullable": true, "min": -9007199254740992, "max": 9007199254740992},
+                {"name": "f", "type": "float", "nullable": true, "max": 1e19}
+            ], "unique": ["id"]}"#,
+        );
+        let names = ["id", "n", "f"];
+        let row = |id: OwnedCell, n: OwnedCell, f: OwnedCell| vec![id, n, f];
+        let rows = vec![
+            row(OwnedCell::UInt(u64::MAX), OwnedCell::Int(1 << 53), OwnedCell::UInt(1 << 63)),
+            row(OwnedCell::UInt(u64::MAX - 1), OwnedCell::Int(-(1 << 53)), t("9223372036854775808")),
+            row(t("18446744073709551613"), OwnedCell::Null, OwnedCell::Null),
+            row(t(&max), OwnedCell::Null, OwnedCell::Null),
+            row(OwnedCell::Int(5), OwnedCell::Int((1 << 53) + 1), OwnedCell::Null),
+            row(OwnedCell::Int(6), OwnedCell::Int(-(1 << 53) - 1), OwnedCell::Null),
+            row(OwnedCell::Int(7), OwnedCell::Null, t(&max)),
+            row(t("18446744073709551616"), OwnedCell::Null, OwnedCell::Null),
+        ];
+        let got: Vec<Option<(String, String)>> =
+            check(&s, &names, rows).into_iter().map(|r| r.map(|(_, c, why)| (c, why))).collect();
+        let bad = |c: &str, why: &str| Some((c.to_string(), why.to_string()));
+        assert_eq!(
+            got,
+            vec![
+                None,
+                None,
+                None,
+                bad(
+                    "id",
+                    "duplicate key id='18446744073709551615': an earlier record has the same unique key"
+                ),
+                bad("n", "value '9007199254740993' is above the maximum 9007199254740992"),
+                bad("n", "value '-9007199254740993' is below the minimum -9007199254740992"),
+                bad("f", "value '18446744073709551615' is above the maximum 10000000000000000000"),
+                bad("id", "value '18446744073709551616' is not an int"),
+            ]
+        );
     }
 }

@@ -56,6 +56,7 @@ pub(crate) fn rows_of(batches: &[Batch], columns: usize) -> Vec<Vec<super::Owned
                         Cell::Null => OwnedCell::Null,
                         Cell::Bool(x) => OwnedCell::Bool(x),
                         Cell::Int(x) => OwnedCell::Int(x),
+                        Cell::UInt(x) => OwnedCell::UInt(x),
                         Cell::Float(x) => OwnedCell::Float(x),
                         Cell::Text(s) => OwnedCell::Text(s.to_string()),
                         Cell::Timestamp(t) => OwnedCell::Timestamp(t),

@@ -10,6 +10,8 @@ pub(crate) enum Value<'a> {
     Null,
     /// An integer (an `Int` cell, or text that parses as `i64`).
     Int(i64),
+    /// An integer above `i64::MAX` (a `UInt` cell, or text that parses as `u64` but not `i64`).
+    UInt(u64),
     /// A finite non-integer-typed number (a `Float` cell, or text that parses as `f64` but not `i64`).
     Float(f64),
     Bool(bool),
@@ -30,6 +32,7 @@ pub(crate) fn value_of(cell: Cell<'_>, timestamps: bool) -> Value<'_> {
         Cell::Null => Value::Null,
         Cell::Bool(b) => Value::Bool(b),
         Cell::Int(i) => Value::Int(i),
+        Cell::UInt(u) => Value::UInt(u),
         Cell::Float(f) => Value::Float(f),
         Cell::Timestamp(t) => Value::Timestamp(t),
         Cell::Nested(s) => Value::Nested(s),
@@ -46,6 +49,9 @@ fn text_value(s: &str, timestamps: bool) -> Value<'_> {
     if first.is_ascii_digit() || first == b'-' || first == b'+' || first == b'.' {
         if let Ok(i) = s.parse::<i64>() {
             return Value::Int(i);
+        }
+        if let Ok(u) = s.parse::<u64>() {
+            return Value::UInt(u);
         }
         if let Ok(f) = s.parse::<f64>() {
             if f.is_finite() {
@@ -127,6 +133,11 @@ mod tests {
         assert_eq!(v("3.5"), Value::Float(3.5));
         assert_eq!(v("1e3"), Value::Float(1000.0));
         assert_eq!(v("99999999999999999999"), Value::Float(1e20));
+        assert_eq!(v("9223372036854775807"), Value::Int(i64::MAX));
+        assert_eq!(v("9223372036854775808"), Value::UInt(1 << 63), "past i64::MAX: exact, not a float");
+        assert_eq!(v("18446744073709551615"), Value::UInt(u64::MAX));
+        assert_eq!(v("18446744073709551616"), Value::Float(18446744073709551616.0), "past u64::MAX");
+        assert_eq!(value_of(Cell::UInt(u64::MAX), true), Value::UInt(u64::MAX));
         assert_eq!(v("TRUE"), Value::Bool(true));
         assert_eq!(v("false"), Value::Bool(false));
         assert_eq!(v("NaN"), Value::Text("NaN"));
