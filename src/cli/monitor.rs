@@ -339,16 +339,7 @@ fn render_history(h: &History) -> String {
         let points: Vec<String> = r
             .tags
             .iter()
-            .map(|p| {
-                format!(
-                    "{} {} {} ({} rows, {})",
-                    p.tag,
-                    p.statistic,
-                    fmt(p.value),
-                    p.rows,
-                    status_word(p.status)
-                )
-            })
+            .map(|p| format!("{} {} {} ({} rows, {})", p.tag, p.statistic, fmt(p.value), p.rows, status_word(p.status)))
             .collect();
         s.push_str(&format!(
             "{} {} {:<20} {}\n",

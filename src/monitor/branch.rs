@@ -39,9 +39,8 @@ impl MonitoringBranch {
         }
         let branch = config.monitoring_branch(env);
         let tip = repo.branch_tip(&branch)?.ok_or_else(|| {
-            Error::not_found(format!("branch '{branch}' does not exist")).with_hint(
-                "run `mlgit init` to create the monitoring branches (or `mlgit pull` to fetch them)",
-            )
+            Error::not_found(format!("branch '{branch}' does not exist"))
+                .with_hint("run `mlgit init` to create the monitoring branches (or `mlgit pull` to fetch them)")
         })?;
         let git = repo.git();
         let tree = git.find_commit(tip).context(format!("read the tip of '{branch}'"))?.tree_id();
@@ -111,9 +110,7 @@ pub fn read_manifests(git: &Repository, tree: Oid, branch: &str) -> Result<Vec<B
         let blob = git.find_blob(f.oid).context(format!("read {BATCHES_DIR}/{}", f.path))?;
         let m: BatchManifest = serde_json::from_slice(blob.content()).map_err(|e| {
             Error::invalid(format!("{branch}:{BATCHES_DIR}/{} is not a batch manifest: {e}", f.path))
-                .with_hint(
-                "batch manifests are written by `mlgit monitor log` and `monitor label`; do not edit them",
-            )
+                .with_hint("batch manifests are written by `mlgit monitor log` and `monitor label`; do not edit them")
         })?;
         out.push(m);
     }

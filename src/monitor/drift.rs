@@ -139,11 +139,8 @@ pub fn drift(repo: &Repo, opts: &DriftOptions) -> Result<DriftReport> {
     tags.dedup();
     if let Some(t) = &opts.tag {
         if !tags.contains(t) {
-            return Err(Error::not_found(format!(
-                "no record of the selected batches was served by '{t}' (they were: {})",
-                tags.join(", ")
-            ))
-            .with_hint("leave out --tag, or widen the window with --last N or --since DATE"));
+            return Err(Error::not_found(format!("no record of the selected batches was served by '{t}' (they were: {})", tags.join(", ")))
+                .with_hint("leave out --tag, or widen the window with --last N or --since DATE"));
         }
         tags = vec![t.clone()];
     }
@@ -282,16 +279,13 @@ fn read_batch(
                 if labels.is_empty() {
                     continue;
                 }
-                let Some(label) =
-                    id_col.and_then(|c| cells::text(batch.cell(row, c))).and_then(|id| labels.get(&id))
+                let Some(label) = id_col.and_then(|c| cells::text(batch.cell(row, c))).and_then(|id| labels.get(&id))
                 else {
                     continue;
                 };
                 if let Some(pc) = pred_col {
                     cells::category(batch.cell(row, pc), true, &mut label_scratch);
-                    acc.joined
-                        .pairs
-                        .push((String::from_utf8_lossy(&label_scratch).into_owned(), label.clone()));
+                    acc.joined.pairs.push((String::from_utf8_lossy(&label_scratch).into_owned(), label.clone()));
                 }
                 if let Some(x) = score_col.and_then(|c| cells::number(batch.cell(row, c))) {
                     acc.joined.scored.push((x, label.clone()));
@@ -333,12 +327,7 @@ fn tag_report(repo: &Repo, settings: &MonitorSettings, tag: String, acc: TagAcc)
             schema.retyped.push(f.name.clone());
         }
         let Some(r) = reference.columns.get(&f.name) else { continue };
-        inputs.push(FeatureInput {
-            name: &f.name,
-            reference: r,
-            current: cur,
-            thresholds: settings.thresholds_for(&f.name),
-        });
+        inputs.push(FeatureInput { name: &f.name, reference: r, current: cur, thresholds: settings.thresholds_for(&f.name) });
         judged_names.push(f.name.clone());
     }
     let verdicts = judge(&inputs, settings.min_rows);
@@ -415,10 +404,7 @@ fn tag_report(repo: &Repo, settings: &MonitorSettings, tag: String, acc: TagAcc)
                     Severity::High,
                     "metric_drop",
                     None,
-                    format!(
-                        "{} is {v:.4} on {} labelled requests, {r:.4} at training (threshold {})",
-                        m.primary_metric, m.rows, t.metric_drop
-                    ),
+                    format!("{} is {v:.4} on {} labelled requests, {r:.4} at training (threshold {})", m.primary_metric, m.rows, t.metric_drop),
                 ));
             }
         }
@@ -468,11 +454,7 @@ fn commit_report(repo: &Repo, mb: &MonitoringBranch, report: &DriftReport, path:
         .trailer(keys::ALERT, if report.alert { "yes" } else { "no" })
         .trailer(keys::BATCH, report.window.batches.join(","))
         .render();
-    let tx = Transaction::open(
-        repo,
-        &mb.branch,
-        TxOptions { writer: "mlgit monitor drift".into(), ..Default::default() },
-    )?;
+    let tx = Transaction::open(repo, &mb.branch, TxOptions { writer: "mlgit monitor drift".into(), ..Default::default() })?;
     let out = tx.commit(|tip| {
         let mut edits = TreeEdits::new();
         edits.set(path, Entry::blob(blob))?;

@@ -35,8 +35,7 @@ pub fn read_labels(
                 let label = cols.iter().position(|c| c.name == settings.label_column);
                 let (Some(id), Some(label)) = (id, label) else { continue };
                 for row in 0..batch.len() {
-                    let (Some(k), false) =
-                        (cells::text(batch.cell(row, id)), cells::is_null(batch.cell(row, label)))
+                    let (Some(k), false) = (cells::text(batch.cell(row, id)), cells::is_null(batch.cell(row, label)))
                     else {
                         continue;
                     };
@@ -99,7 +98,8 @@ fn positive_class<'a>(labels: impl Iterator<Item = &'a str>) -> Option<&'static 
 /// The metrics of `j`; `primary` names the metric, `recorded` is the snapshot's own value.
 pub fn metrics(j: &Joined, primary: &str, recorded: Option<f64>) -> LabelMetrics {
     let rows = j.pairs.len() as u64;
-    let accuracy = (rows > 0).then(|| j.pairs.iter().filter(|(p, l)| p == l).count() as f64 / rows as f64);
+    let accuracy =
+        (rows > 0).then(|| j.pairs.iter().filter(|(p, l)| p == l).count() as f64 / rows as f64);
     let positive = positive_class(j.scored.iter().map(|(_, l)| l.as_str()));
     let (mut ece, mut brier, mut auc) = (None, None, None);
     if let (Some(pos), false) = (positive, j.scored.is_empty()) {

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::cells;
 use super::decide::FeatureData;
-use super::sample::{Categories, CategoryAcc, Distribution, NumericAcc};
+use super::sample::{CategoryAcc, Categories, Distribution, NumericAcc};
 use super::settings::MonitorSettings;
 use super::stored;
 use crate::data::flow::DATA_DIR;
@@ -50,10 +50,8 @@ pub fn snapshot_of(repo: &Repo, tag: &str) -> Result<Snapshot> {
         .ok_or_else(unknown)?;
     let record = RunRecord::read(git, &commit)?.ok_or_else(unknown)?;
     let split = record.data.split.as_deref().and_then(|s| Oid::from_str(s).ok()).ok_or_else(|| {
-        Error::not_found(format!(
-            "snapshot '{tag}' records no split commit, so there is no training data to compare with"
-        ))
-        .with_hint("train on a stable branch made by `mlgit stable update`, which records the split it holds")
+        Error::not_found(format!("snapshot '{tag}' records no split commit, so there is no training data to compare with"))
+            .with_hint("train on a stable branch made by `mlgit stable update`, which records the split it holds")
     })?;
     git.find_commit(split).map_err(|_| {
         Error::not_found(format!("the split commit {split} of snapshot '{tag}' is not in this repository"))
@@ -120,10 +118,10 @@ pub fn ref_table(repo: &Repo, snapshot: Snapshot, settings: &MonitorSettings) ->
             }
             many => {
                 return Err(Error::invalid(format!(
-                "the split of snapshot '{tag}' has {} training tables ({}); which one do the requests match?",
-                many.len(),
-                many.join(", ")
-            ))
+                    "the split of snapshot '{tag}' has {} training tables ({}); which one do the requests match?",
+                    many.len(),
+                    many.join(", ")
+                ))
                 .with_hint("set `reference_table` in monitor.yaml on the monitoring branch to one of them"))
             }
         }
@@ -141,9 +139,7 @@ pub fn ref_table(repo: &Repo, snapshot: Snapshot, settings: &MonitorSettings) ->
     let path = format!("{train}/{rel}");
     let profile = read_profiles(git, tree)?.and_then(|mut p| p.remove(&path)).ok_or_else(|| {
         Error::not_found(format!("the split of snapshot '{tag}' has no profile of {path} in profile.json"))
-            .with_hint(
-                "re-run `mlgit split` (it writes profile.json), then `mlgit stable update` and train again",
-            )
+            .with_hint("re-run `mlgit split` (it writes profile.json), then `mlgit stable update` and train again")
     })?;
     let columns = profile.columns.iter().filter_map(ref_column).collect();
     let split_label = entry_at(git, tree, SPLIT_FILE)?
