@@ -366,9 +366,18 @@ fn create_orphan(
         }
     };
     let patterns = lfs_tree::compile_patterns(repo.config().lfs_patterns(kind))?;
-    let attributes = attributes::splice("", &attributes::managed_lines(&patterns, [("README.md", false)]));
+    let mut small = vec![("README.md", false)];
+    if kind == BranchKind::Monitoring {
+        small.push((crate::monitor::settings::MONITOR_FILE, false));
+    }
+    let attributes = attributes::splice("", &attributes::managed_lines(&patterns, small));
     let mut edits = TreeEdits::new();
     edits.set("README.md", blob_entry(git, &readme, false)?)?;
+    if kind == BranchKind::Monitoring {
+        // The defaults, written out, so the settings behind the first alert are on record.
+        let settings = crate::monitor::settings::MonitorSettings::default().to_yaml()?;
+        edits.set(crate::monitor::settings::MONITOR_FILE, blob_entry(git, settings.as_bytes(), false)?)?;
+    }
     if !attributes.is_empty() {
         edits.set(attributes::FILE, blob_entry(git, attributes.as_bytes(), false)?)?;
     }

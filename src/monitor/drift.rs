@@ -146,8 +146,11 @@ pub fn drift(repo: &Repo, opts: &DriftOptions) -> Result<DriftReport> {
     }
     let settings = &mb.settings;
     let mut accs: BTreeMap<String, TagAcc> = BTreeMap::new();
+    let mut columns: Vec<String> = window.iter().flat_map(|m| m.columns.iter().cloned()).collect();
+    columns.sort();
+    columns.dedup();
     for t in &tags {
-        accs.insert(t.clone(), tag_acc(repo, settings, t)?);
+        accs.insert(t.clone(), tag_acc(repo, settings, t, &columns)?);
     }
     let labels = read_labels(repo, &mb.branch, mb.tree, &all, settings)?;
     for m in &window {
@@ -200,8 +203,8 @@ pub fn features_of(settings: &MonitorSettings, table: &RefTable) -> Vec<RefColum
         .collect()
 }
 
-fn tag_acc(repo: &Repo, settings: &MonitorSettings, tag: &str) -> Result<TagAcc> {
-    let table = ref_table(repo, snapshot_of(repo, tag)?, settings)?;
+fn tag_acc(repo: &Repo, settings: &MonitorSettings, tag: &str, columns: &[String]) -> Result<TagAcc> {
+    let table = ref_table(repo, snapshot_of(repo, tag)?, settings, Some(columns))?;
     let features = features_of(settings, &table);
     let accs = features.iter().map(Acc::for_column).collect();
     let prediction = label_column(settings, &table).map(|c| {
@@ -308,7 +311,7 @@ fn tag_report(repo: &Repo, settings: &MonitorSettings, tag: String, acc: TagAcc)
     let current: Vec<FeatureData> = accs.into_iter().map(Acc::finish).collect();
 
     let mut schema = SchemaChanges::default();
-    let table_names: HashSet<&str> = table.profile.columns.iter().map(|c| c.name.as_str()).collect();
+    let table_names: HashSet<&str> = table.profiles[0].columns.iter().map(|c| c.name.as_str()).collect();
     let mut added: Vec<String> = seen_columns
         .iter()
         .filter(|c| !table_names.contains(c.as_str()) && !special.contains(c) && !settings.ignore.contains(c))

@@ -67,7 +67,7 @@ pub fn history(repo: &Repo, opts: &HistoryOptions) -> Result<History> {
             if refs.contains_key(tag) {
                 continue;
             }
-            let table = ref_table(repo, snapshot_of(repo, tag)?, s)?;
+            let table = ref_table(repo, snapshot_of(repo, tag)?, s, Some(&m.columns))?;
             let Some(col) = features_of(s, &table).into_iter().find(|c| c.name == opts.feature) else {
                 let names: Vec<String> = features_of(s, &table).into_iter().map(|c| c.name).collect();
                 return Err(Error::not_found(format!(

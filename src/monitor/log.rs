@@ -283,11 +283,11 @@ struct TagCheck<'a> {
 }
 
 impl TagCheck<'_> {
-    /// The training table of `tag` (refuses an unknown tag).
-    fn table(&mut self, tag: &str) -> Result<&RefTable> {
+    /// The training table of `tag` (refuses an unknown tag); `columns` are the batch's.
+    fn table(&mut self, tag: &str, columns: Option<&[String]>) -> Result<&RefTable> {
         if !self.tables.contains_key(tag) {
             let snap = snapshot_of(self.repo, tag)?;
-            let t = ref_table(self.repo, snap, self.settings)?;
+            let t = ref_table(self.repo, snap, self.settings, columns)?;
             self.tables.insert(tag.to_string(), t);
         }
         Ok(&self.tables[tag])
@@ -314,7 +314,7 @@ fn scan_requests(
     let mut scan = Scan { rows: 0, tags: BTreeMap::new(), columns: Vec::new(), first: None, last: None };
     let mut check = TagCheck { repo, settings, tables: HashMap::new() };
     if let Some(t) = &opts.tag {
-        check.table(t)?;
+        snapshot_of(repo, t)?;
     }
     let mut untagged: Vec<String> = Vec::new();
     let mut untagged_count = 0u64;
@@ -369,7 +369,8 @@ fn scan_requests(
                 };
                 if last_tag.as_deref() != Some(tag.as_str()) {
                     if !file_tags.contains(&tag) {
-                        let table = check.table(&tag)?;
+                        let names: Vec<String> = cols.iter().map(|c| c.name.clone()).collect();
+                        let table = check.table(&tag, Some(&names))?;
                         let numeric: Vec<(usize, String)> = table
                             .columns
                             .iter()
@@ -425,7 +426,7 @@ fn scan_requests(
         .with_hint("every record must name the snapshot tag that served it; pass --tag TAG if one model served the whole batch"));
     }
     for (tag, seen) in &columns_of_tag {
-        let table = check.table(tag)?;
+        let table = check.table(tag, None)?;
         let special = special_columns(settings, table);
         let missing: Vec<&str> = table
             .columns
@@ -437,7 +438,7 @@ fn scan_requests(
             return Err(Error::invalid(format!(
                 "the schema does not match: records served by '{tag}' lack {} of its training table {} ({})",
                 if missing.len() == 1 { "a column" } else { "columns" },
-                table.path,
+                table.name,
                 missing.join(", ")
             ))
             .with_hint("log the features the model was given, under the training data's column names; list a column in monitor.yaml's `ignore` to leave it out on purpose"));
@@ -469,14 +470,7 @@ fn refuse_bad_records(file: &str, batch: &crate::table::Batch) -> Result<()> {
 
 /// The columns of a batch that are not features.
 pub fn special_columns<'a>(settings: &'a MonitorSettings, table: &'a RefTable) -> Vec<&'a str> {
-    let mut out = vec![
-        settings.tag_column.as_str(),
-        settings.request_id_column.as_str(),
-        settings.time_column.as_str(),
-        settings.prediction_column.as_str(),
-        settings.score_column.as_str(),
-        settings.label_column.as_str(),
-    ];
+    let mut out = settings.special_columns();
     if let Some(l) = &table.split_label {
         out.push(l.as_str());
     }

@@ -77,22 +77,38 @@ pub struct RefColumn {
     pub profile_type: String,
 }
 
-/// The training table of a snapshot's split: which file, and its columns from the profile.
+/// The training data of a snapshot's split that the batches are compared with: one table, or all
+/// tables under one folder (weekly batches of the same table), with their profiles.
 #[derive(Debug, Clone)]
 pub struct RefTable {
     pub snapshot: Snapshot,
-    /// `data/train/<p>`.
-    pub path: String,
-    pub profile: TableProfile,
-    /// Every comparable column, in the table's order (timestamps and nested values are not).
+    /// `data/train/<p>` of every file, in path order.
+    pub paths: Vec<String>,
+    /// What `reference_table` named, or the folder chosen (`customers/`), or the file.
+    pub name: String,
+    /// Each file's profile (same order as `paths`).
+    pub profiles: Vec<TableProfile>,
+    /// Every comparable column, in the first file's order (timestamps, nested values and
+    /// identifiers are not compared).
     pub columns: Vec<RefColumn>,
+    /// Columns left out because they identify records (the split's key or group column, or a
+    /// text column whose values are nearly all distinct).
+    pub identifiers: Vec<String>,
     /// The split's label column (split.yaml), if it recorded one.
     pub split_label: Option<String>,
+    /// Training records (all files).
+    pub rows: u64,
 }
 
-/// The training table of `snapshot`: `monitor.reference_table` under `data/train/`, or the
-/// split's only table.
-pub fn ref_table(repo: &Repo, snapshot: Snapshot, settings: &MonitorSettings) -> Result<RefTable> {
+/// The training data of `snapshot`: `monitor.reference_table` under `data/train/` (a table, or a
+/// folder of tables); else, among the split's tables grouped by folder, the one group whose
+/// columns the batch has (`batch_columns`), or the only group.
+pub fn ref_table(
+    repo: &Repo,
+    snapshot: Snapshot,
+    settings: &MonitorSettings,
+    batch_columns: Option<&[String]>,
+) -> Result<RefTable> {
     let git = repo.git();
     let tree = git.find_commit(snapshot.split).context("read the split commit")?.tree_id();
     let train = format!("{DATA_DIR}/train");
@@ -106,47 +122,126 @@ pub fn ref_table(repo: &Repo, snapshot: Snapshot, settings: &MonitorSettings) ->
         None => Vec::new(),
     };
     let tag = &snapshot.tag;
-    let rel = if settings.reference_table.is_empty() {
-        match tables.as_slice() {
-            [one] => one.clone(),
-            [] => {
-                return Err(Error::not_found(format!(
-                    "the split of snapshot '{tag}' ({}) has no table under {train}/",
-                    short(snapshot.split)
-                ))
-                .with_hint("drift compares records with a training table; split tables with `mlgit split`"))
+    if tables.is_empty() {
+        return Err(Error::not_found(format!(
+            "the split of snapshot '{tag}' ({}) has no table under {train}/",
+            short(snapshot.split)
+        ))
+        .with_hint("drift compares records with a training table; split tables with `mlgit split`"));
+    }
+    let profiles_of = read_profiles(git, tree)?.unwrap_or_default();
+    let take = |files: &[String]| -> Result<Vec<TableProfile>> {
+        files
+            .iter()
+            .map(|rel| {
+                let path = format!("{train}/{rel}");
+                profiles_of.get(&path).cloned().ok_or_else(|| {
+                    Error::not_found(format!("the split of snapshot '{tag}' has no profile of {path} in profile.json"))
+                        .with_hint("re-run `mlgit split` (it writes profile.json), then `mlgit stable update` and train again")
+                })
+            })
+            .collect()
+    };
+    let split_yaml: Option<serde_yaml::Value> = entry_at(git, tree, SPLIT_FILE)?
+        .and_then(|e| git.find_blob(e.oid).ok())
+        .and_then(|b| serde_yaml::from_slice(b.content()).ok());
+    let split_label = split_yaml.as_ref().and_then(|v| v.get("label")).and_then(|l| l.as_str()).map(str::to_string);
+    let (name, files) = if settings.reference_table.is_empty() {
+        let groups = group_by_folder(&tables);
+        let chosen = match batch_columns {
+            Some(cols) if groups.len() > 1 => {
+                // The group whose columns the batch has the largest share of (monitoring columns
+                // and the label aside), when one group stands out with at least half.
+                let mut special = settings.special_columns();
+                special.extend(split_label.as_deref());
+                let mut scored = Vec::new();
+                for g in &groups {
+                    let first = take(&g.1[..1])?;
+                    let names: Vec<&str> =
+                        first[0].columns.iter().map(|c| c.name.as_str()).filter(|n| !special.contains(n)).collect();
+                    let have = names.iter().filter(|n| cols.iter().any(|c| c == *n)).count();
+                    scored.push((have as f64 / names.len().max(1) as f64, g));
+                }
+                scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+                match scored.as_slice() {
+                    [(best, g), rest @ ..] if *best >= 0.5 && !rest.first().is_some_and(|r| r.0 >= *best) => Some(*g),
+                    _ => None,
+                }
             }
-            many => {
+            _ if groups.len() == 1 => Some(&groups[0]),
+            _ => None,
+        };
+        match chosen {
+            Some(g) => (g.0.clone(), g.1.clone()),
+            None => {
+                let names: Vec<&str> = groups.iter().map(|g| g.0.as_str()).collect();
                 return Err(Error::invalid(format!(
-                    "the split of snapshot '{tag}' has {} training tables ({}); which one do the requests match?",
-                    many.len(),
-                    many.join(", ")
+                    "the split of snapshot '{tag}' has several training tables ({}); which one do the requests match?",
+                    names.join(", ")
                 ))
-                .with_hint("set `reference_table` in monitor.yaml on the monitoring branch to one of them"))
+                .with_hint("set `reference_table` in monitor.yaml on the monitoring branch to one of them"));
             }
         }
     } else {
         let want = settings.reference_table.trim_start_matches('/').to_string();
-        if !tables.contains(&want) {
+        let folder = format!("{}/", want.trim_end_matches('/'));
+        let files: Vec<String> =
+            tables.iter().filter(|t| **t == want || t.starts_with(&folder)).cloned().collect();
+        if files.is_empty() {
             return Err(Error::not_found(format!(
-                "monitor.yaml's reference_table '{want}' is not a table of the split of snapshot '{tag}' (it has: {})",
-                if tables.is_empty() { "none".into() } else { tables.join(", ") }
+                "monitor.yaml's reference_table '{want}' is not a table or folder of tables of the split of snapshot '{tag}' (it has: {})",
+                group_by_folder(&tables).iter().map(|g| g.0.as_str()).collect::<Vec<_>>().join(", ")
             ))
             .with_hint("fix `reference_table` in monitor.yaml"));
         }
-        want
+        (want, files)
     };
-    let path = format!("{train}/{rel}");
-    let profile = read_profiles(git, tree)?.and_then(|mut p| p.remove(&path)).ok_or_else(|| {
-        Error::not_found(format!("the split of snapshot '{tag}' has no profile of {path} in profile.json"))
-            .with_hint("re-run `mlgit split` (it writes profile.json), then `mlgit stable update` and train again")
-    })?;
-    let columns = profile.columns.iter().filter_map(ref_column).collect();
-    let split_label = entry_at(git, tree, SPLIT_FILE)?
-        .and_then(|e| git.find_blob(e.oid).ok())
-        .and_then(|b| serde_yaml::from_slice::<serde_yaml::Value>(b.content()).ok())
-        .and_then(|v| v.get("label").and_then(|l| l.as_str()).map(str::to_string));
-    Ok(RefTable { snapshot, path, profile, columns, split_label })
+    let profiles = take(&files)?;
+    let mut keys: Vec<String> = Vec::new();
+    if let Some(v) = &split_yaml {
+        match v.get("key") {
+            Some(serde_yaml::Value::String(k)) => keys.push(k.clone()),
+            Some(serde_yaml::Value::Sequence(ks)) => keys.extend(ks.iter().filter_map(|k| k.as_str().map(str::to_string))),
+            _ => {}
+        }
+        if let Some(g) = v.get("group_column").and_then(|g| g.as_str()) {
+            keys.push(g.to_string());
+        }
+    }
+    let rows = profiles.iter().map(|p| p.rows).sum();
+    let mut columns = Vec::new();
+    let mut identifiers = Vec::new();
+    for c in &profiles[0].columns {
+        let Some(col) = ref_column(c) else { continue };
+        if keys.contains(&c.name) || is_identifier(c, profiles[0].rows) {
+            identifiers.push(c.name.clone());
+        } else {
+            columns.push(col);
+        }
+    }
+    let paths = files.iter().map(|f| format!("{train}/{f}")).collect();
+    Ok(RefTable { snapshot, paths, name, profiles, columns, identifiers, split_label, rows })
+}
+
+/// The split's tables grouped by their folder under `data/train/` (a table at the top is its own
+/// group, named by its file name; a folder's group is named `folder/`).
+fn group_by_folder(tables: &[String]) -> Vec<(String, Vec<String>)> {
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for t in tables {
+        let key = match t.rsplit_once('/') {
+            Some((dir, _)) => format!("{dir}/"),
+            None => t.clone(),
+        };
+        groups.entry(key).or_default().push(t.clone());
+    }
+    groups.into_iter().collect()
+}
+
+/// A text column whose values are nearly all distinct names records, not a property of them: a
+/// new customer's id is never "drift".
+fn is_identifier(c: &ColumnProfile, rows: u64) -> bool {
+    let values = rows.saturating_sub(c.nulls);
+    c.kind == "string" && values >= 20 && c.distinct.count as f64 >= 0.9 * values as f64
 }
 
 fn ref_column(c: &ColumnProfile) -> Option<RefColumn> {
@@ -176,37 +271,89 @@ pub struct Reference {
     pub columns: BTreeMap<String, FeatureData>,
 }
 
-/// Summarise the `wanted` columns of the training table: read exactly when its content is here,
-/// else from the profile.
+/// Summarise the `wanted` columns of the training data: read exactly when every file's content is
+/// here, else from the profiles (a mixture of the files' profiles, weighted by their rows).
 pub fn load(repo: &Repo, table: RefTable, wanted: &[&RefColumn]) -> Result<Reference> {
     let git = repo.git();
     let split_tree = git.find_commit(table.snapshot.split).context("read the split commit")?.tree_id();
-    let file = stored::data_file(git, split_tree, &table.path)?;
-    let readable = file.as_ref().is_some_and(|f| stored::available(repo, f));
+    let mut readable = true;
+    for path in &table.paths {
+        let file = stored::data_file(git, split_tree, path)?;
+        readable &= file.as_ref().is_some_and(|f| stored::available(repo, f));
+    }
     let columns = if readable {
         read_exact(repo, split_tree, &table, wanted)?
     } else {
         wanted
             .iter()
             .filter_map(|c| {
-                let p = table.profile.columns.iter().find(|p| p.name == c.name)?;
-                Some((c.name.clone(), from_profile(c.kind, p)?))
+                let parts: Vec<(FeatureData, u64)> = table
+                    .profiles
+                    .iter()
+                    .filter_map(|p| {
+                        let col = p.columns.iter().find(|k| k.name == c.name)?;
+                        Some((from_profile(c.kind, col, p.rows)?, p.rows))
+                    })
+                    .collect();
+                Some((c.name.clone(), mix(parts)?))
             })
             .collect()
     };
     let source = RefSource {
         source: if readable { "table" } else { "profile" }.into(),
         approximate: !readable || columns.values().any(|c: &FeatureData| !c.exact()),
-        rows: table.profile.rows,
-        path: table.path.clone(),
+        rows: table.rows,
+        path: if table.paths.len() == 1 { table.paths[0].clone() } else { format!("{DATA_DIR}/train/{}", table.name) },
     };
     Ok(Reference { table, source, columns })
 }
 
-fn from_profile(kind: Kind, p: &ColumnProfile) -> Option<FeatureData> {
+/// One summary out of several files' (profile) summaries.
+fn mix(parts: Vec<(FeatureData, u64)>) -> Option<FeatureData> {
+    if parts.len() <= 1 {
+        return parts.into_iter().next().map(|(d, _)| d);
+    }
+    match &parts[0].0 {
+        FeatureData::Numeric(_) => {
+            let mut points = Vec::new();
+            let (mut n, mut nulls, mut err) = (0u64, 0u64, 0f64);
+            let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
+            for (d, _) in &parts {
+                let FeatureData::Numeric(d) = d else { continue };
+                let total: f64 = d.points.iter().map(|p| p.1).sum();
+                if total > 0.0 {
+                    let scale = d.n as f64 / total;
+                    points.extend(d.points.iter().map(|&(x, w)| (x, w * scale)));
+                }
+                n += d.n;
+                nulls += d.nulls;
+                err = err.max(d.rank_error);
+                min = min.min(d.min);
+                max = max.max(d.max);
+            }
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Some(FeatureData::Numeric(Distribution { points, n, nulls, exact: false, rank_error: err, min, max }))
+        }
+        FeatureData::Categorical(_) => {
+            let mut out = Categories { counts: BTreeMap::new(), other: 0, n: 0, nulls: 0, exact: false };
+            for (d, _) in &parts {
+                let FeatureData::Categorical(c) = d else { continue };
+                for (k, v) in &c.counts {
+                    *out.counts.entry(k.clone()).or_insert(0) += v;
+                }
+                out.other += c.other;
+                out.n += c.n;
+                out.nulls += c.nulls;
+            }
+            Some(FeatureData::Categorical(out))
+        }
+    }
+}
+
+fn from_profile(kind: Kind, p: &ColumnProfile, rows: u64) -> Option<FeatureData> {
     match kind {
         Kind::Numeric => Distribution::from_profile(p).map(FeatureData::Numeric),
-        Kind::Categorical => Some(FeatureData::Categorical(Categories::from_profile(p))),
+        Kind::Categorical => Some(FeatureData::Categorical(Categories::from_profile_rows(p, rows))),
     }
 }
 
@@ -271,16 +418,18 @@ fn read_exact(
     wanted: &[&RefColumn],
 ) -> Result<BTreeMap<String, FeatureData>> {
     let branch = format!("split {}", short(table.snapshot.split));
-    let mut reader = stored::open_table(repo, &branch, split_tree, &table.path)?;
     let mut accs: Vec<Acc> = wanted.iter().map(|c| Acc::for_column(c)).collect();
     let mut scratch = Vec::new();
-    while let Some(batch) = reader.next_batch()? {
-        let index: Vec<Option<usize>> =
-            wanted.iter().map(|c| reader.columns().iter().position(|k| k.name == c.name)).collect();
-        for row in 0..batch.len() {
-            for (acc, col) in accs.iter_mut().zip(&index) {
-                let cell = col.map(|i| batch.cell(row, i)).unwrap_or(crate::table::Cell::Null);
-                acc.add(cell, &mut scratch);
+    for path in &table.paths {
+        let mut reader = stored::open_table(repo, &branch, split_tree, path)?;
+        while let Some(batch) = reader.next_batch()? {
+            let index: Vec<Option<usize>> =
+                wanted.iter().map(|c| reader.columns().iter().position(|k| k.name == c.name)).collect();
+            for row in 0..batch.len() {
+                for (acc, col) in accs.iter_mut().zip(&index) {
+                    let cell = col.map(|i| batch.cell(row, i)).unwrap_or(crate::table::Cell::Null);
+                    acc.add(cell, &mut scratch);
+                }
             }
         }
     }

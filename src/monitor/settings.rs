@@ -126,6 +126,18 @@ pub struct FeatureThresholds {
 }
 
 impl MonitorSettings {
+    /// The monitoring columns (tag, request id, time, prediction, score, label): never features.
+    pub fn special_columns(&self) -> Vec<&str> {
+        vec![
+            self.tag_column.as_str(),
+            self.request_id_column.as_str(),
+            self.time_column.as_str(),
+            self.prediction_column.as_str(),
+            self.score_column.as_str(),
+            self.label_column.as_str(),
+        ]
+    }
+
     /// The thresholds that apply to `feature`.
     pub fn thresholds_for(&self, feature: &str) -> Thresholds {
         let mut t = self.thresholds.clone();

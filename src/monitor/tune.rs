@@ -78,7 +78,8 @@ pub fn tune(repo: &Repo, opts: &TuneOptions) -> Result<TuneOutcome> {
         .unwrap_or(mb.settings.min_rows)
         .max(1);
     let batches_per_day = opts.batches_per_day.unwrap_or_else(|| rate_per_day(&requests));
-    let table = ref_table(repo, snapshot_of(repo, &tag)?, &mb.settings)?;
+    let columns = requests.last().map(|m| m.columns.clone());
+    let table = ref_table(repo, snapshot_of(repo, &tag)?, &mb.settings, columns.as_deref())?;
     let features = features_of(&mb.settings, &table);
     let wanted: Vec<_> = features.iter().collect();
     let loaded = reference::load(repo, table, &wanted)?;
