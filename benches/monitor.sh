@@ -40,7 +40,7 @@ Each run, per format:
              every run writes the batch anew.
   evidently  benches/monitor_evidently.py: pandas reads the training split's table (the same bytes mlgit
              reads, from `mlgit materialize`) and the batch, then Report([DataDriftPreset()]) over the
-             same 18 feature columns (installed with pip into WORKDIR/evidently-venv: evidently==0.7.23)
+             same 17 feature columns (installed with pip into WORKDIR/evidently-venv: evidently==0.7.23)
 The columns each tool calls drifted are printed (the batch has two drifted features: income, segment).
 
 Results: a Markdown table on stdout and in WORKDIR/logs/monitor-<time>/results.md (for docs/performance.md).

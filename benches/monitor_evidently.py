@@ -1,6 +1,7 @@
 """Evidently's data-drift preset on the data of benches/monitor.sh: the training split's table as
-reference, one production batch (CSV or Parquet) as current, the same 18 feature columns mlgit
-judges (`id` and the 17 features; `prediction` and `model_tag` left out as mlgit leaves them out).
+reference, one production batch (CSV or Parquet) as current, the same 17 feature columns mlgit
+judges (`id`, the split key, and `prediction`, `model_tag` left out, as mlgit leaves them out of the
+feature drift).
 Prints one JSON document: Evidently's version, rows, and the columns it calls drifted.
 
 usage: monitor_evidently.py REFERENCE.csv BATCH.(csv|parquet)
@@ -16,7 +17,7 @@ import evidently  # noqa: E402
 from evidently import DataDefinition, Dataset, Report  # noqa: E402
 from evidently.presets import DataDriftPreset  # noqa: E402
 
-NUMERIC = ["id", "age", "visits", "zip", "year", "items", "income", "rating", "weight", "height", "balance", "ratio"]
+NUMERIC = ["age", "visits", "zip", "year", "items", "income", "rating", "weight", "height", "balance", "ratio"]
 CATEGORICAL = ["country", "city", "segment", "channel", "device", "plan"]
 
 
