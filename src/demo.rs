@@ -19,6 +19,8 @@ pub struct Step {
     pub title: String,
     pub program: Program,
     pub args: Vec<String>,
+    /// The exit code that means success (3 for a drift report that raises an alert, as meant).
+    pub expect: i32,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -32,7 +34,12 @@ pub enum Program {
 
 impl Step {
     fn new(title: &str, program: Program, args: &[&str]) -> Step {
-        Step { title: title.to_string(), program, args: args.iter().map(|a| a.to_string()).collect() }
+        Step { title: title.to_string(), program, args: args.iter().map(|a| a.to_string()).collect(), expect: 0 }
+    }
+
+    fn expecting(mut self, code: i32) -> Step {
+        self.expect = code;
+        self
     }
 
     /// The command line as the user would type it.
@@ -69,6 +76,8 @@ pub struct Layout {
     pub dev: PathBuf,
     /// The second trainer, copied into the dev worktree.
     pub better_trainer: PathBuf,
+    /// Production requests and labels, as the serving side would log them.
+    pub production: PathBuf,
 }
 
 /// Write the sample data and the second trainer under `root` (which must not exist or be empty).
@@ -90,9 +99,11 @@ pub fn prepare(root: &Path) -> Result<Layout> {
         stable: root.join("churn-stable"),
         dev: root.join("churn-dev-one-rule"),
         better_trainer: root.join("better_train.sh"),
+        production: root.join("production"),
         root,
     };
     write_embedded(&DEMO, "data", &layout.sample_data)?;
+    write_embedded(&DEMO, "production", &layout.production)?;
     let trainer = DEMO
         .get_file("better_train.sh")
         .ok_or_else(|| Error::not_found("the embedded demo lacks better_train.sh"))?;
@@ -121,7 +132,7 @@ fn write_embedded(dir: &Dir<'static>, prefix: &str, dest: &Path) -> Result<()> {
 /// The demo's steps, in order.
 pub fn plan(l: &Layout) -> Vec<Step> {
     let p = |path: &Path| path.display().to_string();
-    let (repo, stable, dev) = (p(&l.repo), p(&l.stable), p(&l.dev));
+    let (repo, stable, dev, prod) = (p(&l.repo), p(&l.stable), p(&l.dev), p(&l.production));
     vec![
         Step::new(
             "Create the repository: main, raw, clean, split, dev/model, stable/model, monitoring/*",
@@ -206,6 +217,32 @@ pub fn plan(l: &Layout) -> Vec<Step> {
             Program::Mlgit,
             &["-C", &repo, "lineage", "model-v2"],
         ),
+        Step::new(
+            "Production, week 1: log the requests, each with the tag of the model that served it",
+            Program::Mlgit,
+            &["-C", &repo, "monitor", "log", "--env", "prod", "--source", &format!("{prod}/requests-week-1.csv")],
+        ),
+        Step::new(
+            "The week's ground truth arrived: join it to the requests by request id",
+            Program::Mlgit,
+            &["-C", &repo, "monitor", "label", "--env", "prod", "--source", &format!("{prod}/labels-week-1.csv")],
+        ),
+        Step::new(
+            "Compare each model's requests with that model's own training data (no alert expected)",
+            Program::Mlgit,
+            &["-C", &repo, "monitor", "drift", "--env", "prod"],
+        ),
+        Step::new(
+            "Production, week 2: prices went up",
+            Program::Mlgit,
+            &["-C", &repo, "monitor", "log", "--env", "prod", "--source", &format!("{prod}/requests-week-2.csv")],
+        ),
+        Step::new(
+            "Drift: alerts (exit code 3), the report kept on monitoring/prod under alerts/",
+            Program::Mlgit,
+            &["-C", &repo, "monitor", "drift", "--env", "prod", "--commit"],
+        )
+        .expecting(3),
         Step::new("The leaderboard on main", Program::Mlgit, &["-C", &repo, "runs"]),
     ]
 }

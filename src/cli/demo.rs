@@ -75,8 +75,9 @@ pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
                 status.code().unwrap_or(128)
             }
         };
+        let expected = step.expect;
         runs.push(StepRun { step, command: line.clone(), exit_code: code });
-        if code != 0 {
+        if code != expected {
             return Err(mlgit::Error::new(
                 mlgit::ErrorKind::ChildFailed(code),
                 format!("demo step failed: {line}"),

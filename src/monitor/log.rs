@@ -129,7 +129,7 @@ pub fn log(repo: &Repo, opts: &LogOptions, progress: &dyn Progress) -> Result<Lo
         logged_at: logged_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         columns: scan.columns.clone(),
     };
-    let message = commit_message(&mb, &manifest, opts.message.as_deref(), repo);
+    let message = commit_message(&mb, &manifest, opts, repo);
     opts.interrupt.check("monitor")?;
 
     let git = repo.git();
@@ -211,7 +211,8 @@ fn batch_id(at: chrono::DateTime<chrono::Utc>, stored: &[Ingested]) -> String {
     format!("{}-{hex}", at.format("%Y%m%dT%H%M%SZ"))
 }
 
-fn commit_message(mb: &MonitoringBranch, m: &BatchManifest, user: Option<&str>, repo: &Repo) -> String {
+fn commit_message(mb: &MonitoringBranch, m: &BatchManifest, opts: &LogOptions, repo: &Repo) -> String {
+    let user = opts.message.as_deref();
     let tags: Vec<&str> = m.tags.keys().map(String::as_str).collect();
     let subject = match (user, m.kind) {
         (Some(s), _) => s.to_string(),
@@ -229,6 +230,8 @@ fn commit_message(mb: &MonitoringBranch, m: &BatchManifest, user: Option<&str>, 
     }
     msg.trailer(keys::WINDOW_START, &m.window.start)
         .trailer(keys::WINDOW_END, &m.window.end)
+        .trailer(crate::repo::trailers::keys::SOURCE, crate::repo::absolute(&opts.source).display())
+        .trailer(crate::repo::trailers::keys::INGESTED_AT, &m.logged_at)
         .trailer(crate::repo::trailers::keys::HOST, host_name())
         .trailer(crate::repo::trailers::keys::USER, user_name(repo.git()))
         .render()

@@ -166,8 +166,52 @@ def misc():
     write("notes/collection.txt", "Batches are exported weekly from the CRM (caf\u00e9 chain accounts included).\n")
 
 
+def production():
+    """Two weeks of production requests on monitoring/prod and the first week's labels, under
+    production/ (not data/: this is what the serving side logs, not a vendor delivery). Week 1
+    looks like the training data; in week 2 prices went up and more customers are on monthly
+    contracts. model-v2 serves 95% of requests, model-v1 keeps 5% as a backtest. Its own random
+    generator, so the training data above stays byte for byte the same."""
+    global rng
+    saved, rng = rng, random.Random(20261130)
+    header = "request_id,timestamp,customer_id,tenure_months,monthly_charges,contract,support_calls,prediction,score,model_tag\n"
+    labels = ["request_id,label\n"]
+    for week in (1, 2):
+        rows = []
+        for i in range(420):
+            churned = rng.random() < 0.4
+            tenure, charges, contract, calls = customer(churned)
+            if week == 2:
+                charges = "%.2f" % (float(charges) + 25 + rng.random() * 10)
+                if rng.random() < 0.5:
+                    contract = "monthly"
+            tag = "model-v1" if rng.random() < 0.05 else "model-v2"
+            if tag == "model-v2":
+                prediction = "yes" if calls >= 4 else "no"
+            else:
+                prediction = "no"
+            score = min(0.97, max(0.03, 0.08 + 0.16 * calls + (rng.random() - 0.5) * 0.1))
+            request = "R%d%04d" % (week, i + 1)
+            ts = "2026-11-%02dT%02d:%02d:00Z" % (16 + 7 * (week - 1) + i % 7, 8 + i % 10, i % 60)
+            rows.append("%s,%s,P%05d,%d,%s,%s,%d,%s,%.3f,%s\n" % (
+                request, ts, 1000 * week + i, tenure, charges, contract, calls, prediction, score, tag))
+            if week == 1:
+                labels.append("%s,%s\n" % (request, "yes" if churned else "no"))
+        write_to("production", "requests-week-%d.csv" % week, header + "".join(rows))
+    write_to("production", "labels-week-1.csv", "".join(labels))
+    rng = saved
+
+
+def write_to(folder, rel, data):
+    path = os.path.join(HERE, folder, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data.encode("utf-8"))
+
+
 if __name__ == "__main__":
     n = customers()
     events(n)
     images()
     misc()
+    production()
