@@ -87,15 +87,18 @@ fn features(rng: &mut Rng, income_shift: f64) -> Features {
     Features { age, income, plan, region }
 }
 
-/// The raw training table: `id,age,income,plan,region,label` (label last, as train.sh wants).
+/// The raw training table: `id,age,income,plan,region,office,label` (label last, as train.sh
+/// wants). `office` is `office-<region>`: a group column for `split --group-column office`, which
+/// keeps whole regions out of a training split while `region` stays a feature.
 fn training_csv(rows: u64, seed: u64) -> String {
     let mut rng = Rng::new(seed);
-    let mut s = String::from("id,age,income,plan,region,label\n");
+    let mut s = String::from("id,age,income,plan,region,office,label\n");
     for id in 0..rows {
         let f = features(&mut rng, 0.0);
         // 1 = the customer churned (about 30%).
         let label = if rng.unit() < 0.3 { "1" } else { "0" };
-        s.push_str(&format!("{id},{},{:.2},{},{},{label}\n", f.age, f.income, f.plan, f.region));
+        let r = f.region;
+        s.push_str(&format!("{id},{},{:.2},{},{r},office-{r},{label}\n", f.age, f.income, f.plan));
     }
     s
 }
@@ -129,7 +132,8 @@ impl Default for BatchSpec<'_> {
     }
 }
 
-/// A production batch: `request_id,timestamp[,model_tag],id,age,income,plan,region,prediction,score`.
+/// A production batch:
+/// `request_id,timestamp[,model_tag],id,age,income,plan,region,office,prediction,score`.
 /// Returns the CSV text and each row's prediction and score (as written).
 fn batch_csv(spec: &BatchSpec<'_>) -> (String, Vec<(&'static str, f64)>) {
     let mut rng = Rng::new(spec.seed);
@@ -137,7 +141,7 @@ fn batch_csv(spec: &BatchSpec<'_>) -> (String, Vec<(&'static str, f64)>) {
     if spec.tag_column {
         s.push_str("model_tag,");
     }
-    s.push_str("id,age,income,plan,region,prediction,score\n");
+    s.push_str("id,age,income,plan,region,office,prediction,score\n");
     let mut predictions = Vec::new();
     for i in 0..spec.rows {
         let f = features(&mut rng, spec.income_shift);
@@ -160,8 +164,11 @@ fn batch_csv(spec: &BatchSpec<'_>) -> (String, Vec<(&'static str, f64)>) {
             s.push(',');
         }
         s.push_str(&format!(
-            "{id},{},{:.2},{},{},{prediction},{score:.4}\n",
-            f.age, f.income, f.plan, f.region
+            "{id},{},{:.2},{},{r},office-{r},{prediction},{score:.4}\n",
+            f.age,
+            f.income,
+            f.plan,
+            r = f.region
         ));
         predictions.push((prediction, score));
     }
@@ -581,14 +588,41 @@ fn a_quiet_drift_commit_says_no_alert() {
     assert_eq!(trailer(&msg, "Mlgit-Alert"), Some("no"), "{msg}");
 }
 
+#[test]
+fn batches_keep_the_order_they_were_logged_in_even_within_one_second() {
+    let Some(w) = world() else { return };
+    // Five small batches logged back to back (several land in the same second): `--last N`, the
+    // report's window and history list them in the order they were logged, and `--last 1` is
+    // the one logged last.
+    let mut ids = Vec::new();
+    for k in 0..5u64 {
+        let out = w.log(&w.batch(&BatchSpec { rows: 40, seed: 500 + k, ..Default::default() }), &[]);
+        ids.push(out["batch"].as_str().unwrap().to_string());
+    }
+    let manifests = w.ls("monitoring/prod", "batches");
+    assert_eq!(manifests.len(), 5, "{manifests:?}");
+    let (_, rep) = w.drift(&["--last", "5"]);
+    assert_eq!(rep["window"]["batches"], serde_json::json!(ids), "the window is not in logging order");
+    let (_, rep) = w.drift(&["--last", "1"]);
+    assert_eq!(
+        rep["window"]["batches"],
+        serde_json::json!([ids[4]]),
+        "--last 1 is not the batch logged last"
+    );
+    let h = w.json(&["monitor", "history", "--env", "prod", "--feature", "income"]);
+    let order: Vec<&str> = history_rows(&h).iter().filter_map(|r| r["batch"].as_str()).collect();
+    assert_eq!(order, ids, "history is not in logging order");
+}
+
 // ------------------------------------------------------------------------------------- two tags
 
 #[test]
 fn a_batch_served_by_two_tags_is_compared_with_each_tags_own_training_split() {
     let Some(w) = world() else { return };
-    // model-v2 is trained on another split: records grouped by region, seed 1, so whole regions
-    // stay out of its training data (which ones is read back from the split itself below).
-    let (train2, split2) = w.second_snapshot(&["--group-column", "region", "--seed", "1"]);
+    // model-v2 is trained on another split: records grouped by office (one per region), seed 9,
+    // so whole regions stay out of its training data (which ones is read back from the split
+    // itself below); region is still a feature (the group column is not).
+    let (train2, split2) = w.second_snapshot(&["--group-column", "office", "--seed", "9"]);
     let train_file = w.stable.join("data/train/customers.csv");
     let text = std::fs::read_to_string(&train_file).unwrap();
     let regions2: BTreeSet<&str> = text.lines().skip(1).map(|l| l.split(',').nth(4).unwrap()).collect();
