@@ -34,7 +34,12 @@ pub enum Program {
 
 impl Step {
     fn new(title: &str, program: Program, args: &[&str]) -> Step {
-        Step { title: title.to_string(), program, args: args.iter().map(|a| a.to_string()).collect(), expect: 0 }
+        Step {
+            title: title.to_string(),
+            program,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            expect: 0,
+        }
     }
 
     fn expecting(mut self, code: i32) -> Step {
@@ -220,12 +225,30 @@ pub fn plan(l: &Layout) -> Vec<Step> {
         Step::new(
             "Production, week 1: log the requests, each with the tag of the model that served it",
             Program::Mlgit,
-            &["-C", &repo, "monitor", "log", "--env", "prod", "--source", &format!("{prod}/requests-week-1.csv")],
+            &[
+                "-C",
+                &repo,
+                "monitor",
+                "log",
+                "--env",
+                "prod",
+                "--source",
+                &format!("{prod}/requests-week-1.csv"),
+            ],
         ),
         Step::new(
             "The week's ground truth arrived: join it to the requests by request id",
             Program::Mlgit,
-            &["-C", &repo, "monitor", "label", "--env", "prod", "--source", &format!("{prod}/labels-week-1.csv")],
+            &[
+                "-C",
+                &repo,
+                "monitor",
+                "label",
+                "--env",
+                "prod",
+                "--source",
+                &format!("{prod}/labels-week-1.csv"),
+            ],
         ),
         Step::new(
             "Compare each model's requests with that model's own training data (no alert expected)",
@@ -235,7 +258,16 @@ pub fn plan(l: &Layout) -> Vec<Step> {
         Step::new(
             "Production, week 2: prices went up",
             Program::Mlgit,
-            &["-C", &repo, "monitor", "log", "--env", "prod", "--source", &format!("{prod}/requests-week-2.csv")],
+            &[
+                "-C",
+                &repo,
+                "monitor",
+                "log",
+                "--env",
+                "prod",
+                "--source",
+                &format!("{prod}/requests-week-2.csv"),
+            ],
         ),
         Step::new(
             "Drift: alerts (exit code 3), the report kept on monitoring/prod under alerts/",

@@ -276,15 +276,16 @@ fn render_drift(r: &DriftReport) -> String {
                 Severity::Medium => "MEDIUM",
                 Severity::Low => "low",
             };
-            s.push_str(&format!("  {sev:<6} {:<16} {:<18} {}\n", a.check, a.tag, a.message));
+            s.push_str(&format!("  {sev:<6} {:<16} {:<12} {}\n", a.check, a.tag, a.message));
         }
     }
     for t in &r.tags {
         s.push_str(&format!(
-            "\n  {} ({} records) vs split {} data/train ({} records, from {}{}): {}\n",
+            "\n  {} ({} records) vs split {} {} ({} records, from {}{}): {}\n",
             t.tag,
             t.rows,
             short(&t.split),
+            t.reference.path,
             t.reference.rows,
             t.reference.source,
             if t.reference.approximate { ", approximate" } else { "" },
@@ -339,7 +340,16 @@ fn render_history(h: &History) -> String {
         let points: Vec<String> = r
             .tags
             .iter()
-            .map(|p| format!("{} {} {} ({} rows, {})", p.tag, p.statistic, fmt(p.value), p.rows, status_word(p.status)))
+            .map(|p| {
+                format!(
+                    "{} {} {} ({} rows, {})",
+                    p.tag,
+                    p.statistic,
+                    fmt(p.value),
+                    p.rows,
+                    status_word(p.status)
+                )
+            })
             .collect();
         s.push_str(&format!(
             "{} {} {:<20} {}\n",

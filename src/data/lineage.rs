@@ -349,7 +349,9 @@ fn batches(git: &Repository, raw: Oid) -> Result<Vec<RawBatch>> {
                 batch: get(mk::BATCH),
                 rows: get(mk::ROWS),
                 tags: get(mk::TAGS)
-                    .map(|t| t.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).collect())
+                    .map(|t| {
+                        t.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).collect()
+                    })
                     .unwrap_or_default(),
                 rows_per_tag: get(mk::ROWS_PER_TAG),
                 window_start: get(mk::WINDOW_START),

@@ -39,8 +39,9 @@ impl MonitoringBranch {
         }
         let branch = config.monitoring_branch(env);
         let tip = repo.branch_tip(&branch)?.ok_or_else(|| {
-            Error::not_found(format!("branch '{branch}' does not exist"))
-                .with_hint("run `mlgit init` to create the monitoring branches (or `mlgit pull` to fetch them)")
+            Error::not_found(format!("branch '{branch}' does not exist")).with_hint(
+                "run `mlgit init` to create the monitoring branches (or `mlgit pull` to fetch them)",
+            )
         })?;
         let git = repo.git();
         let tree = git.find_commit(tip).context(format!("read the tip of '{branch}'"))?.tree_id();
@@ -66,8 +67,12 @@ pub enum BatchKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchManifest {
     pub schema: u32,
-    /// `<UTC yyyymmddThhmmssZ>-<8 hex>`: sorts by time.
+    /// `<UTC yyyymmddThhmmssZ>-<8 hex>`: the log time and the content.
     pub id: String,
+    /// 1 + the number of batches on the branch before this one: the order batches were committed
+    /// in (ids of batches logged within one second, or by racing writers, do not tell it).
+    #[serde(default)]
+    pub seq: u64,
     pub kind: BatchKind,
     pub env: String,
     /// Tree paths of the batch's tables.
@@ -97,7 +102,7 @@ pub struct Window {
     pub from: String,
 }
 
-/// The manifests under `batches/` of `tree`, sorted by id (time).
+/// The manifests under `batches/` of `tree`, in the order they were committed.
 pub fn read_manifests(git: &Repository, tree: Oid, branch: &str) -> Result<Vec<BatchManifest>> {
     let Some(dir) = entry_at(git, tree, BATCHES_DIR)?.filter(|e| e.mode == git2::FileMode::Tree) else {
         return Ok(Vec::new());
@@ -110,10 +115,22 @@ pub fn read_manifests(git: &Repository, tree: Oid, branch: &str) -> Result<Vec<B
         let blob = git.find_blob(f.oid).context(format!("read {BATCHES_DIR}/{}", f.path))?;
         let m: BatchManifest = serde_json::from_slice(blob.content()).map_err(|e| {
             Error::invalid(format!("{branch}:{BATCHES_DIR}/{} is not a batch manifest: {e}", f.path))
-                .with_hint("batch manifests are written by `mlgit monitor log` and `monitor label`; do not edit them")
+                .with_hint(
+                "batch manifests are written by `mlgit monitor log` and `monitor label`; do not edit them",
+            )
         })?;
         out.push(m);
     }
-    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out.sort_by(|a, b| a.seq.cmp(&b.seq).then_with(|| a.id.cmp(&b.id)));
     Ok(out)
+}
+
+/// How many batch manifests `tree` holds (the next batch's `seq` is one more).
+pub fn count_manifests(git: &Repository, tree: Option<Oid>) -> Result<u64> {
+    let Some(tree) = tree else { return Ok(0) };
+    let Some(dir) = entry_at(git, tree, BATCHES_DIR)?.filter(|e| e.mode == git2::FileMode::Tree) else {
+        return Ok(0);
+    };
+    let t = git.find_tree(dir.oid).context(format!("read {BATCHES_DIR}/"))?;
+    Ok(t.iter().filter(|e| e.name().is_some_and(|n| n.ends_with(".json"))).count() as u64)
 }

@@ -14,7 +14,7 @@ use super::cells;
 use super::decide::{judge, FeatureData, FeatureInput, FeatureVerdict, Status};
 use super::labels::{metrics, read_labels, Joined, LabelMetrics};
 use super::log::{keys, special_columns};
-use super::reference::{self, ref_table, snapshot_of, Acc, Kind, RefColumn, RefSource, RefTable};
+use super::reference::{self, ref_table, snapshot_of, Acc, Kind, RefColumn, RefSource, RefTable, Reference};
 use super::settings::MonitorSettings;
 use super::stored::open_table;
 use super::window::Selection;
@@ -139,8 +139,11 @@ pub fn drift(repo: &Repo, opts: &DriftOptions) -> Result<DriftReport> {
     tags.dedup();
     if let Some(t) = &opts.tag {
         if !tags.contains(t) {
-            return Err(Error::not_found(format!("no record of the selected batches was served by '{t}' (they were: {})", tags.join(", ")))
-                .with_hint("leave out --tag, or widen the window with --last N or --since DATE"));
+            return Err(Error::not_found(format!(
+                "no record of the selected batches was served by '{t}' (they were: {})",
+                tags.join(", ")
+            ))
+            .with_hint("leave out --tag, or widen the window with --last N or --since DATE"));
         }
         tags = vec![t.clone()];
     }
@@ -152,14 +155,42 @@ pub fn drift(repo: &Repo, opts: &DriftOptions) -> Result<DriftReport> {
     for t in &tags {
         accs.insert(t.clone(), tag_acc(repo, settings, t, &columns)?);
     }
-    let labels = read_labels(repo, &mb.branch, mb.tree, &all, settings)?;
-    for m in &window {
-        read_batch(repo, &mb, m, &labels, &mut accs, &opts.interrupt)?;
-    }
+    // The references are read on a thread of their own while this one reads the batches.
+    let wanted: Vec<(RefTable, Vec<RefColumn>)> = accs
+        .values()
+        .map(|a| {
+            let mut cols = a.features.clone();
+            cols.extend(a.prediction.as_ref().map(|(c, _)| c.clone()));
+            (a.table.clone(), cols)
+        })
+        .collect();
+    let other = repo.reopen()?;
+    let interrupt = opts.interrupt.clone();
+    let (read, references) = std::thread::scope(|scope| {
+        let loader = scope.spawn(move || -> Result<Vec<Reference>> {
+            let mut out = Vec::new();
+            for (table, cols) in wanted {
+                interrupt.check("monitor drift")?;
+                let refs: Vec<&RefColumn> = cols.iter().collect();
+                out.push(reference::load(&other, table, &refs)?);
+            }
+            Ok(out)
+        });
+        let read = (|| -> Result<()> {
+            let labels = read_labels(repo, &mb.branch, mb.tree, &all, settings)?;
+            for m in &window {
+                read_batch(repo, &mb, m, &labels, &mut accs, &opts.interrupt)?;
+            }
+            Ok(())
+        })();
+        let references = loader.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (read, references)
+    });
+    read?;
     let mut reports = Vec::new();
-    for (tag, acc) in accs {
+    for ((tag, acc), reference) in accs.into_iter().zip(references?) {
         opts.interrupt.check("monitor drift")?;
-        reports.push(tag_report(repo, settings, tag, acc)?);
+        reports.push(tag_report(repo, settings, tag, acc, reference)?);
     }
     let mut alerts: Vec<Alert> = reports.iter().flat_map(|r| r.alerts.clone()).collect();
     alerts.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.tag.cmp(&b.tag)));
@@ -251,23 +282,27 @@ fn read_batch(
             let score_col = find(&s.score_column);
             let id_col = find(&s.request_id_column);
             // Column indices per tag, resolved once per batch of records.
-            let mut index: HashMap<String, Vec<Option<usize>>> = HashMap::new();
+            let mut index: BTreeMap<String, Vec<Option<usize>>> = BTreeMap::new();
             for (tag, acc) in accs.iter_mut() {
                 acc.seen_columns.extend(cols.iter().map(|c| c.name.clone()));
                 index.insert(tag.clone(), acc.features.iter().map(|f| find(&f.name)).collect());
             }
-            let mut last: Option<String> = None;
+            // The tag's text, reused while consecutive records share it (no allocation per row).
+            let mut tag_bytes = Vec::new();
+            let mut tag = m.tag.clone().unwrap_or_default();
             for row in 0..batch.len() {
-                let tag = match (&m.tag, tag_col) {
-                    (Some(t), _) => Some(t.clone()),
-                    (None, Some(c)) => cells::text(batch.cell(row, c)),
-                    (None, None) => None,
-                };
-                let Some(tag) = tag else { continue };
-                let Some(acc) = accs.get_mut(&tag) else { continue };
-                if last.as_deref() != Some(&tag) {
-                    last = Some(tag.clone());
+                if m.tag.is_none() {
+                    let Some(c) = tag_col else { continue };
+                    let cell = batch.cell(row, c);
+                    if cells::is_null(cell) {
+                        continue;
+                    }
+                    cells::category(cell, false, &mut tag_bytes);
+                    if tag_bytes != tag.as_bytes() {
+                        tag = String::from_utf8_lossy(&tag_bytes).into_owned();
+                    }
                 }
+                let Some(acc) = accs.get_mut(&tag) else { continue };
                 acc.rows += 1;
                 let idx = &index[&tag];
                 for (k, (a, col)) in acc.accs.iter_mut().zip(idx).enumerate() {
@@ -282,13 +317,16 @@ fn read_batch(
                 if labels.is_empty() {
                     continue;
                 }
-                let Some(label) = id_col.and_then(|c| cells::text(batch.cell(row, c))).and_then(|id| labels.get(&id))
+                let Some(label) =
+                    id_col.and_then(|c| cells::text(batch.cell(row, c))).and_then(|id| labels.get(&id))
                 else {
                     continue;
                 };
                 if let Some(pc) = pred_col {
                     cells::category(batch.cell(row, pc), true, &mut label_scratch);
-                    acc.joined.pairs.push((String::from_utf8_lossy(&label_scratch).into_owned(), label.clone()));
+                    acc.joined
+                        .pairs
+                        .push((String::from_utf8_lossy(&label_scratch).into_owned(), label.clone()));
                 }
                 if let Some(x) = score_col.and_then(|c| cells::number(batch.cell(row, c))) {
                     acc.joined.scored.push((x, label.clone()));
@@ -299,15 +337,16 @@ fn read_batch(
     Ok(())
 }
 
-fn tag_report(repo: &Repo, settings: &MonitorSettings, tag: String, acc: TagAcc) -> Result<TagReport> {
+fn tag_report(
+    repo: &Repo,
+    settings: &MonitorSettings,
+    tag: String,
+    acc: TagAcc,
+    reference: Reference,
+) -> Result<TagReport> {
     let TagAcc { table, features, accs, not_numbers, prediction, rows, seen_columns, joined } = acc;
-    let mut wanted: Vec<&RefColumn> = features.iter().collect();
-    if let Some((c, _)) = &prediction {
-        wanted.push(c);
-    }
     let snapshot = table.snapshot.clone();
     let special: Vec<String> = special_columns(settings, &table).into_iter().map(str::to_string).collect();
-    let reference = reference::load(repo, table.clone(), &wanted)?;
     let current: Vec<FeatureData> = accs.into_iter().map(Acc::finish).collect();
 
     let mut schema = SchemaChanges::default();
@@ -330,7 +369,12 @@ fn tag_report(repo: &Repo, settings: &MonitorSettings, tag: String, acc: TagAcc)
             schema.retyped.push(f.name.clone());
         }
         let Some(r) = reference.columns.get(&f.name) else { continue };
-        inputs.push(FeatureInput { name: &f.name, reference: r, current: cur, thresholds: settings.thresholds_for(&f.name) });
+        inputs.push(FeatureInput {
+            name: &f.name,
+            reference: r,
+            current: cur,
+            thresholds: settings.thresholds_for(&f.name),
+        });
         judged_names.push(f.name.clone());
     }
     let verdicts = judge(&inputs, settings.min_rows);
@@ -363,7 +407,16 @@ fn tag_report(repo: &Repo, settings: &MonitorSettings, tag: String, acc: TagAcc)
     };
     for v in &verdicts {
         if v.status == Status::Drift {
-            alerts.push(alert(Severity::High, "drift", Some(&v.feature), v.reason.clone()));
+            alerts.push(alert(
+                Severity::High,
+                "drift",
+                Some(&v.feature),
+                format!("{}: {}", v.feature, v.reason),
+            ));
+        }
+        // Too few records say nothing: no alert of any kind on them.
+        if v.status == Status::InsufficientData {
+            continue;
         }
         for c in v.checks.iter().filter(|c| c.exceeded) {
             alerts.push(alert(
@@ -407,7 +460,10 @@ fn tag_report(repo: &Repo, settings: &MonitorSettings, tag: String, acc: TagAcc)
                     Severity::High,
                     "metric_drop",
                     None,
-                    format!("{} is {v:.4} on {} labelled requests, {r:.4} at training (threshold {})", m.primary_metric, m.rows, t.metric_drop),
+                    format!(
+                        "{} is {v:.4} on {} labelled requests, {r:.4} at training (threshold {})",
+                        m.primary_metric, m.rows, t.metric_drop
+                    ),
                 ));
             }
         }
@@ -457,7 +513,11 @@ fn commit_report(repo: &Repo, mb: &MonitoringBranch, report: &DriftReport, path:
         .trailer(keys::ALERT, if report.alert { "yes" } else { "no" })
         .trailer(keys::BATCH, report.window.batches.join(","))
         .render();
-    let tx = Transaction::open(repo, &mb.branch, TxOptions { writer: "mlgit monitor drift".into(), ..Default::default() })?;
+    let tx = Transaction::open(
+        repo,
+        &mb.branch,
+        TxOptions { writer: "mlgit monitor drift".into(), ..Default::default() },
+    )?;
     let out = tx.commit(|tip| {
         let mut edits = TreeEdits::new();
         edits.set(path, Entry::blob(blob))?;

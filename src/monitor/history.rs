@@ -117,7 +117,14 @@ pub fn history(repo: &Repo, opts: &HistoryOptions) -> Result<History> {
             .remove(0);
             let statistic = if col.kind == Kind::Numeric { "wasserstein" } else { "js" };
             let value = v.effects.iter().find(|e| e.metric == statistic).map(|e| e.value);
-            points.push(TagPoint { tag: tag.to_string(), rows: n, statistic, value, p_value: v.p_adjusted, status: v.status });
+            points.push(TagPoint {
+                tag: tag.to_string(),
+                rows: n,
+                statistic,
+                value,
+                p_value: v.p_adjusted,
+                status: v.status,
+            });
         }
         let tags: Vec<String> = m.tags.keys().cloned().collect();
         let switch = previous.as_ref().is_some_and(|p| p != &tags);

@@ -35,7 +35,8 @@ pub fn read_labels(
                 let label = cols.iter().position(|c| c.name == settings.label_column);
                 let (Some(id), Some(label)) = (id, label) else { continue };
                 for row in 0..batch.len() {
-                    let (Some(k), false) = (cells::text(batch.cell(row, id)), cells::is_null(batch.cell(row, label)))
+                    let (Some(k), false) =
+                        (cells::text(batch.cell(row, id)), cells::is_null(batch.cell(row, label)))
                     else {
                         continue;
                     };
@@ -76,7 +77,8 @@ pub struct LabelMetrics {
     pub positive: Option<String>,
 }
 
-/// The positive class of binary labels: `1` for 0/1, `true` for booleans, else none.
+/// The positive class of binary labels: `1` of 0/1, `true` of booleans, `yes` of yes/no,
+/// `positive` of positive/negative (any case); else none.
 fn positive_class<'a>(labels: impl Iterator<Item = &'a str>) -> Option<&'static str> {
     let mut seen = std::collections::BTreeSet::new();
     for l in labels {
@@ -86,20 +88,21 @@ fn positive_class<'a>(labels: impl Iterator<Item = &'a str>) -> Option<&'static 
         }
     }
     let all = |set: &[&str]| seen.iter().all(|s| set.contains(&s.as_str()));
-    if all(&["0", "1"]) {
-        Some("1")
-    } else if all(&["true", "false"]) {
-        Some("true")
-    } else {
-        None
-    }
+    [
+        ("1", ["0", "1"]),
+        ("true", ["true", "false"]),
+        ("yes", ["yes", "no"]),
+        ("positive", ["positive", "negative"]),
+    ]
+    .into_iter()
+    .find(|(_, set)| all(set))
+    .map(|(positive, _)| positive)
 }
 
 /// The metrics of `j`; `primary` names the metric, `recorded` is the snapshot's own value.
 pub fn metrics(j: &Joined, primary: &str, recorded: Option<f64>) -> LabelMetrics {
     let rows = j.pairs.len() as u64;
-    let accuracy =
-        (rows > 0).then(|| j.pairs.iter().filter(|(p, l)| p == l).count() as f64 / rows as f64);
+    let accuracy = (rows > 0).then(|| j.pairs.iter().filter(|(p, l)| p == l).count() as f64 / rows as f64);
     let positive = positive_class(j.scored.iter().map(|(_, l)| l.as_str()));
     let (mut ece, mut brier, mut auc) = (None, None, None);
     if let (Some(pos), false) = (positive, j.scored.is_empty()) {

@@ -16,7 +16,10 @@ use git2::Oid;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::branch::{BatchKind, BatchManifest, MonitoringBranch, Window, BATCHES_DIR, LABELS_DIR, REQUESTS_DIR};
+use super::branch::{
+    count_manifests, BatchKind, BatchManifest, MonitoringBranch, Window, BATCHES_DIR, LABELS_DIR,
+    REQUESTS_DIR,
+};
 use super::cells;
 use super::reference::{ref_table, snapshot_of, Kind, RefTable};
 use super::settings::MonitorSettings;
@@ -80,9 +83,15 @@ pub fn log(repo: &Repo, opts: &LogOptions, progress: &dyn Progress) -> Result<Lo
     let start = Instant::now();
     let mb = MonitoringBranch::open(repo, &opts.env)?;
     if opts.kind == BatchKind::Labels && opts.tag.is_some() {
-        return Err(Error::invalid("--tag is for request batches; labels are joined to requests by request id"));
+        return Err(Error::invalid(
+            "--tag is for request batches; labels are joined to requests by request id",
+        ));
     }
-    let tx = Transaction::open(repo, &mb.branch, TxOptions { writer: "mlgit monitor".into(), ..Default::default() })?;
+    let tx = Transaction::open(
+        repo,
+        &mb.branch,
+        TxOptions { writer: "mlgit monitor".into(), ..Default::default() },
+    )?;
     let files = walk_source(repo, &opts.source)?;
     let ext = repo.config().tables.extensions();
     let not_tables: Vec<&str> =
@@ -103,7 +112,8 @@ pub fn log(repo: &Repo, opts: &LogOptions, progress: &dyn Progress) -> Result<Lo
     let total: u64 = files.iter().map(|f| f.size()).sum();
     progress.begin("storing", files.len() as u64, total);
     let git_dir = repo.git().path().to_path_buf();
-    let stored = ingest::ingest_files(&git_dir, repo.store(), &files, &lfs, &opts.interrupt, "monitor", progress)?;
+    let stored =
+        ingest::ingest_files(&git_dir, repo.store(), &files, &lfs, &opts.interrupt, "monitor", progress)?;
     progress.end();
 
     let logged_at = chrono::Utc::now();
@@ -114,9 +124,10 @@ pub fn log(repo: &Repo, opts: &LogOptions, progress: &dyn Progress) -> Result<Lo
     let id = batch_id(logged_at, &stored);
     let window = scan.window(logged_at);
     let paths: Vec<String> = files.iter().map(|f| format!("{dir}/{id}/{}", f.rel)).collect();
-    let manifest = BatchManifest {
+    let mut manifest = BatchManifest {
         schema: 1,
         id: id.clone(),
+        seq: 0,
         kind: opts.kind,
         env: mb.env.clone(),
         files: paths.clone(),
@@ -134,19 +145,21 @@ pub fn log(repo: &Repo, opts: &LogOptions, progress: &dyn Progress) -> Result<Lo
 
     let git = repo.git();
     ingest::write_pointer_blobs(git, &stored)?;
-    let manifest_blob = git
-        .blob(format!("{}\n", serde_json::to_string_pretty(&manifest).expect("a manifest serializes")).as_bytes())
-        .context("write the batch manifest")?;
     let known: HashMap<Oid, bool> = stored.iter().map(|i| (i.blob, i.lfs)).collect();
     let out = tx.commit(|tip| {
         let mut edits = TreeEdits::new();
         for (path, i) in paths.iter().zip(&stored) {
             edits.set(path, Entry { oid: i.blob, mode: i.mode })?;
         }
+        // Numbered on the tip it lands on (again after a lost race).
+        manifest.seq = count_manifests(git, tip.map(|c| c.tree_id()))? + 1;
+        let text = format!("{}\n", serde_json::to_string_pretty(&manifest).expect("a manifest serializes"));
+        let manifest_blob = git.blob(text.as_bytes()).context("write the batch manifest")?;
         edits.set(&format!("{BATCHES_DIR}/{id}.json"), Entry::blob(manifest_blob))?;
         let tree = edits.write(git, tip.map(|c| c.tree_id()))?;
         let mut change = Change::new(tree, message.clone());
         change.pointers = known.clone();
+        change.pointers.insert(manifest_blob, false);
         Ok(Step::Commit(Box::new(change)))
     })?;
     let commit = out.commit.ok_or_else(|| Error::invalid("the batch made no change to the branch"))?;
@@ -174,8 +187,11 @@ fn walk_source(repo: &Repo, source: &Path) -> Result<Vec<WalkedFile>> {
     let canon = std::fs::canonicalize(source).map_err(|e| Error::io("resolve", source, e))?;
     for git_dir in [repo.git().path(), repo.git().commondir()] {
         if std::fs::canonicalize(git_dir).is_ok_and(|g| canon.starts_with(g)) {
-            return Err(Error::invalid(format!("--source {} is inside the repository's git folder", source.display()))
-                .with_hint("give the file or folder the serving side wrote"));
+            return Err(Error::invalid(format!(
+                "--source {} is inside the repository's git folder",
+                source.display()
+            ))
+            .with_hint("give the file or folder the serving side wrote"));
         }
     }
     let files = if meta.file_type().is_symlink() {
@@ -216,7 +232,9 @@ fn commit_message(mb: &MonitoringBranch, m: &BatchManifest, opts: &LogOptions, r
     let tags: Vec<&str> = m.tags.keys().map(String::as_str).collect();
     let subject = match (user, m.kind) {
         (Some(s), _) => s.to_string(),
-        (None, BatchKind::Requests) => format!("monitor log: {} records served by {}", m.rows, tags.join(", ")),
+        (None, BatchKind::Requests) => {
+            format!("monitor log: {} records served by {}", m.rows, tags.join(", "))
+        }
         (None, BatchKind::Labels) => format!("monitor label: {} labels", m.rows),
     };
     let per_tag: Vec<String> = m.tags.iter().map(|(t, n)| format!("{t}={n}")).collect();
@@ -378,7 +396,9 @@ fn scan_requests(
                             .columns
                             .iter()
                             .filter(|c| c.kind == Kind::Numeric)
-                            .filter_map(|c| cols.iter().position(|k| k.name == c.name).map(|i| (i, c.name.clone())))
+                            .filter_map(|c| {
+                                cols.iter().position(|k| k.name == c.name).map(|i| (i, c.name.clone()))
+                            })
                             .collect();
                         numeric_cols.insert(tag.clone(), numeric);
                         file_tags.insert(tag.clone());
@@ -496,7 +516,8 @@ fn scan_labels(
             refuse_bad_records(&f.rel, &batch)?;
             let cols = reader.columns();
             let find = |name: &str| cols.iter().position(|c| c.name == name);
-            let (Some(id_col), Some(_)) = (find(&settings.request_id_column), find(&settings.label_column)) else {
+            let (Some(id_col), Some(_)) = (find(&settings.request_id_column), find(&settings.label_column))
+            else {
                 let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
                 return Err(Error::invalid(format!(
                     "{} needs the columns '{}' and '{}' (it has: {})",

@@ -12,19 +12,19 @@
 //! - [`drift`]: the report over a window of batches, per tag side by side;
 //! - [`history`]: one feature's statistic batch by batch, with the tag switches.
 
+pub mod branch;
 pub mod calibrate;
+pub mod cells;
 pub mod decide;
+pub mod drift;
+pub mod history;
+pub mod labels;
+pub mod log;
+pub mod reference;
 pub mod sample;
 pub mod settings;
 pub mod stats;
-pub mod branch;
-pub mod cells;
-pub mod reference;
 pub mod stored;
-pub mod log;
-pub mod drift;
-pub mod labels;
-pub mod window;
-pub mod history;
-pub mod tune;
 pub mod summary;
+pub mod tune;
+pub mod window;

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::cells;
 use super::decide::FeatureData;
-use super::sample::{CategoryAcc, Categories, Distribution, NumericAcc};
+use super::sample::{Categories, CategoryAcc, Distribution, NumericAcc};
 use super::settings::MonitorSettings;
 use super::stored;
 use crate::data::flow::DATA_DIR;
@@ -50,8 +50,10 @@ pub fn snapshot_of(repo: &Repo, tag: &str) -> Result<Snapshot> {
         .ok_or_else(unknown)?;
     let record = RunRecord::read(git, &commit)?.ok_or_else(unknown)?;
     let split = record.data.split.as_deref().and_then(|s| Oid::from_str(s).ok()).ok_or_else(|| {
-        Error::not_found(format!("snapshot '{tag}' records no split commit, so there is no training data to compare with"))
-            .with_hint("train on a stable branch made by `mlgit stable update`, which records the split it holds")
+        Error::not_found(format!(
+            "snapshot '{tag}' records no split commit, so there is no training data to compare with"
+        ))
+        .with_hint("train on a stable branch made by `mlgit stable update`, which records the split it holds")
     })?;
     git.find_commit(split).map_err(|_| {
         Error::not_found(format!("the split commit {split} of snapshot '{tag}' is not in this repository"))
@@ -145,7 +147,8 @@ pub fn ref_table(
     let split_yaml: Option<serde_yaml::Value> = entry_at(git, tree, SPLIT_FILE)?
         .and_then(|e| git.find_blob(e.oid).ok())
         .and_then(|b| serde_yaml::from_slice(b.content()).ok());
-    let split_label = split_yaml.as_ref().and_then(|v| v.get("label")).and_then(|l| l.as_str()).map(str::to_string);
+    let split_label =
+        split_yaml.as_ref().and_then(|v| v.get("label")).and_then(|l| l.as_str()).map(str::to_string);
     let (name, files) = if settings.reference_table.is_empty() {
         let groups = group_by_folder(&tables);
         let chosen = match batch_columns {
@@ -157,14 +160,20 @@ pub fn ref_table(
                 let mut scored = Vec::new();
                 for g in &groups {
                     let first = take(&g.1[..1])?;
-                    let names: Vec<&str> =
-                        first[0].columns.iter().map(|c| c.name.as_str()).filter(|n| !special.contains(n)).collect();
+                    let names: Vec<&str> = first[0]
+                        .columns
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .filter(|n| !special.contains(n))
+                        .collect();
                     let have = names.iter().filter(|n| cols.iter().any(|c| c == *n)).count();
                     scored.push((have as f64 / names.len().max(1) as f64, g));
                 }
                 scored.sort_by(|a, b| b.0.total_cmp(&a.0));
                 match scored.as_slice() {
-                    [(best, g), rest @ ..] if *best >= 0.5 && !rest.first().is_some_and(|r| r.0 >= *best) => Some(*g),
+                    [(best, g), rest @ ..] if *best >= 0.5 && !rest.first().is_some_and(|r| r.0 >= *best) => {
+                        Some(*g)
+                    }
                     _ => None,
                 }
             }
@@ -201,7 +210,9 @@ pub fn ref_table(
     if let Some(v) = &split_yaml {
         match v.get("key") {
             Some(serde_yaml::Value::String(k)) => keys.push(k.clone()),
-            Some(serde_yaml::Value::Sequence(ks)) => keys.extend(ks.iter().filter_map(|k| k.as_str().map(str::to_string))),
+            Some(serde_yaml::Value::Sequence(ks)) => {
+                keys.extend(ks.iter().filter_map(|k| k.as_str().map(str::to_string)))
+            }
             _ => {}
         }
         if let Some(g) = v.get("group_column").and_then(|g| g.as_str()) {
@@ -303,7 +314,11 @@ pub fn load(repo: &Repo, table: RefTable, wanted: &[&RefColumn]) -> Result<Refer
         source: if readable { "table" } else { "profile" }.into(),
         approximate: !readable || columns.values().any(|c: &FeatureData| !c.exact()),
         rows: table.rows,
-        path: if table.paths.len() == 1 { table.paths[0].clone() } else { format!("{DATA_DIR}/train/{}", table.name) },
+        path: if table.paths.len() == 1 {
+            table.paths[0].clone()
+        } else {
+            format!("{DATA_DIR}/train/{}", table.name)
+        },
     };
     Ok(Reference { table, source, columns })
 }
@@ -332,7 +347,15 @@ fn mix(parts: Vec<(FeatureData, u64)>) -> Option<FeatureData> {
                 max = max.max(d.max);
             }
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            Some(FeatureData::Numeric(Distribution { points, n, nulls, exact: false, rank_error: err, min, max }))
+            Some(FeatureData::Numeric(Distribution {
+                points,
+                n,
+                nulls,
+                exact: false,
+                rank_error: err,
+                min,
+                max,
+            }))
         }
         FeatureData::Categorical(_) => {
             let mut out = Categories { counts: BTreeMap::new(), other: 0, n: 0, nulls: 0, exact: false };

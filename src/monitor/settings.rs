@@ -163,7 +163,8 @@ impl MonitorSettings {
                 Some(loc) => format!("{origin}:{}:{}", loc.line(), loc.column()),
                 None => origin.to_string(),
             };
-            Error::new(ErrorKind::Config, format!("invalid monitoring settings {at}: {e}")).with_hint(FIX_HINT)
+            Error::new(ErrorKind::Config, format!("invalid monitoring settings {at}: {e}"))
+                .with_hint(FIX_HINT)
         })?;
         settings.validate(origin)?;
         Ok(settings)
@@ -264,7 +265,8 @@ mod tests {
 
     #[test]
     fn bad_settings_name_the_file_and_the_key() {
-        let e = MonitorSettings::parse("thresholds: {alpha: 2}\n", "monitoring/prod:monitor.yaml").unwrap_err();
+        let e =
+            MonitorSettings::parse("thresholds: {alpha: 2}\n", "monitoring/prod:monitor.yaml").unwrap_err();
         assert!(e.message().contains("monitoring/prod:monitor.yaml") && e.message().contains("alpha"), "{e}");
         let e = MonitorSettings::parse("min_rows: [1\n", "x:monitor.yaml").unwrap_err();
         assert!(e.message().contains("x:monitor.yaml"), "{e}");

@@ -53,28 +53,36 @@ pub fn environments(repo: &Repo) -> Result<Vec<EnvMonitoring>> {
             tags: m.tags.clone(),
         });
         let last_report = match entry_at(git, tree, ALERTS_DIR)?.filter(|e| e.mode == git2::FileMode::Tree) {
-            Some(dir) => list_files(git, dir.oid)?.into_iter().filter(|f| f.path.ends_with(".json")).last().map(|f| {
-                let doc: serde_json::Value = git
-                    .find_blob(f.oid)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice(b.content()).ok())
-                    .unwrap_or_default();
-                let alerts = doc.get("alerts").and_then(|a| a.as_array());
-                LastReport {
-                    path: format!("{ALERTS_DIR}/{}", f.path),
-                    generated_at: doc.get("generated_at").and_then(|g| g.as_str()).map(str::to_string),
-                    alert: doc.get("alert").and_then(|a| a.as_bool()).unwrap_or(false),
-                    alerts: alerts.map_or(0, |a| a.len() as u64),
-                    first: alerts
-                        .and_then(|a| a.first())
-                        .and_then(|a| a.get("message"))
-                        .and_then(|m| m.as_str())
-                        .map(str::to_string),
-                }
-            }),
+            Some(dir) => {
+                list_files(git, dir.oid)?.into_iter().rev().find(|f| f.path.ends_with(".json")).map(|f| {
+                    let doc: serde_json::Value = git
+                        .find_blob(f.oid)
+                        .ok()
+                        .and_then(|b| serde_json::from_slice(b.content()).ok())
+                        .unwrap_or_default();
+                    let alerts = doc.get("alerts").and_then(|a| a.as_array());
+                    LastReport {
+                        path: format!("{ALERTS_DIR}/{}", f.path),
+                        generated_at: doc.get("generated_at").and_then(|g| g.as_str()).map(str::to_string),
+                        alert: doc.get("alert").and_then(|a| a.as_bool()).unwrap_or(false),
+                        alerts: alerts.map_or(0, |a| a.len() as u64),
+                        first: alerts
+                            .and_then(|a| a.first())
+                            .and_then(|a| a.get("message"))
+                            .and_then(|m| m.as_str())
+                            .map(str::to_string),
+                    }
+                })
+            }
             None => None,
         };
-        out.push(EnvMonitoring { env: env.clone(), branch, batches: requests.len() as u64, last_batch, last_report });
+        out.push(EnvMonitoring {
+            env: env.clone(),
+            branch,
+            batches: requests.len() as u64,
+            last_batch,
+            last_report,
+        });
     }
     Ok(out)
 }

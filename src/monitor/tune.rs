@@ -66,8 +66,11 @@ pub fn tune(repo: &Repo, opts: &TuneOptions) -> Result<TuneOutcome> {
         (Some(t), _) => t.clone(),
         (None, Some(m)) => m.tags.iter().max_by_key(|(_, n)| **n).map(|(t, _)| t.clone()).unwrap_or_default(),
         (None, None) => {
-            return Err(Error::not_found(format!("'{}' holds no request batch to tell which model serves", mb.branch))
-                .with_hint("pass --tag TAG to calibrate on that snapshot's training data"))
+            return Err(Error::not_found(format!(
+                "'{}' holds no request batch to tell which model serves",
+                mb.branch
+            ))
+            .with_hint("pass --tag TAG to calibrate on that snapshot's training data"))
         }
     };
     let mut per_tag_rows: Vec<u64> = requests.iter().flat_map(|m| m.tags.values().copied()).collect();
@@ -125,7 +128,11 @@ pub fn tune(repo: &Repo, opts: &TuneOptions) -> Result<TuneOutcome> {
     .trailer(keys::KIND, "settings")
     .trailer(keys::TAGS, &tag)
     .render();
-    let tx = Transaction::open(repo, &mb.branch, TxOptions { writer: "mlgit monitor calibrate".into(), ..Default::default() })?;
+    let tx = Transaction::open(
+        repo,
+        &mb.branch,
+        TxOptions { writer: "mlgit monitor calibrate".into(), ..Default::default() },
+    )?;
     let out = tx.commit(|tip| {
         let mut edits = TreeEdits::new();
         edits.set(MONITOR_FILE, Entry::blob(blob))?;
@@ -146,8 +153,7 @@ pub fn tune(repo: &Repo, opts: &TuneOptions) -> Result<TuneOutcome> {
 
 /// Request batches per day over the logged history (1 when it spans less than a day).
 fn rate_per_day(requests: &[&super::branch::BatchManifest]) -> f64 {
-    let times: Vec<i64> =
-        requests.iter().filter_map(|m| super::cells::parse_time(&m.logged_at)).collect();
+    let times: Vec<i64> = requests.iter().filter_map(|m| super::cells::parse_time(&m.logged_at)).collect();
     match (times.iter().min(), times.iter().max()) {
         (Some(a), Some(b)) if b - a >= 86_400_000_000 => {
             requests.len() as f64 / ((b - a) as f64 / 86_400_000_000.0)

@@ -15,12 +15,16 @@ impl Selection {
     /// From `--since` / `--last` (default: the last batch).
     pub fn parse(since: Option<&str>, last: Option<usize>) -> Result<Selection> {
         match (since, last) {
-            (Some(_), Some(_)) => Err(Error::invalid("--since and --last choose the batches in two ways; give one")),
+            (Some(_), Some(_)) => {
+                Err(Error::invalid("--since and --last choose the batches in two ways; give one"))
+            }
             (Some(s), None) => parse_time(s.trim()).map(Selection::Since).ok_or_else(|| {
                 Error::invalid(format!("--since {s:?} is not a date"))
                     .with_hint("give a date (2026-11-30) or an RFC 3339 time (2026-11-30T12:00:00Z)")
             }),
-            (None, Some(0)) => Err(Error::invalid("--last 0 selects no batch").with_hint("give --last 1 or more")),
+            (None, Some(0)) => {
+                Err(Error::invalid("--last 0 selects no batch").with_hint("give --last 1 or more"))
+            }
             (None, n) => Ok(Selection::Last(n.unwrap_or(1))),
         }
     }
@@ -40,8 +44,10 @@ impl Selection {
                 .collect(),
         };
         if out.is_empty() {
-            return Err(Error::not_found(format!("no request batch on '{branch}' ends at or after that date"))
-                .with_hint("choose an earlier --since, or --last N"));
+            return Err(Error::not_found(format!(
+                "no request batch on '{branch}' ends at or after that date"
+            ))
+            .with_hint("choose an earlier --since, or --last N"));
         }
         Ok(out)
     }

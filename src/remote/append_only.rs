@@ -5,7 +5,8 @@
 //!
 //! A commit keeps the rule when every path of every parent is still in its tree with the same
 //! entry (blob and mode). `.gitattributes` is exempt: mlgit rewrites its managed block as paths are
-//! added. A merge of two append-only histories (the union) keeps the rule when neither side loses
+//! added. So are changes (not the removal) of the root `monitor.yaml`: a monitoring branch's
+//! settings, whose history is the record of which thresholds judged which batch. A merge of two append-only histories (the union) keeps the rule when neither side loses
 //! or changes a path; a merge that picked one side's version of a path the other side holds
 //! differently changes that path for the other parent, and is reported.
 
@@ -16,6 +17,7 @@ use serde::Serialize;
 
 use crate::error::{Context, Result};
 use crate::interrupt::Interrupt;
+use crate::monitor::settings::MONITOR_FILE;
 use crate::store::attributes;
 
 /// How a commit broke the rule against one parent.
@@ -73,7 +75,8 @@ pub fn changed_or_removed(git: &Repository, old: Oid, new: Oid) -> Result<(Vec<S
         };
         let Some(path) = delta.old_file().path() else { continue };
         let path = path.to_string_lossy().into_owned();
-        if path != attributes::FILE {
+        let settings = path == MONITOR_FILE && delta.status() == Delta::Modified;
+        if path != attributes::FILE && !settings {
             list.push(path);
         }
     }

@@ -580,20 +580,12 @@ fn fast_forward_tree(git: &Repository, branch: &str, tip: Option<Oid>, target: O
     Ok(commit.tree_id())
 }
 
-/// An append-only branch (raw, monitoring) never loses or changes a committed file.
+/// An append-only branch (raw, monitoring) never loses or changes a committed file (the rule of
+/// [`crate::remote::append_only`], which the server's hook and `verify` apply too).
 fn check_append_only(git: &Repository, branch: &str, base: Option<Oid>, new: Oid) -> Result<()> {
     let Some(base) = base else { return Ok(()) };
-    let old = git.find_tree(base).context("read the old tree")?;
-    let tree = git.find_tree(new).context("read the new tree")?;
-    let mut opts = DiffOptions::new();
-    opts.include_typechange(true);
-    let diff = git.diff_tree_to_tree(Some(&old), Some(&tree), Some(&mut opts)).context("compare trees")?;
-    let broken: Vec<String> = diff
-        .deltas()
-        .filter(|d| matches!(d.status(), Delta::Deleted | Delta::Modified | Delta::Typechange))
-        .filter_map(|d| d.old_file().path().map(|p| p.to_string_lossy().into_owned()))
-        .filter(|p| p != attributes::FILE)
-        .collect();
+    let (mut broken, deleted) = crate::remote::append_only::changed_or_removed(git, base, new)?;
+    broken.extend(deleted);
     if broken.is_empty() {
         return Ok(());
     }

@@ -190,7 +190,9 @@ def production():
                 prediction = "yes" if calls >= 4 else "no"
             else:
                 prediction = "no"
-            score = min(0.97, max(0.03, 0.08 + 0.16 * calls + (rng.random() - 0.5) * 0.1))
+            # P(churn | support calls) of the generator above: a calibrated score.
+            p_churn = {0: 0.01, 1: 0.01, 2: 0.13, 3: 0.56}.get(calls, 0.97)
+            score = min(0.99, max(0.01, p_churn + (rng.random() - 0.5) * 0.04))
             request = "R%d%04d" % (week, i + 1)
             ts = "2026-11-%02dT%02d:%02d:00Z" % (16 + 7 * (week - 1) + i % 7, 8 + i % 10, i % 60)
             rows.append("%s,%s,P%05d,%d,%s,%s,%d,%s,%.3f,%s\n" % (
