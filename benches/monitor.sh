@@ -250,9 +250,11 @@ summary = {}
 for fmt in fmts:
     log, lrss, lr = med(fmt, "mlgit monitor log")
     drift, drss, dr = med(fmt, "mlgit monitor drift")
-    both = log + drift if log is not None and drift is not None else None
+    # log + drift: the median of each run's sum (not the sum of the medians).
     both_runs = [a[0] + b[0] if a[0] is not None and b[0] is not None else None
                  for a, b in zip(lr.values(), dr.values())]
+    both = (statistics.median(both_runs)
+            if both_runs and len(lr) == len(dr) and all(x is not None for x in both_runs) else None)
     ev, erss, er = med(fmt, "evidently")
     def cell(x): return "FAILED" if x is None else f"{x:.2f}"
     def runs_s(r): return " ".join(cell(s) for s, _ in r.values())
