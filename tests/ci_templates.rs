@@ -416,3 +416,128 @@ fn every_gitlab_job_runs_against_a_bare_remote() {
     let runs = tracked_tags(&env, &bare);
     assert!(runs.contains("model-v1") && runs.contains("model-v2"), "{runs}");
 }
+
+/// A project on a bare remote whose snapshot model-v1 was trained on 600 records (age, plan,
+/// label), and a production batch on monitoring/prod in which age moved up by 30 years: what
+/// the drift jobs see after the serving side pushed the batch.
+fn monitored_project_on_remote(env: &TestEnv) -> (String, PathBuf) {
+    let repo = env.init_repo("m");
+    let src = env.path("train-data");
+    let mut text = String::from("id,age,plan,label\n");
+    for i in 0..600 {
+        let plan = ["basic", "pro", "team"][i % 3];
+        text.push_str(&format!(
+            "{i},{},{plan},{}\n",
+            20 + (i * 7) % 50,
+            if i % 4 == 0 { "churn" } else { "stay" }
+        ));
+    }
+    write_files(&src, &[("customers.csv", text.as_bytes())]);
+    env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap(), "-m", "customers"]);
+    env.mlgit_ok(&repo, ["clean"]);
+    env.mlgit_ok(&repo, ["split", "--key", "id", "--label", "label"]);
+    env.mlgit_ok(&repo, ["stable", "update"]);
+    let st = env.path("m-stable");
+    env.git(&repo, ["worktree", "add", "-q", st.to_str().unwrap(), "stable/model"]);
+    env.mlgit_ok(&st, ["train-tag", "--materialize", "--", "./train.sh"]);
+    env.tick();
+    let mut batch = String::from("request_id,age,plan,prediction,model_tag\n");
+    for i in 0..400 {
+        let plan = ["basic", "pro", "team"][i % 3];
+        batch.push_str(&format!("r{i},{},{plan},stay,model-v1\n", 50 + (i * 7) % 50));
+    }
+    let b = env.path("requests.csv");
+    fs::write(&b, batch).unwrap();
+    env.mlgit_ok(&repo, ["monitor", "log", "--env", "prod", "--source", b.to_str().unwrap()]);
+    let bare = env.path("monitored.git");
+    env.git(env.tmp.path(), ["init", "-q", "--bare", bare.to_str().unwrap()]);
+    let url = format!("file://{}", bare.display());
+    env.git(&repo, ["remote", "add", "origin", &url]);
+    env.mlgit_ok(&repo, ["push", "origin"]);
+    (url, bare)
+}
+
+/// The remote's monitoring/prod holds one drift report that raised an alert on `age`.
+fn assert_remote_has_alert_report(env: &TestEnv, bare: &Path) {
+    let files = env.git(bare, ["ls-tree", "-r", "--name-only", "monitoring/prod", "alerts/"]);
+    let reports: Vec<&str> = files.lines().collect();
+    assert_eq!(reports.len(), 1, "{files}");
+    let report: serde_json::Value =
+        serde_json::from_str(&env.git(bare, ["show", &format!("monitoring/prod:{}", reports[0])])).unwrap();
+    assert_eq!(report["alert"], true, "{report}");
+    assert!(report["alerts"].as_array().unwrap().iter().any(|a| a["feature"] == "age"), "{report}");
+    let msg = env.git(bare, ["log", "-1", "--format=%B", "monitoring/prod"]);
+    assert!(msg.contains("Mlgit-Monitoring: alerts") && msg.contains("Mlgit-Alert: yes"), "{msg}");
+}
+
+#[test]
+fn github_drift_job_pushes_the_report_and_flags_the_alert() {
+    let env = TestEnv::new();
+    let (url, bare) = monitored_project_on_remote(&env);
+    let ci = runner_clone(&env, &url, "gh-drift");
+    env.git(&ci, ["checkout", "-q", "-B", "monitoring/prod", "origin/monitoring/prod"]);
+    // The job's steps that run on every push (the retraining and failing steps have `if:`
+    // conditions on this step's outputs, checked below).
+    let doc = yaml(GITHUB);
+    let job = &doc["jobs"]["drift"];
+    let cond = job["if"].as_str().unwrap();
+    assert!(cond.contains("refs/heads/monitoring/") && cond.contains("Mlgit-Monitoring: alerts"), "{cond}");
+    let output = env.path("github-output");
+    fs::write(&output, "").unwrap();
+    let vars = vec![
+        ("GITHUB_REF_NAME", "monitoring/prod".to_string()),
+        ("GITHUB_REF", "refs/heads/monitoring/prod".to_string()),
+        ("GITHUB_OUTPUT", output.display().to_string()),
+        ("GITHUB_REPOSITORY", "acme/churn".to_string()),
+        ("GH_TOKEN", "ci-placeholder".to_string()),
+    ];
+    let mut ran = 0;
+    for step in job["steps"].as_sequence().unwrap() {
+        let (Some(script), None) = (step["run"].as_str(), step["if"].as_str()) else { continue };
+        let out = shell(&env, &ci, &[], &vars)
+            .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", script])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "step failed:\n{script}\n{}\n{}", stdout(&out), stderr(&out));
+        ran += 1;
+    }
+    assert!(ran >= 2, "the install and drift steps ran");
+    let outputs = fs::read_to_string(&output).unwrap();
+    assert!(outputs.contains("alert=yes") && outputs.contains("env=prod"), "{outputs}");
+    let fail = job["steps"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|s| s["if"].as_str() == Some("steps.drift.outputs.alert == 'yes'"));
+    assert!(
+        fail.is_some_and(|s| s["run"].as_str().unwrap().contains("exit 3")),
+        "a step fails the job on an alert"
+    );
+    assert_remote_has_alert_report(&env, &bare);
+}
+
+#[test]
+fn gitlab_drift_job_pushes_the_report_and_fails_on_the_alert() {
+    let env = TestEnv::new();
+    let (url, bare) = monitored_project_on_remote(&env);
+    let ci = runner_clone(&env, &url, "gl-drift");
+    let sha = env.git(&ci, ["rev-parse", "origin/monitoring/prod"]).trim().to_string();
+    env.git(&ci, ["checkout", "-q", "--detach", &sha]);
+    let mut vars = gitlab_vars(&env, &ci, &url);
+    vars.push(("CI_COMMIT_BRANCH", "monitoring/prod".into()));
+    vars.push(("CI_COMMIT_SHA", sha));
+    let script = gitlab_script("drift");
+    fs::create_dir_all(env.path("gitlab-tmp")).unwrap();
+    let out = shell(&env, &ci, &[], &vars).args(["--noprofile", "--norc", "-c", &script]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "the job fails on the alert:\n{}\n{}", stdout(&out), stderr(&out));
+    assert_remote_has_alert_report(&env, &bare);
+    // The report's own push starts a pipeline too: it ends at once, with nothing compared.
+    let report_sha = env.git(&bare, ["rev-parse", "monitoring/prod"]).trim().to_string();
+    env.git(&ci, ["fetch", "-q", "origin"]);
+    let mut vars2 = gitlab_vars(&env, &ci, &url);
+    vars2.push(("CI_COMMIT_BRANCH", "monitoring/prod".into()));
+    vars2.push(("CI_COMMIT_SHA", report_sha.clone()));
+    let out = shell(&env, &ci, &[], &vars2).args(["--noprofile", "--norc", "-c", &script]).output().unwrap();
+    assert!(out.status.success() && stdout(&out).contains("nothing to compare"), "{}", stderr(&out));
+    assert_eq!(env.git(&bare, ["rev-parse", "monitoring/prod"]).trim(), report_sha);
+}

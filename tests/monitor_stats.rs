@@ -530,3 +530,44 @@ fn calibrated_thresholds_keep_false_alarms_within_the_budget() {
     assert!(effect_alarms <= 18, "{effect_alarms} batches reached a calibrated threshold");
     assert!(alarms as f64 / SEEDS as f64 <= budget, "{alarms} drift alarms");
 }
+
+/// Calibration at production scale: 20 features of a 1,000,000-row reference (as the drift
+/// report summarises them: past the exact limit, a sketch), batches of 100,000 rows, 200 draws.
+/// A timing, not a check of the numbers: run it optimised,
+/// `cargo test --release --test monitor_stats -- --ignored --nocapture`.
+#[test]
+#[ignore = "a timing at production scale; run optimised"]
+fn calibration_at_production_scale_takes_seconds() {
+    let mut rng = SplitMix64::new(11);
+    let features: Vec<(String, FeatureData)> = (0..20)
+        .map(|f| {
+            let data = if f % 5 == 4 {
+                let weights = [("a", 60.0), ("b", 25.0), ("c", 10.0), ("d", 4.9), ("e", 0.1)];
+                FeatureData::Categorical(draw_categories(&mut rng, 1_000_000, &weights))
+            } else {
+                let mut acc = NumericAcc::new();
+                for _ in 0..1_000_000 {
+                    acc.add(f as f64 + rng.normal() * (1.0 + f as f64));
+                }
+                FeatureData::Numeric(acc.finish())
+            };
+            (format!("f{f}"), data)
+        })
+        .collect();
+    let opts = CalibrateOptions {
+        batch_rows: 100_000,
+        draws: 200,
+        seed: 1,
+        false_alarms: 1.0,
+        batches_in_period: 30.0,
+    };
+    let started = std::time::Instant::now();
+    let calibration = calibrate(&features, &opts);
+    let took = started.elapsed();
+    println!(
+        "calibrate: 20 features × 1,000,000 reference rows, batches of 100,000, 200 draws: {:.2} s",
+        took.as_secs_f64()
+    );
+    assert_eq!(calibration.features.len(), 20);
+    assert!(calibration.features.iter().all(|f| f.null.iter().all(|n| n.mean.is_finite())));
+}

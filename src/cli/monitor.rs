@@ -198,6 +198,9 @@ pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
                 seed: a.seed,
             };
             let out = tune(&repo, &opts)?;
+            for w in &out.warnings {
+                ctx.printer.warn(w);
+            }
             ctx.printer.result("monitor calibrate", &out, render_tune);
         }
         MonitorCommand::History(a) => {

@@ -300,7 +300,7 @@ fn next_link(repo: &Repo, commit: &Commit<'_>) -> Result<Option<Next>> {
     Ok(None)
 }
 
-/// The snapshots behind the request batches' tags, in the order first seen (newest batch first).
+/// The snapshots behind the request batches' tags, by tag name.
 fn serving_snapshots(repo: &Repo, batches: &[RawBatch]) -> Vec<Serving> {
     let mut out: Vec<Serving> = Vec::new();
     let tags = batches.iter().filter_map(|b| b.monitoring.as_ref()).filter(|m| m.kind == "requests");
@@ -315,6 +315,7 @@ fn serving_snapshots(repo: &Repo, batches: &[RawBatch]) -> Vec<Serving> {
             split: snap.as_ref().map(|s| s.split.to_string()),
         });
     }
+    out.sort_by(|a, b| a.tag.cmp(&b.tag));
     out
 }
 

@@ -84,6 +84,14 @@ pub struct BatchManifest {
     /// `column` (from the tag column) or `flag` (`--tag` for the whole batch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag_source: Option<String>,
+    /// sha256 of the batch's files' own sha256s, in path order: the same bytes logged again have
+    /// the same `content` (refused as a duplicate).
+    #[serde(default)]
+    pub content: String,
+    /// With `column`: the column the tags were read from (later reads use it, whatever
+    /// monitor.yaml says by then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_column: Option<String>,
     /// With `flag`: the batch's tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
@@ -133,4 +141,33 @@ pub fn count_manifests(git: &Repository, tree: Option<Oid>) -> Result<u64> {
     };
     let t = git.find_tree(dir.oid).context(format!("read {BATCHES_DIR}/"))?;
     Ok(t.iter().filter(|e| e.name().is_some_and(|n| n.ends_with(".json"))).count() as u64)
+}
+
+impl BatchManifest {
+    /// The column holding each record's tag (None: `tag` serves the whole batch).
+    pub fn tag_column<'a>(&'a self, settings: &'a super::settings::MonitorSettings) -> Option<&'a str> {
+        match (&self.tag, &self.tag_column) {
+            (Some(_), _) => None,
+            (None, Some(c)) => Some(c),
+            (None, None) => Some(&settings.tag_column),
+        }
+    }
+
+    /// The error of a batch whose records no longer add up to what was logged.
+    pub fn mismatch(
+        &self,
+        branch: &str,
+        found: &std::collections::BTreeMap<String, u64>,
+    ) -> Option<crate::error::Error> {
+        if *found == self.tags {
+            return None;
+        }
+        Some(
+            crate::error::Error::conflict(format!(
+                "batch {} on '{branch}' was logged with {:?} records per tag, but reading it finds {:?}",
+                self.id, self.tags, found
+            ))
+            .with_hint("its files or the tag column were changed after logging: check `git log` of the branch and monitor.yaml"),
+        )
+    }
 }

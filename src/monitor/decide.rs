@@ -147,11 +147,7 @@ fn measure(f: &FeatureInput<'_>, min_rows: u64) -> FeatureVerdict {
         reference_rows: r.rows(),
         current_rows: c.rows(),
         effects: Vec::new(),
-        checks: vec![measure_of(
-            "null_rate_points",
-            100.0 * (c.null_rate() - r.null_rate()),
-            t.null_rate_points,
-        )],
+        checks: vec![null_rate_check(r, c, t)],
         p_value: None,
         p_adjusted: None,
         status: Status::Ok,
@@ -181,6 +177,14 @@ fn measure(f: &FeatureInput<'_>, min_rows: u64) -> FeatureVerdict {
         _ => {}
     }
     v
+}
+
+/// The null rate's increase in points; it fires only when also significant (two-proportion
+/// test at `alpha`), so that small batches do not warn on noise.
+fn null_rate_check(r: &FeatureData, c: &FeatureData, t: &Thresholds) -> Measure {
+    let mut m = measure_of("null_rate_points", 100.0 * (c.null_rate() - r.null_rate()), t.null_rate_points);
+    m.exceeded &= stats::proportion_pvalue(r.nulls(), r.rows(), c.nulls(), c.rows()) <= t.alpha;
+    m
 }
 
 fn numeric_measures(v: &mut FeatureVerdict, a: &Distribution, b: &Distribution, t: &Thresholds) {

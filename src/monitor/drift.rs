@@ -271,13 +271,14 @@ fn read_batch(
     let s = &mb.settings;
     let mut scratch = Vec::new();
     let mut label_scratch = Vec::new();
+    let mut found: BTreeMap<String, u64> = BTreeMap::new();
     for path in &m.files {
         interrupt.check("monitor drift")?;
         let mut reader = open_table(repo, &mb.branch, mb.tree, path)?;
         while let Some(batch) = reader.next_batch()? {
             let cols = reader.columns();
             let find = |name: &str| cols.iter().position(|c| c.name == name);
-            let tag_col = find(&s.tag_column);
+            let tag_col = m.tag_column(s).and_then(&find);
             let pred_col = find(&s.prediction_column);
             let score_col = find(&s.score_column);
             let id_col = find(&s.request_id_column);
@@ -300,6 +301,12 @@ fn read_batch(
                     cells::category(cell, false, &mut tag_bytes);
                     if tag_bytes != tag.as_bytes() {
                         tag = String::from_utf8_lossy(&tag_bytes).into_owned();
+                    }
+                }
+                match found.get_mut(&tag) {
+                    Some(n) => *n += 1,
+                    None => {
+                        found.insert(tag.clone(), 1);
                     }
                 }
                 let Some(acc) = accs.get_mut(&tag) else { continue };
@@ -333,6 +340,9 @@ fn read_batch(
                 }
             }
         }
+    }
+    if let Some(e) = m.mismatch(&mb.branch, &found) {
+        return Err(e);
     }
     Ok(())
 }

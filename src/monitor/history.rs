@@ -90,7 +90,7 @@ pub fn history(repo: &Repo, opts: &HistoryOptions) -> Result<History> {
             let mut reader = open_table(repo, &mb.branch, mb.tree, path)?;
             while let Some(batch) = reader.next_batch()? {
                 let cols = reader.columns();
-                let tag_col = cols.iter().position(|c| c.name == s.tag_column);
+                let tag_col = m.tag_column(s).and_then(|t| cols.iter().position(|c| c.name == t));
                 let Some(fc) = cols.iter().position(|c| c.name == opts.feature) else { continue };
                 for row in 0..batch.len() {
                     let tag = match (&m.tag, tag_col) {

@@ -121,7 +121,9 @@ pub fn log(repo: &Repo, opts: &LogOptions, progress: &dyn Progress) -> Result<Lo
         BatchKind::Requests => scan_requests(repo, &mb.settings, &files, &stored, opts)?,
         BatchKind::Labels => scan_labels(repo, &mb.settings, &files, &stored, opts)?,
     };
-    let id = batch_id(logged_at, &stored);
+    let content = content_hash(&stored);
+    let id = format!("{}-{}", logged_at.format("%Y%m%dT%H%M%SZ"), &content[..8]);
+    refuse_duplicate(repo.git(), &mb.branch, Some(mb.tree), &content)?;
     let window = scan.window(logged_at);
     let paths: Vec<String> = files.iter().map(|f| format!("{dir}/{id}/{}", f.rel)).collect();
     let mut manifest = BatchManifest {
@@ -133,6 +135,9 @@ pub fn log(repo: &Repo, opts: &LogOptions, progress: &dyn Progress) -> Result<Lo
         files: paths.clone(),
         rows: scan.rows,
         tags: scan.tags.clone(),
+        content,
+        tag_column: (opts.kind == BatchKind::Requests && opts.tag.is_none())
+            .then(|| mb.settings.tag_column.clone()),
         tag_source: (opts.kind == BatchKind::Requests)
             .then(|| if opts.tag.is_some() { "flag" } else { "column" }.to_string()),
         tag: opts.tag.clone(),
@@ -151,7 +156,8 @@ pub fn log(repo: &Repo, opts: &LogOptions, progress: &dyn Progress) -> Result<Lo
         for (path, i) in paths.iter().zip(&stored) {
             edits.set(path, Entry { oid: i.blob, mode: i.mode })?;
         }
-        // Numbered on the tip it lands on (again after a lost race).
+        // Checked and numbered on the tip it lands on (again after a lost race).
+        refuse_duplicate(git, &mb.branch, tip.map(|c| c.tree_id()), &manifest.content)?;
         manifest.seq = count_manifests(git, tip.map(|c| c.tree_id()))? + 1;
         let text = format!("{}\n", serde_json::to_string_pretty(&manifest).expect("a manifest serializes"));
         let manifest_blob = git.blob(text.as_bytes()).context("write the batch manifest")?;
@@ -216,15 +222,40 @@ fn walk_source(repo: &Repo, source: &Path) -> Result<Vec<WalkedFile>> {
     Ok(files)
 }
 
-/// `<UTC yyyymmddThhmmssZ>-<8 hex>` where the hex is the start of the sha256 of the files' own
-/// sha256s: ids sort by time and two batches logged in the same second differ by content.
-fn batch_id(at: chrono::DateTime<chrono::Utc>, stored: &[Ingested]) -> String {
+/// The hex sha256 of the files' own sha256s, in path order. A batch id is
+/// `<UTC yyyymmddThhmmssZ>-<its first 8 hex>`.
+fn content_hash(stored: &[Ingested]) -> String {
     let mut h = Sha256::new();
     for i in stored {
         h.update(i.sha256.0);
     }
-    let hex: String = h.finalize().iter().take(4).map(|b| format!("{b:02x}")).collect();
-    format!("{}-{hex}", at.format("%Y%m%dT%H%M%SZ"))
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The same bytes logged again (a retried upload, two nodes shipping one file) would count every
+/// record twice: refused, naming the batch that has them.
+fn refuse_duplicate(git: &git2::Repository, branch: &str, tree: Option<Oid>, content: &str) -> Result<()> {
+    let Some(tree) = tree else { return Ok(()) };
+    let batches = super::branch::read_manifests(git, tree, branch)?;
+    let Some(same) = batches.iter().find(|m| m.content == content) else { return Ok(()) };
+    Err(Error::new(
+        crate::error::ErrorKind::AlreadyExists,
+        format!(
+            "these files were already logged on '{}' as batch {} ({} records, logged {}); nothing was committed",
+            branch, same.id, same.rows, same.logged_at
+        ),
+    )
+    .with_hint("a batch is logged once; if the serving side really sent the same records twice, say so in the data (e.g. a new request id)"))
+}
+
+/// A serving tag must be a name the trailers can hold: no `,` or `=` (their separators), no
+/// spaces or control characters.
+fn check_tag_text(tag: &str, origin: &str) -> Result<()> {
+    if tag.chars().any(|c| c == ',' || c == '=' || c.is_whitespace() || c.is_control()) {
+        return Err(Error::invalid(format!("the tag {tag:?} ({origin}) contains ',', '=', a space or a control character"))
+            .with_hint("snapshot tags made by `mlgit train-tag` never do; give the tag of the snapshot that served the records"));
+    }
+    Ok(())
 }
 
 fn commit_message(mb: &MonitoringBranch, m: &BatchManifest, opts: &LogOptions, repo: &Repo) -> String {
@@ -307,6 +338,7 @@ impl TagCheck<'_> {
     /// The training table of `tag` (refuses an unknown tag); `columns` are the batch's.
     fn table(&mut self, tag: &str, columns: Option<&[String]>) -> Result<&RefTable> {
         if !self.tables.contains_key(tag) {
+            check_tag_text(tag, "a serving tag")?;
             let snap = snapshot_of(self.repo, tag)?;
             let t = ref_table(self.repo, snap, self.settings, columns)?;
             self.tables.insert(tag.to_string(), t);
@@ -335,6 +367,7 @@ fn scan_requests(
     let mut scan = Scan { rows: 0, tags: BTreeMap::new(), columns: Vec::new(), first: None, last: None };
     let mut check = TagCheck { repo, settings, tables: HashMap::new() };
     if let Some(t) = &opts.tag {
+        check_tag_text(t, "--tag")?;
         snapshot_of(repo, t)?;
     }
     let mut untagged: Vec<String> = Vec::new();

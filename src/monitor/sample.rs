@@ -72,7 +72,7 @@ impl NumericAcc {
 
     pub fn finish(self) -> Distribution {
         let mut d = match self.sketch {
-            None => Distribution::from_values(&self.held),
+            None => Distribution::from_finite(self.held),
             Some(s) => {
                 let n = s.count();
                 let points = s.weighted().into_iter().map(|(x, w)| (x, w as f64)).collect();
@@ -119,9 +119,16 @@ impl Distribution {
     /// Exact distribution of `values` (tests, and small inputs). Non-finite values count as
     /// nulls, as [`NumericAcc::add`] counts them.
     pub fn from_values(values: &[f64]) -> Distribution {
-        let mut sorted: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+        let finite: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+        let nulls = (values.len() - finite.len()) as u64;
+        let mut d = Distribution::from_finite(finite);
+        d.nulls = nulls;
+        d
+    }
+
+    /// Exact distribution of finite values, taking them over (no copy besides the points).
+    fn from_finite(mut sorted: Vec<f64>) -> Distribution {
         sorted.sort_unstable_by(f64::total_cmp);
-        let nulls = (values.len() - sorted.len()) as u64;
         let (min, max) = match (sorted.first(), sorted.last()) {
             (Some(&a), Some(&b)) => (a, b),
             _ => (f64::NAN, f64::NAN),
@@ -129,7 +136,7 @@ impl Distribution {
         Distribution {
             n: sorted.len() as u64,
             points: sorted.into_iter().map(|x| (x, 1.0)).collect(),
-            nulls,
+            nulls: 0,
             exact: true,
             rank_error: 0.0,
             min,
@@ -453,6 +460,28 @@ mod tests {
         assert!(d.points.len() < 100_000);
         let median = d.quantile(0.5);
         assert!((median / n as f64 - 0.5).abs() <= d.rank_error + 1e-6, "{median}");
+    }
+
+    fn text_profile(top: &[(&str, u64)], nulls: u64, distinct: u64) -> ColumnProfile {
+        let top: Vec<serde_json::Value> =
+            top.iter().map(|(v, c)| serde_json::json!({"value": v, "count": c})).collect();
+        serde_json::from_value(serde_json::json!({
+            "name": "c", "type": "string", "nulls": nulls,
+            "distinct": {"count": distinct, "exact": true},
+            "top": top, "top_exact": true,
+        }))
+        .expect("a column profile")
+    }
+
+    #[test]
+    fn categories_from_a_profile_count_the_rest_as_other() {
+        let column = text_profile(&[("a", 60), ("b", 30)], 5, 4);
+        let c = Categories::from_profile_rows(&column, 105);
+        assert_eq!((c.n, c.other, c.nulls, c.exact), (100, 10, 5, false));
+        let all = Categories::from_profile_rows(&text_profile(&[("a", 60), ("b", 40)], 0, 2), 100);
+        assert_eq!((all.other, all.exact), (0, true));
+        let no_rows = Categories::from_profile(&column);
+        assert_eq!((no_rows.n, no_rows.other), (90, 0));
     }
 
     #[test]

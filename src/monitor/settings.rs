@@ -189,6 +189,9 @@ impl MonitorSettings {
                 return bad(format!("{key} is empty"));
             }
         }
+        if self.min_rows == 0 {
+            return bad("min_rows must be at least 1 (0 records can never show drift)".into());
+        }
         let mut all = vec![("thresholds", self.thresholds.clone())];
         all.extend(self.features.keys().map(|f| (f.as_str(), self.thresholds_for(f))));
         for (scope, t) in all {

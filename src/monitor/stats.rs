@@ -15,7 +15,7 @@ pub const PSI_BINS: usize = 10;
 pub const PSI_EPS: f64 = 1e-4;
 
 /// Two-sample Kolmogorov–Smirnov statistic: sup |F_ref − F_cur| (= `scipy.stats.ks_2samp(..).statistic`
-/// on exact distributions).
+/// on exact distributions). 0 when either side has no values.
 pub fn ks_statistic(reference: &Distribution, current: &Distribution) -> f64 {
     let mut d: f64 = 0.0;
     walk_cdfs(reference, current, |_, fa, fb, _| d = d.max((fa - fb).abs()));
@@ -37,6 +37,7 @@ pub fn ks_pvalue(d: f64, n: u64, m: u64) -> f64 {
 }
 
 /// 1-Wasserstein distance between the two distributions (= `scipy.stats.wasserstein_distance`).
+/// 0 when either side has no values.
 pub fn wasserstein(reference: &Distribution, current: &Distribution) -> f64 {
     let mut sum = 0.0;
     walk_cdfs(reference, current, |_, fa, fb, width| sum += (fa - fb).abs() * width);
@@ -540,8 +541,9 @@ pub mod special {
             (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
                 / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
         };
-        // One Halley step: e = Φ(x) − p.
-        let e = (1.0 - normal_sf(x)) - p;
+        // One Halley step: e = Φ(x) − p (Φ taken from the near tail, so no cancellation).
+        let cdf = if x < 0.0 { normal_sf(-x) } else { 1.0 - normal_sf(x) };
+        let e = cdf - p;
         let u = e * (2.0 * PI).sqrt() * (x * x / 2.0).exp();
         x - u / (1.0 + x * u / 2.0)
     }
@@ -788,6 +790,22 @@ mod tests {
         for (a, w) in adj.iter().zip(want) {
             assert!((a - w).abs() < 1e-15, "{adj:?}");
         }
+    }
+
+    #[test]
+    fn a_side_with_other_folds_the_categories_it_does_not_list_into_other() {
+        let mut reference =
+            Categories::from_counts([("a".to_string(), 60), ("b".to_string(), 30)].into_iter().collect());
+        reference.other = 10;
+        reference.n = 100;
+        reference.exact = false;
+        let current = Categories::from_counts(
+            [("a".to_string(), 55), ("b".to_string(), 35), ("z".to_string(), 10)].into_iter().collect(),
+        );
+        assert_eq!(joint_counts(&reference, &current), (vec![60, 30, 10], vec![55, 35, 10]));
+        let shares = |v: [f64; 3]| v.map(|x| x / 100.0);
+        let want = js_distance_weights(&shares([60.0, 30.0, 10.0]), &shares([55.0, 35.0, 10.0]));
+        assert!((js_distance(&reference, &current) - want).abs() < 1e-12);
     }
 
     #[test]

@@ -53,11 +53,20 @@ pub struct TuneOutcome {
     pub commit: String,
     pub batches_per_day: f64,
     pub calibration: Calibration,
+    /// Thresholds capped at the largest value their statistic can take (that test cannot alert at
+    /// this batch size).
+    pub warnings: Vec<String>,
 }
 
 pub fn tune(repo: &Repo, opts: &TuneOptions) -> Result<TuneOutcome> {
-    if !(opts.false_alarms > 0.0 && opts.per_days > 0.0 && opts.draws >= 20) {
-        return Err(Error::invalid("--false-alarms and --per must be above 0, and --draws at least 20"));
+    let positive = |x: f64| x.is_finite() && x > 0.0;
+    if !(positive(opts.false_alarms) && positive(opts.per_days) && opts.draws >= 20)
+        || opts.batches_per_day.is_some_and(|b| !positive(b))
+        || opts.batch_rows == Some(0)
+    {
+        return Err(Error::invalid(
+            "--false-alarms, --per and --batches-per-day must be finite numbers above 0, --batch-rows at least 1, and --draws at least 20",
+        ));
     }
     let mb = MonitoringBranch::open(repo, &opts.env)?;
     let batches = mb.batches(repo.git())?;
@@ -97,7 +106,8 @@ pub fn tune(repo: &Repo, opts: &TuneOptions) -> Result<TuneOutcome> {
         false_alarms: opts.false_alarms,
         batches_in_period: (batches_per_day * opts.per_days).max(1.0),
     };
-    let calibration = calibrate(&data, &copts);
+    let mut calibration = calibrate(&data, &copts);
+    let warnings = cap_at_maxima(&mut calibration);
 
     let mut settings = mb.settings.clone();
     for f in &calibration.features {
@@ -148,7 +158,31 @@ pub fn tune(repo: &Repo, opts: &TuneOptions) -> Result<TuneOutcome> {
         commit: out.commit.or(out.previous).map(|c| c.to_string()).unwrap_or_default(),
         batches_per_day,
         calibration,
+        warnings,
     })
+}
+
+/// KS is at most 1 and Jensen–Shannon distance at most √ln 2: a threshold beyond could never be
+/// reached, which would switch the check off without saying so. Capped, with a warning each.
+fn cap_at_maxima(c: &mut Calibration) -> Vec<String> {
+    let mut out = Vec::new();
+    let rows = c.options.batch_rows;
+    for f in &mut c.features {
+        for (name, value, max) in [
+            ("ks", &mut f.thresholds.ks, 1.0),
+            ("js", &mut f.thresholds.js, std::f64::consts::LN_2.sqrt()),
+            ("unseen", &mut f.thresholds.unseen, 1.0),
+        ] {
+            if let Some(v) = value.as_mut().filter(|v| **v >= max) {
+                *v = max;
+                out.push(format!(
+                    "{}: {name} cannot tell drift from chance at {rows} records per batch (threshold capped at its maximum {max:.3}); log larger batches",
+                    f.feature
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// Request batches per day over the logged history (1 when it spans less than a day).
