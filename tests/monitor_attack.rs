@@ -195,3 +195,199 @@ fn thousands_of_new_categories_past_the_exact_limit_still_count_as_unseen() {
     assert!(get("js") > 0.8, "{f}");
     assert_eq!(f["status"], "drift", "{f}");
 }
+
+fn log_text(env: &TestEnv, repo: &Path, name: &str, text: &str) -> std::process::Output {
+    let file = env.path(name);
+    fs::write(&file, text).unwrap();
+    env.mlgit(repo, ["monitor", "log", "--env", "prod", "--source", file.to_str().unwrap()])
+}
+
+fn refused(env: &TestEnv, repo: &Path, before: &str, out: &std::process::Output, words: &[&str]) {
+    assert_eq!(out.status.code(), Some(1), "accepted: {}", stdout(out));
+    for w in words {
+        assert!(stderr(out).contains(w), "{w:?} not in: {}", stderr(out));
+    }
+    assert_eq!(tip(env, repo), before, "the branch moved");
+}
+
+#[test]
+fn a_folder_batch_where_one_file_lacks_a_feature_is_refused() {
+    let env = TestEnv::new();
+    let (repo, prod) = demo(&env);
+    let before = tip(&env, &repo);
+    let d = env.path("mixed");
+    fs::create_dir_all(&d).unwrap();
+    fs::write(d.join("a.csv"), week_2_edited(&prod, 1, |_, f| f[0].insert(0, 'A'))).unwrap();
+    // b.csv: no monthly_charges column (the 5th).
+    let b: String = week_2_edited(&prod, 1, |_, f| f[0].insert(0, 'B'))
+        .lines()
+        .map(|l| {
+            let mut v: Vec<&str> = l.split(',').collect();
+            v.remove(4);
+            v.join(",") + "\n"
+        })
+        .collect();
+    fs::write(d.join("b.csv"), b).unwrap();
+    let out = env.mlgit(&repo, ["monitor", "log", "--env", "prod", "--source", d.to_str().unwrap()]);
+    refused(&env, &repo, &before, &out, &["b.csv", "monthly_charges"]);
+}
+
+#[test]
+fn scores_that_are_not_probabilities_and_booleans_in_numeric_features_are_refused() {
+    let env = TestEnv::new();
+    let (repo, prod) = demo(&env);
+    let before = tip(&env, &repo);
+    let out = log_text(
+        &env,
+        &repo,
+        "score.csv",
+        &week_2_edited(&prod, 1, |i, f| {
+            if i == 7 {
+                f[8] = "1.5".into()
+            }
+        }),
+    );
+    refused(&env, &repo, &before, &out, &["not a probability", "1.5"]);
+    let out = log_text(
+        &env,
+        &repo,
+        "nan.csv",
+        &week_2_edited(&prod, 1, |i, f| {
+            if i == 3 {
+                f[8] = "nan".into()
+            }
+        }),
+    );
+    refused(&env, &repo, &before, &out, &["not a probability"]);
+    let out = log_text(&env, &repo, "bool.csv", &week_2_edited(&prod, 1, |_, f| f[4] = "true".into()));
+    refused(&env, &repo, &before, &out, &["monthly_charges", "\"true\""]);
+}
+
+#[test]
+fn a_header_that_repeats_the_tag_column_is_refused() {
+    let env = TestEnv::new();
+    let (repo, prod) = demo(&env);
+    let before = tip(&env, &repo);
+    let text: String = week_2_edited(&prod, 1, |_, f| f.push("model-v1".into()))
+        .lines()
+        .enumerate()
+        .map(|(i, l)| if i == 0 { format!("{l},model_tag\n") } else { format!("{l}\n") })
+        .collect();
+    let text = text.replacen(",model_tag,model-v1\n", ",model_tag\n", 0);
+    let out = log_text(&env, &repo, "dup.csv", &text);
+    refused(&env, &repo, &before, &out, &["model_tag", "more than once"]);
+}
+
+#[test]
+fn an_empty_label_and_a_message_that_forges_trailers_are_refused() {
+    let env = TestEnv::new();
+    let (repo, _) = demo(&env);
+    let before = tip(&env, &repo);
+    let labels = env.path("labels.csv");
+    fs::write(&labels, "request_id,label\nR10001,\nR10002,yes\n").unwrap();
+    let out = env.mlgit(&repo, ["monitor", "label", "--env", "prod", "--source", labels.to_str().unwrap()]);
+    refused(&env, &repo, &before, &out, &["no label", "line 2"]);
+    fs::write(&labels, "request_id,label\nR10001,no\n").unwrap();
+    for m in ["", "x\n\nMlgit-Monitoring: alerts"] {
+        let out = env.mlgit(
+            &repo,
+            ["monitor", "label", "--env", "prod", "--source", labels.to_str().unwrap(), "-m", m],
+        );
+        refused(&env, &repo, &before, &out, &["-m"]);
+    }
+}
+
+#[test]
+fn a_moved_or_deleted_tag_does_not_change_or_stop_the_comparison() {
+    let env = TestEnv::new();
+    let (repo, _) = demo(&env);
+    let (_, first) = drift_report(&env, &repo);
+    let v1 = |r: &serde_json::Value| {
+        r["tags"].as_array().unwrap().iter().find(|t| t["tag"] == "model-v1").unwrap()["snapshot"].clone()
+    };
+    // model-v1 re-pointed at model-v2's commit: the batch is still compared with what served it.
+    env.git(&repo, ["tag", "-f", "-a", "model-v1", "-m", "moved", "model-v2^{}"]);
+    let (code, moved) = drift_report(&env, &repo);
+    assert_eq!(code, Some(3), "{moved}");
+    assert_eq!(v1(&moved), v1(&first), "{moved}");
+    assert!(moved["warnings"].to_string().contains("model-v1"), "{moved}");
+    // Deleted: still compared with the pinned snapshot; model-v2 is analysed as before.
+    env.git(&repo, ["tag", "-d", "model-v1"]);
+    let (code, gone) = drift_report(&env, &repo);
+    assert_eq!(code, Some(3), "{gone}");
+    assert_eq!(v1(&gone), v1(&first));
+}
+
+#[test]
+fn drift_with_nothing_to_compare_is_an_empty_report_not_a_failure() {
+    let env = TestEnv::new();
+    let (repo, _) = demo(&env);
+    // monitoring/dev has no batch (the first push of a new project).
+    let out = env.mlgit(&repo, ["--json", "monitor", "drift", "--env", "dev", "--commit"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["alert"], false);
+    assert!(doc["note"].as_str().unwrap().contains("nothing to compare"), "{doc}");
+    assert!(env
+        .git(&repo, ["ls-tree", "-r", "--name-only", "monitoring/dev"])
+        .lines()
+        .all(|l| !l.starts_with("alerts/")));
+}
+
+#[test]
+fn unreported_checks_every_batch_logged_since_the_last_report() {
+    let env = TestEnv::new();
+    let (repo, prod) = demo(&env);
+    // The demo's report covers week 2. Two batches are logged before the next CI run: a shifted one,
+    // then a quiet copy of week 1. `--last 1` would see only the quiet one.
+    let shifted = week_2_edited(&prod, 1, |_, f| f[0].insert(0, 'S'));
+    assert!(log_text(&env, &repo, "s.csv", &shifted).status.success());
+    let week1 = fs::read_to_string(prod.join("requests-week-1.csv")).unwrap().replace("\nR", "\nQ");
+    assert!(log_text(&env, &repo, "q.csv", &week1).status.success());
+    let out = env.mlgit(&repo, ["--json", "monitor", "drift", "--env", "prod", "--unreported", "--commit"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Week 1 (the demo compared it without --commit) and the two new ones; not week 2.
+    assert_eq!(doc["window"]["batches"].as_array().unwrap().len(), 3, "{doc}");
+    // Now every batch has a report: nothing left.
+    let out = env.mlgit(&repo, ["--json", "monitor", "drift", "--env", "prod", "--unreported"]);
+    assert_eq!(out.status.code(), Some(0));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(doc["note"].is_string(), "{doc}");
+}
+
+#[test]
+fn a_hand_made_file_under_batches_neither_stops_monitoring_nor_becomes_the_last_batch() {
+    let env = TestEnv::new();
+    let (repo, prod) = demo(&env);
+    let wt = env.path("mon");
+    env.git(&repo, ["worktree", "add", wt.to_str().unwrap(), "monitoring/prod"]);
+    // Not a manifest at all, and a forged one with a huge seq.
+    fs::write(wt.join("batches/junk.json"), "{not json").unwrap();
+    let any = env.git(&repo, ["ls-tree", "--name-only", "monitoring/prod", "batches/"]);
+    let first = any.lines().next().unwrap().trim_start_matches("batches/").to_string();
+    let mut forged: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(wt.join("batches").join(&first)).unwrap()).unwrap();
+    forged["seq"] = serde_json::json!(1_000_000);
+    forged["id"] = serde_json::json!("29991231T000000Z-00000000");
+    fs::write(wt.join("batches/29991231T000000Z-00000000.json"), forged.to_string()).unwrap();
+    env.git(&wt, ["add", "-A"]);
+    env.git(&wt, ["commit", "-qm", "hand-made files"]);
+    env.git(&repo, ["worktree", "remove", "--force", wt.to_str().unwrap()]);
+    let shifted = week_2_edited(&prod, 1, |_, f| f[0].insert(0, 'S'));
+    let out = log_text(&env, &repo, "s.csv", &shifted);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (_, report) = drift_report(&env, &repo);
+    let batch: serde_json::Value = serde_json::from_slice(
+        &env.mlgit(
+            &repo,
+            ["--json", "monitor", "log", "--env", "prod", "--source", env.path("s.csv").to_str().unwrap()],
+        )
+        .stderr,
+    )
+    .unwrap_or_default();
+    let _ = batch;
+    let ids = report["window"]["batches"].as_array().unwrap();
+    assert_eq!(ids.len(), 1);
+    assert!(!ids[0].as_str().unwrap().starts_with("2999"), "{report}");
+}

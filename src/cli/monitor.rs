@@ -98,6 +98,10 @@ pub struct DriftArgs {
     /// The last N batches (default 1).
     #[arg(long, value_name = "N")]
     pub last: Option<usize>,
+    /// Every batch that no committed report covers yet (what CI runs with --commit, so batches
+    /// pushed together are all checked).
+    #[arg(long, conflicts_with_all = ["since", "last"])]
+    pub unreported: bool,
     /// Only the records served by this tag.
     #[arg(long, value_name = "TAG")]
     pub tag: Option<String>,
@@ -178,6 +182,7 @@ pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
                 env: a.env,
                 since: a.since,
                 last: a.last,
+                unreported: a.unreported,
                 tag: a.tag,
                 commit: a.commit,
                 interrupt: ctx.interrupt.clone(),
@@ -269,6 +274,14 @@ fn render_drift(r: &DriftReport) -> String {
         r.window.start,
         r.window.end
     );
+    if let Some(n) = &r.note {
+        s.push_str(n);
+        s.push('\n');
+        return s;
+    }
+    for w in &r.warnings {
+        s.push_str(&format!("warning: {w}\n"));
+    }
     if r.alerts.is_empty() {
         s.push_str("no alert\n");
     } else {

@@ -84,6 +84,10 @@ pub struct BatchManifest {
     /// `column` (from the tag column) or `flag` (`--tag` for the whole batch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag_source: Option<String>,
+    /// The snapshot commit each tag named when the batch was logged (drift compares with it,
+    /// even if the tag is later moved or deleted).
+    #[serde(default)]
+    pub snapshots: std::collections::BTreeMap<String, String>,
     /// sha256 of the batch's files' own sha256s, in path order: the same bytes logged again have
     /// the same `content` (refused as a duplicate).
     #[serde(default)]
@@ -110,7 +114,9 @@ pub struct Window {
     pub from: String,
 }
 
-/// The manifests under `batches/` of `tree`, in the order they were committed.
+/// The manifests under `batches/` of `tree`, in the order they were committed. Files there that
+/// are not manifests of their own name (added by hand) are left out. Files there that
+/// are not manifests of their own name (added by hand) are left out.
 pub fn read_manifests(git: &Repository, tree: Oid, branch: &str) -> Result<Vec<BatchManifest>> {
     let Some(dir) = entry_at(git, tree, BATCHES_DIR)?.filter(|e| e.mode == git2::FileMode::Tree) else {
         return Ok(Vec::new());
@@ -120,27 +126,24 @@ pub fn read_manifests(git: &Repository, tree: Oid, branch: &str) -> Result<Vec<B
         if !f.path.ends_with(".json") {
             continue;
         }
-        let blob = git.find_blob(f.oid).context(format!("read {BATCHES_DIR}/{}", f.path))?;
-        let m: BatchManifest = serde_json::from_slice(blob.content()).map_err(|e| {
-            Error::invalid(format!("{branch}:{BATCHES_DIR}/{} is not a batch manifest: {e}", f.path))
-                .with_hint(
-                "batch manifests are written by `mlgit monitor log` and `monitor label`; do not edit them",
-            )
-        })?;
+        let blob = git.find_blob(f.oid).context(format!("read {branch}:{BATCHES_DIR}/{}", f.path))?;
+        // A file someone added by hand that is not a manifest of its own name is not a batch: it
+        // cannot stop monitoring (and, the branch being append-only, could never be removed).
+        let Ok(m) = serde_json::from_slice::<BatchManifest>(blob.content()) else { continue };
+        if m.id.is_empty() || format!("{}.json", m.id) != f.path {
+            continue;
+        }
         out.push(m);
     }
     out.sort_by(|a, b| a.seq.cmp(&b.seq).then_with(|| a.id.cmp(&b.id)));
     Ok(out)
 }
 
-/// How many batch manifests `tree` holds (the next batch's `seq` is one more).
-pub fn count_manifests(git: &Repository, tree: Option<Oid>) -> Result<u64> {
+/// The `seq` of the newest batch manifest of `tree` (0 when there is none); the next batch's is
+/// one more, so a new batch always sorts last.
+pub fn last_seq(git: &Repository, tree: Option<Oid>, branch: &str) -> Result<u64> {
     let Some(tree) = tree else { return Ok(0) };
-    let Some(dir) = entry_at(git, tree, BATCHES_DIR)?.filter(|e| e.mode == git2::FileMode::Tree) else {
-        return Ok(0);
-    };
-    let t = git.find_tree(dir.oid).context(format!("read {BATCHES_DIR}/"))?;
-    Ok(t.iter().filter(|e| e.name().is_some_and(|n| n.ends_with(".json"))).count() as u64)
+    Ok(read_manifests(git, tree, branch)?.iter().map(|m| m.seq).max().unwrap_or(0))
 }
 
 impl BatchManifest {
@@ -170,4 +173,20 @@ impl BatchManifest {
             .with_hint("its files or the tag column were changed after logging: check `git log` of the branch and monitor.yaml"),
         )
     }
+}
+
+/// The ids of the request batches the committed reports under `alerts/` cover.
+pub fn reported_batches(git: &Repository, tree: Oid) -> Result<Vec<String>> {
+    let Some(dir) = entry_at(git, tree, ALERTS_DIR)?.filter(|e| e.mode == git2::FileMode::Tree) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for f in list_files(git, dir.oid)? {
+        let blob = git.find_blob(f.oid).context(format!("read {ALERTS_DIR}/{}", f.path))?;
+        let Ok(doc) = serde_json::from_slice::<serde_json::Value>(blob.content()) else { continue };
+        if let Some(ids) = doc.pointer("/window/batches").and_then(|b| b.as_array()) {
+            out.extend(ids.iter().filter_map(|i| i.as_str().map(str::to_string)));
+        }
+    }
+    Ok(out)
 }

@@ -32,6 +32,18 @@ pub fn number(cell: Cell<'_>) -> Option<f64> {
     }
 }
 
+/// A number that is a number: as [`number`], but booleans (JSON `true`, text `true`/`false`) are
+/// not numbers here (a feature the model learned as prices does not take `true`).
+pub fn plain_number(cell: Cell<'_>) -> Option<f64> {
+    match cell {
+        Cell::Bool(_) => None,
+        Cell::Text(s) if s.trim().eq_ignore_ascii_case("true") || s.trim().eq_ignore_ascii_case("false") => {
+            None
+        }
+        other => number(other),
+    }
+}
+
 /// The category text of a cell into `out` (cleared first). With `numeric`, a value that is a
 /// number is written in one canonical form, so `1`, `1.0` and `true` of a 0/1 column are one
 /// category whichever format holds them.

@@ -9,12 +9,14 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::branch::{BatchManifest, MonitoringBranch, ALERTS_DIR};
+use super::branch::{reported_batches, BatchManifest, MonitoringBranch, ALERTS_DIR};
 use super::cells;
 use super::decide::{judge, FeatureData, FeatureInput, FeatureVerdict, Status};
 use super::labels::{metrics, read_labels, Joined, LabelMetrics};
 use super::log::{keys, special_columns};
-use super::reference::{self, ref_table, snapshot_of, Acc, Kind, RefColumn, RefSource, RefTable, Reference};
+use super::reference::{
+    self, ref_table, snapshot_pinned, Acc, Kind, RefColumn, RefSource, RefTable, Reference, Snapshot,
+};
 use super::settings::MonitorSettings;
 use super::stored::open_table;
 use super::window::Selection;
@@ -31,6 +33,8 @@ pub struct DriftOptions {
     pub env: String,
     pub since: Option<String>,
     pub last: Option<usize>,
+    /// Every batch no committed report covers yet.
+    pub unreported: bool,
     /// Only the records served by this tag.
     pub tag: Option<String>,
     /// Also commit the report under `alerts/` on the branch.
@@ -111,7 +115,33 @@ pub struct DriftReport {
     pub commit: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// Why the report is empty, when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Things to know about the comparison (a tag moved since the batch was logged…).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub seconds: f64,
+}
+
+fn empty_report(mb: &MonitoringBranch, note: &str, start: Instant) -> DriftReport {
+    DriftReport {
+        schema: 1,
+        env: mb.env.clone(),
+        branch: mb.branch.clone(),
+        generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        monitoring_commit: mb.tip.to_string(),
+        window: ReportWindow { batches: Vec::new(), start: String::new(), end: String::new() },
+        min_rows: mb.settings.min_rows,
+        alert: false,
+        tags: Vec::new(),
+        alerts: Vec::new(),
+        commit: None,
+        path: None,
+        note: Some(note.to_string()),
+        warnings: Vec::new(),
+        seconds: start.elapsed().as_secs_f64(),
+    }
 }
 
 /// What one tag's records of the window add up to.
@@ -133,7 +163,19 @@ pub fn drift(repo: &Repo, opts: &DriftOptions) -> Result<DriftReport> {
     let mb = MonitoringBranch::open(repo, &opts.env)?;
     let git = repo.git();
     let all = mb.batches(git)?;
-    let window = Selection::parse(opts.since.as_deref(), opts.last)?.select(&all, &mb.branch)?;
+    let selection = Selection::parse(opts.since.as_deref(), opts.last, opts.unreported)?;
+    let reported = if opts.unreported { reported_batches(git, mb.tree)? } else { Vec::new() };
+    let window = selection.select(&all, &reported);
+    if window.is_empty() {
+        // Nothing to compare is not a failure (the first push of a new project, a push of
+        // labels only, every batch already reported): an empty report, no alert, no commit.
+        let note = if all.iter().any(|m| m.kind == super::branch::BatchKind::Requests) {
+            "no request batch selected: nothing to compare"
+        } else {
+            "no request batch logged yet: nothing to compare"
+        };
+        return Ok(empty_report(&mb, note, start));
+    }
     let mut tags: Vec<String> = window.iter().flat_map(|m| m.tags.keys().cloned()).collect();
     tags.sort();
     tags.dedup();
@@ -152,8 +194,26 @@ pub fn drift(repo: &Repo, opts: &DriftOptions) -> Result<DriftReport> {
     let mut columns: Vec<String> = window.iter().flat_map(|m| m.columns.iter().cloned()).collect();
     columns.sort();
     columns.dedup();
+    let mut warnings = Vec::new();
+    let mut unresolved = Vec::new();
     for t in &tags {
-        accs.insert(t.clone(), tag_acc(repo, settings, t, &columns)?);
+        // The snapshot pinned by the newest batch of the window that has this tag.
+        let pinned = window.iter().rev().find_map(|m| m.snapshots.get(t)).map(String::as_str);
+        let acc = snapshot_pinned(repo, t, pinned).and_then(|(snap, w)| {
+            warnings.extend(w);
+            tag_acc(repo, settings, snap, &columns)
+        });
+        match acc {
+            Ok(a) => {
+                accs.insert(t.clone(), a);
+            }
+            // One tag that cannot be compared (a retired canary's snapshot not fetched) does not
+            // stop the others: it is an alert of its own.
+            Err(e) => unresolved.push((t.clone(), e)),
+        }
+    }
+    if accs.is_empty() && !unresolved.is_empty() {
+        return Err(unresolved.swap_remove(0).1);
     }
     // The references are read on a thread of their own while this one reads the batches.
     let wanted: Vec<(RefTable, Vec<RefColumn>)> = accs
@@ -193,6 +253,15 @@ pub fn drift(repo: &Repo, opts: &DriftOptions) -> Result<DriftReport> {
         reports.push(tag_report(repo, settings, tag, acc, reference)?);
     }
     let mut alerts: Vec<Alert> = reports.iter().flat_map(|r| r.alerts.clone()).collect();
+    for (tag, e) in &unresolved {
+        alerts.push(Alert {
+            severity: Severity::Medium,
+            tag: tag.clone(),
+            check: "reference".into(),
+            feature: None,
+            message: format!("{tag}: not compared: {}", e.message()),
+        });
+    }
     alerts.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.tag.cmp(&b.tag)));
     let now = chrono::Utc::now();
     let mut report = DriftReport {
@@ -212,6 +281,8 @@ pub fn drift(repo: &Repo, opts: &DriftOptions) -> Result<DriftReport> {
         alerts,
         commit: None,
         path: None,
+        note: None,
+        warnings,
         seconds: 0.0,
     };
     if opts.commit {
@@ -234,8 +305,13 @@ pub fn features_of(settings: &MonitorSettings, table: &RefTable) -> Vec<RefColum
         .collect()
 }
 
-fn tag_acc(repo: &Repo, settings: &MonitorSettings, tag: &str, columns: &[String]) -> Result<TagAcc> {
-    let table = ref_table(repo, snapshot_of(repo, tag)?, settings, Some(columns))?;
+fn tag_acc(
+    repo: &Repo,
+    settings: &MonitorSettings,
+    snapshot: Snapshot,
+    columns: &[String],
+) -> Result<TagAcc> {
+    let table = ref_table(repo, snapshot, settings, Some(columns))?;
     let features = features_of(settings, &table);
     let accs = features.iter().map(Acc::for_column).collect();
     let prediction = label_column(settings, &table).map(|c| {

@@ -17,8 +17,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::branch::{
-    count_manifests, BatchKind, BatchManifest, MonitoringBranch, Window, BATCHES_DIR, LABELS_DIR,
-    REQUESTS_DIR,
+    last_seq, BatchKind, BatchManifest, MonitoringBranch, Window, BATCHES_DIR, LABELS_DIR, REQUESTS_DIR,
 };
 use super::cells;
 use super::reference::{ref_table, snapshot_of, Kind, RefTable};
@@ -116,6 +115,15 @@ pub fn log(repo: &Repo, opts: &LogOptions, progress: &dyn Progress) -> Result<Lo
         ingest::ingest_files(&git_dir, repo.store(), &files, &lfs, &opts.interrupt, "monitor", progress)?;
     progress.end();
 
+    if let Some(m) = &opts.message {
+        if m.trim().is_empty() || m.lines().any(|l| l.trim_start().to_ascii_lowercase().starts_with("mlgit-"))
+        {
+            return Err(Error::invalid(
+                "-m must be a non-empty message without lines starting with 'Mlgit-'",
+            )
+            .with_hint("mlgit writes the Mlgit-* trailers itself; CI and lineage read them"));
+        }
+    }
     let logged_at = chrono::Utc::now();
     let scan = match opts.kind {
         BatchKind::Requests => scan_requests(repo, &mb.settings, &files, &stored, opts)?,
@@ -135,6 +143,7 @@ pub fn log(repo: &Repo, opts: &LogOptions, progress: &dyn Progress) -> Result<Lo
         files: paths.clone(),
         rows: scan.rows,
         tags: scan.tags.clone(),
+        snapshots: scan.snapshots.clone(),
         content,
         tag_column: (opts.kind == BatchKind::Requests && opts.tag.is_none())
             .then(|| mb.settings.tag_column.clone()),
@@ -158,7 +167,7 @@ pub fn log(repo: &Repo, opts: &LogOptions, progress: &dyn Progress) -> Result<Lo
         }
         // Checked and numbered on the tip it lands on (again after a lost race).
         refuse_duplicate(git, &mb.branch, tip.map(|c| c.tree_id()), &manifest.content)?;
-        manifest.seq = count_manifests(git, tip.map(|c| c.tree_id()))? + 1;
+        manifest.seq = last_seq(git, tip.map(|c| c.tree_id()), &mb.branch)? + 1;
         let text = format!("{}\n", serde_json::to_string_pretty(&manifest).expect("a manifest serializes"));
         let manifest_blob = git.blob(text.as_bytes()).context("write the batch manifest")?;
         edits.set(&format!("{BATCHES_DIR}/{id}.json"), Entry::blob(manifest_blob))?;
@@ -290,6 +299,8 @@ fn commit_message(mb: &MonitoringBranch, m: &BatchManifest, opts: &LogOptions, r
 struct Scan {
     rows: u64,
     tags: BTreeMap<String, u64>,
+    /// The snapshot commit each tag named when the batch was logged.
+    snapshots: BTreeMap<String, String>,
     columns: Vec<String>,
     first: Option<i64>,
     last: Option<i64>,
@@ -364,7 +375,14 @@ fn scan_requests(
     stored: &[Ingested],
     opts: &LogOptions,
 ) -> Result<Scan> {
-    let mut scan = Scan { rows: 0, tags: BTreeMap::new(), columns: Vec::new(), first: None, last: None };
+    let mut scan = Scan {
+        rows: 0,
+        tags: BTreeMap::new(),
+        snapshots: BTreeMap::new(),
+        columns: Vec::new(),
+        first: None,
+        last: None,
+    };
     let mut check = TagCheck { repo, settings, tables: HashMap::new() };
     if let Some(t) = &opts.tag {
         check_tag_text(t, "--tag")?;
@@ -374,8 +392,10 @@ fn scan_requests(
     let mut untagged_count = 0u64;
     let mut disagree: Option<String> = None;
     let mut not_number: Option<NotANumber> = None;
-    // Per file: the columns it has, for the missing-column check per tag.
-    let mut columns_of_tag: HashMap<String, HashSet<String>> = HashMap::new();
+    // Per file and tag: the file's columns, for the missing-column check (each file on its own:
+    // a feature missing from one file of a folder is missing for its records).
+    let mut columns_of_tag: HashMap<(String, String), HashSet<String>> = HashMap::new();
+    let mut bad_score: Option<String> = None;
     for (f, i) in files.iter().zip(stored) {
         opts.interrupt.check("monitor")?;
         let mut reader = open_stored(repo, f, i)?;
@@ -389,8 +409,10 @@ fn scan_requests(
                     scan.columns.push(c.name.clone());
                 }
             }
+            refuse_repeated_names(&f.rel, cols, &settings.special_columns())?;
             let tag_col = cols.iter().position(|c| c.name == settings.tag_column);
             let time_col = cols.iter().position(|c| c.name == settings.time_column);
+            let score_col = cols.iter().position(|c| c.name == settings.score_column);
             if opts.tag.is_none() && tag_col.is_none() {
                 return Err(Error::invalid(format!(
                     "{} has no '{}' column, so its records do not say which model served them",
@@ -425,6 +447,8 @@ fn scan_requests(
                     if !file_tags.contains(&tag) {
                         let names: Vec<String> = cols.iter().map(|c| c.name.clone()).collect();
                         let table = check.table(&tag, Some(&names))?;
+                        let features: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+                        refuse_repeated_names(&f.rel, cols, &features)?;
                         let numeric: Vec<(usize, String)> = table
                             .columns
                             .iter()
@@ -436,7 +460,7 @@ fn scan_requests(
                         numeric_cols.insert(tag.clone(), numeric);
                         file_tags.insert(tag.clone());
                         columns_of_tag
-                            .entry(tag.clone())
+                            .entry((f.rel.clone(), tag.clone()))
                             .or_default()
                             .extend(cols.iter().map(|c| c.name.clone()));
                     }
@@ -446,7 +470,7 @@ fn scan_requests(
                 if not_number.is_none() {
                     for (ci, name) in &numeric_cols[&tag] {
                         let cell = batch.cell(row, *ci);
-                        if !cells::is_null(cell) && cells::number(cell).is_none() {
+                        if !cells::is_null(cell) && cells::plain_number(cell).is_none() {
                             not_number = Some(NotANumber {
                                 tag: tag.clone(),
                                 column: name.clone(),
@@ -458,11 +482,35 @@ fn scan_requests(
                         }
                     }
                 }
+                if let (Some(c), None) = (score_col, &bad_score) {
+                    let cell = batch.cell(row, c);
+                    let ok = cells::plain_number(cell).is_some_and(|x| (0.0..=1.0).contains(&x));
+                    if !cells::is_null(cell) && !ok {
+                        bad_score = Some(format!(
+                            "{} line {} has {:?} in '{}'",
+                            f.rel,
+                            batch.line(row),
+                            cells::text(cell).unwrap_or_default(),
+                            settings.score_column
+                        ));
+                    }
+                }
                 if let Some(us) = time_col.and_then(|c| cells::time_micros(batch.cell(row, c))) {
                     scan.see_time(us);
                 }
             }
         }
+    }
+    for tag in scan.tags.keys() {
+        let commit = match check.tables.get(tag) {
+            Some(t) => t.snapshot.commit,
+            None => snapshot_of(repo, tag)?.commit,
+        };
+        scan.snapshots.insert(tag.clone(), commit.to_string());
+    }
+    if let Some(b) = bad_score {
+        return Err(Error::invalid(format!("a score is not a probability: {b}"))
+            .with_hint("the score column holds the predicted probability of the positive class, between 0 and 1; rename the column in monitor.yaml (`score_column`) if yours holds something else"));
     }
     if scan.rows == 0 {
         return Err(Error::invalid(format!("the batch {} holds no records", opts.source.display()))
@@ -481,7 +529,11 @@ fn scan_requests(
         ))
         .with_hint("every record must name the snapshot tag that served it; pass --tag TAG if one model served the whole batch"));
     }
-    for (tag, seen) in &columns_of_tag {
+    let mut checked: Vec<&(String, String)> = columns_of_tag.keys().collect();
+    checked.sort();
+    for key in checked {
+        let (file, tag) = key;
+        let seen = &columns_of_tag[key];
         let table = check.table(tag, None)?;
         let special = special_columns(settings, table);
         let missing: Vec<&str> = table
@@ -492,7 +544,7 @@ fn scan_requests(
             .collect();
         if !missing.is_empty() {
             return Err(Error::invalid(format!(
-                "the schema does not match: records served by '{tag}' lack {} of its training table {} ({})",
+                "the schema does not match: the records of {file} served by '{tag}' lack {} of its training table {} ({})",
                 if missing.len() == 1 { "a column" } else { "columns" },
                 table.name,
                 missing.join(", ")
@@ -524,6 +576,21 @@ fn refuse_bad_records(file: &str, batch: &crate::table::Batch) -> Result<()> {
     .with_hint("fix the file the serving side wrote, then log it again; nothing was committed"))
 }
 
+/// A header that names a column twice (read as `x` and `x.1`) makes "the" value of `x`
+/// ambiguous: refused for the monitoring columns and the features.
+fn refuse_repeated_names(file: &str, cols: &[crate::table::Column], names: &[&str]) -> Result<()> {
+    for c in cols {
+        let Some((base, n)) = c.name.rsplit_once('.') else { continue };
+        if n.parse::<u32>().is_ok() && names.contains(&base) && cols.iter().any(|k| k.name == base) {
+            return Err(Error::invalid(format!(
+                "{file}: its header names the column '{base}' more than once"
+            ))
+            .with_hint("which of them holds the value is ambiguous; write each column once"));
+        }
+    }
+    Ok(())
+}
+
 /// The columns of a batch that are not features.
 pub fn special_columns<'a>(settings: &'a MonitorSettings, table: &'a RefTable) -> Vec<&'a str> {
     let mut out = settings.special_columns();
@@ -540,7 +607,14 @@ fn scan_labels(
     stored: &[Ingested],
     opts: &LogOptions,
 ) -> Result<Scan> {
-    let mut scan = Scan { rows: 0, tags: BTreeMap::new(), columns: Vec::new(), first: None, last: None };
+    let mut scan = Scan {
+        rows: 0,
+        tags: BTreeMap::new(),
+        snapshots: BTreeMap::new(),
+        columns: Vec::new(),
+        first: None,
+        last: None,
+    };
     let mut no_id = (0u64, Vec::new());
     for (f, i) in files.iter().zip(stored) {
         opts.interrupt.check("monitor")?;
@@ -549,7 +623,8 @@ fn scan_labels(
             refuse_bad_records(&f.rel, &batch)?;
             let cols = reader.columns();
             let find = |name: &str| cols.iter().position(|c| c.name == name);
-            let (Some(id_col), Some(_)) = (find(&settings.request_id_column), find(&settings.label_column))
+            let (Some(id_col), Some(label_col)) =
+                (find(&settings.request_id_column), find(&settings.label_column))
             else {
                 let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
                 return Err(Error::invalid(format!(
@@ -569,7 +644,7 @@ fn scan_labels(
             let time_col = find(&settings.time_column);
             for row in 0..batch.len() {
                 scan.rows += 1;
-                if cells::is_null(batch.cell(row, id_col)) {
+                if cells::is_null(batch.cell(row, id_col)) || cells::is_null(batch.cell(row, label_col)) {
                     no_id.0 += 1;
                     if no_id.1.len() < EXAMPLES {
                         no_id.1.push(format!("{} line {}", f.rel, batch.line(row)));
@@ -587,13 +662,14 @@ fn scan_labels(
     }
     if no_id.0 > 0 {
         return Err(Error::invalid(format!(
-            "{} of {} labels have no request id in column '{}' (first: {})",
+            "{} of {} labels have no request id in column '{}' or no label in '{}' (first: {})",
             no_id.0,
             scan.rows,
             settings.request_id_column,
+            settings.label_column,
             no_id.1.join(", ")
         ))
-        .with_hint("a label without its request id cannot be joined to the prediction it judges"));
+        .with_hint("a label without its request id cannot be joined to the prediction it judges, and an empty label judges nothing"));
     }
     Ok(scan)
 }

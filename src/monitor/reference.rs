@@ -62,6 +62,42 @@ pub fn snapshot_of(repo: &Repo, tag: &str) -> Result<Snapshot> {
     Ok(Snapshot { tag: tag.to_string(), commit: commit.id(), split, record })
 }
 
+/// The snapshot a batch was served by: the commit pinned when it was logged (`pinned`), else
+/// what the tag names now. Also says when the tag has moved since (a warning for the report).
+pub fn snapshot_pinned(repo: &Repo, tag: &str, pinned: Option<&str>) -> Result<(Snapshot, Option<String>)> {
+    let Some(pin) = pinned.and_then(|p| Oid::from_str(p).ok()) else {
+        return Ok((snapshot_of(repo, tag)?, None));
+    };
+    let git = repo.git();
+    let commit = git.find_commit(pin).map_err(|_| {
+        Error::not_found(format!("the snapshot {pin} that served '{tag}' is not in this repository"))
+            .with_hint("fetch it: `mlgit pull` (the tag may have been deleted on this clone only)")
+    })?;
+    let record = RunRecord::read(git, &commit)?
+        .ok_or_else(|| Error::not_found(format!("{pin} (served as '{tag}') is not a snapshot")))?;
+    let split = record
+        .data
+        .split
+        .as_deref()
+        .and_then(|s| Oid::from_str(s).ok())
+        .ok_or_else(|| Error::not_found(format!("snapshot '{tag}' records no split commit")))?;
+    let now = git
+        .find_reference(&format!("refs/tags/{tag}"))
+        .ok()
+        .and_then(|r| r.peel_to_commit().ok())
+        .map(|c| c.id());
+    let warning = match now {
+        Some(c) if c == pin => None,
+        Some(c) => Some(format!(
+            "tag '{tag}' now names {}, but these records were served by {} (pinned when logged): compared with the latter",
+            short(c),
+            short(pin)
+        )),
+        None => Some(format!("tag '{tag}' no longer exists; compared with the snapshot {} pinned when logged", short(pin))),
+    };
+    Ok((Snapshot { tag: tag.to_string(), commit: pin, split, record }, warning))
+}
+
 /// How a reference column is compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -439,7 +475,7 @@ impl Acc {
             return true;
         }
         match self {
-            Acc::Numeric(a) => match cells::number(cell) {
+            Acc::Numeric(a) => match cells::plain_number(cell) {
                 Some(x) => {
                     a.add(x);
                     true

@@ -9,11 +9,22 @@ pub enum Selection {
     Last(usize),
     /// Batches whose records end at or after this instant (microseconds since the epoch).
     Since(i64),
+    /// Every batch no committed report covers yet (what CI runs: batches pushed together, or
+    /// logged between two runs, are all checked).
+    Unreported,
 }
 
 impl Selection {
-    /// From `--since` / `--last` (default: the last batch).
-    pub fn parse(since: Option<&str>, last: Option<usize>) -> Result<Selection> {
+    /// From `--since` / `--last` / `--unreported` (default: the last batch).
+    pub fn parse(since: Option<&str>, last: Option<usize>, unreported: bool) -> Result<Selection> {
+        if unreported {
+            if since.is_some() || last.is_some() {
+                return Err(Error::invalid(
+                    "--unreported, --since and --last choose the batches in different ways; give one",
+                ));
+            }
+            return Ok(Selection::Unreported);
+        }
         match (since, last) {
             (Some(_), Some(_)) => {
                 Err(Error::invalid("--since and --last choose the batches in two ways; give one"))
@@ -29,26 +40,18 @@ impl Selection {
         }
     }
 
-    /// The request batches selected among `all` (oldest first).
-    pub fn select<'a>(&self, all: &'a [BatchManifest], branch: &str) -> Result<Vec<&'a BatchManifest>> {
+    /// The request batches selected among `all` (oldest first); `reported` are the ids of the
+    /// batches committed reports cover. Empty when there is nothing to compare (no batch yet, or
+    /// none selected): the report says so.
+    pub fn select<'a>(&self, all: &'a [BatchManifest], reported: &[String]) -> Vec<&'a BatchManifest> {
         let requests: Vec<&BatchManifest> = all.iter().filter(|m| m.kind == BatchKind::Requests).collect();
-        if requests.is_empty() {
-            return Err(Error::not_found(format!("'{branch}' holds no request batch yet"))
-                .with_hint("log one first: `mlgit monitor log --env ENV --source FILE`"));
-        }
-        let out: Vec<&BatchManifest> = match self {
+        match self {
             Selection::Last(n) => requests[requests.len().saturating_sub(*n)..].to_vec(),
             Selection::Since(t) => requests
                 .into_iter()
                 .filter(|m| parse_time(&m.window.end).is_some_and(|end| end >= *t))
                 .collect(),
-        };
-        if out.is_empty() {
-            return Err(Error::not_found(format!(
-                "no request batch on '{branch}' ends at or after that date"
-            ))
-            .with_hint("choose an earlier --since, or --last N"));
+            Selection::Unreported => requests.into_iter().filter(|m| !reported.contains(&m.id)).collect(),
         }
-        Ok(out)
     }
 }
