@@ -22,10 +22,12 @@ pub fn number(cell: Cell<'_>) -> Option<f64> {
         Cell::Bool(b) => Some(if b { 1.0 } else { 0.0 }),
         Cell::Text(s) => {
             let t = s.trim();
-            match t.to_ascii_lowercase().as_str() {
-                "true" => Some(1.0),
-                "false" => Some(0.0),
-                _ => t.parse::<f64>().ok().filter(|f| f.is_finite()),
+            // No allocation: this runs for every cell of every numeric column.
+            match t.parse::<f64>() {
+                Ok(f) => f.is_finite().then_some(f),
+                Err(_) if t.eq_ignore_ascii_case("true") => Some(1.0),
+                Err(_) if t.eq_ignore_ascii_case("false") => Some(0.0),
+                Err(_) => None,
             }
         }
         _ => None,
