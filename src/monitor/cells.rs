@@ -46,6 +46,28 @@ pub fn plain_number(cell: Cell<'_>) -> Option<f64> {
     }
 }
 
+/// Whether a cell holds a number, as [`plain_number`] would say, but without parsing the common
+/// case: text of digits with at most one point and a leading minus (a log checks every cell).
+pub fn is_plain_number(cell: Cell<'_>) -> bool {
+    if let Cell::Text(s) = cell {
+        let b = s.trim().as_bytes();
+        let digits = b.strip_prefix(b"-").unwrap_or(b);
+        let mut points = 0;
+        let simple = !digits.is_empty()
+            && digits.len() < 16
+            && digits.iter().all(|&c| {
+                points += usize::from(c == b'.');
+                c.is_ascii_digit() || c == b'.'
+            })
+            && points <= 1
+            && digits != b".";
+        if simple {
+            return true;
+        }
+    }
+    plain_number(cell).is_some()
+}
+
 /// The category text of a cell into `out` (cleared first). With `numeric`, a value that is a
 /// number is written in one canonical form, so `1`, `1.0` and `true` of a 0/1 column are one
 /// category whichever format holds them.
@@ -125,6 +147,28 @@ mod tests {
         category(Cell::Text(" red "), false, &mut a);
         assert_eq!(a, b"red");
         assert!(is_null(Cell::Text("  ")));
+    }
+
+    #[test]
+    fn the_quick_number_check_agrees_with_parsing() {
+        for t in [
+            "1",
+            "-2.5",
+            "0.",
+            ".5",
+            ".",
+            "-",
+            "",
+            "1.2.3",
+            "1e5",
+            "nan",
+            "true",
+            " 7 ",
+            "12345678901234567890",
+            "--1",
+        ] {
+            assert_eq!(is_plain_number(Cell::Text(t)), plain_number(Cell::Text(t)).is_some(), "{t:?}");
+        }
     }
 
     #[test]

@@ -466,11 +466,16 @@ fn scan_requests(
                     }
                     last_tag = Some(tag.clone());
                 }
-                *scan.tags.entry(tag.clone()).or_insert(0) += 1;
+                match scan.tags.get_mut(&tag) {
+                    Some(n) => *n += 1,
+                    None => {
+                        scan.tags.insert(tag.clone(), 1);
+                    }
+                }
                 if not_number.is_none() {
                     for (ci, name) in &numeric_cols[&tag] {
                         let cell = batch.cell(row, *ci);
-                        if !cells::is_null(cell) && cells::plain_number(cell).is_none() {
+                        if !cells::is_null(cell) && !cells::is_plain_number(cell) {
                             not_number = Some(NotANumber {
                                 tag: tag.clone(),
                                 column: name.clone(),
