@@ -17,6 +17,11 @@ pub struct Config {
     pub branches: BranchNames,
     /// Environments that get a `monitoring/<env>` branch and can be promoted to (`env/<env>`).
     pub environments: Vec<String>,
+    /// Per environment, the rules `mlgit promote` checks before it writes (docs/promote.md).
+    /// Absent: `prod` requires `staging` when both are environments, and every promotion requires
+    /// the snapshot's model bytes to verify.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<std::collections::BTreeMap<String, PromotionRules>>,
     /// Branch names (or `prefix/*` patterns) on which committed files may never change or disappear.
     pub append_only: Vec<String>,
     pub lfs: LfsConfig,
@@ -40,6 +45,25 @@ pub struct BranchNames {
     pub stable: String,
     pub monitoring_prefix: String,
     pub env_prefix: String,
+}
+
+/// The rules a promotion to one environment must pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PromotionRules {
+    /// Environments the tag must have been promoted to first.
+    pub requires: Vec<String>,
+    /// The snapshot's model files must be in the local store and hash to their recorded sha256.
+    pub verify: bool,
+    /// No drift alert for the tag on `monitoring/<env>` of each required environment since the
+    /// tag was promoted there.
+    pub no_drift_alerts: bool,
+}
+
+impl Default for PromotionRules {
+    fn default() -> Self {
+        PromotionRules { requires: Vec::new(), verify: true, no_drift_alerts: false }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -203,6 +227,7 @@ impl Default for Config {
             project: "project".into(),
             branches: BranchNames::default(),
             environments: vec!["dev".into(), "staging".into(), "prod".into()],
+            promotion: None,
             append_only: vec!["raw".into(), "monitoring/*".into()],
             lfs: LfsConfig::default(),
             snapshot: SnapshotConfig::default(),
@@ -406,6 +431,30 @@ impl Config {
                 return bad(format!("environments: '{env}' is not a valid environment name"));
             }
         }
+        if let Some(rules) = &self.promotion {
+            for (env, r) in rules {
+                if !self.environments.contains(env) {
+                    return bad(format!("promotion.{env}: '{env}' is not one of the environments"));
+                }
+                for req in &r.requires {
+                    if req == env {
+                        return bad(format!(
+                            "promotion.{env}.requires: an environment cannot require itself"
+                        ));
+                    }
+                    if !self.environments.contains(req) {
+                        return bad(format!(
+                            "promotion.{env}.requires: '{req}' is not one of the environments"
+                        ));
+                    }
+                }
+                if r.no_drift_alerts && r.requires.is_empty() {
+                    return bad(format!(
+                        "promotion.{env}.no_drift_alerts: it checks the monitoring of the required environments, and `requires` names none"
+                    ));
+                }
+            }
+        }
         // git keeps refs as files: `data` and `data/clean` cannot both exist.
         let mut names: Vec<String> = [&b.main, &b.raw, &b.clean, &b.split, &b.dev, &b.stable]
             .into_iter()
@@ -487,8 +536,27 @@ impl Config {
         match kind {
             BranchKind::Raw | BranchKind::Clean | BranchKind::Split => &self.lfs.patterns.data,
             BranchKind::Monitoring => &self.lfs.patterns.monitoring,
-            BranchKind::Stable => &self.lfs.patterns.stable,
+            // An env/ commit's tree is a snapshot's tree.
+            BranchKind::Stable | BranchKind::Env => &self.lfs.patterns.stable,
             _ => &[],
+        }
+    }
+
+    /// The rules a promotion to `env` must pass: `promotion.<env>` when the config has a
+    /// `promotion` section (an environment it leaves out has the defaults of [`PromotionRules`]),
+    /// else the built-in policy: `prod` requires `staging` when both are environments.
+    pub fn promotion_rules(&self, env: &str) -> PromotionRules {
+        match &self.promotion {
+            Some(rules) => rules.get(env).cloned().unwrap_or_default(),
+            None => {
+                let has = |e: &str| self.environments.iter().any(|x| x == e);
+                let requires = if env == "prod" && has("prod") && has("staging") {
+                    vec!["staging".into()]
+                } else {
+                    vec![]
+                };
+                PromotionRules { requires, ..PromotionRules::default() }
+            }
         }
     }
 

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod data;
 pub mod demo;
+pub mod deploy;
 pub mod error;
 pub mod gc;
 pub mod hooks;

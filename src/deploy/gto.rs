@@ -1,0 +1,1 @@
+//! GTO-compatible tags (`--gto`): placeholder until the GTO helper lands.

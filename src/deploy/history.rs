@@ -1,0 +1,1 @@
+//! `mlgit envs`, `envs log`, `envs at` (being written by the lead).

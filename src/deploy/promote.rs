@@ -1,0 +1,1 @@
+//! `mlgit promote` and `mlgit rollback` (being written by the lead).
