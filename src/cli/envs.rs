@@ -170,10 +170,10 @@ fn render_at(a: &EnvAt) -> String {
             let until = a
                 .until
                 .as_deref()
-                .map(|u| format!(" until {u}"))
-                .unwrap_or_else(|| " (still serving)".into());
+                .map(|u| format!("replaced {u}"))
+                .unwrap_or_else(|| "still serving".into());
             format!(
-                "{} at {}: {}  (deployed {}{until}, commit {})\n",
+                "{} at {}: {}  (deployed {}, {until}; commit {})\n",
                 a.env,
                 a.at,
                 e.tag,
