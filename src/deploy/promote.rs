@@ -132,11 +132,14 @@ pub fn rollback_target<'a>(entries: &'a [LogEntry], to: Option<&str>, env: &str)
             return Ok(e);
         }
     }
-    Err(Error::not_found(format!(
-        "no earlier deployment of {env} to roll back to (only {} served it)",
-        current.tag
+    let why = if rolled_away.is_empty() {
+        format!("only {} served it", current.tag)
+    } else {
+        format!("the other tags that served it were rolled back from ({})", rolled_away.join(", "))
+    };
+    Err(Error::not_found(format!("no earlier deployment of {env} to roll back to: {why}")).with_hint(
+        format!("name one with --to TAG (see `mlgit envs log {env}`), or promote another snapshot"),
     ))
-    .with_hint(format!("name one with --to TAG (see `mlgit envs log {env}`), or promote another snapshot")))
 }
 
 /// What a write is for.
