@@ -575,38 +575,6 @@ fn gitlab_drift_job_pushes_the_report_and_fails_on_the_alert() {
     assert_eq!(env.git(&bare, ["rev-parse", "monitoring/prod"]).trim(), report_sha);
 }
 
-/// Promote `tag` to `env_name`. Until `mlgit promote` exists this writes the promotion commit as
-/// the contract shapes it: the snapshot's tree plus DEPLOYMENT.yaml and DEPLOYED_TAG, parents the
-/// env branch's tip and the snapshot.
-fn promote(env: &TestEnv, repo: &Path, tag: &str, env_name: &str) {
-    let branch = format!("env/{env_name}");
-    let snapshot = rev(env, repo, &format!("{tag}^{{commit}}"));
-    let tip = rev(env, repo, &branch);
-    let record = format!(
-        "# Written by `mlgit promote`: what serves this environment. Do not edit; promote or roll back instead.\n\
-         schema: 1\nenvironment: {env_name}\naction: promote\ntag: {tag}\nsnapshot: {snapshot}\n"
-    );
-    let hash = |text: &str| {
-        let mut cmd = env.git_cmd(repo);
-        cmd.args(["hash-object", "-w", "--stdin"]).stdin(std::process::Stdio::piped());
-        cmd.stdout(std::process::Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        std::io::Write::write_all(child.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
-        stdout(&child.wait_with_output().unwrap()).trim().to_string()
-    };
-    let mut entries = env.git(repo, ["ls-tree", &snapshot]);
-    entries.push_str(&format!("100644 blob {}\tDEPLOYMENT.yaml\n", hash(&record)));
-    entries.push_str(&format!("100644 blob {}\tDEPLOYED_TAG\n", hash(&format!("{tag}\n"))));
-    let mut mktree = env.git_cmd(repo);
-    mktree.arg("mktree").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
-    let mut child = mktree.spawn().unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), entries.as_bytes()).unwrap();
-    let tree = stdout(&child.wait_with_output().unwrap()).trim().to_string();
-    let msg = format!("promote {tag} to {env_name}");
-    let commit = env.git(repo, ["commit-tree", &tree, "-p", &tip, "-p", &snapshot, "-m", &msg]);
-    env.git(repo, ["update-ref", &format!("refs/heads/{branch}"), commit.trim(), &tip]);
-}
-
 /// A project on a bare remote whose snapshot model-v1 (trained on a table split, so data/test
 /// holds customers.csv) was promoted to staging; env/prod still holds only init's README.
 /// Everything is pushed with `mlgit push`. Returns the remote's URL and folder, and the bytes of
@@ -633,7 +601,7 @@ fn promoted_project_on_remote(env: &TestEnv) -> (String, PathBuf, Vec<u8>) {
     env.mlgit_ok(&st, ["train-tag", "--materialize", "--", "./train.sh"]);
     let model = fs::read(st.join("model/model.json")).unwrap();
     env.tick();
-    promote(env, &repo, "model-v1", "staging");
+    env.mlgit_ok(&repo, ["promote", "model-v1", "--env", "staging", "--reason", "first deployment"]);
     let bare = env.path("deployed.git");
     env.git(env.tmp.path(), ["init", "-q", "--bare", bare.to_str().unwrap()]);
     let url = format!("file://{}", bare.display());
