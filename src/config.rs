@@ -584,6 +584,9 @@ impl Config {
         for env in &self.environments {
             out.push((self.monitoring_branch(env), BranchKind::Monitoring));
         }
+        for env in &self.environments {
+            out.push((format!("{}{env}", b.env_prefix), BranchKind::Env));
+        }
         out
     }
 }
