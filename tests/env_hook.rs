@@ -1,7 +1,7 @@
 //! The server's pre-receive hook on environment branches: on a bare repository with
-//! `mlgit hook pre-receive` installed as docs/hook.md says, `env/prod` accepts promotion commits and
-//! the root commit `mlgit init` starts it with, and refuses hand-made commits, history rewrites and
-//! its deletion. Every push is a real `git push`.
+//! `mlgit hook pre-receive` installed as docs/hook.md says, `env/prod` accepts what `mlgit promote`
+//! and `mlgit rollback` write and the root commit `mlgit init` starts it with, and refuses
+//! hand-made commits, history rewrites and its deletion. Every push is a real `git push`.
 
 mod common;
 
@@ -17,11 +17,28 @@ fn mlgit_bin() -> PathBuf {
     assert_cmd::cargo::cargo_bin("mlgit")
 }
 
-/// An mlgit repository with a snapshot (`model-v1`, an annotated tag on `stable/model`), pushed
-/// without hooks to a bare `origin` that then gets the pre-receive hook. Returns (clone, bare).
+/// An mlgit repository with its env/ branches and a snapshot `model-v1`, pushed without hooks to a
+/// bare `origin` that then gets the pre-receive hook. Returns (clone, bare).
 fn guarded_remote(env: &TestEnv) -> (PathBuf, PathBuf) {
     let repo = env.init_repo("r");
-    snapshot(env, &repo, "model-v1", b"weights v1\n");
+    for name in ["dev", "staging", "prod"] {
+        // `mlgit init` makes these; until it does, its root commit is made here with plumbing.
+        if env
+            .git_cmd(&repo)
+            .args(["rev-parse", "-q", "--verify", &format!("env/{name}")])
+            .output()
+            .unwrap()
+            .status
+            .code()
+            != Some(0)
+        {
+            let root = init_root(env, &repo, name);
+            set_branch(env, &repo, name, &root);
+        }
+    }
+    let st = env.path("st");
+    env.git(&repo, ["worktree", "add", "-q", st.to_str().unwrap(), "stable/model"]);
+    train(env, &repo, "weights v1");
     let bare = env.path("origin.git");
     env.git(env.tmp.path(), ["init", "-q", "--bare", bare.to_str().unwrap()]);
     env.git(&repo, ["remote", "add", "origin", &format!("file://{}", bare.display())]);
@@ -37,17 +54,21 @@ fn guarded_remote(env: &TestEnv) -> (PathBuf, PathBuf) {
     (repo, bare)
 }
 
-/// A snapshot as train-tag makes it: a commit on `stable/model` with a model file and a tracking
-/// record, and an annotated tag on it.
-fn snapshot(env: &TestEnv, repo: &Path, tag: &str, model: &[u8]) -> String {
-    let id = env.commit_on(
-        repo,
-        "stable/model",
-        &[("model/model.txt", model), ("tracking/run.json", b"{\"schema\":1}\n")],
-        &format!("train {tag}"),
-    );
-    env.git(repo, ["tag", "-a", "-m", "snapshot", tag, &id]);
-    id
+/// `mlgit train-tag` in the `stable/model` worktree, writing `model/model.txt`; returns the tag.
+fn train(env: &TestEnv, repo: &Path, model: &str) -> String {
+    let st = repo.parent().unwrap().join("st");
+    let script =
+        format!("mkdir -p model && echo '{model}' > model/model.txt && echo '{{\"acc\":1}}' > metrics.json");
+    let v = env.mlgit_json(&st, ["train-tag", "--", "sh", "-c", &script]);
+    env.tick();
+    v["tag"].as_str().unwrap_or_else(|| panic!("no tag: {v}")).to_string()
+}
+
+/// `mlgit promote TAG --env NAME`; returns the promotion commit.
+fn promote(env: &TestEnv, repo: &Path, tag: &str, name: &str) -> String {
+    let v = env.mlgit_json(repo, ["promote", tag, "--env", name]);
+    env.tick();
+    v["commit"].as_str().unwrap_or_else(|| panic!("no commit: {v}")).to_string()
 }
 
 /// `git push --no-verify origin ARGS…`.
@@ -152,13 +173,12 @@ fn set_branch(env: &TestEnv, repo: &Path, name: &str, commit: &str) {
     env.git(repo, ["update-ref", &format!("refs/heads/env/{name}"), commit]);
 }
 
-/// An `env/prod` with init's root commit and a first promotion (`model-v1`), accepted by the hook.
+/// `model-v1` promoted to staging, then prod, and both pushed: accepted by the hook.
 fn deployed(env: &TestEnv) -> (PathBuf, PathBuf, String) {
     let (repo, bare) = guarded_remote(env);
-    let root = init_root(env, &repo, "prod");
-    let first = promotion(env, &repo, "prod", "model-v1", Some(&root), &[]);
-    set_branch(env, &repo, "prod", &first);
-    let out = push(env, &repo, &["env/prod"]);
+    promote(env, &repo, "model-v1", "staging");
+    let first = promote(env, &repo, "model-v1", "prod");
+    let out = push(env, &repo, &["env/staging", "env/prod"]);
     assert!(out.status.success(), "a promotion commit was refused: {}", stderr(&out));
     assert_eq!(remote_ref(env, &bare, "env/prod"), Some(first.clone()));
     (repo, bare, first)
@@ -168,32 +188,34 @@ fn deployed(env: &TestEnv) -> (PathBuf, PathBuf, String) {
 fn the_root_commit_init_makes_on_env_prod_pushes() {
     let env = TestEnv::new();
     let (repo, bare) = guarded_remote(&env);
-    let root = init_root(&env, &repo, "prod");
-    set_branch(&env, &repo, "prod", &root);
+    env.git(&bare, ["update-ref", "-d", "refs/heads/env/prod"]);
+    let root = rev(&env, &repo, "env/prod");
+    assert_eq!(env.git(&repo, ["log", "--format=%P", "-1", &root]).trim(), "", "not a root commit");
     let out = push(&env, &repo, &["env/prod"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(remote_ref(&env, &bare, "env/prod"), Some(root));
 }
 
 #[test]
-fn promotion_commits_push_to_env_prod_one_after_another() {
+fn promotions_and_a_rollback_push_to_env_prod() {
     let env = TestEnv::new();
-    let (repo, bare, first) = deployed(&env);
-    snapshot(&env, &repo, "model-v2", b"weights v2\n");
-    let second = promotion(&env, &repo, "prod", "model-v2", Some(&first), &[]);
-    set_branch(&env, &repo, "prod", &second);
+    let (repo, bare, _first) = deployed(&env);
+    let tag = train(&env, &repo, "weights v2");
+    promote(&env, &repo, &tag, "staging");
+    promote(&env, &repo, &tag, "prod");
     // The tag travels with the branch: the hook checks that it names the deployed snapshot.
-    let out = push(&env, &repo, &["env/prod", "stable/model", "model-v2"]);
+    let out = push(&env, &repo, &["env/staging", "env/prod", "stable/model", &tag]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(remote_ref(&env, &bare, "env/prod"), Some(second.clone()));
+    env.mlgit_json(&repo, ["rollback", "--env", "prod", "--reason", "latency"]);
+    let out = push(&env, &repo, &["env/prod"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(remote_ref(&env, &bare, "env/prod"), Some(rev(&env, &repo, "env/prod")));
     // `git log env/prod` on the server is the deployment log.
     let log = env.git(&bare, ["log", "--first-parent", "--format=%s", "env/prod"]);
-    assert_eq!(log, "promote model-v2 to prod\npromote model-v1 to prod\nmlgit init: env/prod branch\n");
-    // A branch that did not exist yet may start with a promotion (parents: [snapshot]).
-    let staging = promotion(&env, &repo, "staging", "model-v2", None, &[]);
-    set_branch(&env, &repo, "staging", &staging);
-    let out = push(&env, &repo, &["env/staging"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        log,
+        "rollback prod to model-v1\npromote model-v2 to prod\npromote model-v1 to prod\nmlgit init: env/prod branch\n"
+    );
 }
 
 #[test]
@@ -201,17 +223,17 @@ fn a_hand_made_commit_on_env_prod_is_refused_naming_branch_commit_and_reason() {
     let env = TestEnv::new();
     let (repo, bare, first) = deployed(&env);
     // `git commit` that edits the reason in the deployment record, in a checkout of env/prod.
-    let record = env.git(&repo, ["show", "env/prod:DEPLOYMENT.yaml"]).replace("better recall", "hotfix");
+    let record = env.git(&repo, ["show", "env/prod:DEPLOYMENT.yaml"]) + "reason: hotfix\n";
     let edit = env.commit_on(&repo, "env/prod", &[("DEPLOYMENT.yaml", record.as_bytes())], "fix record");
     let out = push(&env, &repo, &["env/prod"]);
     assert!(!out.status.success(), "pushed a hand-made commit");
     let err = stderr(&out);
     assert!(err.contains("branch 'env/prod' is the deployment log of environment 'prod'"), "{err}");
-    assert!(err.contains(&edit[..12]) && err.contains("(fix record)"), "{err}");
+    assert!(err.contains(&format!("commit {} (fix record): ", &edit[..12])), "{err}");
+    let snap = rev(&env, &repo, "model-v1^{commit}");
     assert!(
         err.contains(&format!(
-            "its DEPLOYMENT.yaml names snapshot {}, but its parent is {}",
-            rev(&env, &repo, "model-v1^{commit}"),
+            "its DEPLOYMENT.yaml names snapshot {snap}, but its parent is {}",
             &first[..12]
         )),
         "{err}"
@@ -222,16 +244,10 @@ fn a_hand_made_commit_on_env_prod_is_refused_naming_branch_commit_and_reason() {
     );
     assert_eq!(remote_ref(&env, &bare, "env/prod"), Some(first.clone()));
 
-    // A commit shaped like a promotion whose tree is not the snapshot's.
-    snapshot(&env, &repo, "model-v2", b"weights v2\n");
-    let patched = promotion(
-        &env,
-        &repo,
-        "prod",
-        "model-v2",
-        Some(&first),
-        &[("model/model.txt", b"patched by hand\n")],
-    );
+    // A commit shaped like a promotion (parents, record, tag file) whose model is not the snapshot's.
+    let tag = train(&env, &repo, "weights v2");
+    let patched =
+        promotion(&env, &repo, "prod", &tag, Some(&first), &[("model/model.txt", b"patched by hand\n")]);
     set_branch(&env, &repo, "prod", &patched);
     let out = push(&env, &repo, &["env/prod", "stable/model"]);
     assert!(!out.status.success());
@@ -245,26 +261,27 @@ fn a_hand_made_commit_on_env_prod_is_refused_naming_branch_commit_and_reason() {
 fn a_force_push_rewriting_env_prod_is_refused() {
     let env = TestEnv::new();
     let (repo, bare, first) = deployed(&env);
-    // History replaced by a different (itself well-formed) promotion line: still a rewrite.
-    snapshot(&env, &repo, "model-v2", b"weights v2\n");
-    let root = init_root(&env, &repo, "prod");
-    env.tick();
-    let other = promotion(&env, &repo, "prod", "model-v2", Some(&root), &[]);
-    set_branch(&env, &repo, "prod", &other);
+    // A real promotion on top of init's commit instead of the deployed one: a rewrite.
+    let root = rev(&env, &repo, &format!("{first}^1"));
+    set_branch(&env, &repo, "prod", &root);
+    let tag = train(&env, &repo, "weights v2");
+    promote(&env, &repo, &tag, "staging");
+    let other = promote(&env, &repo, &tag, "prod");
     let out = push(&env, &repo, &["--force", "env/prod", "stable/model"]);
     assert!(!out.status.success(), "a force push rewrote env/prod");
     let err = stderr(&out);
     assert!(
-        err.contains(
-            "branch 'env/prod' is the deployment log of environment 'prod': the push rewrites its history"
-        ),
+        err.contains(&format!(
+            "branch 'env/prod' is the deployment log of environment 'prod': the push rewrites its history ({} is not an ancestor of {}",
+            &first[..12],
+            &other[..12]
+        )),
         "{err}"
     );
-    assert!(err.contains(&first[..12]), "{err}");
     assert_eq!(remote_ref(&env, &bare, "env/prod"), Some(first.clone()));
 
-    // Going back to init's commit is a rewrite too (use `mlgit rollback`, a new commit, instead).
-    set_branch(&env, &repo, "prod", &rev(&env, &repo, &format!("{first}^1")));
+    // Going back to init's commit is a rewrite too (`mlgit rollback` adds a commit instead).
+    set_branch(&env, &repo, "prod", &root);
     let out = push(&env, &repo, &["--force", "env/prod"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("rewrites its history"), "{}", stderr(&out));
@@ -295,10 +312,10 @@ fn the_env_prefix_comes_from_the_servers_mlgit_yaml() {
     env.git(&repo, ["commit", "-q", "-am", "environments live under deploy/"]);
     let out = push(&env, &repo, &["main"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    // Under the new prefix a plain commit is refused; env/ is now an ordinary branch name.
+    // Under the new prefix a plain commit is refused; env/ is now an ordinary branch (a force push passes).
     let plain = rev(&env, &repo, "stable/model");
     env.git(&repo, ["branch", "deploy/prod", &plain]);
-    env.git(&repo, ["branch", "env/prod", &plain]);
+    env.git(&repo, ["branch", "-f", "env/prod", &plain]);
     let out = push(&env, &repo, &["deploy/prod"]);
     assert!(!out.status.success());
     assert!(
@@ -307,7 +324,7 @@ fn the_env_prefix_comes_from_the_servers_mlgit_yaml() {
         stderr(&out)
     );
     assert_eq!(remote_ref(&env, &bare, "deploy/prod"), None);
-    let out = push(&env, &repo, &["env/prod"]);
+    let out = push(&env, &repo, &["--force", "env/prod"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(remote_ref(&env, &bare, "env/prod"), Some(plain));
 }
