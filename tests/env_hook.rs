@@ -17,25 +17,10 @@ fn mlgit_bin() -> PathBuf {
     assert_cmd::cargo::cargo_bin("mlgit")
 }
 
-/// An mlgit repository with its env/ branches and a snapshot `model-v1`, pushed without hooks to a
+/// An mlgit repository (init makes its env/ branches) and a snapshot `model-v1`, pushed without hooks to a
 /// bare `origin` that then gets the pre-receive hook. Returns (clone, bare).
 fn guarded_remote(env: &TestEnv) -> (PathBuf, PathBuf) {
     let repo = env.init_repo("r");
-    for name in ["dev", "staging", "prod"] {
-        // `mlgit init` makes these; until it does, its root commit is made here with plumbing.
-        if env
-            .git_cmd(&repo)
-            .args(["rev-parse", "-q", "--verify", &format!("env/{name}")])
-            .output()
-            .unwrap()
-            .status
-            .code()
-            != Some(0)
-        {
-            let root = init_root(env, &repo, name);
-            set_branch(env, &repo, name, &root);
-        }
-    }
     let st = env.path("st");
     env.git(&repo, ["worktree", "add", "-q", st.to_str().unwrap(), "stable/model"]);
     train(env, &repo, "weights v1");
@@ -95,23 +80,6 @@ fn blob(env: &TestEnv, repo: &Path, bytes: &[u8]) -> String {
         .spawn()
         .unwrap();
     child.stdin.take().unwrap().write_all(bytes).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    stdout(&out).trim().to_string()
-}
-
-/// The root commit `mlgit init` starts `env/<env>` with (README.md only), made with plumbing.
-fn init_root(env: &TestEnv, repo: &Path, name: &str) -> String {
-    let readme = blob(env, repo, b"# env branch\n\nThe deployment log of this environment.\n");
-    let tree = mktree(env, repo, &format!("100644 blob {readme}\tREADME.md\n"));
-    let msg = format!("mlgit init: env/{name} branch");
-    env.git(repo, ["commit-tree", &tree, "-m", &msg]).trim().to_string()
-}
-
-fn mktree(env: &TestEnv, repo: &Path, listing: &str) -> String {
-    let mut child =
-        env.git_cmd(repo).arg("mktree").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(listing.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     stdout(&out).trim().to_string()
