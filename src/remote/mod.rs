@@ -3,6 +3,7 @@
 
 pub mod append_only;
 pub mod clone;
+pub mod env_rule;
 pub mod fetch;
 pub mod git_cli;
 pub mod integrate;

@@ -1,9 +1,11 @@
-//! `mlgit hook pre-receive`: the server side of the append-only rule, for a self-hosted bare
+//! `mlgit hook pre-receive`: the server side of mlgit's branch rules, for a self-hosted bare
 //! repository. git hands the hook one `<old> <new> <ref>` line per ref the push updates, before
-//! any ref moves; a refusal rejects the whole push. On an append-only branch (`raw`,
-//! `monitoring/*`, or what the repository's `mlgit.yaml` on main says) a push may not delete the
-//! branch, rewrite its history (a non-fast-forward), or bring a commit that modifies or deletes a
-//! path one of its parents had. Other refs pass untouched.
+//! any ref moves; a refusal rejects the whole push. Two kinds of branch are guarded, as the
+//! repository's `mlgit.yaml` on main names them: on an append-only branch (`raw`, `monitoring/*`)
+//! a push may not delete the branch, rewrite its history (a non-fast-forward), or bring a commit
+//! that modifies or deletes a path one of its parents had; on an environment branch (`env/*`) it
+//! may not delete the branch, rewrite its history, or bring anything but promotion commits
+//! ([`env_rule`]). Other refs pass untouched.
 
 use git2::{Oid, Repository};
 use serde::Serialize;
@@ -12,6 +14,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
 use crate::remote::append_only::{self, Violation};
+use crate::remote::env_rule::{self, EnvViolation};
 use crate::repo;
 
 /// One line of git's input: a ref moving from `old` to `new` (zero = created / deleted).
@@ -58,36 +61,60 @@ pub(crate) fn parse_oid(text: &str) -> Option<Oid> {
 /// What the check found acceptable.
 #[derive(Debug, Clone, Serialize)]
 pub struct PreReceiveOutcome {
-    /// Append-only branches whose update was checked and accepted.
+    /// Append-only and environment branches whose update was checked and accepted.
     pub checked: Vec<String>,
-    /// Refs that are not append-only branches (accepted without a check).
+    /// Refs that are neither (accepted without a check).
     pub passed: Vec<String>,
     /// Things the server's administrator should know (a config that could not be read…).
     pub warnings: Vec<String>,
 }
 
+/// Which rule guards a branch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Guard {
+    AppendOnly,
+    /// An `env/<env>` branch: the deployment log of environment `env`.
+    Environment {
+        env: String,
+    },
+}
+
+impl Guard {
+    fn describe(&self, branch: &str) -> String {
+        match self {
+            Guard::AppendOnly => format!("branch '{branch}' is append-only"),
+            Guard::Environment { env } => {
+                format!("branch '{branch}' is the deployment log of environment '{env}'")
+            }
+        }
+    }
+}
+
 /// Why one ref's update is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
-    Delete { branch: String },
-    Rewrite { branch: String, old: Oid, new: Oid },
+    Delete { branch: String, guard: Guard },
+    Rewrite { branch: String, guard: Guard, old: Oid, new: Oid },
     Changes { branch: String, violations: Vec<Violation> },
+    NotPromotions { branch: String, env: String, violations: Vec<EnvViolation> },
 }
 
 impl Refusal {
     fn describe(&self) -> String {
         match self {
-            Refusal::Delete { branch } => {
-                format!("branch '{branch}' is append-only: deleting it is refused")
+            Refusal::Delete { branch, guard } => {
+                format!("{}: deleting it is refused", guard.describe(branch))
             }
-            Refusal::Rewrite { branch, old, new } => format!(
-                "branch '{branch}' is append-only: the push rewrites its history ({} is not an ancestor of {}; a force push)",
+            Refusal::Rewrite { branch, guard, old, new } => format!(
+                "{}: the push rewrites its history ({} is not an ancestor of {}; a force push)",
+                guard.describe(branch),
                 short(*old),
                 short(*new)
             ),
             Refusal::Changes { branch, violations } => {
                 let mut s = format!(
-                    "branch '{branch}' is append-only: {} commit(s) modify or delete committed paths:",
+                    "{}: {} commit(s) modify or delete committed paths:",
+                    Guard::AppendOnly.describe(branch),
                     violations.len()
                 );
                 for v in violations {
@@ -100,6 +127,27 @@ impl Refusal {
                 }
                 s
             }
+            Refusal::NotPromotions { branch, env, violations } => {
+                let mut s = format!(
+                    "{}: only promotion commits may land on it, and {} commit(s) are not:",
+                    Guard::Environment { env: env.clone() }.describe(branch),
+                    violations.len()
+                );
+                for v in violations {
+                    s.push_str(&format!("\n  commit {} ({}): {}", short(v.commit), v.subject, v.reason));
+                }
+                s
+            }
+        }
+    }
+
+    fn is_environment(&self) -> bool {
+        match self {
+            Refusal::Delete { guard, .. } | Refusal::Rewrite { guard, .. } => {
+                matches!(guard, Guard::Environment { .. })
+            }
+            Refusal::Changes { .. } => false,
+            Refusal::NotPromotions { .. } => true,
         }
     }
 }
@@ -148,42 +196,83 @@ pub fn check(git: &Repository, updates: &[RefUpdate], interrupt: &Interrupt) -> 
         Ok(refs) => refs.flatten().filter_map(|r| r.peel_to_commit().ok().map(|c| c.id())).collect(),
         Err(e) => return Err(Error::git("list the repository's refs", e)),
     };
+    let tag_target = |tag: &str| tag_target(git, updates, tag);
     let mut refusals = Vec::new();
     for u in updates {
         let Some(branch) = u.refname.strip_prefix("refs/heads/") else {
             out.passed.push(u.refname.clone());
             continue;
         };
-        if !config.is_append_only(branch) {
-            out.passed.push(u.refname.clone());
-            continue;
-        }
+        let guard = match branch.strip_prefix(config.branches.env_prefix.as_str()) {
+            Some(env) => Guard::Environment { env: env.to_string() },
+            None if config.is_append_only(branch) => Guard::AppendOnly,
+            None => {
+                out.passed.push(u.refname.clone());
+                continue;
+            }
+        };
         let branch = branch.to_string();
         if u.new.is_zero() {
-            refusals.push(Refusal::Delete { branch });
+            refusals.push(Refusal::Delete { branch, guard });
             continue;
         }
         if !u.old.is_zero() && !append_only::is_ancestor(git, u.old, u.new)? {
-            refusals.push(Refusal::Rewrite { branch, old: u.old, new: u.new });
+            refusals.push(Refusal::Rewrite { branch, guard, old: u.old, new: u.new });
             continue;
         }
-        let hide: Vec<Oid> = if u.old.is_zero() { known.clone() } else { vec![u.old] };
-        let violations = append_only::range_violations(git, u.new, &hide, interrupt)?;
-        if violations.is_empty() {
-            out.checked.push(branch);
-        } else {
-            refusals.push(Refusal::Changes { branch, violations });
+        let refusal = match guard {
+            Guard::AppendOnly => {
+                let hide: Vec<Oid> = if u.old.is_zero() { known.clone() } else { vec![u.old] };
+                let violations = append_only::range_violations(git, u.new, &hide, interrupt)?;
+                (!violations.is_empty()).then(|| Refusal::Changes { branch: branch.clone(), violations })
+            }
+            Guard::Environment { env } => {
+                let violations = env_rule::violations(git, &env, u.old, u.new, &tag_target, interrupt)?;
+                (!violations.is_empty()).then(|| Refusal::NotPromotions {
+                    branch: branch.clone(),
+                    env,
+                    violations,
+                })
+            }
+        };
+        match refusal {
+            Some(r) => refusals.push(r),
+            None => out.checked.push(branch),
         }
     }
     if refusals.is_empty() {
         return Ok(out);
     }
     let text: Vec<String> = refusals.iter().map(Refusal::describe).collect();
-    Err(Error::conflict(format!("push refused by mlgit's pre-receive hook:\n{}", text.join("\n"))).with_hint(
-        "committed files on an append-only branch are never changed or removed: give new versions new names \
-         (`mlgit commit-data` adds files), move the refused commits off the branch in your clone \
-         (`git branch -f BRANCH origin/BRANCH` after saving what you need), then push again",
-    ))
+    let mut hints = Vec::new();
+    if refusals.iter().any(|r| !r.is_environment()) {
+        hints.push(APPEND_ONLY_HINT);
+    }
+    if refusals.iter().any(Refusal::is_environment) {
+        hints.push(ENVIRONMENT_HINT);
+    }
+    Err(Error::conflict(format!("push refused by mlgit's pre-receive hook:\n{}", text.join("\n")))
+        .with_hint(hints.join("; and ")))
+}
+
+const APPEND_ONLY_HINT: &str = "committed files on an append-only branch are never changed or removed: give new \
+    versions new names (`mlgit commit-data` adds files), move the refused commits off the branch in your clone \
+    (`git branch -f BRANCH origin/BRANCH` after saving what you need), then push again";
+
+const ENVIRONMENT_HINT: &str = "an environment changes only through `mlgit promote TAG --env ENV` or \
+    `mlgit rollback --env ENV`, each one new commit on top of its branch, and its history is never rewritten: \
+    reset the branch in your clone (`git branch -f BRANCH origin/BRANCH`), promote or roll back, then push";
+
+/// The commit a tag names on the server once this push lands: the push's own update of
+/// `refs/tags/<tag>` first, else the tag the repository has (None: unknown, or deleted by the push).
+fn tag_target(git: &Repository, updates: &[RefUpdate], tag: &str) -> Option<Oid> {
+    let name = format!("refs/tags/{tag}");
+    let oid = match updates.iter().find(|u| u.refname == name) {
+        Some(u) if u.new.is_zero() => return None,
+        Some(u) => u.new,
+        None => git.refname_to_id(&name).ok()?,
+    };
+    git.find_object(oid, None).ok()?.peel_to_commit().ok().map(|c| c.id())
 }
 
 #[cfg(test)]
