@@ -124,7 +124,10 @@ pub fn write(repo: &Repo, req: &GtoRequest, plan: GtoPlan) -> Result<Vec<String>
         }
     }
 
-    let assigned = create_counted(git, &plan.artifact, &target, &sig, &req.message, |k| {
+    let stage_sig = read_tags(git, &plan.artifact)
+        .and_then(|tags| after_stage_events(&sig, &tags.events, &plan.stage))
+        .map_err(|e| partial(&created, e))?;
+    let assigned = create_counted(git, &plan.artifact, &target, &stage_sig, &req.message, |k| {
         assignment_tag(&plan.artifact, &plan.stage, k)
     })
     .map_err(|e| partial(&created, e))?;
@@ -150,7 +153,7 @@ pub fn write(repo: &Repo, req: &GtoRequest, plan: GtoPlan) -> Result<Vec<String>
             .find_object(previous, Some(ObjectType::Commit))
             .context(format!("read the commit {previous} that GTO has in stage '{}'", plan.stage))
             .map_err(|e| partial(&created, e))?;
-        let name = create_counted(git, &plan.artifact, &object, &sig, &message, |k| {
+        let name = create_counted(git, &plan.artifact, &object, &stage_sig, &message, |k| {
             unassignment_tag(&plan.artifact, &plan.stage, k)
         })
         .map_err(|e| partial(&created, e))?;
@@ -411,6 +414,27 @@ fn commits_in_stage(events: &[Event], stage: &str) -> Vec<Oid> {
     latest.into_iter().filter(|(_, (_, unassign))| !unassign).map(|(commit, _)| commit).collect()
 }
 
+/// The tagger for a stage's new tags: `sig`, dated one second after the stage's latest event when
+/// `sig` is not later. GTO orders a stage's events by tagger time in whole seconds, and on equal
+/// times counts an unassignment as the latest, so a rollback within the second of the promotion
+/// it undoes would leave GTO with no version in the stage.
+fn after_stage_events(sig: &Signature<'_>, events: &[Event], stage: &str) -> Result<Signature<'static>> {
+    let latest = events
+        .iter()
+        .filter(|e| matches!(&e.action, Action::Assign(s) | Action::Unassign(s) if s == stage))
+        .map(|e| e.time)
+        .max();
+    let when = sig.when();
+    let seconds = match latest {
+        Some(t) if t >= when.seconds() => t + 1,
+        _ => when.seconds(),
+    };
+    let name = String::from_utf8_lossy(sig.name_bytes()).into_owned();
+    let email = String::from_utf8_lossy(sig.email_bytes()).into_owned();
+    Signature::new(&name, &email, &git2::Time::new(seconds, when.offset_minutes()))
+        .context("make the signature of the GTO tags")
+}
+
 /// Create an annotated tag named by the next free counter of the artifact. Another promotion may
 /// take a counter between the scan and the write; the write never overwrites, so it takes the next.
 fn create_counted(
@@ -556,6 +580,21 @@ mod tests {
         assert_eq!(commits_in_stage(&events, "prod"), vec![Oid::from_bytes(&[2; 20]).unwrap()]);
         assert_eq!(commits_in_stage(&events, "staging"), vec![Oid::from_bytes(&[3; 20]).unwrap()]);
         assert!(commits_in_stage(&events, "dev").is_empty());
+    }
+
+    #[test]
+    fn stage_tags_are_dated_after_the_stage_latest_event() {
+        let sig = Signature::new("A", "a@x", &git2::Time::new(100, 60)).unwrap();
+        let events = vec![
+            event(Action::Assign("prod".into()), 1, 100),
+            event(Action::Unassign("prod".into()), 2, 101),
+            event(Action::Assign("staging".into()), 3, 500),
+        ];
+        let dated = after_stage_events(&sig, &events, "prod").unwrap();
+        assert_eq!((dated.when().seconds(), dated.when().offset_minutes()), (102, 60));
+        assert_eq!(dated.name(), Some("A"));
+        // Later than every event of the stage already: the time is kept.
+        assert_eq!(after_stage_events(&sig, &events, "dev").unwrap().when().seconds(), 100);
     }
 
     #[test]
