@@ -72,9 +72,8 @@ pub fn plan(repo: &Repo, req: &GtoRequest) -> Result<GtoPlan> {
         }
     };
 
-    let mut counter = tags.max_counter;
+    let mut counter = tags.max_counter + 1;
     let mut names: Vec<String> = registration.iter().cloned().collect();
-    counter += 1;
     names.push(assignment_tag(&req.model, &req.env, counter));
     for _ in commits_in_stage(&tags.events, &req.env).iter().filter(|c| **c != req.snapshot_commit) {
         counter += 1;
@@ -100,8 +99,8 @@ pub fn write(repo: &Repo, req: &GtoRequest, plan: GtoPlan) -> Result<Vec<String>
         }
         let message = format!("{} (GTO tags created before this: {})", e.message(), created.join(", "));
         Error::new(e.kind(), message).with_hint(format!(
-            "the promotion itself is recorded; add the missing GTO tags with `gto assign {} --version {} --stage {} --force`",
-            plan.artifact, plan.version, plan.stage
+            "the deployment itself is recorded; see where GTO stands with `gto show {}`, then add what is missing with `gto assign {} --version {} --stage {} --force` or `gto deprecate {} <old version> {}`",
+            plan.artifact, plan.artifact, plan.version, plan.stage, plan.artifact, plan.stage
         ))
     };
 
@@ -116,11 +115,13 @@ pub fn write(repo: &Repo, req: &GtoRequest, plan: GtoPlan) -> Result<Vec<String>
             Err(e)
                 if e.code() == ErrorCode::Exists
                     && annotated_target(git, name) == Some(req.snapshot_commit) => {}
-            Err(e) => {
-                return Err(Error::git(format!("create the GTO tag '{name}'"), e).with_hint(
-                    "another commit holds this GTO version; check with `git show <tag>` and `gto show`",
-                ))
+            Err(e) if e.code() == ErrorCode::Exists => {
+                return Err(Error::git(format!("create the GTO tag '{name}'"), e).with_hint(format!(
+                    "a tag '{name}' made since the check points elsewhere; see `git show '{name}'` and `gto show {}`",
+                    plan.artifact
+                )))
             }
+            Err(e) => return Err(Error::git(format!("create the GTO tag '{name}'"), e)),
         }
     }
 
@@ -580,6 +581,34 @@ mod tests {
         assert_eq!(commits_in_stage(&events, "prod"), vec![Oid::from_bytes(&[2; 20]).unwrap()]);
         assert_eq!(commits_in_stage(&events, "staging"), vec![Oid::from_bytes(&[3; 20]).unwrap()]);
         assert!(commits_in_stage(&events, "dev").is_empty());
+    }
+
+    #[test]
+    fn write_takes_the_next_counter_when_another_promotion_took_the_planned_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let git = Repository::init(tmp.path()).unwrap();
+        let sig = Signature::new("A", "a@x", &git2::Time::new(1_000, 0)).unwrap();
+        let commit = {
+            let tree = git.find_tree(git.treebuilder(None).unwrap().write().unwrap()).unwrap();
+            git.commit(None, &sig, &sig, "snapshot", &tree, &[]).unwrap()
+        };
+        let repo = Repo::from_parts(git, crate::config::Config::default());
+        let req = GtoRequest {
+            model: "model".into(),
+            snapshot_tag: "model-v4".into(),
+            snapshot_commit: commit,
+            env: "prod".into(),
+            message: "promote model-v4 to prod".into(),
+        };
+        let plan = plan(&repo, &req).unwrap();
+        assert_eq!(plan.tags, ["model@v4.0.0", "model#prod#1"]);
+        assert_eq!(plan.version, "v4.0.0");
+        // Between plan and write, another promotion takes counter 1 (on another stage).
+        let object = repo.git().find_object(commit, None).unwrap();
+        repo.git().tag("model#staging#1", &object, &sig, "other", false).unwrap();
+        let written = write(&repo, &req, plan).unwrap();
+        assert_eq!(written, ["model@v4.0.0", "model#prod#2"]);
+        assert_eq!(annotated_target(repo.git(), "model#prod#2"), Some(commit));
     }
 
     #[test]
