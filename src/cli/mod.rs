@@ -9,6 +9,7 @@ mod commit_data;
 mod completions;
 mod demo;
 mod diff;
+mod envs;
 mod fetch;
 mod gc;
 mod hook;
@@ -18,8 +19,10 @@ mod materialize;
 mod merge_tracking;
 mod monitor;
 mod output;
+mod promote;
 mod pull;
 mod push;
+mod rollback;
 mod runs;
 mod show;
 mod split;
@@ -82,6 +85,9 @@ pub enum Command {
     Runs(runs::Args),
     Tracking(tracking::Args),
     Monitor(monitor::Args),
+    Promote(promote::Args),
+    Rollback(rollback::Args),
+    Envs(envs::Args),
     Demo(demo::Args),
     Completions(completions::CompletionsArgs),
     Manpage(completions::ManpageArgs),
@@ -103,6 +109,9 @@ impl Command {
                 tracking::TrackingCommand::Export(_) => "tracking export",
             },
             Command::Monitor(args) => args.command.name(),
+            Command::Promote(_) => "promote",
+            Command::Rollback(_) => "rollback",
+            Command::Envs(args) => args.name(),
             Command::Stable(args) => args.name(),
             Command::TrainTag(_) => "train-tag",
             Command::Show(_) => "show",
@@ -174,6 +183,9 @@ pub fn run() -> i32 {
         Command::Runs(args) => runs::run(args, &ctx),
         Command::Tracking(args) => tracking::run(args, &ctx),
         Command::Monitor(args) => monitor::run(args, &ctx),
+        Command::Promote(args) => promote::run(args, &ctx),
+        Command::Rollback(args) => rollback::run(args, &ctx),
+        Command::Envs(args) => envs::run(args, &ctx),
         Command::Stable(args) => stable::run(args, &ctx),
         Command::TrainTag(args) => train_tag::run(args, &ctx),
         Command::Show(args) => show::run(args, &ctx),
