@@ -46,6 +46,9 @@ fn demo() -> Option<Demo> {
     for tag in ["model-v1", "model-v2"] {
         assert!(d.try_rev(&format!("{tag}^{{commit}}")).is_some(), "the demo made no {tag}");
     }
+    for env in ["dev", "staging", "prod"] {
+        d.ensure_env_branch(env);
+    }
     Some(d)
 }
 
@@ -57,6 +60,30 @@ impl Demo {
 
     fn rev(&self, rev: &str) -> String {
         self.try_rev(rev).unwrap_or_else(|| panic!("no {rev}"))
+    }
+
+    /// `mlgit init` makes `env/<env>` (a README-only root commit); an init from before issue 13
+    /// did not, so make it the same way with plain git when it is missing.
+    fn ensure_env_branch(&self, env: &str) {
+        if self.try_rev(&format!("refs/heads/env/{env}")).is_some() {
+            return;
+        }
+        let mut hash = self.env.git_cmd(&self.repo);
+        hash.args(["hash-object", "-w", "--stdin"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        let mut child = hash.spawn().unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(format!("# env/{env}\n").as_bytes()).unwrap();
+        let blob = stdout(&child.wait_with_output().unwrap()).trim().to_string();
+        let mut mktree = self.env.git_cmd(&self.repo);
+        mktree.arg("mktree").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+        let mut child = mktree.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(format!("100644 blob {blob}\tREADME.md\n").as_bytes()).unwrap();
+        let tree = stdout(&child.wait_with_output().unwrap()).trim().to_string();
+        let msg = format!("mlgit init: env/{env} branch");
+        let commit = self.env.git(&self.repo, ["commit-tree", &tree, "-m", &msg]);
+        self.env.git(&self.repo, ["update-ref", &format!("refs/heads/env/{env}"), commit.trim(), ""]);
     }
 
     /// The snapshot commit a tag names.
@@ -411,7 +438,7 @@ fn promote_envs_promote_again_rollback_and_envs_log_are_the_git_history_of_env_p
     let p2 = d.promote("model-v2", "prod", &["--reason", "better accuracy"]);
     let c2 = d.rev("env/prod");
     assert_eq!(p2["commit"], c2.as_str(), "{p2}");
-    assert_eq!(p2["previous"]["tag"], "model-v1", "{p2}");
+    assert_eq!(p2["previous"], "model-v1", "{p2}");
     assert_promotion_commit(
         &d,
         &c2,
@@ -428,7 +455,7 @@ fn promote_envs_promote_again_rollback_and_envs_log_are_the_git_history_of_env_p
     assert_eq!(d.env.git(&d.repo, ["show", "env/prod:DEPLOYED_TAG"]), "model-v2\n");
     let envs = d.json(&["envs"]);
     assert_eq!(env_row(&envs, "prod")["tag"], "model-v2", "{envs}");
-    assert_eq!(env_row(&envs, "prod")["previous"]["tag"], "model-v1", "{envs}");
+    assert_eq!(env_row(&envs, "prod")["previous"], "model-v1", "{envs}");
 
     // rollback: a new forward commit back to model-v1; history is kept.
     d.at(5 * 3600);
@@ -436,7 +463,7 @@ fn promote_envs_promote_again_rollback_and_envs_log_are_the_git_history_of_env_p
     let c3 = d.rev("env/prod");
     assert_eq!(r["tag"], "model-v1", "{r}");
     assert_eq!(r["commit"], c3.as_str(), "{r}");
-    assert_eq!(r["previous"]["tag"], "model-v2", "{r}");
+    assert_eq!(r["previous"], "model-v2", "{r}");
     assert_promotion_commit(
         &d,
         &c3,
@@ -469,7 +496,7 @@ fn promote_envs_promote_again_rollback_and_envs_log_are_the_git_history_of_env_p
         assert_eq!(e["snapshot"], d.snapshot(tag).as_str(), "{log}");
         assert_eq!(e["by"]["name"], "Test User", "{log}");
         match previous {
-            Some(p) => assert_eq!(e["previous"]["tag"], p, "{log}"),
+            Some(p) => assert_eq!(e["previous"], p, "{log}"),
             None => assert!(e["previous"].is_null(), "{log}"),
         }
         assert_eq!(e["forced"], serde_json::json!([]), "{log}");
@@ -508,7 +535,7 @@ fn rollback_to_a_named_tag_that_served_before_lands_and_one_that_never_served_is
     // model-v3 → model-v1 by name, skipping model-v2.
     let r = d.json(&["rollback", "--env", "staging", "--to", "model-v1"]);
     assert_eq!(r["tag"], "model-v1", "{r}");
-    assert_eq!(r["previous"]["tag"], v3, "{r}");
+    assert_eq!(r["previous"], v3, "{r}");
     assert_eq!(d.env.git(&d.repo, ["show", "env/staging:DEPLOYED_TAG"]), "model-v1\n");
     // A tag that never served prod is not a rollback target.
     d.promote("model-v1", "prod", &[]);
@@ -563,7 +590,7 @@ fn a_clone_gets_the_deployed_model_bytes_with_mlgit_pull_and_with_git_lfs_pull()
     assert_eq!(std::fs::read_to_string(wt.join("DEPLOYED_TAG")).unwrap(), "model-v2\n");
     let envs = d.env.mlgit_json(&c, ["envs"]);
     assert_eq!(env_row(&envs, "prod")["tag"], "model-v2", "{envs}");
-    assert_eq!(env_row(&envs, "prod")["previous"]["tag"], "model-v1", "{envs}");
+    assert_eq!(env_row(&envs, "prod")["previous"], "model-v1", "{envs}");
 
     // A plain git clone of env/prod and git lfs pull: what a deployment job does.
     let plain = d.env.path("deploy-job");
@@ -682,7 +709,7 @@ fn two_promotions_at_once_both_land_in_some_order_and_neither_is_lost() {
         // The later one names the earlier as previous, and its parents are right.
         let (first, second) =
             if &commits[0].1 == under { (&commits[0], &commits[1]) } else { (&commits[1], &commits[0]) };
-        assert_eq!(second.2["tag"], first.0, "{second:?}");
+        assert_eq!(second.2, first.0, "{second:?}");
         assert_eq!(d.parents(&second.1), vec![first.1.clone(), d.snapshot(second.0)]);
         let tags = d.env.git(
             &d.repo,
