@@ -584,6 +584,9 @@ impl Config {
         for env in &self.environments {
             out.push((self.monitoring_branch(env), BranchKind::Monitoring));
         }
+        for env in &self.environments {
+            out.push((format!("{}{env}", b.env_prefix), BranchKind::Env));
+        }
         out
     }
 }
@@ -648,5 +651,35 @@ mod tests {
         let text =
             include_str!("../templates/default/main/mlgit.yaml").replace("{{project_name}}", "project");
         assert_eq!(Config::parse(&text, "mlgit.yaml").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn promotion_defaults_to_prod_after_staging_and_verify_everywhere() {
+        let c = Config::default();
+        assert_eq!(c.promotion_rules("prod").requires, vec!["staging".to_string()]);
+        assert!(c.promotion_rules("prod").verify && !c.promotion_rules("prod").no_drift_alerts);
+        assert!(c.promotion_rules("staging").requires.is_empty());
+        let two = Config::parse("environments: [dev, prod]\n", "mlgit.yaml").unwrap();
+        assert!(two.promotion_rules("prod").requires.is_empty());
+        let own =
+            Config::parse("promotion:\n  staging: {requires: [dev], no_drift_alerts: true}\n", "mlgit.yaml")
+                .unwrap();
+        assert_eq!(own.promotion_rules("staging").requires, vec!["dev".to_string()]);
+        // A promotion section replaces the built-in policy: prod is not listed, so verify only.
+        assert!(own.promotion_rules("prod").requires.is_empty());
+    }
+
+    #[test]
+    fn promotion_rules_must_name_environments() {
+        for (text, needle) in [
+            ("promotion:\n  moon: {}\n", "promotion.moon"),
+            ("promotion:\n  prod: {requires: [qa]}\n", "'qa' is not one of the environments"),
+            ("promotion:\n  prod: {requires: [prod]}\n", "cannot require itself"),
+            ("promotion:\n  prod: {no_drift_alerts: true}\n", "no_drift_alerts"),
+            ("promotion:\n  prod: {requirez: [staging]}\n", "requirez"),
+        ] {
+            let err = Config::parse(text, "mlgit.yaml").unwrap_err();
+            assert!(err.message().contains(needle), "{text}: {}", err.message());
+        }
     }
 }

@@ -223,6 +223,31 @@ pub fn plan(l: &Layout) -> Vec<Step> {
             &["-C", &repo, "lineage", "model-v2"],
         ),
         Step::new(
+            "Deploy the better model: staging first (a commit on env/staging with DEPLOYMENT.yaml)",
+            Program::Mlgit,
+            &[
+                "-C",
+                &repo,
+                "promote",
+                "model-v2",
+                "--env",
+                "staging",
+                "--reason",
+                "one rule beats the baseline",
+            ],
+        ),
+        Step::new(
+            "The baseline cannot skip staging: the policy refuses (exit 1), nothing is written",
+            Program::Mlgit,
+            &["-C", &repo, "promote", "model-v1", "--env", "prod"],
+        )
+        .expecting(1),
+        Step::new(
+            "model-v2 went through staging: promote it to prod",
+            Program::Mlgit,
+            &["-C", &repo, "promote", "model-v2", "--env", "prod", "--reason", "validated on staging"],
+        ),
+        Step::new(
             "Production, week 1: log the requests, each with the tag of the model that served it",
             Program::Mlgit,
             &[
@@ -275,6 +300,11 @@ pub fn plan(l: &Layout) -> Vec<Step> {
             &["-C", &repo, "monitor", "drift", "--env", "prod", "--commit"],
         )
         .expecting(3),
+        Step::new(
+            "Which model serves where, since when, by whom, and the last drift alert",
+            Program::Mlgit,
+            &["-C", &repo, "envs"],
+        ),
         Step::new("The leaderboard on main", Program::Mlgit, &["-C", &repo, "runs"]),
     ]
 }

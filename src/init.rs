@@ -1,6 +1,8 @@
 //! `mlgit init`: a repository from a template — `main` with the template's files (checked out),
 //! orphan data branches (`raw`, `clean`, `split`) and `monitoring/<env>` branches each with a README
-//! and LFS rules, `dev/model` with the code skeleton, and `stable/model` on top of it.
+//! and LFS rules, `dev/model` with the code skeleton, `stable/model` on top of it, and one orphan
+//! `env/<env>` branch per environment holding only a README (the deployment log, empty until the
+//! first `mlgit promote`).
 //!
 //! On an existing repository it only adds what is missing: no file is overwritten and no existing
 //! ref moves. In a clone, a convention branch missing locally but present on the remote
@@ -186,7 +188,13 @@ fn populate(
         hook: None,
     };
     let vars_for = |branch: &str| {
-        vec![("project_name".to_string(), project.to_string()), ("branch".into(), branch.into())]
+        let mut vars =
+            vec![("project_name".to_string(), project.to_string()), ("branch".into(), branch.into())];
+        // env.md names the environment, not only the branch (`mlgit promote TAG --env prod`).
+        if let Some(env) = branch.strip_prefix(&config.branches.env_prefix) {
+            vars.push(("env".into(), env.into()));
+        }
+        vars
     };
 
     for (branch, kind) in config.convention_branches() {
@@ -345,6 +353,8 @@ fn create_stable(repo: &Repo) -> Result<Option<Oid>> {
 }
 
 /// raw, clean, split, monitoring/<env>: an orphan commit with the branch's README and LFS rules.
+/// env/<env>: an orphan commit with only its README. Its LFS rules come with the first promotion,
+/// whose tree is a snapshot's, so there is nothing here for them to cover.
 fn create_orphan(
     repo: &Repo,
     template: &Template,
@@ -357,14 +367,29 @@ fn create_orphan(
         BranchKind::Raw => "raw",
         BranchKind::Clean => "clean",
         BranchKind::Split => "split",
+        BranchKind::Env => "env",
         _ => "monitoring",
     };
     let readme = match template.file(&format!("branches/{key}.md")) {
         Some(f) => render(&f.content, vars),
+        None if kind == BranchKind::Env => format!(
+            "# {branch}\n\nThe deployment log of this environment, written by `mlgit promote` and \
+             `mlgit rollback`: one commit per deployment. Empty until the first promotion.\n"
+        )
+        .into_bytes(),
+        None if kind == BranchKind::Monitoring => {
+            format!("# {branch}\n\nThe monitoring data of this environment, managed by mlgit.\n").into_bytes()
+        }
         None => {
             format!("# {branch}\n\nThe `{key}` data branch of this project, managed by mlgit.\n").into_bytes()
         }
     };
+    if kind == BranchKind::Env {
+        let mut edits = TreeEdits::new();
+        edits.set("README.md", blob_entry(git, &readme, false)?)?;
+        let tree = edits.write(git, None)?;
+        return Ok(Some(commit(repo, tree, &[], &format!("mlgit init: {branch} branch"))?));
+    }
     let patterns = lfs_tree::compile_patterns(repo.config().lfs_patterns(kind))?;
     let mut small = vec![("README.md", false)];
     if kind == BranchKind::Monitoring {
@@ -386,6 +411,8 @@ fn create_orphan(
 }
 
 /// A data or monitoring branch that shares history with main is not what init makes: say so.
+/// An env branch is not checked: each promotion commit's second parent is a snapshot, which sits
+/// on main's history, so every env branch that has served a model shares history with main.
 fn check_existing(repo: &Repo, branch: &str, kind: BranchKind, tip: Oid) -> Result<Option<String>> {
     if !(kind.is_data() || kind == BranchKind::Monitoring) {
         return Ok(None);

@@ -21,6 +21,8 @@ pub struct StatusOutcome {
     pub primary_metric: String,
     /// Per environment: the last request batch and its tags, and the last drift report.
     pub monitoring: Vec<crate::monitor::summary::EnvMonitoring>,
+    /// Per environment: the deployed tag, since when and by whom (what `mlgit envs` shows).
+    pub environments: Vec<crate::deploy::history::EnvState>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -162,6 +164,7 @@ pub fn status(repo: &Repo) -> Result<StatusOutcome> {
         snapshots: snapshots(repo)?,
         primary_metric: config.tracking.primary_metric.clone(),
         monitoring: crate::monitor::summary::environments(repo)?,
+        environments: crate::deploy::history::environments(repo)?,
     })
 }
 

@@ -2,8 +2,9 @@
 //! offline from the single binary), a local folder, or a git repository cloned with libgit2.
 //!
 //! Layout of a template: `main/` (files committed on main, including `mlgit.yaml`), `dev/` (the code
-//! skeleton added on the dev branch), `branches/<raw|clean|split|monitoring|stable>.md` (the README
-//! of each data branch). Text files may use `{{project_name}}` and, in `branches/`, `{{branch}}`.
+//! skeleton added on the dev branch), `branches/<raw|clean|split|monitoring|env>.md` (the README
+//! of each orphan branch). Text files may use `{{project_name}}` and, in `branches/`, `{{branch}}`
+//! (and `{{env}}` in `env.md`).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -177,7 +178,7 @@ mod tests {
             assert!(main.contains(&needed.to_string()), "main/{needed} missing: {main:?}");
         }
         assert!(t.file("dev/train.sh").is_some_and(|f| f.executable));
-        for b in ["raw", "clean", "split", "monitoring"] {
+        for b in ["raw", "clean", "split", "monitoring", "env"] {
             assert!(t.file(&format!("branches/{b}.md")).is_some(), "branches/{b}.md");
         }
     }

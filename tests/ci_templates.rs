@@ -161,9 +161,26 @@ fn shell(env: &TestEnv, dir: &Path, path_first: &[String], vars: &[(&str, String
     cmd
 }
 
+/// Whether a step's `if:` holds. Only the form `steps.<id>.outputs.<name> == '<value>'` is
+/// understood (any other condition fails the test, which cannot evaluate it); `outputs` holds what
+/// earlier steps wrote to `$GITHUB_OUTPUT`, by step id.
+fn github_condition_holds(job: &str, cond: &str, outputs: &[(String, String, String)]) -> bool {
+    let parsed = cond.strip_prefix("steps.").and_then(|rest| {
+        let (id, rest) = rest.split_once(".outputs.")?;
+        let (name, value) = rest.split_once(" == ")?;
+        Some((id, name, value.strip_prefix('\'')?.strip_suffix('\'')?))
+    });
+    let Some((id, name, value)) = parsed else {
+        panic!("{GITHUB}: job {job} has a step condition this test cannot evaluate: {cond}")
+    };
+    outputs.iter().any(|(i, n, v)| i == id && n == name && v == value)
+}
+
 /// Run a GitHub Actions job: `actions/checkout` is the runner clone (made by the caller); every
 /// `run:` step runs in `bash --noprofile --norc -eo pipefail`, and paths a step appends to
-/// `$GITHUB_PATH` come first on PATH for the steps after it. Any other `uses:` is unknown here.
+/// `$GITHUB_PATH` come first on PATH for the steps after it. A step writes its outputs to its own
+/// `$GITHUB_OUTPUT`; a step whose `if:` (on such an output) does not hold is skipped. Any other
+/// `uses:` is unknown here. Returns the output of each step that ran.
 fn run_github_job(env: &TestEnv, job: &str, dir: &Path, vars: &[(&str, String)]) -> Vec<Output> {
     let doc = yaml(GITHUB);
     let steps = doc["jobs"][job]["steps"].as_sequence().unwrap_or_else(|| panic!("no job {job}"));
@@ -172,7 +189,8 @@ fn run_github_job(env: &TestEnv, job: &str, dir: &Path, vars: &[(&str, String)])
     let github_path = runner_temp.join("github-path");
     fs::write(&github_path, "").unwrap();
     let mut outputs = Vec::new();
-    for step in steps {
+    let mut step_outputs: Vec<(String, String, String)> = Vec::new();
+    for (n, step) in steps.iter().enumerate() {
         if let Some(uses) = step["uses"].as_str() {
             assert!(
                 uses.starts_with("actions/checkout@"),
@@ -180,13 +198,21 @@ fn run_github_job(env: &TestEnv, job: &str, dir: &Path, vars: &[(&str, String)])
             );
             continue;
         }
+        if let Some(cond) = step["if"].as_str() {
+            if !github_condition_holds(job, cond, &step_outputs) {
+                continue;
+            }
+        }
         let script = step["run"].as_str().unwrap_or_else(|| panic!("{GITHUB}: a step of {job} has no run"));
+        let github_output = runner_temp.join(format!("github-output-{n}"));
+        fs::write(&github_output, "").unwrap();
         let mut added: Vec<String> =
             fs::read_to_string(&github_path).unwrap().lines().map(String::from).collect();
         added.reverse();
         let mut all: Vec<(&str, String)> = vec![
             ("RUNNER_TEMP", runner_temp.display().to_string()),
             ("GITHUB_PATH", github_path.display().to_string()),
+            ("GITHUB_OUTPUT", github_output.display().to_string()),
         ];
         // The workflow's, the job's and the step's `env:`; an expression (`${{ github.token }}`)
         // becomes a placeholder.
@@ -208,6 +234,13 @@ fn run_github_job(env: &TestEnv, job: &str, dir: &Path, vars: &[(&str, String)])
             stdout(&out),
             stderr(&out)
         );
+        if let Some(id) = step["id"].as_str() {
+            for line in fs::read_to_string(&github_output).unwrap().lines() {
+                let (name, value) =
+                    line.split_once('=').unwrap_or_else(|| panic!("bad output line {line:?}"));
+                step_outputs.push((id.to_string(), name.to_string(), value.to_string()));
+            }
+        }
         outputs.push(out);
     }
     outputs
@@ -540,4 +573,184 @@ fn gitlab_drift_job_pushes_the_report_and_fails_on_the_alert() {
     let out = shell(&env, &ci, &[], &vars2).args(["--noprofile", "--norc", "-c", &script]).output().unwrap();
     assert!(out.status.success() && stdout(&out).contains("nothing to compare"), "{}", stderr(&out));
     assert_eq!(env.git(&bare, ["rev-parse", "monitoring/prod"]).trim(), report_sha);
+}
+
+/// Promote `tag` to `env_name`. Until `mlgit promote` exists this writes the promotion commit as
+/// the contract shapes it: the snapshot's tree plus DEPLOYMENT.yaml and DEPLOYED_TAG, parents the
+/// env branch's tip and the snapshot.
+fn promote(env: &TestEnv, repo: &Path, tag: &str, env_name: &str) {
+    let branch = format!("env/{env_name}");
+    let snapshot = rev(env, repo, &format!("{tag}^{{commit}}"));
+    let tip = rev(env, repo, &branch);
+    let record = format!(
+        "# Written by `mlgit promote`: what serves this environment. Do not edit; promote or roll back instead.\n\
+         schema: 1\nenvironment: {env_name}\naction: promote\ntag: {tag}\nsnapshot: {snapshot}\n"
+    );
+    let hash = |text: &str| {
+        let mut cmd = env.git_cmd(repo);
+        cmd.args(["hash-object", "-w", "--stdin"]).stdin(std::process::Stdio::piped());
+        cmd.stdout(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
+        stdout(&child.wait_with_output().unwrap()).trim().to_string()
+    };
+    let mut entries = env.git(repo, ["ls-tree", &snapshot]);
+    entries.push_str(&format!("100644 blob {}\tDEPLOYMENT.yaml\n", hash(&record)));
+    entries.push_str(&format!("100644 blob {}\tDEPLOYED_TAG\n", hash(&format!("{tag}\n"))));
+    let mut mktree = env.git_cmd(repo);
+    mktree.arg("mktree").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+    let mut child = mktree.spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), entries.as_bytes()).unwrap();
+    let tree = stdout(&child.wait_with_output().unwrap()).trim().to_string();
+    let msg = format!("promote {tag} to {env_name}");
+    let commit = env.git(repo, ["commit-tree", &tree, "-p", &tip, "-p", &snapshot, "-m", &msg]);
+    env.git(repo, ["update-ref", &format!("refs/heads/{branch}"), commit.trim(), &tip]);
+}
+
+/// A project on a bare remote whose snapshot model-v1 (trained on a table split, so data/test
+/// holds customers.csv) was promoted to staging; env/prod still holds only init's README.
+/// Everything is pushed with `mlgit push`. Returns the remote's URL and folder, and the bytes of
+/// model-v1's model/model.json.
+fn promoted_project_on_remote(env: &TestEnv) -> (String, PathBuf, Vec<u8>) {
+    let repo = env.init_repo("d");
+    let src = env.path("deploy-data");
+    let mut text = String::from("id,age,plan,label\n");
+    for i in 0..200 {
+        let plan = ["basic", "pro", "team"][i % 3];
+        text.push_str(&format!(
+            "{i},{},{plan},{}\n",
+            20 + (i * 7) % 50,
+            if i % 4 == 0 { "churn" } else { "stay" }
+        ));
+    }
+    write_files(&src, &[("customers.csv", text.as_bytes())]);
+    env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap(), "-m", "customers"]);
+    env.mlgit_ok(&repo, ["clean"]);
+    env.mlgit_ok(&repo, ["split", "--key", "id", "--label", "label"]);
+    env.mlgit_ok(&repo, ["stable", "update"]);
+    let st = env.path("d-stable");
+    env.git(&repo, ["worktree", "add", "-q", st.to_str().unwrap(), "stable/model"]);
+    env.mlgit_ok(&st, ["train-tag", "--materialize", "--", "./train.sh"]);
+    let model = fs::read(st.join("model/model.json")).unwrap();
+    env.tick();
+    promote(env, &repo, "model-v1", "staging");
+    let bare = env.path("deployed.git");
+    env.git(env.tmp.path(), ["init", "-q", "--bare", bare.to_str().unwrap()]);
+    let url = format!("file://{}", bare.display());
+    env.git(&repo, ["remote", "add", "origin", &url]);
+    env.mlgit_ok(&repo, ["push", "origin"]);
+    (url, bare, model)
+}
+
+/// Whether the LFS object of `rev:path` is in a clone's store.
+fn lfs_object_is_in(env: &TestEnv, clone: &Path, rev: &str, path: &str) -> bool {
+    let text = env.git(clone, ["cat-file", "-p", &format!("{rev}:{path}")]);
+    let oid = text.lines().find_map(|l| l.strip_prefix("oid sha256:")).expect("an LFS pointer");
+    clone.join(format!(".git/lfs/objects/{}/{}/{oid}", &oid[..2], &oid[2..4])).exists()
+}
+
+/// The job's "smoke test: N predictions for M rows" line says N == M > 0.
+fn assert_smoke_test_passed(out: &str) {
+    let line = out.lines().find(|l| l.starts_with("smoke test: ")).unwrap_or_else(|| panic!("{out}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words[2], words[5], "{line}");
+    assert!(words[2].parse::<u32>().unwrap() > 0, "{line}");
+    assert!(line.ends_with("rows of data/test/customers.csv"), "{line}");
+}
+
+/// What every deploy job must do: run on pushes to env/*, read the deployment record, have a
+/// marked placeholder, and smoke-test the model with predict.sh.
+#[test]
+fn deploy_jobs_run_on_env_pushes_read_the_record_and_run_predict_sh() {
+    let gh = yaml(GITHUB);
+    let branches = gh["on"]["push"]["branches"].as_sequence().unwrap();
+    assert!(branches.iter().any(|b| b.as_str() == Some("env/**")), "{branches:?}");
+    let job = &gh["jobs"]["deploy"];
+    assert!(job["if"].as_str().unwrap().contains("startsWith(github.ref, 'refs/heads/env/')"));
+    let steps = job["steps"].as_sequence().unwrap();
+    let scripts: Vec<&str> = steps.iter().filter_map(|s| s["run"].as_str()).collect();
+    let gl = yaml(GITLAB);
+    let gl_job = &gl["deploy"];
+    let rule = &gl_job["rules"][0];
+    assert_eq!(rule["if"].as_str(), Some("$CI_COMMIT_BRANCH =~ /^env\\//"));
+    assert_eq!(
+        rule["exists"][0].as_str(),
+        Some("DEPLOYMENT.yaml"),
+        "init's README-only commit deploys nothing"
+    );
+    assert!(gl["stages"].as_sequence().unwrap().iter().any(|s| s.as_str() == gl_job["stage"].as_str()));
+    let gl_script = gitlab_script("deploy");
+    let gh_script = scripts.join("\n");
+    for (path, script) in [(GITHUB, &gh_script), (GITLAB, &gl_script)] {
+        for needed in ["DEPLOYMENT.yaml", "DEPLOYED_TAG", "./predict.sh", "PLACEHOLDER", "mlgit fetch"] {
+            assert!(script.contains(needed), "{path}: the deploy job never mentions {needed}");
+        }
+    }
+    let text = fs::read_to_string(Path::new(MANIFEST_DIR).join(GITLAB)).unwrap();
+    assert!(text.contains("# ---- PLACEHOLDER") && text.contains("# ---- end of placeholder"));
+    // GitHub's skipped steps: everything after the record, when there is none.
+    for step in steps.iter().skip_while(|s| s["id"].as_str() != Some("record")).skip(1) {
+        assert_eq!(step["if"].as_str(), Some("steps.record.outputs.deploy == 'yes'"), "{step:?}");
+    }
+}
+
+#[test]
+fn github_deploy_job_gets_the_promoted_model_and_smoke_tests_it() {
+    let env = TestEnv::new();
+    let (url, bare, model) = promoted_project_on_remote(&env);
+    let before = env.refs(&bare);
+    // As actions/checkout leaves it: the pushed env branch checked out, no local main.
+    let ci = runner_clone(&env, &url, "gh-deploy");
+    env.git(&ci, ["checkout", "-q", "-B", "env/staging", "origin/env/staging"]);
+    env.git(&ci, ["branch", "-q", "-D", "main"]);
+    let vars = [
+        ("GITHUB_REF_NAME", "env/staging".to_string()),
+        ("GITHUB_REF", "refs/heads/env/staging".to_string()),
+        ("GITHUB_SHA", rev(&env, &ci, "HEAD")),
+    ];
+    let outputs = run_github_job(&env, "deploy", &ci, &vars);
+    let out: String = outputs.iter().map(stdout).collect();
+    assert!(out.contains("deploying model-v1 (snapshot "), "{out}");
+    assert!(out.contains("PLACEHOLDER: would deploy model-v1 to staging"), "{out}");
+    assert_smoke_test_passed(&out);
+    assert_eq!(fs::read(ci.join("model/model.json")).unwrap(), model, "the model's bytes, not its pointer");
+    assert!(lfs_object_is_in(&env, &ci, "HEAD", "data/test/customers.csv"), "the sample came down");
+    assert!(!lfs_object_is_in(&env, &ci, "HEAD", "data/train/customers.csv"), "the training data did not");
+    assert_eq!(env.refs(&bare), before, "deploying pushes nothing");
+
+    // env/prod holds only init's README: the job says so and runs none of the other steps.
+    let prod = runner_clone(&env, &url, "gh-deploy-prod");
+    env.git(&prod, ["checkout", "-q", "-B", "env/prod", "origin/env/prod"]);
+    let vars = [
+        ("GITHUB_REF_NAME", "env/prod".to_string()),
+        ("GITHUB_REF", "refs/heads/env/prod".to_string()),
+        ("GITHUB_SHA", rev(&env, &prod, "HEAD")),
+    ];
+    let outputs = run_github_job(&env, "deploy", &prod, &vars);
+    assert_eq!(outputs.len(), 1, "only the record step ran");
+    assert!(stdout(&outputs[0]).contains("env/prod has no deployment yet"), "{}", stdout(&outputs[0]));
+}
+
+#[test]
+fn gitlab_deploy_job_gets_the_promoted_model_and_smoke_tests_it() {
+    let env = TestEnv::new();
+    let (url, bare, model) = promoted_project_on_remote(&env);
+    let before = env.refs(&bare);
+    // GitLab checks out the pushed commit detached.
+    let ci = runner_clone(&env, &url, "gl-deploy");
+    let sha = rev(&env, &ci, "origin/env/staging");
+    env.git(&ci, ["checkout", "-q", "--detach", &sha]);
+    let mut vars = gitlab_vars(&env, &ci, &url);
+    vars.push(("CI_COMMIT_BRANCH", "env/staging".into()));
+    vars.push(("CI_COMMIT_SHA", sha));
+    let out = stdout(&run_gitlab_job(&env, "deploy", &ci, &vars));
+    assert!(out.contains("deploying model-v1 (snapshot "), "{out}");
+    assert!(out.contains("PLACEHOLDER: would deploy model-v1 to staging"), "{out}");
+    assert_smoke_test_passed(&out);
+    assert_eq!(fs::read(ci.join("model/model.json")).unwrap(), model, "the model's bytes, not its pointer");
+    assert!(
+        !lfs_object_is_in(&env, &ci, "HEAD", "data/train/customers.csv"),
+        "the training data did not come down"
+    );
+    assert_eq!(env.refs(&bare), before, "deploying pushes nothing");
 }

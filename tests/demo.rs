@@ -28,13 +28,18 @@ fn demo_runs_the_whole_flow_and_ends_with_the_leaderboard() {
     ] {
         assert!(text.contains(cmd), "the demo shows `{cmd}`:\n{text}");
     }
+    // The demo deploys model-v2 through staging to prod; the baseline skipping staging was refused.
+    let repo = env.path("d/churn");
+    assert_eq!(env.git(&repo, ["show", "env/prod:DEPLOYED_TAG"]), "model-v2\n");
+    let log = env.git(&repo, ["log", "--first-parent", "--format=%s", "env/prod"]);
+    assert_eq!(log, "promote model-v2 to prod\nmlgit init: env/prod branch\n", "{log}");
+    assert!(stderr(&out).contains("rule `requires:staging`"), "the refusal is shown:\n{}", stderr(&out));
     // The leaderboard is the last thing printed, best first: the one-rule model (v2) beats the baseline.
     let board = &text[text.rfind("$ mlgit -C").expect("a last command")..];
     let v1 = board.find("model-v1").expect("model-v1 on the leaderboard");
     let v2 = board.find("model-v2").expect("model-v2 on the leaderboard");
     assert!(v2 < v1, "model-v2 ranks first:\n{board}");
 
-    let repo = env.path("d/churn");
     // Both runs are on main; the snapshots are tags; clean dropped the broken files.
     let runs = env.git(&repo, ["ls-tree", "--name-only", "main", "tracking/runs/"]);
     assert_eq!(runs, "tracking/runs/model-v1.json\ntracking/runs/model-v2.json\n");

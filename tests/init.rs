@@ -7,7 +7,7 @@ use std::path::Path;
 
 use common::{list_files, stderr, stdout, write_files, TestEnv};
 
-const BRANCHES: &str = "  clean\n  dev/model\n* main\n  monitoring/dev\n  monitoring/prod\n  monitoring/staging\n  raw\n  split\n  stable/model\n";
+const BRANCHES: &str = "  clean\n  dev/model\n  env/dev\n  env/prod\n  env/staging\n* main\n  monitoring/dev\n  monitoring/prod\n  monitoring/staging\n  raw\n  split\n  stable/model\n";
 
 #[test]
 fn init_creates_every_convention_branch_and_a_clean_checkout() {
@@ -237,9 +237,15 @@ fn status_lists_branches_data_and_snapshots() {
             "stable/model",
             "monitoring/dev",
             "monitoring/staging",
-            "monitoring/prod"
+            "monitoring/prod",
+            "env/dev",
+            "env/staging",
+            "env/prod"
         ]
     );
+    let prod = &branches[11];
+    assert_eq!(prod["kind"], "env");
+    assert_eq!(prod["tip"]["subject"], "mlgit init: env/prod branch");
     let raw = &branches[1];
     assert_eq!(raw["kind"], "raw");
     assert_eq!(raw["data"]["files"], 0);
@@ -264,4 +270,120 @@ fn completions_and_manpage_are_generated() {
     assert_eq!(usage.status.code(), Some(2), "usage errors exit 2");
     let files = list_files(env.tmp.path());
     assert!(files.iter().all(|f| f.starts_with("home/")), "nothing written: {files:?}");
+}
+
+/// One env/<env> branch per environment: an orphan commit holding only the README that explains it
+/// (rendered from templates/default/branches/env.md), empty until the first promotion.
+#[test]
+fn init_creates_env_branches_as_orphan_readme_only_commits() {
+    let env = TestEnv::new();
+    let v = env.mlgit_json(env.tmp.path(), ["init", "--name", "churn", "demo"]);
+    let demo = env.path("demo");
+    let created: Vec<(&str, &str)> = v["created"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["branch"].as_str().unwrap(), b["kind"].as_str().unwrap()))
+        .collect();
+    let n = created.len();
+    assert_eq!(created[n - 3..], [("env/dev", "env"), ("env/staging", "env"), ("env/prod", "env")]);
+    for e in ["dev", "staging", "prod"] {
+        let branch = format!("env/{e}");
+        assert_eq!(env.git(&demo, ["rev-list", "--count", &branch]).trim(), "1", "{branch} is a root commit");
+        assert_eq!(
+            env.git(&demo, ["log", "-1", "--format=%P", &branch]).trim(),
+            "",
+            "{branch} has no parent"
+        );
+        assert_eq!(
+            env.git(&demo, ["log", "-1", "--format=%B", &branch]).trim(),
+            format!("mlgit init: {branch} branch")
+        );
+        assert_eq!(
+            env.git(&demo, ["ls-tree", "-r", "--name-only", &branch]),
+            "README.md\n",
+            "only the README"
+        );
+        let readme = env.git(&demo, ["show", &format!("{branch}:README.md")]);
+        assert!(
+            readme.starts_with(&format!("# `{branch}`: the deployment log of churn's `{e}` environment")),
+            "{readme}"
+        );
+        for needed in [
+            "DEPLOYMENT.yaml",
+            "DEPLOYED_TAG",
+            &format!("mlgit promote model-v3 --env {e}"),
+            &format!("mlgit rollback --env {e}"),
+            "mlgit envs",
+            &format!("mlgit envs log {e}"),
+            &format!("mlgit envs at {e}"),
+            &format!("git log --first-parent {branch}"),
+            "Only promotion commits land here",
+        ] {
+            assert!(readme.contains(needed), "{branch}'s README lacks {needed:?}:\n{readme}");
+        }
+        assert!(!readme.contains("{{"), "placeholders rendered: {readme}");
+        // Never shares history with main: nothing of the code or data sits under a deployment yet.
+        let base = env.git_cmd(&demo).args(["merge-base", "main", &branch]).output().unwrap();
+        assert!(!base.status.success(), "{branch} is an orphan");
+    }
+    // `environments:` decides which env branches exist; the prefix comes from branches.env_prefix.
+    let tpl = env.path("tpl");
+    write_files(
+        &tpl,
+        &[
+            ("main/mlgit.yaml", b"environments: [qa, live]\nbranches:\n  env_prefix: deploy/\n"),
+            ("main/README.md", b"x\n"),
+        ],
+    );
+    env.mlgit_ok(env.tmp.path(), ["init", "--template", tpl.to_str().unwrap(), "custom"]);
+    let custom = env.path("custom");
+    assert_eq!(env.git(&custom, ["branch", "--list", "deploy/*", "env/*"]), "  deploy/live\n  deploy/qa\n");
+    // A template without branches/env.md still explains the branch.
+    let readme = env.git(&custom, ["show", "deploy/live:README.md"]);
+    assert!(readme.contains("deployment log") && readme.contains("mlgit promote"), "{readme}");
+}
+
+/// In a clone, init makes env/* from the remote's (with their promotions), never as orphans
+/// beside them; an env branch that shares history with main (it has promotions) is no reason to
+/// warn.
+#[test]
+fn init_in_a_clone_creates_env_branches_from_origin() {
+    let env = TestEnv::new();
+    let demo = env.init_repo("demo");
+    // A commit on env/prod whose second parent is on main's history, as a promotion's is.
+    let tree = env.git(&demo, ["rev-parse", "dev/model^{tree}"]);
+    let prod = env.git(&demo, ["rev-parse", "env/prod"]);
+    let promoted = env.git(
+        &demo,
+        ["commit-tree", tree.trim(), "-p", prod.trim(), "-p", "dev/model", "-m", "promote x to prod"],
+    );
+    env.git(&demo, ["update-ref", "refs/heads/env/prod", promoted.trim(), prod.trim()]);
+    let bare = env.path("origin.git");
+    env.git(env.tmp.path(), ["init", "-q", "--bare", bare.to_str().unwrap()]);
+    let url = format!("file://{}", bare.display());
+    env.git(&demo, ["remote", "add", "origin", &url]);
+    env.mlgit_ok(&demo, ["push", "origin"]);
+    assert!(env.git(&bare, ["branch"]).contains("env/staging"), "mlgit push sends the env branches");
+
+    let clone = env.path("clone");
+    env.git(env.tmp.path(), ["clone", "-q", &url, clone.to_str().unwrap()]);
+    let out = env.mlgit(&clone, ["init"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("(from origin/env/prod)"), "{}", stdout(&out));
+    for e in ["dev", "staging", "prod"] {
+        let branch = format!("env/{e}");
+        assert_eq!(
+            env.git(&clone, ["rev-parse", &branch]),
+            env.git(&demo, ["rev-parse", &branch]),
+            "{branch}"
+        );
+        let upstream = env.git(&clone, ["rev-parse", "--abbrev-ref", &format!("{branch}@{{upstream}}")]);
+        assert_eq!(upstream.trim(), format!("origin/{branch}"));
+    }
+    // Run again: env/prod exists, shares history with main, and is left alone without a warning.
+    let out = env.mlgit(&clone, ["init"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    assert_eq!(env.git(&clone, ["rev-parse", "env/prod"]).trim(), promoted.trim());
 }

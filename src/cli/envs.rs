@@ -167,11 +167,8 @@ fn render_log(log: &EnvLog) -> String {
 fn render_at(a: &EnvAt) -> String {
     match &a.serving {
         Some(e) => {
-            let until = a
-                .until
-                .as_deref()
-                .map(|u| format!("replaced {u}"))
-                .unwrap_or_else(|| "still serving".into());
+            let until =
+                a.until.as_deref().map(|u| format!("replaced {u}")).unwrap_or_else(|| "still serving".into());
             format!(
                 "{} at {}: {}  (deployed {}, {until}; commit {})\n",
                 a.env,

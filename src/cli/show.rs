@@ -96,6 +96,12 @@ fn render(o: &ShowOutcome) -> String {
     s.push_str(&format!("  data   split {}\n", full(&o.lineage.split)));
     s.push_str(&format!("         clean {}\n", full(&o.lineage.clean)));
     s.push_str(&format!("         raw   {}\n", full(&o.lineage.raw)));
+    if !o.serving.is_empty() {
+        s.push_str("\nServing\n");
+        for e in &o.serving {
+            s.push_str(&format!("  {:<10} since {}\n", e.env, e.since.as_deref().unwrap_or("?")));
+        }
+    }
     s.push_str("\nModel files\n");
     for m in &r.model {
         s.push_str(&format!("  {}  {} bytes  sha256 {}\n", m.path, m.size, m.sha256));

@@ -87,6 +87,21 @@ fn render(o: &StatusOutcome) -> String {
         let m = t.metric.map(|v| format!("{} = {v}", o.primary_metric)).unwrap_or_else(|| "-".into());
         s.push_str(&format!("  {:<22} {}  {}\n", t.tag, &t.date[..10.min(t.date.len())], m));
     }
+    if o.environments.iter().any(|e| e.exists || e.remote_only.is_some()) {
+        s.push_str("\nEnvironments\n");
+    }
+    for e in o.environments.iter().filter(|e| e.exists || e.remote_only.is_some()) {
+        let line = match (&e.tag, &e.remote_only) {
+            (Some(tag), _) => format!(
+                "{tag} since {}{}",
+                e.since.as_deref().unwrap_or("?"),
+                e.by.as_ref().map(|b| format!(" by {}", b.name)).unwrap_or_default()
+            ),
+            (None, Some(r)) => format!("only on the remote as {r} (`mlgit fetch` brings it)"),
+            (None, None) => format!("nothing promoted yet (`mlgit promote TAG --env {}`)", e.env),
+        };
+        s.push_str(&format!("  {:<22} {line}\n", e.env));
+    }
     if !o.monitoring.is_empty() {
         s.push_str("\nMonitoring\n");
     }

@@ -132,11 +132,14 @@ pub fn rollback_target<'a>(entries: &'a [LogEntry], to: Option<&str>, env: &str)
             return Ok(e);
         }
     }
-    Err(Error::not_found(format!(
-        "no earlier deployment of {env} to roll back to (only {} served it)",
-        current.tag
+    let why = if rolled_away.is_empty() {
+        format!("only {} served it", current.tag)
+    } else {
+        format!("the other tags that served it were rolled back from ({})", rolled_away.join(", "))
+    };
+    Err(Error::not_found(format!("no earlier deployment of {env} to roll back to: {why}")).with_hint(
+        format!("name one with --to TAG (see `mlgit envs log {env}`), or promote another snapshot"),
     ))
-    .with_hint(format!("name one with --to TAG (see `mlgit envs log {env}`), or promote another snapshot")))
 }
 
 /// What a write is for.
@@ -396,4 +399,57 @@ fn refusal(req: &Request<'_>, candidate: &Candidate, failed: &[&RuleOutcome]) ->
     Error::conflict(text).with_hint(format!(
         "satisfy the rule(s), or override and record why: `{rerun} --force --reason \"…\"` (the rules are `promotion:` in mlgit.yaml; see docs/promote.md)"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(action: Action, tag: &str, previous: Option<&str>) -> LogEntry {
+        LogEntry {
+            commit: "0".repeat(40),
+            action,
+            tag: tag.into(),
+            snapshot: format!("{tag}-commit"),
+            at: "2026-11-30T00:00:00+00:00".into(),
+            by: Identity { name: "a".into(), email: "a@b".into() },
+            reason: None,
+            previous: previous.map(str::to_string),
+            forced: vec![],
+        }
+    }
+
+    #[test]
+    fn a_second_rollback_goes_back_further_instead_of_swapping_two_tags() {
+        // v1 → v2 → v3, then a rollback to v2: newest first.
+        let log = vec![
+            e(Action::Rollback, "v2", Some("v3")),
+            e(Action::Promote, "v3", Some("v2")),
+            e(Action::Promote, "v2", Some("v1")),
+            e(Action::Promote, "v1", None),
+        ];
+        assert_eq!(rollback_target(&log, None, "prod").unwrap().tag, "v1");
+        // Before the rollback, the target is v2.
+        assert_eq!(rollback_target(&log[1..], None, "prod").unwrap().tag, "v2");
+    }
+
+    #[test]
+    fn rollback_to_names_an_earlier_deployment_or_is_refused() {
+        let log = vec![e(Action::Promote, "v2", Some("v1")), e(Action::Promote, "v1", None)];
+        assert_eq!(rollback_target(&log, Some("v1"), "prod").unwrap().tag, "v1");
+        let err = rollback_target(&log, Some("v9"), "prod").unwrap_err();
+        assert!(err.message().contains("never served prod"), "{}", err.message());
+        let only = vec![e(Action::Promote, "v1", None)];
+        assert!(rollback_target(&only, None, "prod").unwrap_err().message().contains("only v1"));
+    }
+
+    #[test]
+    fn force_needs_a_reason_and_a_reason_needs_words() {
+        let mut r = Request { env: "prod", action: Action::Promote, reason: None, force: true, gto: false };
+        assert!(r.check_reason().unwrap_err().message().contains("--force needs --reason"));
+        r.reason = Some("  ");
+        assert!(r.check_reason().is_err());
+        r.reason = Some("hotfix");
+        assert!(r.check_reason().is_ok());
+    }
 }

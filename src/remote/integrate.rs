@@ -400,8 +400,9 @@ fn diverged_hint(kind: BranchKind, branch: &str, remote_ref: &str) -> String {
             )
         }
         BranchKind::Env => format!(
-            "'{branch}' is a deployment log: merge it by hand (`git checkout {branch} && git merge {remote_ref}`), \
-             or take the remote's and promote again"
+            "'{branch}' is a deployment log, and someone else deployed meanwhile: see theirs (`mlgit envs log` after \
+             `git log {remote_ref}`), take it (`git branch -f {branch} {remote_ref}`), then promote your tag again \
+             (`mlgit promote TAG --env …`); a hand-made merge is not a deployment and a protected env/ branch refuses it"
         ),
         _ => format!("merge the code by hand with git: `git checkout {branch} && git merge {remote_ref}`"),
     }

@@ -18,6 +18,14 @@ pub struct ShowOutcome {
     pub tag_message: Option<String>,
     pub lineage: Lineage,
     pub record: RunRecord,
+    /// The environments this snapshot serves now (their `env/<env>` tip deploys this commit).
+    pub serving: Vec<Serving>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Serving {
+    pub env: String,
+    pub since: Option<String>,
 }
 
 /// The commit a snapshot tag (or any revision) names, with its tracking record.
@@ -41,6 +49,12 @@ pub fn show(repo: &Repo, rev: &str) -> Result<ShowOutcome> {
         Err(_) => None,
     };
     let lineage = lineage(git, commit.id())?;
+    let id = commit.id().to_string();
+    let serving = crate::deploy::history::environments(repo)?
+        .into_iter()
+        .filter(|e| e.snapshot.as_deref() == Some(id.as_str()))
+        .map(|e| Serving { env: e.env, since: e.since })
+        .collect();
     Ok(ShowOutcome {
         tag: rev.to_string(),
         commit: commit.id().to_string(),
@@ -48,5 +62,6 @@ pub fn show(repo: &Repo, rev: &str) -> Result<ShowOutcome> {
         tag_message,
         lineage,
         record,
+        serving,
     })
 }
