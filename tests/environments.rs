@@ -47,7 +47,7 @@ fn demo() -> Option<Demo> {
         assert!(d.try_rev(&format!("{tag}^{{commit}}")).is_some(), "the demo made no {tag}");
     }
     for env in ["dev", "staging", "prod"] {
-        d.ensure_env_branch(env);
+        d.reset_env_branch(env);
     }
     Some(d)
 }
@@ -62,28 +62,16 @@ impl Demo {
         self.try_rev(rev).unwrap_or_else(|| panic!("no {rev}"))
     }
 
-    /// `mlgit init` makes `env/<env>` (a README-only root commit); an init from before issue 13
-    /// did not, so make it the same way with plain git when it is missing.
-    fn ensure_env_branch(&self, env: &str) {
-        if self.try_rev(&format!("refs/heads/env/{env}")).is_some() {
-            return;
-        }
-        let mut hash = self.env.git_cmd(&self.repo);
-        hash.args(["hash-object", "-w", "--stdin"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped());
-        let mut child = hash.spawn().unwrap();
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(format!("# env/{env}\n").as_bytes()).unwrap();
-        let blob = stdout(&child.wait_with_output().unwrap()).trim().to_string();
-        let mut mktree = self.env.git_cmd(&self.repo);
-        mktree.arg("mktree").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
-        let mut child = mktree.spawn().unwrap();
-        child.stdin.take().unwrap().write_all(format!("100644 blob {blob}\tREADME.md\n").as_bytes()).unwrap();
-        let tree = stdout(&child.wait_with_output().unwrap()).trim().to_string();
-        let msg = format!("mlgit init: env/{env} branch");
-        let commit = self.env.git(&self.repo, ["commit-tree", &tree, "-m", &msg]);
-        self.env.git(&self.repo, ["update-ref", &format!("refs/heads/env/{env}"), commit.trim(), ""]);
+    /// Put `env/<env>` back on the README-only root commit `mlgit init` made (the demo promotes
+    /// model-v2 through staging to prod; these tests start from environments nothing served yet).
+    fn reset_env_branch(&self, env: &str) {
+        let branch = format!("refs/heads/env/{env}");
+        assert!(self.try_rev(&branch).is_some(), "mlgit init made no env/{env}");
+        let root = self.env.git(&self.repo, ["rev-list", "--first-parent", "--max-parents=0", &branch]);
+        let root = root.trim();
+        assert_eq!(root.lines().count(), 1, "env/{env} has one root: {root}");
+        assert_eq!(self.env.git(&self.repo, ["ls-tree", "--name-only", root]), "README.md\n");
+        self.env.git(&self.repo, ["update-ref", &branch, root]);
     }
 
     /// The snapshot commit a tag names.
@@ -256,11 +244,12 @@ fn env_row<'a>(v: &'a Value, env: &str) -> &'a Value {
     rows(v).iter().find(|r| r["env"] == env).unwrap_or_else(|| panic!("no row for {env} in {v}"))
 }
 
-/// The tags a rule list names (`checks` of a promotion, `forced[].rule`).
+/// The rules a list names (`checks` of a promotion: the ones that passed; `forced[].rule`).
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .unwrap_or_else(|| panic!("not an array: {v}"))
         .iter()
+        .filter(|x| x["passed"] != false)
         .map(|x| x.as_str().or_else(|| x["rule"].as_str()).unwrap_or_else(|| panic!("{x}")).to_string())
         .collect()
 }
@@ -633,7 +622,7 @@ fn envs_at_tells_what_served_at_instants_between_promotions_and_nothing_before_t
     // Before the first deployment: no tag, exit 0.
     for date in ["2026-11-23T12:00:00Z", &format!("@{}", BASE_DATE + DAY - 1)] {
         let v = at(date);
-        assert!(v["tag"].is_null(), "{date}: {v}");
+        assert!(v["serving"].is_null(), "{date}: {v}");
         assert_eq!(v["env"], "prod", "{v}");
     }
     let out = d.env.mlgit(&d.repo, ["envs", "at", "prod", "2026-11-23T12:00:00Z"]);
@@ -650,14 +639,14 @@ fn envs_at_tells_what_served_at_instants_between_promotions_and_nothing_before_t
     ];
     for (date, tag, commit) in cases {
         let v = at(date);
-        assert_eq!(v["tag"], tag, "{date}: {v}");
-        assert_eq!(v["commit"], commit, "{date}: {v}");
-        assert_eq!(v["snapshot"], d.snapshot(tag).as_str(), "{date}: {v}");
-        assert_eq!(v["by"]["name"], "Test User", "{date}: {v}");
+        assert_eq!(v["serving"]["tag"], tag, "{date}: {v}");
+        assert_eq!(v["serving"]["commit"], commit, "{date}: {v}");
+        assert_eq!(v["serving"]["snapshot"], d.snapshot(tag).as_str(), "{date}: {v}");
+        assert_eq!(v["serving"]["by"]["name"], "Test User", "{date}: {v}");
     }
     let v = at(&format!("@{}", BASE_DATE + 4 * DAY));
-    assert_eq!(v["tag"], "model-v2", "{v}");
-    assert_eq!(chrono_seconds(v["since"].as_str().unwrap()), BASE_DATE + 3 * DAY, "{v}");
+    assert_eq!(v["serving"]["tag"], "model-v2", "{v}");
+    assert_eq!(chrono_seconds(v["serving"]["at"].as_str().unwrap()), BASE_DATE + 3 * DAY, "{v}");
     // The same answer as git's: the newest first-parent commit at or before the instant.
     let git = d.env.git(
         &d.repo,
@@ -810,7 +799,9 @@ fn a_drift_alert_older_than_the_staging_promotion_does_not_refuse_prod() {
     let Some(d) = demo() else { return };
     d.policy("promotion:\n  prod:\n    requires: [staging]\n    no_drift_alerts: true\n");
     d.drift_alert("staging");
-    d.at(2 * 3600);
+    // The drift report's time (`generated_at`) is the wall clock, not the fixed test clock: the
+    // staging promotion is dated 2031 so it is later than the report by either clock.
+    d.at(8 * 365 * 86_400);
     d.promote("model-v2", "staging", &[]);
     let v = d.promote("model-v2", "prod", &[]);
     assert!(strings(&v["checks"]).contains(&"no_drift_alerts:staging".to_string()), "{v}");
@@ -861,6 +852,7 @@ fn force_without_a_reason_is_refused_and_changes_nothing() {
 fn an_unknown_tag_is_refused_with_a_clear_error_and_changes_nothing() {
     let Some(d) = demo() else { return };
     d.refused(&["promote", "model-v9", "--env", "staging"], &["model-v9"]);
+    d.promote("model-v1", "staging", &[]);
     d.refused(&["rollback", "--env", "staging", "--to", "model-v9"], &["model-v9"]);
 }
 
