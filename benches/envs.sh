@@ -22,7 +22,8 @@ usage: bash benches/envs.sh [options]
   -h, --help        this text
 
 Set-up (once per N, kept in WORKDIR/envs-N; not timed): `mlgit demo` (two real snapshots, model-v1 and
-model-v2), then env/prod gets N deployments, one an hour from 2025-01-01T00:00Z:
+model-v2; its own promotions are undone: env/* back on init's root commits), then env/prod gets N
+deployments, one an hour from 2025-01-01T00:00Z:
   - 3 real `mlgit promote` runs (model-v1 and model-v2 to staging first, as the default policy wants;
     then model-v1, model-v2, model-v1 to prod);
   - N - 5 commits written by `git fast-import` (benches/envs_gen.py), alternating model-v2 and model-v1,
@@ -102,8 +103,13 @@ at() { # SECS CMD...: run CMD with git's and mlgit's clock at SECS
 if [[ ! -f $REPO/.git/bench-envs-v$GEN_VERSION ]]; then
     echo "building the repository: mlgit demo, 5 real promotions, $IMPORTED by git fast-import ..." >&3
     rm -rf "$ROOT"
-    "$MLGIT" demo --quiet "$ROOT" >"$LOGDIR/setup-demo.out"
+    "$MLGIT" demo --quiet "$ROOT" >"$LOGDIR/setup-demo.out" 2>&1
     cd "$REPO"
+    # The demo ends by promoting model-v2 through staging to prod (at today's date): start from the
+    # README-only root commits `mlgit init` made instead, so the history is in date order.
+    for e in dev staging prod; do
+        git update-ref "refs/heads/env/$e" "$(git rev-list --first-parent --max-parents=0 "env/$e")"
+    done
     at $D0 "$MLGIT" promote --quiet model-v1 --env staging >>"$LOGDIR/setup.out"
     at $((D0 + 60)) "$MLGIT" promote --quiet model-v2 --env staging >>"$LOGDIR/setup.out"
     at $((D0 + HOUR)) "$MLGIT" promote --quiet model-v1 --env prod --reason "first model" >>"$LOGDIR/setup.out"
@@ -128,7 +134,7 @@ d = json.load(sys.stdin)
 print(len(next(v for v in d.values() if isinstance(v, list))))')
 [[ $DEPLOYMENTS == "$N" ]] || die "mlgit envs log prod lists $DEPLOYMENTS deployments, not $N"
 GIT_AT=$(git log --first-parent --before="$MIDDLE_ISO" -1 --format=%H env/prod)
-MLGIT_AT=$("$MLGIT" --json envs at prod "$MIDDLE_ISO" | python3 -c 'import json, sys; print(json.load(sys.stdin)["commit"])')
+MLGIT_AT=$("$MLGIT" --json envs at prod "$MIDDLE_ISO" | python3 -c 'import json, sys; print((json.load(sys.stdin)["serving"] or {}).get("commit"))')
 [[ $GIT_AT == "$MLGIT_AT" ]] || die "envs at $MIDDLE_ISO: mlgit says $MLGIT_AT, git says $GIT_AT"
 echo "repository: $REPO; env/prod: $N deployments ($(git rev-list --first-parent --count env/prod) first-parent commits), serving $(git show env/prod:DEPLOYED_TAG)" >&3
 echo "middle date: $MIDDLE_ISO (served by $(git show "$GIT_AT:DEPLOYED_TAG"), commit ${GIT_AT:0:12})" >&3
