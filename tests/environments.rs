@@ -2,7 +2,9 @@
 //! `envs at` and `mlgit rollback` through the built binary, on the repository `mlgit demo` leaves
 //! (two real snapshots, `model-v1` and `model-v2`, trained by `train-tag` on a real split, their
 //! model files in the LFS store, and a week of production requests that drift). The demo is the
-//! fastest honest way to get tagged snapshots here: a few seconds, every command the user runs.
+//! fastest honest way to get tagged snapshots here: a few seconds, every command the user runs. It
+//! also promotes model-v2 to staging and prod; each test puts env/* back on the README-only root
+//! commit `mlgit init` made, so it starts from environments nothing has served yet.
 //!
 //! Everything mlgit writes is read back with the `git` CLI: `git log --first-parent env/prod` is
 //! the deployment log (subjects and `Mlgit-*` trailers), `git show env/prod:DEPLOYED_TAG`, the
@@ -11,7 +13,9 @@
 //! every ref (`git for-each-ref`) where it was.
 //!
 //! Contract: notes/issue13-plan.md. Where it leaves room (the name of the array in `envs --json`
-//! and `envs log --json`), the helpers below take the one array of objects in the document.
+//! and `envs log --json`), the helpers below take the one array of objects in the document. As
+//! implemented: `previous` in JSON is the tag, `checks` are `{rule, passed, detail}`, and
+//! `envs at --json` gives the deployment under `serving` (null before the first one).
 
 mod common;
 
