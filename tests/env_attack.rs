@@ -70,3 +70,62 @@ fn envs_still_lists_the_other_environments_when_one_deployment_record_is_broken(
     let out = env.mlgit(&repo, ["envs", "log", "prod"]);
     assert!(!stderr(&out).contains("check the arguments"), "misleading hint:\n{}", stderr(&out));
 }
+
+/// Whether `strace` (with fault injection) can run here; under CI=true its absence fails the test.
+fn has_strace() -> bool {
+    let ok = std::process::Command::new("strace").arg("-V").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("strace is required when CI=true (apt-get install -y strace)");
+        }
+        eprintln!("skipping: strace is not installed");
+    }
+    ok
+}
+
+#[test]
+#[ignore = "defect: a stale refs/heads/env/prod.lock (kill -9 during the ref update) is reported as 'kept moving: gave up after 32 tries'"]
+fn promote_names_a_stale_ref_lock_instead_of_blaming_other_writers() {
+    let env = TestEnv::new();
+    let Some(repo) = demo_with_two_prod_deployments(&env) else { return };
+    // What `kill -9` between git's lock and its rename leaves behind (strace -e inject=rename:signal=KILL).
+    std::fs::write(repo.join(".git/refs/heads/env/prod.lock"), b"").unwrap();
+    let out = env.mlgit(&repo, ["promote", "model-v2", "--env", "prod"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(!err.contains("kept moving"), "no other writer exists; the lock file is stale:\n{err}");
+    assert!(err.contains("prod.lock"), "the message names the lock file to remove:\n{err}");
+}
+
+#[test]
+#[ignore = "defect: kill -9 during the env/prod worktree sync leaves a .mlgit-tmp-* file that recovery never removes"]
+fn recovery_after_a_kill_during_the_worktree_sync_leaves_a_clean_checkout() {
+    let env = TestEnv::new();
+    let Some(repo) = demo_with_two_prod_deployments(&env) else { return };
+    if !has_strace() {
+        return;
+    }
+    let wt = env.path("prodwt");
+    env.git(&repo, ["worktree", "add", "-q", wt.to_str().unwrap(), "env/prod"]);
+    // Kill promote at its 4th renameat: some files of the new tree are in place, one temp file is not.
+    let mut cmd = env.mlgit_cmd(&repo);
+    let program = cmd.get_program().to_os_string();
+    let mut strace = std::process::Command::new("strace");
+    strace
+        .args(["-f", "-o", "/dev/null", "-e", "trace=renameat", "-e", "inject=renameat:signal=KILL:when=4"])
+        .arg(program)
+        .args(["promote", "model-v2", "--env", "prod", "--reason", "back"])
+        .current_dir(&repo);
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => strace.env(k, v),
+            None => strace.env_remove(k),
+        };
+    }
+    let out = strace.output().unwrap();
+    assert!(!out.status.success(), "the promote was killed");
+    // The next mlgit command finishes the interrupted sync.
+    env.mlgit_ok(&repo, ["envs"]);
+    let status = env.git(&wt, ["status", "--short", "--untracked-files=all"]);
+    assert_eq!(status, "", "the checkout of env/prod is clean after recovery");
+}
