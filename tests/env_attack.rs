@@ -108,7 +108,7 @@ fn recovery_after_a_kill_during_the_worktree_sync_leaves_a_clean_checkout() {
     let wt = env.path("prodwt");
     env.git(&repo, ["worktree", "add", "-q", wt.to_str().unwrap(), "env/prod"]);
     // Kill promote at its 4th renameat: some files of the new tree are in place, one temp file is not.
-    let mut cmd = env.mlgit_cmd(&repo);
+    let cmd = env.mlgit_cmd(&repo);
     let program = cmd.get_program().to_os_string();
     let mut strace = std::process::Command::new("strace");
     strace
