@@ -261,6 +261,27 @@ fn write_marker(target: &Target, marker: &CString) -> Result<()> {
     tmp.commit(marker, &path)
 }
 
+/// Remove the temporary files (`.mlgit-tmp-<pid>-<n>`) a killed run left in the folders `dirs`
+/// (relative to the checkout `root`; "" is the root) of a checkout. Folders that do not exist, or
+/// that a symlink stands in for, are left alone.
+pub fn remove_temp_files(root: &Path, dirs: &[String]) -> Result<()> {
+    let target = Target::worktree(root)?;
+    for rel in dirs {
+        let Some(chain) = target.existing_chain(Path::new(rel))? else { continue };
+        let Some(dir) = chain.last() else { continue };
+        let path = root.join(rel);
+        let listing = dir.try_clone().and_then(at::list).map_err(|e| Error::io("read", &path, e))?;
+        for name in listing.iter().filter(|n| is_temp_name(n.to_bytes())) {
+            match at::unlink(dir.as_fd(), name) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(Error::io("remove", &path.join(name.to_string_lossy().as_ref()), e)),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Remove the temporary files a killed run left in the target folder `rel`.
 fn remove_stale_temp_files(target: &Target, rel: &str) -> Result<()> {
     let dir = target.dir(Path::new(rel), false)?;

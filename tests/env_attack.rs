@@ -23,7 +23,6 @@ fn demo_with_two_prod_deployments(env: &TestEnv) -> Option<PathBuf> {
 }
 
 #[test]
-#[ignore = "defect: a plain git commit on env/prod cuts envs log / envs at / rollback off at that commit"]
 fn deployment_log_survives_a_plain_git_commit_on_the_env_branch() {
     let env = TestEnv::new();
     let Some(repo) = demo_with_two_prod_deployments(&env) else { return };
@@ -50,7 +49,6 @@ fn deployment_log_survives_a_plain_git_commit_on_the_env_branch() {
 }
 
 #[test]
-#[ignore = "defect: one unreadable DEPLOYMENT.yaml on env/prod makes `mlgit envs` fail for every environment"]
 fn envs_still_lists_the_other_environments_when_one_deployment_record_is_broken() {
     let env = TestEnv::new();
     let Some(repo) = demo_with_two_prod_deployments(&env) else { return };
@@ -84,7 +82,6 @@ fn has_strace() -> bool {
 }
 
 #[test]
-#[ignore = "defect: a stale refs/heads/env/prod.lock (kill -9 during the ref update) is reported as 'kept moving: gave up after 32 tries'"]
 fn promote_names_a_stale_ref_lock_instead_of_blaming_other_writers() {
     let env = TestEnv::new();
     let Some(repo) = demo_with_two_prod_deployments(&env) else { return };
@@ -98,7 +95,6 @@ fn promote_names_a_stale_ref_lock_instead_of_blaming_other_writers() {
 }
 
 #[test]
-#[ignore = "defect: kill -9 during the env/prod worktree sync leaves a .mlgit-tmp-* file that recovery never removes"]
 fn recovery_after_a_kill_during_the_worktree_sync_leaves_a_clean_checkout() {
     let env = TestEnv::new();
     let Some(repo) = demo_with_two_prod_deployments(&env) else { return };
@@ -131,7 +127,6 @@ fn recovery_after_a_kill_during_the_worktree_sync_leaves_a_clean_checkout() {
 }
 
 #[test]
-#[ignore = "defect: after a plain git commit changes the model on env/prod, promote of the recorded tag says 'already serves' and writes nothing"]
 fn promote_restores_the_snapshot_when_a_plain_commit_changed_the_model_on_the_env_branch() {
     let env = TestEnv::new();
     let Some(repo) = demo_with_two_prod_deployments(&env) else { return };

@@ -118,6 +118,9 @@ fn render_envs(envs: &[EnvState]) -> String {
                 e.env, e.env
             )),
         }
+        if let Some(p) = &e.problem {
+            s.push_str(&format!("           PROBLEM: {p}\n"));
+        }
         if let Some(a) = &e.last_alert {
             s.push_str(&format!(
                 "           last alert: {} ({} alert(s)){}\n",

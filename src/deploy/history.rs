@@ -6,7 +6,7 @@
 use git2::{Commit, Oid};
 use serde::Serialize;
 
-use super::record::{Action, Deployment, Forced, Identity};
+use super::record::{promotion, Action, Deployment, Forced, Identity};
 use super::{check_env, env_branch};
 use crate::error::{Context, Error, Result};
 use crate::monitor::summary::{last_alert, LastReport};
@@ -32,6 +32,10 @@ pub struct EnvState {
     pub forced: Vec<Forced>,
     /// The newest drift report on `monitoring/<env>` that raised an alert.
     pub last_alert: Option<LastReport>,
+    /// Something wrong with the branch that `envs` shows instead of failing (a tip made by hand,
+    /// an unreadable record).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
     /// The branch exists only on the remote (fetch it to see its deployments).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_only: Option<String>,
@@ -80,9 +84,28 @@ pub fn environments(repo: &Repo) -> Result<Vec<EnvState>> {
     for env in &repo.config().environments {
         let branch = env_branch(repo.config(), env);
         let tip = repo.branch_tip(&branch)?;
+        let mut problem = None;
         let deployment = match tip {
             Some(t) => {
-                Deployment::read(git, &git.find_commit(t).context(format!("read the tip of '{branch}'"))?)?
+                let commit = git.find_commit(t).context(format!("read the tip of '{branch}'"))?;
+                match newest_promotion(git, &commit) {
+                    Ok(Some((c, d))) => {
+                        if c.id() != t {
+                            problem = Some(format!(
+                                "the tip {} of '{branch}' is not a promotion (a commit made by hand): what is checked out of '{branch}' may differ from {}; promote again to restore it",
+                                &t.to_string()[..12],
+                                d.tag
+                            ));
+                        }
+                        Some((c.id(), d))
+                    }
+                    Ok(None) => None,
+                    Err(e) => {
+                        problem =
+                            Some(format!("{e}{}", e.hint().map(|h| format!(" ({h})")).unwrap_or_default()));
+                        None
+                    }
+                }
             }
             None => None,
         };
@@ -110,8 +133,9 @@ pub fn environments(repo: &Repo) -> Result<Vec<EnvState>> {
             forced: Vec::new(),
             last_alert,
             remote_only,
+            problem,
         };
-        if let (Some(d), Some(t)) = (deployment, tip) {
+        if let Some((t, d)) = deployment {
             state.tag = Some(d.tag);
             state.snapshot = Some(d.snapshot);
             state.commit = Some(t.to_string());
@@ -135,7 +159,7 @@ pub fn log(repo: &Repo, env: &str, limit: Option<usize>) -> Result<EnvLog> {
     let mut truncated = false;
     let mut walk = FirstParents::new(repo, &branch)?;
     while let Some(commit) = walk.next_commit()? {
-        let Some(d) = Deployment::read(repo.git(), &commit)? else { break };
+        let Some(d) = promotion(repo.git(), &commit)? else { continue };
         if limit.is_some_and(|l| entries.len() >= l) {
             truncated = true;
             break;
@@ -153,11 +177,16 @@ pub fn at(repo: &Repo, env: &str, when: &str) -> Result<EnvAt> {
     let mut walk = FirstParents::new(repo, &branch)?;
     let mut newer: Option<String> = None;
     while let Some(commit) = walk.next_commit()? {
+        // Commit headers first: a record is read only for the deployment that served then.
+        if commit.parent_count() != 2 {
+            continue;
+        }
         if commit.time().seconds() > instant {
             newer = Some(format_time(commit.time()));
             continue;
         }
-        let serving = Deployment::read(repo.git(), &commit)?.map(|d| entry(&commit, d));
+        let Some(d) = promotion(repo.git(), &commit)? else { continue };
+        let serving = Some(entry(&commit, d));
         return Ok(EnvAt { env: env.to_string(), branch, at: at_text(instant), serving, until: newer });
     }
     Ok(EnvAt { env: env.to_string(), branch, at: at_text(instant), serving: None, until: newer })
@@ -195,9 +224,7 @@ fn entry(commit: &Commit<'_>, d: Deployment) -> LogEntry {
     }
 }
 
-/// The first-parent history of an env branch. A promotion commit's first parent is the previous
-/// deployment; the walk stops at the branch's root (init's commit) or at any commit that is not a
-/// promotion (two parents).
+/// The first-parent history of an env branch, down to its root (init's commit).
 struct FirstParents<'r> {
     repo: &'r Repo,
     branch: String,
@@ -226,8 +253,27 @@ impl<'r> FirstParents<'r> {
         let Some(oid) = self.next.take() else { return Ok(None) };
         let commit =
             self.repo.git().find_commit(oid).context(format!("read a commit of '{}'", self.branch))?;
-        // Only a promotion commit (two parents) continues the log through its first parent.
-        self.next = if commit.parent_count() == 2 { commit.parent_id(0).ok() } else { None };
+        // A promotion's first parent is the previous deployment; a commit made by hand on the
+        // branch is passed through the same way, so it never hides the deployments before it.
+        self.next = commit.parent_id(0).ok();
         Ok(Some(commit))
+    }
+}
+
+/// The newest promotion on the first-parent line from `tip` (the tip itself, unless commits were
+/// made on the branch by hand), with its record.
+pub fn newest_promotion<'r>(
+    git: &'r git2::Repository,
+    tip: &Commit<'r>,
+) -> Result<Option<(Commit<'r>, Deployment)>> {
+    let mut commit = tip.clone();
+    loop {
+        if let Some(d) = promotion(git, &commit)? {
+            return Ok(Some((commit, d)));
+        }
+        match commit.parent_id(0) {
+            Ok(p) => commit = git.find_commit(p).context("read a commit of an env/ branch")?,
+            Err(_) => return Ok(None),
+        }
     }
 }

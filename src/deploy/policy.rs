@@ -6,7 +6,6 @@ use git2::{FileMode, Oid};
 use serde::Serialize;
 
 use super::env_branch;
-use super::record::Deployment;
 use crate::config::PromotionRules;
 use crate::error::{Context, Result};
 use crate::monitor::cells::parse_time;
@@ -115,17 +114,16 @@ pub fn last_promotion(repo: &Repo, env: &str, candidate: &Candidate) -> Result<O
     let mut commit = git.find_commit(tip).context(format!("read the tip of '{branch}'"))?;
     loop {
         let deployed = match commit.parent_ids().nth(1) {
-            Some(p) if p == candidate.commit => Deployment::read(git, &commit)?,
+            Some(p) if p == candidate.commit => super::record::promotion(git, &commit)?,
             _ => None,
         };
         if let Some(d) = deployed.filter(|d| d.tag == candidate.tag) {
             return Ok(Some(Found { commit: commit.id(), promoted_at: d.promoted_at }));
         }
+        // Through commits made by hand too: they never hide the promotions before them.
         match commit.parent_ids().next() {
-            Some(p) if commit.parent_count() == 2 => {
-                commit = git.find_commit(p).context(format!("read a commit of '{branch}'"))?
-            }
-            _ => return Ok(None),
+            Some(p) => commit = git.find_commit(p).context(format!("read a commit of '{branch}'"))?,
+            None => return Ok(None),
         }
     }
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::gto::{self, GtoRequest};
 use super::history::{self, LogEntry};
 use super::policy::{self, Candidate, RuleOutcome};
-use super::record::{Action, Deployment, Forced, Identity, Previous, SCHEMA};
+use super::record::{promotion, tree_is_snapshot, Action, Deployment, Forced, Identity, Previous, SCHEMA};
 use super::{check_env, env_branch, DEPLOYMENT_FILE, TAG_FILE};
 use crate::error::{Context, Error, Result};
 use crate::repo::format_time;
@@ -199,16 +199,27 @@ fn recorded_snapshot(repo: &Repo, entry: &LogEntry) -> Result<Candidate> {
     Ok(Candidate { tag: entry.tag.clone(), commit: oid, record })
 }
 
+/// Whether `commit` is a promotion of exactly the candidate: its record names the tag and the
+/// snapshot, the snapshot is its second parent, and its tree is the snapshot's (a commit made by
+/// hand on the branch that changed the model does not count, so promoting again restores it).
+fn deploys(git: &git2::Repository, commit: &git2::Commit<'_>, candidate: &Candidate) -> Result<bool> {
+    let Ok(Some(d)) = promotion(git, commit) else { return Ok(false) };
+    if d.tag != candidate.tag || d.snapshot != candidate.commit.to_string() {
+        return Ok(false);
+    }
+    tree_is_snapshot(git, commit, candidate.commit)
+}
+
 /// The outcome "already serves" when the environment's current deployment is the candidate.
 fn serving(repo: &Repo, env: &str, candidate: &Candidate) -> Result<Option<PromoteOutcome>> {
     let git = repo.git();
     let branch = env_branch(repo.config(), env);
     let Some(tip) = repo.branch_tip(&branch)? else { return Ok(None) };
     let commit = git.find_commit(tip).context(format!("read the tip of '{branch}'"))?;
-    let Some(current) = Deployment::read(git, &commit)? else { return Ok(None) };
-    if current.tag != candidate.tag || current.snapshot != candidate.commit.to_string() {
+    if !deploys(git, &commit, candidate)? {
         return Ok(None);
     }
+    let Some(current) = promotion(git, &commit)? else { return Ok(None) };
     Ok(Some(PromoteOutcome {
         env: env.to_string(),
         branch,
@@ -271,14 +282,13 @@ fn deploy(
     let tx = Transaction::open(repo, &branch, TxOptions { create: false, writer, from_checkout: false })?;
     let mut previous_tag = None;
     let outcome = tx.commit(|tip| {
+        // The deployment being replaced: the newest promotion on the branch (the tip, unless
+        // someone committed on the branch by hand; an unreadable record is replaced, not read).
         let current = match tip {
-            Some(t) => Deployment::read(git, t)?,
+            Some(t) => super::history::newest_promotion(git, t).ok().flatten().map(|(_, d)| d),
             None => None,
         };
-        if current
-            .as_ref()
-            .is_some_and(|c| c.tag == candidate.tag && c.snapshot == candidate.commit.to_string())
-        {
+        if tip.is_some_and(|t| deploys(git, t, candidate).unwrap_or(false)) {
             // Another process deployed the same snapshot meanwhile.
             return Ok(Step::Nothing);
         }

@@ -107,6 +107,43 @@ impl Deployment {
     }
 }
 
+/// The record of a promotion commit: two parents, the second being the snapshot its record
+/// names. None for anything else on an env branch (init's root, a commit made by hand with git).
+/// A record that does not parse is an error naming the commit, with a way out.
+pub fn promotion(git: &git2::Repository, commit: &git2::Commit<'_>) -> Result<Option<Deployment>> {
+    if commit.parent_count() != 2 {
+        return Ok(None);
+    }
+    let record = Deployment::read(git, commit).map_err(|e| {
+        e.with_hint(format!(
+            "commit {} on the env/ branch was not written by mlgit: restore the branch to the last promotion \
+             (`git branch -f BRANCH <commit>`), or promote again (`mlgit promote TAG --env ENV`)",
+            &commit.id().to_string()[..12]
+        ))
+    })?;
+    let second = commit.parent_id(1).ok().map(|p| p.to_string());
+    Ok(record.filter(|d| Some(&d.snapshot) == second.as_ref()))
+}
+
+/// Whether `commit`'s tree is exactly what a promotion of `snapshot` writes: the snapshot's tree
+/// plus the record and the tag file (`.gitattributes` aside, whose managed block is recomputed).
+/// A commit made by hand that changed the model on the branch is not.
+pub fn tree_is_snapshot(
+    git: &git2::Repository,
+    commit: &git2::Commit<'_>,
+    snapshot: git2::Oid,
+) -> Result<bool> {
+    use crate::repo::tree::TreeEdits;
+    let snap = git.find_commit(snapshot).context("read the snapshot commit")?.tree_id();
+    let mut ours = TreeEdits::new();
+    for path in [super::DEPLOYMENT_FILE, super::TAG_FILE, crate::store::attributes::FILE] {
+        ours.remove(path)?;
+    }
+    let mut theirs = TreeEdits::new();
+    theirs.remove(crate::store::attributes::FILE)?;
+    Ok(ours.write(git, Some(commit.tree_id()))? == theirs.write(git, Some(snap))?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,7 +26,7 @@ pub fn compare_and_swap_ref(
     expected: Option<Oid>,
     log: &str,
 ) -> Result<bool> {
-    let result = match expected {
+    let attempt = || match expected {
         Some(old) => git.reference_matching(name, new, true, old, log).map(|_| ()),
         // libgit2 checks a non-forced create against a linked worktree's own ref folder only, so
         // from a linked worktree it would overwrite a shared ref: create through the main repository.
@@ -34,10 +34,29 @@ pub fn compare_and_swap_ref(
             .and_then(|main| main.reference(name, new, false, log).map(|_| ())),
         None => git.reference(name, new, false, log).map(|_| ()),
     };
+    let mut result = attempt();
+    // git holds a ref's lock file for milliseconds; one still there after a second was left by a
+    // killed process, and no retry will ever get through it: say which file it is.
+    let started = std::time::Instant::now();
+    while matches!(&result, Err(e) if e.code() == git2::ErrorCode::Locked) {
+        if started.elapsed() > std::time::Duration::from_secs(1) {
+            let lock = git.commondir().join(format!("{name}.lock"));
+            return Err(Error::conflict(format!(
+                "cannot update {name}: its lock file {} exists",
+                lock.display()
+            ))
+            .with_hint(format!(
+                "another git process is updating it, or one was killed; if no git process is running, remove {} and retry",
+                lock.display()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        result = attempt();
+    }
     match result {
         Ok(()) => Ok(true),
         Err(e) => match e.code() {
-            git2::ErrorCode::Modified | git2::ErrorCode::Exists | git2::ErrorCode::Locked => Ok(false),
+            git2::ErrorCode::Modified | git2::ErrorCode::Exists => Ok(false),
             // Expected a ref that has since been deleted.
             git2::ErrorCode::NotFound if expected.is_some() => Ok(false),
             _ => Err(Error::git(format!("update {name}"), e)),

@@ -887,6 +887,15 @@ fn finish(repo: &Repo, journal: &Path, data: &JournalData) -> Result<Option<Reco
         );
         e.with_hint(hint)
     })?;
+    // The killed run may have left a temporary file beside one it was writing.
+    let mut dirs: Vec<String> = list_files(git, to_tree)?
+        .into_iter()
+        .map(|f| f.path.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default())
+        .collect();
+    dirs.push(String::new());
+    dirs.sort_unstable();
+    dirs.dedup();
+    crate::restore::remove_temp_files(&co.path, &dirs)?;
     forget();
     Ok(Some(Recovered { branch: data.branch.clone(), worktree: co.path.clone() }))
 }
