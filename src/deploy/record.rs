@@ -133,15 +133,18 @@ pub fn tree_is_snapshot(
     commit: &git2::Commit<'_>,
     snapshot: git2::Oid,
 ) -> Result<bool> {
-    use crate::repo::tree::TreeEdits;
+    // Top-level entries suffice: any change below shows as another subtree id. Nothing is written.
+    let top = |tree: git2::Oid, skip: &[&str]| -> Result<Vec<(Vec<u8>, git2::Oid, i32)>> {
+        let tree = git.find_tree(tree).context("read a tree")?;
+        Ok(tree
+            .iter()
+            .filter(|e| !skip.iter().any(|s| e.name_bytes() == s.as_bytes()))
+            .map(|e| (e.name_bytes().to_vec(), e.id(), e.filemode()))
+            .collect())
+    };
+    let attrs = crate::store::attributes::FILE;
     let snap = git.find_commit(snapshot).context("read the snapshot commit")?.tree_id();
-    let mut ours = TreeEdits::new();
-    for path in [super::DEPLOYMENT_FILE, super::TAG_FILE, crate::store::attributes::FILE] {
-        ours.remove(path)?;
-    }
-    let mut theirs = TreeEdits::new();
-    theirs.remove(crate::store::attributes::FILE)?;
-    Ok(ours.write(git, Some(commit.tree_id()))? == theirs.write(git, Some(snap))?)
+    Ok(top(commit.tree_id(), &[super::DEPLOYMENT_FILE, super::TAG_FILE, attrs])? == top(snap, &[attrs])?)
 }
 
 #[cfg(test)]
