@@ -269,15 +269,7 @@ pub fn remove_temp_files(root: &Path, dirs: &[String]) -> Result<()> {
     for rel in dirs {
         let Some(chain) = target.existing_chain(Path::new(rel))? else { continue };
         let Some(dir) = chain.last() else { continue };
-        let path = root.join(rel);
-        let listing = dir.try_clone().and_then(at::list).map_err(|e| Error::io("read", &path, e))?;
-        for name in listing.iter().filter(|n| is_temp_name(n.to_bytes())) {
-            match at::unlink(dir.as_fd(), name) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-                Err(e) => return Err(Error::io("remove", &path.join(name.to_string_lossy().as_ref()), e)),
-            }
-        }
+        unlink_temp_files(dir.as_fd(), &root.join(rel))?;
     }
     Ok(())
 }
@@ -285,10 +277,14 @@ pub fn remove_temp_files(root: &Path, dirs: &[String]) -> Result<()> {
 /// Remove the temporary files a killed run left in the target folder `rel`.
 fn remove_stale_temp_files(target: &Target, rel: &str) -> Result<()> {
     let dir = target.dir(Path::new(rel), false)?;
-    let path = target.path().join(rel);
-    let listing = dir.try_clone().and_then(at::list).map_err(|e| Error::io("read", &path, e))?;
+    unlink_temp_files(dir.as_fd(), &target.path().join(rel))
+}
+
+/// Unlink every `.mlgit-tmp-*` entry of the open folder `dir` (at `path`, for messages).
+fn unlink_temp_files(dir: BorrowedFd<'_>, path: &Path) -> Result<()> {
+    let listing = dir.try_clone_to_owned().and_then(at::list).map_err(|e| Error::io("read", path, e))?;
     for name in listing.iter().filter(|n| is_temp_name(n.to_bytes())) {
-        match at::unlink(dir.as_fd(), name) {
+        match at::unlink(dir, name) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
             Err(e) => return Err(Error::io("remove", &path.join(name.to_string_lossy().as_ref()), e)),
