@@ -38,6 +38,27 @@ pub struct RunRecord {
     /// The MLflow run the params/metrics came from, when they came from `mlruns/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mlflow: Option<MlflowRef>,
+    /// The data the metrics were measured on, so that runs measured on different data are not
+    /// ranked against each other (absent in records written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<Evaluation>,
+    /// The params set on the command line (`train-tag --set KEY=VALUE`), as given: the keys
+    /// without the `params.` prefix, nested keys dotted.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overrides: BTreeMap<String, serde_json::Value>,
+}
+
+/// Where a run's metrics were measured: a split of the training data, its size and its content id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// The split evaluated on ("validation", "test", or "train" when the run had nothing else).
+    pub split: String,
+    /// Records (table rows) or files evaluated on, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    /// The git tree id of `data/<split>` on the split commit: equal ids, equal evaluation data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
 }
 
 /// Metric values in JSON: finite numbers as numbers; NaN and the infinities, which JSON cannot hold
@@ -173,6 +194,8 @@ mod tests {
             host: "h".into(),
             mlgit: "0.1.0".into(),
             mlflow: None,
+            evaluation: None,
+            overrides: BTreeMap::new(),
         }
     }
 

@@ -21,7 +21,7 @@ use serde_json::Value;
 use crate::config::Goal;
 use crate::error::{Context, Error, Result};
 use crate::repo::tree::{entry_at, list_files};
-use crate::snapshot::record::metric_values;
+use crate::snapshot::record::{metric_values, Evaluation};
 
 /// Folder of the per-run tracking files on main.
 pub const RUNS_DIR: &str = "tracking/runs";
@@ -55,6 +55,12 @@ pub struct RunEntry {
     pub metrics: BTreeMap<String, f64>,
     /// Where the full record lives on main.
     pub record: String,
+    /// The data the metrics were measured on (None for records written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<Evaluation>,
+    /// The params set with `train-tag --set`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overrides: BTreeMap<String, Value>,
 }
 
 /// The path of a run's tracking file on main.
@@ -164,6 +170,12 @@ pub fn entry_of(tag: &str, record: &Value, commit: Option<String>) -> RunEntry {
         params: record.get("params").cloned().unwrap_or(Value::Object(Default::default())),
         metrics,
         record: run_file(tag),
+        evaluation: record.get("evaluation").and_then(|e| serde_json::from_value(e.clone()).ok()),
+        overrides: record
+            .get("overrides")
+            .and_then(Value::as_object)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
     }
 }
 

@@ -255,6 +255,8 @@ fn snapshot_outputs(
         host: host_name(),
         mlgit: crate::VERSION.to_string(),
         mlflow: tracked.mlflow,
+        evaluation: None,
+        overrides: Default::default(),
     };
 
     let mut files: Vec<(String, Entry)> = outputs.iter().map(|o| (o.path.clone(), o.entry)).collect();
