@@ -354,7 +354,7 @@ mod tests {
             json!(""),
         ] {
             let arg = set_arg("k", &v);
-            let back = parse(&[arg.clone()]).map(|o| o["k"].clone());
+            let back = parse(std::slice::from_ref(&arg)).map(|o| o["k"].clone());
             assert_eq!(back.ok(), Some(v.clone()), "{arg}");
         }
         assert_eq!(set_arg("opt.name", &json!("adam")), "opt.name=adam");
