@@ -312,3 +312,27 @@ fn the_params_file_replaces_a_link_left_at_its_name_instead_of_writing_through_i
     let aside = git_dir.join("mlgit/outputs-before-run/model-v1/params.json");
     assert_eq!(std::fs::read_to_string(aside).unwrap(), "{\"user\": 1}\n");
 }
+
+#[test]
+fn the_demo_one_rule_trainer_takes_bins_from_set() {
+    let env = TestEnv::new();
+    let Some((repo, stable)) = stable_worktree(&env) else { return };
+    let trainer = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/demo/better_train.sh");
+    let trainer = trainer.to_str().unwrap();
+    let v = env.mlgit_json(&stable, ["train-tag", "--set", "bins=3", "--", "sh", trainer]);
+    assert_eq!(v["record"]["params"]["bins"], 3, "{v}");
+    assert_eq!(v["record"]["overrides"], serde_json::json!({"bins": 3}));
+    assert!(!v["notes"].to_string().contains("ignored --set"), "{v}");
+    let model = env.git(&repo, ["show", "model-v1:params.json"]);
+    assert!(model.contains("\"bins\":3"), "{model}");
+    // Without --set, the default (8 bins); a value that is no bin count stops the training.
+    let v = env.mlgit_json(&stable, ["train-tag", "--", "sh", trainer]);
+    assert_eq!(v["record"]["params"]["bins"], 8, "{v}");
+    let out = env.mlgit(&stable, ["train-tag", "--set", "bins=many", "--", "sh", trainer]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--set bins) must be a positive integer, got '\"many\"'"),
+        "{}",
+        stderr(&out)
+    );
+}
