@@ -1,6 +1,7 @@
 //! `mlgit train-tag`: the snapshot. In a worktree of a `stable/*` branch, pick and reserve the tag
-//! name, run the training command with the name in its environment, then commit the outputs (large
-//! files into the LFS store), a tracking record and a model card on the branch, and tag that commit.
+//! name, run the training command with the name (and the `--set` params, [`overrides`]) in its
+//! environment, then commit the outputs (large files into the LFS store), a tracking record and a
+//! model card on the branch, and tag that commit.
 //! Nothing is committed, no tag is made and the reservation is released unless every step succeeded.
 //!
 //! Outputs are never lost: before the command starts, the old outputs are moved aside (and put back
