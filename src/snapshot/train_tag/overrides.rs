@@ -61,7 +61,7 @@ fn key(raw: &str) -> Result<String> {
         .with_hint(hint));
     }
     let key = raw.strip_prefix("params.").unwrap_or(raw);
-    if key.is_empty() || key == "params" {
+    if key.is_empty() || raw == "params" {
         return Err(Error::invalid(format!("--set '{raw}=…' has no key")).with_hint(FORM));
     }
     let plain = |part: &str| {
@@ -338,6 +338,8 @@ mod tests {
         assert!(parse(&args(&["lr=1", "params.lr=2"])).unwrap_err().message().contains("twice"));
         assert!(parse(&args(&["opt=1", "opt.lr=2"])).unwrap_err().message().contains("also sets"));
         assert!(parse(&args(&["opt.lr=2", "opt=1"])).is_err());
+        // A param named `params` is still reachable through the prefix.
+        assert_eq!(parse(&args(&["params.params=1"])).unwrap()["params"], json!(1));
     }
 
     #[test]
