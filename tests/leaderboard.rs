@@ -306,6 +306,9 @@ fn runs_refuses_unknown_where_fields_and_columns() {
         let err = stderr(&out);
         assert!(err.contains(message) && err.contains(hint), "{args:?}: {err}");
     }
+    // The reference stays the newest run even when the conditions leave it out.
+    let older = r.mlgit(&r.repo, &["runs", "--where", "tag!=model-v4", "--columns", "#,tag"]);
+    assert!(older.starts_with("#  tag\n*  model-v2\n*  model-v3\n*  model-v1\n* evaluated on other data than the newest run, model-v4 ("), "{older}");
     let none = r.mlgit(&r.repo, &["runs", "--where", "accuracy>0.99"]);
     assert_eq!(none, "None of the 4 runs on main meets the --where conditions.\n");
 }
@@ -383,4 +386,31 @@ fn diff_metrics_prints_only_params_and_metrics_changed_params_first() {
     assert!(m.comparable && m.a_evaluation == m.b_evaluation && m.a_evaluation.is_some());
     let other = r.env.mlgit_json(&r.repo, ["diff", "model-v3", "model-v4", "--metrics"]);
     assert_eq!(other["metrics"]["comparable"], false, "{other}");
+}
+
+#[test]
+fn train_tag_records_the_split_the_metrics_name_and_the_size_they_report() {
+    let env = TestEnv::new();
+    let repo = env.init_repo("r");
+    let stable = env.path("st");
+    let r = Repo { env, repo, stable, labels: Vec::new() };
+    r.new_data(1, 0, 200);
+    r.env.git(&r.repo, ["worktree", "add", "-q", r.stable.to_str().unwrap(), "stable/model"]);
+    let evaluation = |metrics: &str| -> Value {
+        let script =
+            format!("mkdir -p model && echo m > model/m.txt && printf '%s' '{metrics}' > metrics.json");
+        let v = r.env.mlgit_json(&r.stable, ["train-tag", "--materialize", "--", "sh", "-c", &script]);
+        r.env.tick();
+        v["record"]["evaluation"].clone()
+    };
+    let test_tree = r.rev("split:data/test");
+    assert_eq!(
+        evaluation(r#"{"accuracy": 0.5, "eval_on": "test", "n_test": 31}"#),
+        serde_json::json!({"split": "test", "rows": 31, "data": test_tree})
+    );
+    let validation_tree = r.rev("split:data/validation");
+    assert_eq!(
+        evaluation(r#"{"accuracy": 0.5, "n_eval": 7}"#),
+        serde_json::json!({"split": "validation", "rows": 7, "data": validation_tree})
+    );
 }
