@@ -374,7 +374,8 @@ fn diff_metrics_prints_only_params_and_metrics_changed_params_first() {
     let m = doc.metrics;
     assert_eq!((m.a_tag.as_deref(), m.b_tag.as_deref()), (Some("model-v1"), Some("model-v2")));
     let params: Vec<(&str, bool)> = m.params.iter().map(|p| (p.key.as_str(), p.changed)).collect();
-    assert_eq!(params, [("model", true), ("run_name", true), ("lr", false), ("seed", false)]);
+    // `run_name` is each run's own tag: left out, as `mlgit runs` leaves it out.
+    assert_eq!(params, [("model", true), ("lr", false), ("seed", false)]);
     assert_eq!(
         (m.params[0].a.as_ref(), m.params[0].b.as_ref()),
         (Some(&Value::from("logreg")), Some(&Value::from("forest")))

@@ -3,6 +3,7 @@
 use mlgit::data::diff::{diff, Changes, Counts, DiffOptions, DiffOutcome, MetricsDiff, ValueRow};
 use mlgit::data::split::SPLITS;
 use mlgit::snapshot::record::Evaluation;
+use mlgit::tracking::format_metric;
 use mlgit::tracking::leaderboard::{to_text, Table, TableRow};
 
 use super::status::human_bytes;
@@ -71,13 +72,18 @@ fn table(kind: &str, o: &DiffOutcome, rows: &[ValueRow]) -> String {
         Some(d) => format!("{:+}", (d * 1e9).round() / 1e9),
         None => "changed".into(),
     };
+    // Metrics as the leaderboard prints them (253, not 253.0; 4 decimals); JSON keeps them exact.
+    let shown = |v: &Option<serde_json::Value>| match v.as_ref().and_then(|v| v.as_f64()) {
+        Some(x) if kind == "metric" => format_metric(x),
+        _ => value(v),
+    };
     let t = Table {
         header: vec![kind.to_string(), o.a.rev.clone(), o.b.rev.clone(), "delta".into()],
         numeric: vec![false, true, true, true],
         rows: rows
             .iter()
             .map(|r| TableRow {
-                cells: vec![r.key.clone(), value(&r.a), value(&r.b), delta(r)],
+                cells: vec![r.key.clone(), shown(&r.a), shown(&r.b), delta(r)],
                 comparable: true,
             })
             .collect(),

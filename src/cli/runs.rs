@@ -4,7 +4,6 @@ use mlgit::config::Goal;
 use mlgit::tracking::leaderboard::{to_csv, to_markdown, to_text};
 use mlgit::tracking::runs::{runs, RunsOptions, RunsOutcome};
 
-use super::output::Printer;
 use super::Ctx;
 
 /// List the training runs merged into main, best first (the leaderboard).
@@ -72,8 +71,7 @@ pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
         columns: (!args.columns.is_empty()).then_some(args.columns),
     };
     let outcome = runs(&repo, &opts)?;
-    let printer = Printer { json: ctx.printer.json || args.format == Format::Json, ..ctx.printer };
-    printer.result("runs", &outcome, |o| match args.format {
+    ctx.printer.result("runs", &outcome, |o| match args.format {
         Format::Csv => to_csv(&o.board.table(false)),
         Format::Markdown => to_markdown(&o.board.table(false)),
         _ => render(o),

@@ -373,7 +373,14 @@ fn metrics_diff(git: &Repository, a: (&str, Oid), b: (&str, Oid)) -> Result<Metr
     let entry =
         |r: &Option<serde_json::Value>| r.as_ref().map(|v| entry_of(&tag(r).unwrap_or_default(), v, None));
     let (ea, eb) = (entry(&ra), entry(&rb));
+    let (ta, tb) = (tag(&ra), tag(&rb));
     let mut params = rows(&ra, &rb, "params");
+    // A param that is just each run's own tag (train.sh's `tag`, a run name) differs by
+    // construction and says nothing; `mlgit runs` leaves it out too.
+    let own_tag = |v: &Option<serde_json::Value>, t: &Option<String>| {
+        v.as_ref().and_then(|v| v.as_str()).is_some_and(|s| Some(s) == t.as_deref())
+    };
+    params.retain(|r| !(own_tag(&r.a, &ta) && own_tag(&r.b, &tb)));
     // Changed params first: they are what tells the two runs apart.
     params.sort_by_key(|r| !r.changed);
     Ok(MetricsDiff {
