@@ -1,0 +1,283 @@
+//! End-to-end tests of shell completion (issue 14): the script `mlgit completions SHELL` prints is
+//! sourced in a real bash, zsh and fish, which call the real binary back for candidates, on the
+//! repository `mlgit demo` leaves (tags `model-v1` and `model-v2` made by `train-tag`, the
+//! convention branches, env/dev, env/staging and env/prod). And `mlgit manpage --dir`: every page
+//! another page refers to is written.
+//!
+//! bash: the completion function the script registers is called as bash calls it on TAB, with
+//! COMP_WORDS, COMP_CWORD, COMP_LINE and COMP_POINT set; COMPREPLY is what bash would offer. fish:
+//! `complete --do-complete LINE` runs fish's own completion. zsh: its completion system only runs
+//! inside the line editor, so `compdef` and `_describe` are replaced by functions that print what
+//! they are given; the script's own code runs as zsh runs it on TAB (`words`, `CURRENT`).
+//! zsh and fish are optional here, but under CI (`CI=true`) a missing one fails its test.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{stderr, stdout, TestEnv};
+
+/// The demo's repository, with env/staging deleted (staging is still in mlgit.yaml's
+/// `environments:`) and an env/canary branch no config names: both kinds of environment.
+fn demo() -> Option<(TestEnv, PathBuf)> {
+    let env = TestEnv::new();
+    if !env.has_git_lfs() {
+        return None;
+    }
+    env.mlgit_ok(env.tmp.path(), ["demo", "-q", "d"]);
+    let repo = env.path("d/churn");
+    assert_eq!(env.git(&repo, ["tag", "--list"]), "model-v1\nmodel-v2\n");
+    env.git(&repo, ["branch", "-D", "env/staging"]);
+    env.git(&repo, ["branch", "env/canary", "main"]);
+    let config = env.git(&repo, ["show", "main:mlgit.yaml"]);
+    assert!(config.contains("staging"), "the demo's environments name staging:\n{config}");
+    Some((env, repo))
+}
+
+/// A shell command with the test's cleared environment (no rc files of the machine).
+fn shell(env: &TestEnv, program: &str, dir: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_clear()
+        .env("HOME", &env.home)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("LANG", "C.UTF-8")
+        .current_dir(dir);
+    cmd
+}
+
+/// Whether `program` runs here; a missing one fails under CI and skips elsewhere.
+fn has(program: &str) -> bool {
+    let ok = Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{program} is required when CI=true (apt-get install -y {program})");
+        }
+        eprintln!("skipping: {program} is not installed (apt-get install -y {program})");
+    }
+    ok
+}
+
+/// The script `mlgit completions SHELL` prints, saved where the shell can source it.
+fn script(env: &TestEnv, shell: &str) -> PathBuf {
+    let text = env.mlgit_ok(env.tmp.path(), ["completions", shell]);
+    let path = env.path(&format!("mlgit.{shell}"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// What bash offers for the last word of `line` (completed at its end), run in `dir`.
+fn bash_complete(env: &TestEnv, script: &Path, dir: &Path, line: &str) -> Vec<String> {
+    let words: Vec<&str> = line.split(' ').collect();
+    let program = r#"
+source "$1"
+COMP_LINE="$2"
+COMP_POINT=${#COMP_LINE}
+read -r -a COMP_WORDS <<< "$COMP_LINE"
+[[ $COMP_LINE == *' ' ]] && COMP_WORDS+=("")
+COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
+COMP_TYPE=9
+fn=$(complete -p mlgit | sed -n 's/.*-F \([^ ]*\) .*/\1/p')
+"$fn" mlgit "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+printf '%s\n' "${COMPREPLY[@]}"
+"#;
+    let out = shell(env, "bash", dir)
+        .args(["--norc", "--noprofile", "-c", program, "bash"])
+        .arg(script)
+        .arg(line)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "bash failed on {words:?}: {}", stderr(&out));
+    stdout(&out).lines().filter(|l| !l.is_empty()).map(String::from).collect()
+}
+
+#[test]
+fn bash_completes_tags_branches_and_environments_from_the_repository() {
+    let Some((env, repo)) = demo() else { return };
+    let script = script(&env, "bash");
+    let text = std::fs::read_to_string(&script).unwrap();
+    assert!(text.contains("complete -o nospace") && text.contains("COMPLETE=\"bash\""), "{text}");
+    assert_eq!(bash_complete(&env, &script, &repo, "mlgit show model-"), ["model-v1", "model-v2"]);
+    assert_eq!(bash_complete(&env, &script, &repo, "mlgit lineage sp"), ["split"]);
+    assert_eq!(bash_complete(&env, &script, &repo, "mlgit promote model-v2 --env st"), ["staging"]);
+    assert_eq!(bash_complete(&env, &script, &repo, "mlgit rollback --env ca"), ["canary"]);
+    assert_eq!(bash_complete(&env, &script, &repo, "mlgit envs log p"), ["prod"]);
+    // A branch argument offers branches only, a tag argument tags only.
+    assert_eq!(bash_complete(&env, &script, &repo, "mlgit split --from r"), ["raw"]);
+    assert_eq!(bash_complete(&env, &script, &repo, "mlgit merge-tracking m"), ["model-v1", "model-v2"]);
+    assert_eq!(bash_complete(&env, &script, &repo, "mlgit diff model-v1 sta"), ["stable/model"]);
+    // From a subfolder, and from outside with -C (relative to the shell's folder).
+    assert_eq!(
+        bash_complete(&env, &script, &repo.join("docs"), "mlgit checkout model-v"),
+        ["model-v1", "model-v2"]
+    );
+    assert_eq!(
+        bash_complete(&env, &script, env.tmp.path(), "mlgit -C d/churn show model-"),
+        ["model-v1", "model-v2"]
+    );
+    // Commands and options still complete.
+    assert_eq!(bash_complete(&env, &script, &repo, "mlgit prom"), ["promote"]);
+    assert_eq!(bash_complete(&env, &script, &repo, "mlgit promote model-v2 --rea"), ["--reason"]);
+}
+
+#[test]
+fn completion_outside_a_repository_prints_nothing_and_succeeds() {
+    let env = TestEnv::new();
+    let empty = env.path("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let lines: [&[&str]; 3] = [&["show", "model-"], &["promote", "model-v1", "--env", ""], &["lineage", "s"]];
+    for words in lines {
+        let out = env
+            .mlgit_cmd(&empty)
+            .env("COMPLETE", "bash")
+            .env("_CLAP_COMPLETE_INDEX", words.len().to_string())
+            .arg("--")
+            .arg("mlgit")
+            .args(words)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{words:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "", "{words:?}");
+        assert_eq!(stderr(&out), "", "{words:?}");
+    }
+    // Nothing typed yet: only the options (the engine offers them wherever they may come).
+    let out = env
+        .mlgit_cmd(&empty)
+        .env("COMPLETE", "bash")
+        .env("_CLAP_COMPLETE_INDEX", "2")
+        .args(["--", "mlgit", "lineage", ""])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).split(['\n', '\x0b']).all(|w| w.starts_with('-')), "{}", stdout(&out));
+    assert_eq!(stderr(&out), "");
+    // -C to a folder that does not exist: still nothing.
+    let out = env
+        .mlgit_cmd(&empty)
+        .env("COMPLETE", "bash")
+        .env("_CLAP_COMPLETE_INDEX", "4")
+        .args(["--", "mlgit", "-C", "nowhere", "show", "m"])
+        .output()
+        .unwrap();
+    assert_eq!((out.status.code(), stdout(&out), stderr(&out)), (Some(0), String::new(), String::new()));
+}
+
+#[test]
+fn fish_completes_tags_branches_and_environments_from_the_repository() {
+    if !has("fish") {
+        return;
+    }
+    let Some((env, repo)) = demo() else { return };
+    let script = script(&env, "fish");
+    let complete = |line: &str| -> Vec<String> {
+        let program = format!("source {}; complete --do-complete '{line}'", script.display());
+        let out = shell(&env, "fish", &repo).args(["--no-config", "-c", &program]).output().unwrap();
+        assert!(out.status.success(), "fish failed on {line}: {}", stderr(&out));
+        stdout(&out).lines().map(String::from).collect()
+    };
+    assert_eq!(complete("mlgit show model-"), ["model-v1\ttag", "model-v2\ttag"]);
+    assert_eq!(complete("mlgit lineage sp"), ["split\tbranch"]);
+    assert_eq!(complete("mlgit promote model-v2 --env st"), ["staging\tenvironment"]);
+    assert_eq!(complete("mlgit monitor drift --env ca"), ["canary\tenvironment"]);
+}
+
+#[test]
+fn zsh_completes_tags_branches_and_environments_from_the_repository() {
+    if !has("zsh") {
+        return;
+    }
+    let Some((env, repo)) = demo() else { return };
+    let script = script(&env, "zsh");
+    let complete = |line: &str| -> Vec<String> {
+        let program = r#"
+compdef() { registered="$*" }
+# _describe [-V] DESCRIPTION ARRAY [compadd options]: print the array's entries.
+_describe() { [[ $1 == -V ]] && shift; print -rl -- "${(@P)2}" }
+source "$1"
+[[ $registered == "_clap_dynamic_completer_mlgit mlgit" ]] || { print -u2 "registered: $registered"; exit 1 }
+words=(${(s: :)2})
+[[ $2 == *' ' ]] && words+=("")
+CURRENT=${#words}
+_clap_dynamic_completer_mlgit
+"#;
+        let out = shell(&env, "zsh", &repo)
+            .args(["-f", "-c", program, "zsh"])
+            .arg(&script)
+            .arg(line)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "zsh failed on {line}: {}", stderr(&out));
+        stdout(&out).lines().map(String::from).collect()
+    };
+    assert_eq!(complete("mlgit show model-"), ["model-v1:tag", "model-v2:tag"]);
+    assert_eq!(complete("mlgit lineage sp"), ["split:branch"]);
+    assert_eq!(complete("mlgit promote model-v2 --env st"), ["staging:environment"]);
+}
+
+#[test]
+fn completions_static_still_prints_the_fixed_script() {
+    let env = TestEnv::new();
+    let text = env.mlgit_ok(env.tmp.path(), ["completions", "bash", "--static"]);
+    assert!(text.contains("commit-data") && text.contains("train-tag"), "{text}");
+    assert!(!text.contains("COMPLETE="), "{text}");
+}
+
+/// Every `mlgit-…(1)` a page names, as roff writes it (`mlgit\-train\-tag(1)`).
+fn references(page: &str) -> Vec<String> {
+    let text = page.replace("\\-", "-");
+    let mut out = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("mlgit-") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')
+            .collect();
+        rest = &rest[at + name.len()..];
+        if rest.starts_with("(1)") {
+            out.push(name.trim_end_matches('-').to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn manpage_dir_writes_every_page_the_pages_refer_to() {
+    let env = TestEnv::new();
+    env.mlgit_ok(env.tmp.path(), ["manpage", "--dir", "man"]);
+    let dir = env.path("man");
+    let names: Vec<String> = common::list_files(&dir);
+    for page in
+        ["mlgit.1", "mlgit-train-tag.1", "mlgit-monitor.1", "mlgit-monitor-drift.1", "mlgit-envs-log.1"]
+    {
+        assert!(names.contains(&page.to_string()), "no {page} in {names:?}");
+    }
+    assert!(!names.iter().any(|n| n.contains("help")), "no page for clap's help command: {names:?}");
+    let mut seen = 0;
+    for name in &names {
+        let page = std::fs::read_to_string(dir.join(name)).unwrap();
+        for reference in references(&page) {
+            seen += 1;
+            assert!(
+                dir.join(format!("{reference}.1")).is_file(),
+                "{name} refers to {reference}(1), which was not written"
+            );
+        }
+    }
+    assert!(seen > 30, "only {seen} references found: is the scan reading the pages?");
+    let main = std::fs::read_to_string(dir.join("mlgit.1")).unwrap();
+    assert!(references(&main).contains(&"mlgit-train-tag".to_string()), "{main}");
+    // Without --dir: the main page, as before, the same as the one written.
+    assert_eq!(env.mlgit_ok(env.tmp.path(), ["manpage"]), main);
+    // man renders a page, if man is here.
+    if Command::new("man").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        let out = shell(&env, "man", env.tmp.path())
+            .env("MANPAGER", "cat")
+            .env("MANWIDTH", "80")
+            .args(["-l", dir.join("mlgit-monitor-drift.1").to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        assert!(text.contains("NAME") && text.contains("mlgit-monitor-drift"), "{text}");
+    }
+}
