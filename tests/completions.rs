@@ -46,9 +46,10 @@ fn shell(env: &TestEnv, program: &str, dir: &Path) -> Command {
     cmd
 }
 
-/// Whether `program` runs here; a missing one fails under CI and skips elsewhere.
-fn has(program: &str) -> bool {
-    let ok = Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success());
+/// Whether `program` runs here (`program version_flag` succeeds); a missing one fails under CI
+/// and skips elsewhere.
+fn has(program: &str, version_flag: &str) -> bool {
+    let ok = Command::new(program).arg(version_flag).output().is_ok_and(|o| o.status.success());
     if !ok {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("{program} is required when CI=true (apt-get install -y {program})");
@@ -162,9 +163,43 @@ fn completion_outside_a_repository_prints_nothing_and_succeeds() {
     assert_eq!((out.status.code(), stdout(&out), stderr(&out)), (Some(0), String::new(), String::new()));
 }
 
+/// A TAB spent 50-60 ms in OpenSSL reading the system's CA bundle, which libgit2 has it load when
+/// it starts: completion reads local refs only, so it must open no certificate file.
+#[test]
+fn completion_does_not_load_the_ca_bundle() {
+    if !has("strace", "-V") {
+        return;
+    }
+    let env = TestEnv::new();
+    let repo = env.init_repo("r");
+    let log = env.path("strace.log");
+    let mlgit = assert_cmd::cargo::cargo_bin("mlgit");
+    let lines: [&[&str]; 2] = [&["promote", "m"], &["promote", "x", "--env", "s"]];
+    for words in lines {
+        let out = shell(&env, "strace", &repo)
+            .args(["-f", "-e", "trace=open,openat", "-o"])
+            .arg(&log)
+            .arg(&mlgit)
+            .args(["--", "mlgit"])
+            .args(words)
+            .env("COMPLETE", "bash")
+            .env("_CLAP_COMPLETE_INDEX", words.len().to_string())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let opened = std::fs::read_to_string(&log).unwrap();
+        assert!(opened.contains("/refs/"), "the refs were read:\n{opened}");
+        let certs: Vec<&str> = opened
+            .lines()
+            .filter(|l| l.contains(".crt") || l.contains(".pem") || l.contains("/certs"))
+            .collect();
+        assert!(certs.is_empty(), "{words:?}: completion opened certificates:\n{}", certs.join("\n"));
+    }
+}
+
 #[test]
 fn fish_completes_tags_branches_and_environments_from_the_repository() {
-    if !has("fish") {
+    if !has("fish", "--version") {
         return;
     }
     let Some((env, repo)) = demo() else { return };
@@ -183,7 +218,7 @@ fn fish_completes_tags_branches_and_environments_from_the_repository() {
 
 #[test]
 fn zsh_completes_tags_branches_and_environments_from_the_repository() {
-    if !has("zsh") {
+    if !has("zsh", "--version") {
         return;
     }
     let Some((env, repo)) = demo() else { return };
