@@ -6,9 +6,8 @@
 //!
 //! bash: the completion function the script registers is called as bash calls it on TAB, with
 //! COMP_WORDS, COMP_CWORD, COMP_LINE and COMP_POINT set; COMPREPLY is what bash would offer. fish:
-//! `complete --do-complete LINE` runs fish's own completion. zsh: its completion system only runs
-//! inside the line editor, so `compdef` and `_describe` are replaced by functions that print what
-//! they are given; the script's own code runs as zsh runs it on TAB (`words`, `CURRENT`).
+//! `complete --do-complete LINE` runs fish's own completion. zsh: an interactive zsh in a
+//! pseudo-terminal, with compinit, gets the line and a TAB.
 //! zsh and fish are optional here, but under CI (`CI=true`) a missing one fails its test.
 
 mod common;
@@ -216,6 +215,34 @@ fn fish_completes_tags_branches_and_environments_from_the_repository() {
     assert_eq!(complete("mlgit monitor drift --env ca"), ["canary\tenvironment"]);
 }
 
+/// zsh's completion system runs only inside its line editor: an interactive zsh in a pseudo-terminal
+/// (zsh/zpty) gets the line and a TAB; `compadd` (which every completion function ends in) prints
+/// what it is given, and the shell exits after the one completion.
+const ZSH_DRIVER: &str = r#"
+zmodload zsh/zpty
+zpty z zsh -f -i
+zpty -w z 'PROMPT='
+zpty -w z 'autoload -U compinit && compinit -u -D'
+zpty -w z "source ${(q)1}"
+zpty -w z 'compadd () {
+  if [[ ${@[1,(i)(-|--)]} == *-(O|A|D)\ * ]]; then builtin compadd "$@"; return $?; fi
+  typeset -a __hits
+  builtin compadd -A __hits "$@"
+  (( $#__hits )) || return 1
+  local h; for h in $__hits; do echo -E - "CANDIDATE:$h"; done
+}'
+zpty -w z "bindkey '^I' complete-word"
+zpty -w z 'null-line () { echo -E - $'"'"'\0'"'"' }'
+zpty -w z 'compprefuncs=( null-line )'
+zpty -w z 'comppostfuncs=( exit )'
+zpty -w -n z "$2"$'\t'
+zpty -r z line '*'$'\0'
+while zpty -r z line; do
+  [[ $line == *CANDIDATE:* ]] && print -r -- "${${line#*CANDIDATE:}%%[[:space:]]#}"
+done
+zpty -d z
+"#;
+
 #[test]
 fn zsh_completes_tags_branches_and_environments_from_the_repository() {
     if !has("zsh", "--version") {
@@ -224,29 +251,24 @@ fn zsh_completes_tags_branches_and_environments_from_the_repository() {
     let Some((env, repo)) = demo() else { return };
     let script = script(&env, "zsh");
     let complete = |line: &str| -> Vec<String> {
-        let program = r#"
-compdef() { registered="$*" }
-# _describe [-V] DESCRIPTION ARRAY [compadd options]: print the array's entries.
-_describe() { [[ $1 == -V ]] && shift; print -rl -- "${(@P)2}" }
-source "$1"
-[[ $registered == "_clap_dynamic_completer_mlgit mlgit" ]] || { print -u2 "registered: $registered"; exit 1 }
-words=(${(s: :)2})
-[[ $2 == *' ' ]] && words+=("")
-CURRENT=${#words}
-_clap_dynamic_completer_mlgit
-"#;
-        let out = shell(&env, "zsh", &repo)
-            .args(["-f", "-c", program, "zsh"])
+        // `timeout`: a driver that waits for a prompt that never comes must not hang the suite.
+        let out = shell(&env, "timeout", &repo)
+            .args(["60", "zsh", "-f", "-c", ZSH_DRIVER, "zsh"])
             .arg(&script)
             .arg(line)
             .output()
             .unwrap();
         assert!(out.status.success(), "zsh failed on {line}: {}", stderr(&out));
-        stdout(&out).lines().map(String::from).collect()
+        let mut found: Vec<String> =
+            stdout(&out).lines().filter(|l| !l.is_empty()).map(String::from).collect();
+        found.sort();
+        found
     };
-    assert_eq!(complete("mlgit show model-"), ["model-v1:tag", "model-v2:tag"]);
-    assert_eq!(complete("mlgit lineage sp"), ["split:branch"]);
-    assert_eq!(complete("mlgit promote model-v2 --env st"), ["staging:environment"]);
+    assert_eq!(complete("mlgit show model-"), ["model-v1", "model-v2"]);
+    assert_eq!(complete("mlgit lineage sp"), ["split"]);
+    assert_eq!(complete("mlgit promote model-v2 --env st"), ["staging"]);
+    assert_eq!(complete("mlgit -C . envs log ca"), ["canary"]);
+    assert_eq!(complete("mlgit prom"), ["promote"]);
 }
 
 #[test]
