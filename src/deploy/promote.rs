@@ -170,18 +170,12 @@ impl Request<'_> {
 
 /// The snapshot a tag names: `refs/tags/<tag>` on a commit with a tracking record.
 pub fn snapshot(repo: &Repo, tag: &str) -> Result<Candidate> {
-    let git = repo.git();
-    let unknown = || {
-        Error::not_found(format!("unknown tag '{tag}': it is not a snapshot of this repository"))
-            .with_hint("promote a snapshot tag made by `mlgit train-tag` (list them with `mlgit runs` or `mlgit status`; fetch them with `mlgit pull`)")
-    };
-    let commit = git
-        .find_reference(&format!("refs/tags/{tag}"))
-        .ok()
-        .and_then(|r| r.peel_to_commit().ok())
-        .ok_or_else(unknown)?;
-    let record = RunRecord::read(git, &commit)?.ok_or_else(unknown)?;
-    Ok(Candidate { tag: tag.to_string(), commit: commit.id(), record })
+    let (commit, record) = crate::snapshot::tagged(
+        repo.git(),
+        tag,
+        "promote a snapshot tag made by `mlgit train-tag` (list them with `mlgit runs` or `mlgit status`; fetch them with `mlgit pull`)",
+    )?;
+    Ok(Candidate { tag: tag.to_string(), commit, record })
 }
 
 /// The snapshot a log entry deployed (the recorded commit, whatever the tag names now).

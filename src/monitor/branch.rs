@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::settings::MonitorSettings;
 use crate::error::{Context, Error, Result};
-use crate::repo::tree::{entry_at, list_files};
+use crate::repo::transaction::{Change, Step, Transaction, TxOptions};
+use crate::repo::tree::{entry_at, list_files, Entry, TreeEdits};
 use crate::repo::Repo;
 
 /// Folder of the batch manifests on the branch.
@@ -47,6 +48,32 @@ impl MonitoringBranch {
         let tree = git.find_commit(tip).context(format!("read the tip of '{branch}'"))?.tree_id();
         let settings = MonitorSettings::read(git, tree, &branch)?;
         Ok(MonitoringBranch { env: env.to_string(), branch, tip, tree, settings })
+    }
+
+    /// Commit one small file (a report, the settings) at `path` on top of the branch's tip, whatever
+    /// the tip is by then, through the branch transaction. The commit id, or the tip when the file
+    /// was already there with these bytes.
+    pub fn commit_file(
+        &self,
+        repo: &Repo,
+        path: &str,
+        bytes: &[u8],
+        message: &str,
+        writer: &str,
+    ) -> Result<Oid> {
+        let git = repo.git();
+        let blob = git.blob(bytes).context(format!("write {path}"))?;
+        let tx =
+            Transaction::open(repo, &self.branch, TxOptions { writer: writer.into(), ..Default::default() })?;
+        let out = tx.commit(|tip| {
+            let mut edits = TreeEdits::new();
+            edits.set(path, Entry::blob(blob))?;
+            let tree = edits.write(git, tip.map(|c| c.tree_id()))?;
+            let mut change = Change::new(tree, message.to_string());
+            change.pointers.insert(blob, false);
+            Ok(Step::Commit(Box::new(change)))
+        })?;
+        Ok(out.commit.or(out.previous).unwrap_or(self.tip))
     }
 
     /// Every batch manifest on the branch, oldest first.

@@ -21,11 +21,9 @@ use super::settings::MonitorSettings;
 use super::stored::open_table;
 use super::window::Selection;
 use crate::config::Goal;
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
 use crate::repo::trailers::Message;
-use crate::repo::transaction::{Change, Step, Transaction, TxOptions};
-use crate::repo::tree::{Entry, TreeEdits};
 use crate::repo::Repo;
 
 #[derive(Debug, Clone, Default)]
@@ -601,9 +599,7 @@ fn tag_report(
 }
 
 fn commit_report(repo: &Repo, mb: &MonitoringBranch, report: &DriftReport, path: &str) -> Result<String> {
-    let git = repo.git();
     let body = format!("{}\n", serde_json::to_string_pretty(report).expect("a report serializes"));
-    let blob = git.blob(body.as_bytes()).context("write the drift report")?;
     let subject = match report.alerts.len() {
         0 => format!("monitor drift: no alert on {} batch(es)", report.window.batches.len()),
         n => format!("monitor drift: {n} alert(s) on {} batch(es)", report.window.batches.len()),
@@ -614,20 +610,8 @@ fn commit_report(repo: &Repo, mb: &MonitoringBranch, report: &DriftReport, path:
         .trailer(keys::ALERT, if report.alert { "yes" } else { "no" })
         .trailer(keys::BATCH, report.window.batches.join(","))
         .render();
-    let tx = Transaction::open(
-        repo,
-        &mb.branch,
-        TxOptions { writer: "mlgit monitor drift".into(), ..Default::default() },
-    )?;
-    let out = tx.commit(|tip| {
-        let mut edits = TreeEdits::new();
-        edits.set(path, Entry::blob(blob))?;
-        let tree = edits.write(git, tip.map(|c| c.tree_id()))?;
-        let mut change = Change::new(tree, message.clone());
-        change.pointers.insert(blob, false);
-        Ok(Step::Commit(Box::new(change)))
-    })?;
-    Ok(out.commit.map(|c| c.to_string()).unwrap_or_default())
+    let commit = mb.commit_file(repo, path, body.as_bytes(), &message, "mlgit monitor drift")?;
+    Ok(commit.to_string())
 }
 
 /// A kind's name in reports.

@@ -39,16 +39,11 @@ pub struct Snapshot {
 /// tracking record that names its split commit.
 pub fn snapshot_of(repo: &Repo, tag: &str) -> Result<Snapshot> {
     let git = repo.git();
-    let unknown = || {
-        Error::not_found(format!("unknown tag '{tag}': it is not a snapshot of this repository"))
-            .with_hint("a serving tag must be a snapshot made by `mlgit train-tag`; list them with `mlgit status` (or fetch them: `mlgit pull`)")
-    };
-    let commit = git
-        .find_reference(&format!("refs/tags/{tag}"))
-        .ok()
-        .and_then(|r| r.peel_to_commit().ok())
-        .ok_or_else(unknown)?;
-    let record = RunRecord::read(git, &commit)?.ok_or_else(unknown)?;
+    let (commit, record) = crate::snapshot::tagged(
+        git,
+        tag,
+        "a serving tag must be a snapshot made by `mlgit train-tag`; list them with `mlgit status` (or fetch them: `mlgit pull`)",
+    )?;
     let split = record.data.split.as_deref().and_then(|s| Oid::from_str(s).ok()).ok_or_else(|| {
         Error::not_found(format!(
             "snapshot '{tag}' records no split commit, so there is no training data to compare with"
@@ -59,7 +54,7 @@ pub fn snapshot_of(repo: &Repo, tag: &str) -> Result<Snapshot> {
         Error::not_found(format!("the split commit {split} of snapshot '{tag}' is not in this repository"))
             .with_hint("fetch the split branch: `mlgit pull`")
     })?;
-    Ok(Snapshot { tag: tag.to_string(), commit: commit.id(), split, record })
+    Ok(Snapshot { tag: tag.to_string(), commit, split, record })
 }
 
 /// The snapshot a batch was served by: the commit pinned when it was logged (`pinned`), else
@@ -81,11 +76,7 @@ pub fn snapshot_pinned(repo: &Repo, tag: &str, pinned: Option<&str>) -> Result<(
         .as_deref()
         .and_then(|s| Oid::from_str(s).ok())
         .ok_or_else(|| Error::not_found(format!("snapshot '{tag}' records no split commit")))?;
-    let now = git
-        .find_reference(&format!("refs/tags/{tag}"))
-        .ok()
-        .and_then(|r| r.peel_to_commit().ok())
-        .map(|c| c.id());
+    let now = crate::snapshot::tag_commit(git, tag);
     let warning = match now {
         Some(c) if c == pin => None,
         Some(c) => Some(format!(

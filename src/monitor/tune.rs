@@ -10,10 +10,8 @@ use super::drift::features_of;
 use super::log::keys;
 use super::reference::{self, ref_table, snapshot_of};
 use super::settings::MONITOR_FILE;
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
 use crate::repo::trailers::Message;
-use crate::repo::transaction::{Change, Step, Transaction, TxOptions};
-use crate::repo::tree::{Entry, TreeEdits};
 use crate::repo::Repo;
 
 #[derive(Debug, Clone)]
@@ -126,8 +124,6 @@ pub fn tune(repo: &Repo, opts: &TuneOptions) -> Result<TuneOutcome> {
         "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     }));
     let text = settings.to_yaml()?;
-    let git = repo.git();
-    let blob = git.blob(text.as_bytes()).context("write monitor.yaml")?;
     let message = Message::new(format!(
         "monitor calibrate: thresholds for {} feature(s), {} false alarm(s) per {} days",
         calibration.features.len(),
@@ -138,24 +134,12 @@ pub fn tune(repo: &Repo, opts: &TuneOptions) -> Result<TuneOutcome> {
     .trailer(keys::KIND, "settings")
     .trailer(keys::TAGS, &tag)
     .render();
-    let tx = Transaction::open(
-        repo,
-        &mb.branch,
-        TxOptions { writer: "mlgit monitor calibrate".into(), ..Default::default() },
-    )?;
-    let out = tx.commit(|tip| {
-        let mut edits = TreeEdits::new();
-        edits.set(MONITOR_FILE, Entry::blob(blob))?;
-        let tree = edits.write(git, tip.map(|c| c.tree_id()))?;
-        let mut change = Change::new(tree, message.clone());
-        change.pointers.insert(blob, false);
-        Ok(Step::Commit(Box::new(change)))
-    })?;
+    let commit = mb.commit_file(repo, MONITOR_FILE, text.as_bytes(), &message, "mlgit monitor calibrate")?;
     Ok(TuneOutcome {
         env: mb.env,
         branch: mb.branch,
         tag,
-        commit: out.commit.or(out.previous).map(|c| c.to_string()).unwrap_or_default(),
+        commit: commit.to_string(),
         batches_per_day,
         calibration,
         warnings,

@@ -23,6 +23,25 @@ pub const RUN_RECORD: &str = "tracking/run.json";
 /// The folder of a snapshot tree that holds the data grafted from `split`.
 pub const DATA_DIR: &str = "data";
 
+/// The commit a tag names, if it names one (peeled through an annotated tag).
+pub fn tag_commit(git: &Repository, tag: &str) -> Option<git2::Oid> {
+    git.find_reference(&format!("refs/tags/{tag}")).ok().and_then(|r| r.peel_to_commit().ok()).map(|c| c.id())
+}
+
+/// The snapshot a tag names: its commit and tracking record. A tag that does not exist, or names a
+/// commit without a record, is "unknown" with `hint` saying where snapshots come from.
+pub fn tagged(git: &Repository, tag: &str, hint: &str) -> Result<(git2::Oid, record::RunRecord)> {
+    let unknown = || {
+        Error::not_found(format!("unknown tag '{tag}': it is not a snapshot of this repository"))
+            .with_hint(hint)
+    };
+    let commit = tag_commit(git, tag).ok_or_else(unknown)?;
+    let commit =
+        git.find_commit(commit).map_err(|e| Error::git(format!("read the commit of tag '{tag}'"), e))?;
+    let record = record::RunRecord::read(git, &commit)?.ok_or_else(unknown)?;
+    Ok((commit.id(), record))
+}
+
 /// Remove every configured output path (and the tracking record) from a tree under construction.
 pub(crate) fn remove_outputs(edits: &mut TreeEdits, config: &Config) -> Result<()> {
     for out in &config.snapshot.outputs {
