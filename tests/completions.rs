@@ -338,3 +338,18 @@ fn manpage_dir_writes_every_page_the_pages_refer_to() {
         assert!(text.contains("NAME") && text.contains("mlgit-monitor-drift"), "{text}");
     }
 }
+
+/// `COMPLETE=1` (set for some other tool) made every mlgit command fail with "unknown shell":
+/// only a shell's name asks for completion.
+#[test]
+fn a_complete_variable_that_names_no_shell_leaves_commands_alone() {
+    let env = TestEnv::new();
+    for value in ["1", "yes", ""] {
+        let out = env.mlgit_cmd(env.tmp.path()).env("COMPLETE", value).arg("--version").output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "COMPLETE={value}: {}", stderr(&out));
+        assert!(stdout(&out).starts_with("mlgit "), "COMPLETE={value}: {}", stdout(&out));
+    }
+    // A shell given by path, as $SHELL spells it, does ask.
+    let out = env.mlgit_cmd(env.tmp.path()).env("COMPLETE", "/bin/bash").output().unwrap();
+    assert!(stdout(&out).contains("complete -o nospace"), "{}", stdout(&out));
+}

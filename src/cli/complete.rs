@@ -17,7 +17,11 @@ const VAR: &str = "COMPLETE";
 /// Answer a completion request and exit, when the process was started by a completion script;
 /// otherwise return at once. Runs before anything else writes to stdout.
 pub fn complete_if_asked() {
-    if std::env::var_os(VAR).is_none() {
+    // Only a shell's name (or path) asks: a COMPLETE=1 left in the environment for some other tool
+    // must not turn every mlgit command into an "unknown shell" error.
+    let Some(shell) = std::env::var_os(VAR) else { return };
+    let name = Path::new(&shell).file_stem().unwrap_or_default().to_string_lossy().into_owned();
+    if Shells::builtins().completer(&name).is_none() {
         return;
     }
     // libgit2 has OpenSSL load the system's CA bundle when it starts: 50-60 ms of a TAB that needs
