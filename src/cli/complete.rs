@@ -59,7 +59,7 @@ enum Names {
 
 /// The clap definition with candidates attached to every argument that names a branch, tag,
 /// environment or remote, in every (nested) subcommand.
-pub fn command() -> clap::Command {
+fn command() -> clap::Command {
     attach(Cli::command(), &[])
 }
 
