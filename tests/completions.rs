@@ -312,6 +312,9 @@ fn manpage_dir_writes_every_page_the_pages_refer_to() {
     let mut seen = 0;
     for name in &names {
         let page = std::fs::read_to_string(dir.join(name)).unwrap();
+        // `man mlgit-train-tag` finds the file by the name the page's title gives.
+        let title = page.lines().find_map(|l| l.strip_prefix(".TH ")).and_then(|t| t.split(' ').next());
+        assert_eq!(title.map(|t| format!("{t}.1")).as_deref(), Some(name.as_str()), "the title of {name}");
         for reference in references(&page) {
             seen += 1;
             assert!(
