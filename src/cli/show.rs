@@ -2,6 +2,7 @@
 
 use mlgit::data::profiles::{show_data, DataShow};
 use mlgit::snapshot::show::{show, ShowOutcome};
+use mlgit::snapshot::train_tag::set_arg;
 
 use super::Ctx;
 
@@ -80,6 +81,10 @@ fn render(o: &ShowOutcome) -> String {
         s.push_str("  command  (trained elsewhere: --no-run)\n");
     } else {
         s.push_str(&format!("  command  {}  ({:.1} s)\n", r.command.join(" "), r.duration_s));
+    }
+    if !r.overrides.is_empty() {
+        let sets: Vec<String> = r.overrides.iter().map(|(k, v)| set_arg(k, v)).collect();
+        s.push_str(&format!("  overrides {}  (train-tag --set)\n", sets.join(" ")));
     }
     s.push_str("\nMetrics\n");
     for (k, v) in &r.metrics {

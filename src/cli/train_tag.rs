@@ -1,6 +1,6 @@
 //! `mlgit train-tag`: train on a stable/* branch and commit + tag the snapshot.
 
-use mlgit::snapshot::train_tag::{train_tag, Starting, TrainTagOptions, TrainTagOutcome};
+use mlgit::snapshot::train_tag::{set_arg, train_tag, Starting, TrainTagOptions, TrainTagOutcome};
 
 use super::Ctx;
 
@@ -9,7 +9,8 @@ use super::Ctx;
 /// Run it in a worktree of a stable/* branch. It picks the tag name first (--name, or
 /// snapshot.tag_pattern in mlgit.yaml: by default the model name and the next number, e.g.
 /// model-v3) and reserves it, runs CMD with
-/// MLGIT_TAG, MLGIT_BRANCH, MLGIT_DATA_COMMIT and MLGIT_CODE_COMMIT set, then commits the output
+/// MLGIT_TAG, MLGIT_BRANCH, MLGIT_DATA_COMMIT, MLGIT_CODE_COMMIT and MLGIT_PARAMS (a JSON file of
+/// the --set params, `{}` without) set, then commits the output
 /// paths (snapshot.outputs: model/, checkpoints/, metrics.json, params.json, MODEL_CARD.md,
 /// mlruns/…; large files stored Git LFS compatible), tracking/run.json and a model card, and makes
 /// an annotated tag on that commit. If CMD fails or is interrupted, nothing is committed and
@@ -25,6 +26,11 @@ pub struct Args {
     /// Write the real content of data files that are still LFS pointer text, from the local store.
     #[arg(long)]
     pub materialize: bool,
+    /// Set a param for this run, as KEY=VALUE (repeatable): KEY `lr`, `params.lr` or nested
+    /// `params.opt.lr`; VALUE read as YAML (0.01, adam, true, [64, 32]). The training reads them
+    /// from the JSON file named by $MLGIT_PARAMS; the snapshot records them.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
     /// The training command, after `--` (e.g. `-- ./train.sh`).
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -37,6 +43,7 @@ pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
         no_run: args.no_run,
         materialize: args.materialize,
         command: args.command,
+        set: args.set,
         mlflow_tracking_uri: std::env::var("MLFLOW_TRACKING_URI").ok(),
         interrupt: ctx.interrupt.clone(),
     };
@@ -50,6 +57,10 @@ pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
             ));
         }
         printer.note(&format!("Training snapshot {} (MLGIT_TAG={})", s.tag, s.tag));
+        if !s.overrides.is_empty() {
+            let sets: Vec<String> = s.overrides.iter().map(|(k, v)| set_arg(k, v)).collect();
+            printer.note(&format!("With params {} (in the file $MLGIT_PARAMS names)", sets.join(" ")));
+        }
     };
     let outcome = train_tag(&repo, &opts, &on_start)?;
     if outcome.materialized > 0 {

@@ -16,6 +16,8 @@ pub mod keys {
     pub const BYTES: &str = "Mlgit-Bytes";
     pub const MANIFEST: &str = "Mlgit-Manifest";
     pub const SNAPSHOT: &str = "Mlgit-Snapshot";
+    /// `KEY=VALUE`: a param set for the snapshot's run (`train-tag --set`), one trailer each.
+    pub const SET: &str = "Mlgit-Set";
 }
 
 /// A commit message: a subject, an optional body, and trailers.

@@ -4,7 +4,8 @@
 #
 # For every feature column it learns a rule on data/train:
 #   numeric column      split the train range into equal-width bins
-#                       (ONE_RULE_BINS, default 8); each bin predicts its
+#                       (ONE_RULE_BINS, default 8, or `mlgit train-tag
+#                       --set bins=N`); each bin predicts its
 #                       most frequent label
 #   categorical column  each value predicts its most frequent label
 #                       (columns with more distinct values than half the
@@ -23,8 +24,14 @@ LC_ALL=C
 export LC_ALL
 
 bins=${ONE_RULE_BINS:-8}
+# `mlgit train-tag --set bins=N` wins over ONE_RULE_BINS: train-tag writes the params to the JSON
+# file $MLGIT_PARAMS names, pretty-printed (a top-level key is indented by two spaces).
+if [ -n "${MLGIT_PARAMS:-}" ]; then
+    set_bins=$(sed -n 's/^  "bins": *\([^,]*\),\{0,1\}$/\1/p' "$MLGIT_PARAMS")
+    if [ -n "$set_bins" ]; then bins=$set_bins; fi
+fi
 case $bins in
-    '' | *[!0-9]* | 0) echo "better_train.sh: ONE_RULE_BINS must be a positive integer, got '$bins'" >&2; exit 2 ;;
+    '' | *[!0-9]* | 0) echo "better_train.sh: bins (ONE_RULE_BINS or --set bins) must be a positive integer, got '$bins'" >&2; exit 2 ;;
 esac
 
 list_csv() {

@@ -6,6 +6,8 @@ use crate::repo::trailers::{keys, Message};
 use crate::snapshot::record::{metric_values, RunRecord};
 use crate::snapshot::RUN_RECORD;
 
+use super::overrides::set_arg;
+
 /// The line that marks a model card train-tag wrote (a card the training wrote has none): such a
 /// card describes one snapshot only and is written anew for the next, also with `--no-run`.
 const GENERATED: &str =
@@ -56,6 +58,9 @@ pub(super) fn commit_message(config: &Config, record: &RunRecord, links: &Lineag
     let mut msg = Message::new(subject)
         .body(format!("{}\n{}", metrics_lines(record), lineage_lines(record, links)))
         .trailer(keys::SNAPSHOT, &record.tag);
+    for (k, v) in &record.overrides {
+        msg = msg.trailer(keys::SET, set_arg(k, v));
+    }
     if let Some(c) = &links.code {
         msg = msg.trailer(keys::DERIVED_FROM, format!("dev {c}"));
     }
@@ -71,7 +76,16 @@ pub(super) fn tag_message(config: &Config, record: &RunRecord, links: &Lineage) 
         Some(v) => format!("{} on {}: {primary} {}", record.tag, record.branch, value(*v)),
         None => format!("{} on {}", record.tag, record.branch),
     };
-    format!("{head}\n\nMetrics\n{}\nLineage\n{}", metrics_lines(record), lineage_lines(record, links))
+    let mut s =
+        format!("{head}\n\nMetrics\n{}\nLineage\n{}", metrics_lines(record), lineage_lines(record, links));
+    // The same trailers as the commit, closing the message.
+    if !record.overrides.is_empty() {
+        s.push('\n');
+        for (k, v) in &record.overrides {
+            s.push_str(&format!("{}: {}\n", keys::SET, set_arg(k, v)));
+        }
+    }
+    s
 }
 
 /// A Hugging Face style model card: YAML front matter with the metrics, then lineage and how to
@@ -107,6 +121,12 @@ pub(super) fn model_card(config: &Config, record: &RunRecord, links: &Lineage) -
             s.push_str(&format!("| {k} | {} |\n", value(*v)));
         }
     }
+    if !record.overrides.is_empty() {
+        s.push_str("\n## Params set for this run\n\n`mlgit train-tag --set`, read by the training from `$MLGIT_PARAMS`:\n\n");
+        for (k, v) in &record.overrides {
+            s.push_str(&format!("- `{}`\n", set_arg(k, v)));
+        }
+    }
     s.push_str("\n## Lineage\n\n");
     let full = |o: &Option<String>| o.clone().unwrap_or_else(|| "unknown".into());
     let kind = if links.code.is_some() { "dev" } else { "stable" };
@@ -124,7 +144,34 @@ pub(super) fn model_card(config: &Config, record: &RunRecord, links: &Lineage) -
         "\n## How to reproduce\n\n```sh\ngit checkout {tag} && git lfs pull   # or: mlgit checkout {tag} --into DIR\n{cmd}\n```\n\n\
          The tracking record is `{RUN_RECORD}`.\n",
         tag = record.tag,
-        cmd = if record.command.is_empty() { "# trained elsewhere (--no-run)".to_string() } else { record.command.join(" ") },
+        cmd = reproduce_command(record),
     ));
     s
+}
+
+/// The command that trains the snapshot again: the training command, through `train-tag --set`
+/// when params were set (the training reads them from the file only train-tag writes).
+fn reproduce_command(record: &RunRecord) -> String {
+    if record.command.is_empty() {
+        return "# trained elsewhere (--no-run)".to_string();
+    }
+    if record.overrides.is_empty() {
+        return record.command.join(" ");
+    }
+    let sets: Vec<String> =
+        record.overrides.iter().map(|(k, v)| format!("--set {}", shell_word(&set_arg(k, v)))).collect();
+    format!(
+        "mlgit train-tag {} -- {}   # on a stable/ branch at this code and data",
+        sets.join(" "),
+        record.command.join(" ")
+    )
+}
+
+/// A word the shell reads back as is: single-quoted unless plainly safe.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-=/:,+".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }

@@ -1,6 +1,7 @@
 //! `mlgit train-tag`: the snapshot. In a worktree of a `stable/*` branch, pick and reserve the tag
-//! name, run the training command with the name in its environment, then commit the outputs (large
-//! files into the LFS store), a tracking record and a model card on the branch, and tag that commit.
+//! name, run the training command with the name (and the `--set` params, [`overrides`]) in its
+//! environment, then commit the outputs (large files into the LFS store), a tracking record and a
+//! model card on the branch, and tag that commit.
 //! Nothing is committed, no tag is made and the reservation is released unless every step succeeded.
 //!
 //! Outputs are never lost: before the command starts, the old outputs are moved aside (and put back
@@ -17,11 +18,12 @@ mod checks;
 mod code;
 mod commit;
 mod outputs;
+mod overrides;
 mod reserve;
 mod run;
 mod tracking;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Instant;
 
@@ -34,6 +36,8 @@ use self::commit::{write_snapshot, Snapshot};
 use self::outputs::{
     collect_outputs, model_files, output_bytes, place_generated, remove_generated, SetAside,
 };
+use self::overrides::ParamsFile;
+pub use self::overrides::{set_arg, PARAMS_ENV};
 use self::reserve::reserve_tag;
 use self::run::{interrupted_err, run_command};
 pub use self::tracking::{numeric_metrics, parse_json_with_non_finite};
@@ -65,6 +69,8 @@ pub struct TrainTagOptions {
     pub materialize: bool,
     /// The training command and its arguments.
     pub command: Vec<String>,
+    /// `KEY=VALUE` params for this run (`--set`), written to the file `MLGIT_PARAMS` names.
+    pub set: Vec<String>,
     /// The MLflow tracking URI the training sees (`MLFLOW_TRACKING_URI`); None: MLflow's default
     /// store, `sqlite:///mlflow.db` in the worktree.
     pub mlflow_tracking_uri: Option<String>,
@@ -96,6 +102,8 @@ pub struct Starting<'a> {
     /// Outputs of an earlier run that no commit holds, moved out of the worktree into this folder
     /// (they are kept there, never deleted).
     pub set_aside: Option<(&'a Path, &'a [String])>,
+    /// The params set with `--set` (keys dotted), as the file `MLGIT_PARAMS` names holds them.
+    pub overrides: &'a BTreeMap<String, serde_json::Value>,
 }
 
 /// Called just before the command starts.
@@ -116,6 +124,12 @@ pub fn train_tag(repo: &Repo, opts: &TrainTagOptions, on_start: OnStart<'_>) -> 
             "put it after `--`: `mlgit train-tag -- ./train.sh` (or --no-run to commit existing outputs)",
         ));
     }
+    if opts.no_run && !opts.set.is_empty() {
+        return Err(Error::invalid("--set needs a training run; --no-run runs nothing").with_hint(
+            "drop --no-run and give the command after `--`, or drop --set to commit existing outputs",
+        ));
+    }
+    let overrides = overrides::parse(&opts.set)?;
     let branch = current_stable_branch(git, config)?;
     let _lock = BranchLock::acquire(git, &branch, "mlgit train-tag")?;
     let base = git.head().and_then(|h| h.peel_to_commit()).context("read HEAD")?;
@@ -139,12 +153,17 @@ pub fn train_tag(repo: &Repo, opts: &TrainTagOptions, on_start: OnStart<'_>) -> 
 
     let reservation = reserve_tag(git, config, &branch, opts.name.as_deref(), base.id())?;
     let tag = reservation.tag.clone();
-    let env = vec![
+    let mut env = vec![
         ("MLGIT_TAG".to_string(), tag.clone()),
         ("MLGIT_BRANCH".to_string(), branch.clone()),
         ("MLGIT_DATA_COMMIT".to_string(), links.split.clone().unwrap_or_default()),
         ("MLGIT_CODE_COMMIT".to_string(), code.commit.to_string()),
     ];
+    // Always there (`{}` without --set), so training code can read it unconditionally.
+    let params_file = if opts.no_run { None } else { Some(ParamsFile::write(git.path(), &tag, &overrides)?) };
+    if let Some(file) = &params_file {
+        env.push((PARAMS_ENV.to_string(), file.path().display().to_string()));
+    }
     let started = Instant::now();
     let mut notes = Vec::new();
     if !opts.no_run {
@@ -154,7 +173,7 @@ pub fn train_tag(repo: &Repo, opts: &TrainTagOptions, on_start: OnStart<'_>) -> 
             return Err(interrupted_err(&opts.interrupt));
         }
         let aside = SetAside::move_outputs(git, config, &workdir, &tag)?;
-        on_start(&Starting { tag: &tag, env: &env, set_aside: aside.kept() });
+        on_start(&Starting { tag: &tag, env: &env, set_aside: aside.kept(), overrides: &overrides });
         match run_command(&opts.command, &workdir, &env, &opts.interrupt) {
             Ok(()) => {}
             Err(failed) if !failed.started => {
@@ -174,9 +193,18 @@ pub fn train_tag(repo: &Repo, opts: &TrainTagOptions, on_start: OnStart<'_>) -> 
             ));
         }
     }
+    drop(params_file);
     let duration_s = if opts.no_run { 0.0 } else { started.elapsed().as_secs_f64() };
     // From here on the command has finished: whatever fails, its outputs stay as they are.
-    let made = Made { tag: &tag, branch: &branch, base: &base, links, code_commit: code.commit, duration_s };
+    let made = Made {
+        tag: &tag,
+        branch: &branch,
+        base: &base,
+        links,
+        code_commit: code.commit,
+        duration_s,
+        overrides,
+    };
     let outcome =
         snapshot_outputs(repo, opts, &workdir, &made, notes).map_err(|e| keep_outputs_hint(e, &tag))?;
     drop(reservation);
@@ -191,6 +219,7 @@ struct Made<'a> {
     links: Lineage,
     code_commit: git2::Oid,
     duration_s: f64,
+    overrides: BTreeMap<String, serde_json::Value>,
 }
 
 /// The error of a step after the training finished, with the way to tag its outputs anyway.
@@ -237,6 +266,7 @@ fn snapshot_outputs(
     }
     let sources = Sources { workdir, mlflow_tracking_uri: opts.mlflow_tracking_uri.as_deref() };
     let tracked = read_tracking(repo, &sources, made.tag, &outputs, &mut notes)?;
+    notes.extend(overrides::contradictions(&made.overrides, &tracked.params));
 
     let sig = repo.signature()?;
     let links = &made.links;
@@ -256,7 +286,7 @@ fn snapshot_outputs(
         mlgit: crate::VERSION.to_string(),
         mlflow: tracked.mlflow,
         evaluation: None,
-        overrides: Default::default(),
+        overrides: made.overrides.clone(),
     };
 
     let mut files: Vec<(String, Entry)> = outputs.iter().map(|o| (o.path.clone(), o.entry)).collect();
