@@ -1,7 +1,10 @@
 //! `mlgit diff`: files (and with --metrics, params and metrics) that changed between two refs.
 
-use mlgit::data::diff::{diff, Counts, DiffOptions, DiffOutcome, ValueRow};
+use mlgit::data::diff::{diff, Changes, Counts, DiffOptions, DiffOutcome, MetricsDiff, ValueRow};
 use mlgit::data::split::SPLITS;
+use mlgit::snapshot::record::Evaluation;
+use mlgit::tracking::format_metric;
+use mlgit::tracking::leaderboard::{to_text, Table, TableRow};
 
 use super::status::human_bytes;
 use super::Ctx;
@@ -13,7 +16,8 @@ use super::Ctx;
 /// either side is a split commit, the files per split are shown; for tables profiled on clean or
 /// split commits (profile.json), the rows added or removed and each changed column's mean, null
 /// rate and top categories; with --metrics, the params and metrics of two snapshots (their
-/// tracking/run.json) side by side.
+/// tracking/run.json) side by side instead: per param and metric, A, B and the change, changed
+/// params first (--files adds the file comparison back).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The older side: a branch, tag or commit.
@@ -23,14 +27,18 @@ pub struct Args {
     /// Only files under this folder (or this file).
     #[arg(long, value_name = "PATH")]
     pub path: Option<String>,
-    /// Also compare the params and metrics of the tracking records (snapshots).
+    /// Compare the params and metrics of the tracking records (snapshots) instead of the files.
     #[arg(long)]
     pub metrics: bool,
+    /// With --metrics: compare the files too.
+    #[arg(long, requires = "metrics")]
+    pub files: bool,
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
     let repo = ctx.repo()?;
-    let opts = DiffOptions { a: args.a, b: args.b, path: args.path, metrics: args.metrics };
+    let opts =
+        DiffOptions { a: args.a, b: args.b, path: args.path, metrics: args.metrics, files: args.files };
     let outcome = diff(&repo, &opts)?;
     ctx.printer.result("diff", &outcome, render);
     Ok(0)
@@ -53,16 +61,58 @@ fn value(v: &Option<serde_json::Value>) -> String {
     }
 }
 
-fn table(title: &str, rows: &[ValueRow]) -> String {
-    let mut s = format!("{title}\n");
+/// One aligned table of params or metrics: name, A, B and the change.
+fn table(kind: &str, o: &DiffOutcome, rows: &[ValueRow]) -> String {
     if rows.is_empty() {
-        s.push_str("  (none)\n");
+        return format!("{kind}s: none\n");
     }
-    for r in rows {
+    let delta = |r: &ValueRow| match r.delta {
+        _ if !r.changed => String::new(),
         // Round away binary noise (0.86 - 0.81 = 0.04999999999999993); JSON keeps the exact value.
-        let delta = r.delta.map(|d| format!("  ({:+})", (d * 1e9).round() / 1e9)).unwrap_or_default();
-        s.push_str(&format!("  {:<24} {:>14} → {:<14}{delta}\n", r.key, value(&r.a), value(&r.b)));
+        Some(d) => format!("{:+}", (d * 1e9).round() / 1e9),
+        None => "changed".into(),
+    };
+    // Metrics as the leaderboard prints them (253, not 253.0; 4 decimals); JSON keeps them exact.
+    let shown = |v: &Option<serde_json::Value>| match v.as_ref().and_then(|v| v.as_f64()) {
+        Some(x) if kind == "metric" => format_metric(x),
+        _ => value(v),
+    };
+    let t = Table {
+        header: vec![kind.to_string(), o.a.rev.clone(), o.b.rev.clone(), "delta".into()],
+        numeric: vec![false, true, true, true],
+        rows: rows
+            .iter()
+            .map(|r| TableRow {
+                cells: vec![r.key.clone(), shown(&r.a), shown(&r.b), delta(r)],
+                comparable: true,
+            })
+            .collect(),
+        footnote: None,
+    };
+    to_text(&t)
+}
+
+fn evaluation(e: &Option<Evaluation>) -> String {
+    match e {
+        Some(Evaluation { split, rows: Some(n), .. }) => format!("{split} ({n} rows)"),
+        Some(e) => e.split.clone(),
+        None => "not recorded".into(),
     }
+}
+
+fn metrics(o: &DiffOutcome, m: &MetricsDiff) -> String {
+    let mut s = String::new();
+    if m.a_evaluation.is_some() || m.b_evaluation.is_some() {
+        s.push_str(&format!(
+            "Evaluated on: {} → {}",
+            evaluation(&m.a_evaluation),
+            evaluation(&m.b_evaluation)
+        ));
+        s.push_str(if m.comparable { "\n" } else { " — different data: the metrics do not compare\n" });
+    }
+    s.push_str(&table("param", o, &m.params));
+    s.push('\n');
+    s.push_str(&table("metric", o, &m.metrics));
     s
 }
 
@@ -76,7 +126,20 @@ fn render(o: &DiffOutcome) -> String {
         short(&o.b.commit),
         o.path.as_ref().map(|p| format!(", under {p}")).unwrap_or_default()
     );
-    s.push_str(&format!("Total    {}\n", counts(&o.total)));
+    if let Some(m) = &o.metrics {
+        s.push_str(&metrics(o, m));
+    }
+    if let Some(c) = &o.changes {
+        if o.metrics.is_some() {
+            s.push('\n');
+        }
+        s.push_str(&changes(c));
+    }
+    s
+}
+
+fn changes(o: &Changes) -> String {
+    let mut s = format!("Total    {}\n", counts(&o.total));
     if !o.by_folder.is_empty() {
         s.push_str("By folder\n");
         for (k, c) in &o.by_folder {
@@ -98,12 +161,6 @@ fn render(o: &DiffOutcome) -> String {
             "{} LFS pointer(s) rewritten with the same content (not counted)\n",
             o.pointer_only
         ));
-    }
-    if let Some(m) = &o.metrics {
-        let tag = |t: &Option<String>| t.clone().unwrap_or_else(|| "-".into());
-        s.push_str(&format!("Tracking records {} → {}\n", tag(&m.a_tag), tag(&m.b_tag)));
-        s.push_str(&table("Params", &m.params));
-        s.push_str(&table("Metrics", &m.metrics));
     }
     if !o.tables.is_empty() {
         s.push_str("Tables (profile.json)\n");

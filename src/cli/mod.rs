@@ -165,7 +165,9 @@ pub fn run() -> i32 {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
-    let printer = Printer { json: cli.json, quiet: cli.quiet };
+    // `runs --format json` asks for JSON as `--json` does, errors included.
+    let json_format = matches!(&cli.command, Command::Runs(a) if a.format == runs::Format::Json);
+    let printer = Printer { json: cli.json || json_format, quiet: cli.quiet };
     let name = cli.command.name();
     let ctx = match setup(&cli, printer) {
         Ok(ctx) => ctx,

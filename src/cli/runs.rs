@@ -1,7 +1,7 @@
 //! `mlgit runs`: the leaderboard of the runs merged into main.
 
 use mlgit::config::Goal;
-use mlgit::tracking::format_metric;
+use mlgit::tracking::leaderboard::{to_csv, to_markdown, to_text};
 use mlgit::tracking::runs::{runs, RunsOptions, RunsOutcome};
 
 use super::Ctx;
@@ -11,6 +11,9 @@ use super::Ctx;
 /// Reads main's committed tracking (tracking/runs/), so it shows what `mlgit merge-tracking` has
 /// merged, whatever is checked out. Runs are ranked by tracking.primary_metric of mlgit.yaml
 /// (tracking.goal says whether higher or lower is better) unless --sort names another metric.
+/// The params that differ between runs are columns. Runs evaluated on other data than the newest
+/// run (another validation split or size) are not comparable with it: they are listed after the
+/// others, marked `*`, ranked among themselves, and a footnote says what they were evaluated on.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Rank by this metric (default: tracking.primary_metric).
@@ -25,6 +28,18 @@ pub struct Args {
     /// Read the tracking of this revision instead of main.
     #[arg(long, value_name = "REV")]
     pub rev: Option<String>,
+    /// Only runs meeting this condition: 'params.lr<0.1', 'metrics.accuracy>=0.9', 'accuracy>0.8'
+    /// (a bare name is a metric, else a param), 'tag=model-v3'; operators < <= > >= = == !=.
+    /// Repeat for several (all must hold).
+    #[arg(long = "where", value_name = "EXPR")]
+    pub filters: Vec<String>,
+    /// The columns to show, in order, comma-separated: #, tag, date, data, eval, commit, branch,
+    /// metric names, param names (params.X / metrics.X when a name is both).
+    #[arg(long, value_name = "A,B,…")]
+    pub columns: Vec<String>,
+    /// How to print the table (`--json` is the same as `--format json`).
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -33,66 +48,61 @@ pub enum GoalArg {
     Min,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+    Markdown,
+}
+
 pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
     let repo = ctx.repo()?;
     let goal = args.goal.map(|g| match g {
         GoalArg::Max => Goal::Max,
         GoalArg::Min => Goal::Min,
     });
-    let outcome = runs(&repo, &RunsOptions { rev: args.rev, sort: args.sort, goal, limit: args.limit })?;
-    ctx.printer.result("runs", &outcome, render);
+    let opts = RunsOptions {
+        rev: args.rev,
+        sort: args.sort,
+        goal,
+        limit: args.limit,
+        filters: args.filters,
+        columns: (!args.columns.is_empty()).then_some(args.columns),
+    };
+    let outcome = runs(&repo, &opts)?;
+    ctx.printer.result("runs", &outcome, |o| match args.format {
+        Format::Csv => to_csv(&o.board.table(false)),
+        Format::Markdown => to_markdown(&o.board.table(false)),
+        _ => render(o),
+    });
     Ok(0)
 }
 
 fn render(o: &RunsOutcome) -> String {
-    if o.runs.is_empty() {
+    let b = &o.board;
+    if b.total == 0 {
         return format!(
             "No runs on {} yet: train with `mlgit train-tag -- <command>`, then `mlgit merge-tracking`.\n",
             o.rev
         );
     }
-    let mut header = vec!["#".to_string(), "tag".into(), "date".into(), "data".into()];
-    header.extend(o.metrics.iter().cloned());
-    let mut rows = vec![header];
-    for r in &o.runs {
-        let date = r.run.created_at.as_deref().map(|d| d.get(..16).unwrap_or(d).replace('T', " "));
-        let data = r.run.data.get("split").map(|c| c.get(..7).unwrap_or(c).to_string());
-        let mut row = vec![
-            r.rank.to_string(),
-            r.run.tag.clone(),
-            date.unwrap_or_else(|| "-".into()),
-            data.unwrap_or_else(|| "-".into()),
-        ];
-        row.extend(
-            o.metrics.iter().map(|m| r.run.metrics.get(m).map(|v| format_metric(*v)).unwrap_or("-".into())),
-        );
-        rows.push(row);
+    if b.matched == 0 {
+        return format!("None of the {} runs on {} meets the --where conditions.\n", b.total, o.rev);
     }
-    let widths: Vec<usize> =
-        (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
-    let mut s = String::new();
-    for row in &rows {
-        let cells: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(c, v)| {
-                if c >= 4 || c == 0 {
-                    format!("{v:>w$}", w = widths[c])
-                } else {
-                    format!("{v:<w$}", w = widths[c])
-                }
-            })
-            .collect();
-        s.push_str(cells.join("  ").trim_end());
-        s.push('\n');
-    }
-    let best = if o.goal == Goal::Max { "highest" } else { "lowest" };
+    let mut s = to_text(&b.table(false));
+    let best = if b.goal == Goal::Max { "highest" } else { "lowest" };
+    let meet = if b.matched < b.total {
+        format!(" ({} meet the --where conditions)", b.matched)
+    } else {
+        String::new()
+    };
     s.push_str(&format!(
-        "{} of {} runs on {}, ranked by {} ({best} first).\n",
-        o.runs.len(),
-        o.total,
+        "{} of {} runs on {}{meet}, ranked by {} ({best} first).\n",
+        b.runs.len(),
+        b.total,
         o.rev,
-        o.sort
+        b.sort
     ));
     s
 }

@@ -14,8 +14,11 @@ use crate::error::{Context, Error, Result};
 use crate::repo::lfs_tree::read_pointer;
 use crate::repo::tree::entry_at;
 use crate::repo::Repo;
+use crate::snapshot::record::Evaluation;
 use crate::snapshot::RUN_RECORD;
 use crate::store::Pointer;
+use crate::tracking::entry_of;
+use crate::tracking::leaderboard::{comparable, flatten_params};
 
 #[derive(Debug, Clone, Default)]
 pub struct DiffOptions {
@@ -23,8 +26,11 @@ pub struct DiffOptions {
     pub b: String,
     /// Only paths under this folder (or this file).
     pub path: Option<String>,
-    /// Compare the tracking records (`tracking/run.json`) of two snapshots.
+    /// Compare the tracking records (`tracking/run.json`) of two snapshots, and only them unless
+    /// `files` is set.
     pub metrics: bool,
+    /// With `metrics`: compare the files too.
+    pub files: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -66,14 +72,24 @@ pub struct ValueRow {
     pub b: Option<serde_json::Value>,
     /// b − a when both are numbers.
     pub delta: Option<f64>,
+    /// The values differ (or one side lacks the key).
+    pub changed: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MetricsDiff {
     pub a_tag: Option<String>,
     pub b_tag: Option<String>,
+    /// Params (nested ones dotted), the changed ones first, each group by name.
     pub params: Vec<ValueRow>,
+    /// Metrics by name.
     pub metrics: Vec<ValueRow>,
+    /// What each side's metrics were measured on (None: not recorded).
+    pub a_evaluation: Option<Evaluation>,
+    pub b_evaluation: Option<Evaluation>,
+    /// Both sides were measured on the same data (by `evaluation`, else by split commit), so their
+    /// metrics compare.
+    pub comparable: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,6 +97,15 @@ pub struct DiffOutcome {
     pub a: Side,
     pub b: Side,
     pub path: Option<String>,
+    /// The file changes (absent with `--metrics` alone).
+    #[serde(flatten)]
+    pub changes: Option<Changes>,
+    pub metrics: Option<MetricsDiff>,
+}
+
+/// What changed in the files.
+#[derive(Debug, Clone, Serialize)]
+pub struct Changes {
     pub total: Counts,
     /// Per top folder: the first path component, or `data/<first>` under `data/`.
     pub by_folder: BTreeMap<String, Counts>,
@@ -91,7 +116,6 @@ pub struct DiffOutcome {
     /// Files whose pointer blob changed but whose content (LFS oid) did not: not counted as modified.
     pub pointer_only: u64,
     pub files: Vec<FileChange>,
-    pub metrics: Option<MetricsDiff>,
     /// Tables profiled on either side (profile.json of clean and split commits) whose profile
     /// differs: rows and per-column changes.
     pub tables: Vec<TableDiff>,
@@ -125,12 +149,32 @@ pub fn diff(repo: &Repo, opts: &DiffOptions) -> Result<DiffOutcome> {
                 .with_hint(format!("list the paths with `git ls-tree --name-only {} -- <folder>`", opts.b)));
         }
     }
+    let metrics =
+        if opts.metrics { Some(metrics_diff(git, (&opts.a, ta.id()), (&opts.b, tb.id()))?) } else { None };
+    let changes =
+        if opts.metrics && !opts.files { None } else { Some(changes(git, &ta, &tb, path.as_deref())?) };
+    Ok(DiffOutcome {
+        a: Side { rev: opts.a.clone(), commit: ca.id().to_string() },
+        b: Side { rev: opts.b.clone(), commit: cb.id().to_string() },
+        path,
+        changes,
+        metrics,
+    })
+}
+
+/// The file changes between two trees (under `path` only, when given).
+fn changes(
+    git: &Repository,
+    ta: &git2::Tree<'_>,
+    tb: &git2::Tree<'_>,
+    path: Option<&str>,
+) -> Result<Changes> {
     let mut gopts = GitDiffOptions::new();
     gopts.include_typechange(false);
-    if let Some(p) = &path {
+    if let Some(p) = path {
         gopts.pathspec(p).disable_pathspec_match(false);
     }
-    let d = git.diff_tree_to_tree(Some(&ta), Some(&tb), Some(&mut gopts)).context("compare the trees")?;
+    let d = git.diff_tree_to_tree(Some(ta), Some(tb), Some(&mut gopts)).context("compare the trees")?;
     let odb = git.odb().context("open the object database")?;
 
     let mut files = Vec::new();
@@ -140,8 +184,8 @@ pub fn diff(repo: &Repo, opts: &DiffOptions) -> Result<DiffOutcome> {
         let Some(p) = new.path().or(old.path()) else { continue };
         let p = p.to_string_lossy().into_owned();
         // A pathspec "data/a" also matches "data/ab"; keep exact folder semantics.
-        if let Some(prefix) = &path {
-            if !(p == *prefix || p.starts_with(&format!("{prefix}/"))) {
+        if let Some(prefix) = path {
+            if !(p == prefix || p.starts_with(&format!("{prefix}/"))) {
                 continue;
             }
         }
@@ -226,23 +270,8 @@ pub fn diff(repo: &Repo, opts: &DiffOptions) -> Result<DiffOutcome> {
     } else {
         None
     };
-    let metrics =
-        if opts.metrics { Some(metrics_diff(git, (&opts.a, ta.id()), (&opts.b, tb.id()))?) } else { None };
-
-    let tables = table_diffs(git, ta.id(), tb.id(), path.as_deref())?;
-    Ok(DiffOutcome {
-        a: Side { rev: opts.a.clone(), commit: ca.id().to_string() },
-        b: Side { rev: opts.b.clone(), commit: cb.id().to_string() },
-        path,
-        total,
-        by_folder,
-        by_extension,
-        splits,
-        pointer_only,
-        files,
-        metrics,
-        tables,
-    })
+    let tables = table_diffs(git, ta.id(), tb.id(), path)?;
+    Ok(Changes { total, by_folder, by_extension, splits, pointer_only, files, tables })
 }
 
 /// The tables whose profile differs between the two trees (under `path` only, when given).
@@ -341,17 +370,36 @@ fn metrics_diff(git: &Repository, a: (&str, Oid), b: (&str, Oid)) -> Result<Metr
         .with_hint("compare snapshot tags (made by `mlgit train-tag`); list them with `mlgit status`"));
     }
     let tag = |r: &Option<serde_json::Value>| r.as_ref().and_then(|v| v["tag"].as_str()).map(str::to_string);
+    let entry =
+        |r: &Option<serde_json::Value>| r.as_ref().map(|v| entry_of(&tag(r).unwrap_or_default(), v, None));
+    let (ea, eb) = (entry(&ra), entry(&rb));
+    let (ta, tb) = (tag(&ra), tag(&rb));
+    let mut params = rows(&ra, &rb, "params");
+    // A param that is just each run's own tag (train.sh's `tag`, a run name) differs by
+    // construction and says nothing; `mlgit runs` leaves it out too.
+    let own_tag = |v: &Option<serde_json::Value>, t: &Option<String>| {
+        v.as_ref().and_then(|v| v.as_str()).is_some_and(|s| Some(s) == t.as_deref())
+    };
+    params.retain(|r| !(own_tag(&r.a, &ta) && own_tag(&r.b, &tb)));
+    // Changed params first: they are what tells the two runs apart.
+    params.sort_by_key(|r| !r.changed);
     Ok(MetricsDiff {
         a_tag: tag(&ra),
         b_tag: tag(&rb),
-        params: rows(&ra, &rb, "params"),
+        params,
         metrics: rows(&ra, &rb, "metrics"),
+        comparable: match (&ea, &eb) {
+            (Some(x), Some(y)) => comparable(x, y),
+            _ => false,
+        },
+        a_evaluation: ea.and_then(|e| e.evaluation),
+        b_evaluation: eb.and_then(|e| e.evaluation),
     })
 }
 
 fn rows(a: &Option<serde_json::Value>, b: &Option<serde_json::Value>, field: &str) -> Vec<ValueRow> {
     let obj = |r: &Option<serde_json::Value>| {
-        r.as_ref().and_then(|v| v.get(field)).and_then(|v| v.as_object()).cloned().unwrap_or_default()
+        r.as_ref().and_then(|v| v.get(field)).map(flatten_params).unwrap_or_default()
     };
     let (oa, ob) = (obj(a), obj(b));
     let mut keys: Vec<&String> = oa.keys().chain(ob.keys()).collect();
@@ -364,7 +412,7 @@ fn rows(a: &Option<serde_json::Value>, b: &Option<serde_json::Value>, field: &st
                 (Some(x), Some(y)) => Some(y - x),
                 _ => None,
             };
-            ValueRow { key: k.clone(), a: x, b: y, delta }
+            ValueRow { key: k.clone(), changed: x != y, a: x, b: y, delta }
         })
         .collect()
 }

@@ -9,10 +9,9 @@ use std::collections::BTreeMap;
 use git2::{FileMode, Oid, Repository};
 use serde::Serialize;
 
+use super::leaderboard::{build, readme, BoardOptions};
 use super::mlflow::{self, StoreFiles};
-use super::{
-    check_record, leaderboard_markdown, read_runs, run_file, run_files, LEADERBOARD, MLRUNS, RUNS_LIST,
-};
+use super::{check_record, read_runs, run_file, run_files, LEADERBOARD, MLRUNS, RUNS_LIST};
 use crate::config::BranchKind;
 use crate::error::{Context, Error, Result};
 use crate::repo::trailers::{keys, Message};
@@ -391,7 +390,14 @@ pub fn regenerate(repo: &Repo, tree: Oid, known: &BTreeMap<String, String>) -> R
     let mut list = serde_json::to_vec_pretty(&runs).context("write tracking/runs.json")?;
     list.push(b'\n');
     let tracking = &repo.config().tracking;
-    let board = leaderboard_markdown(&runs, &tracking.primary_metric, tracking.goal);
+    let opts = BoardOptions {
+        sort: tracking.primary_metric.clone(),
+        goal: tracking.goal,
+        filters: Vec::new(),
+        columns: None,
+        limit: None,
+    };
+    let board = readme(&build(runs, &opts)?);
     let mut generated = TreeEdits::new();
     generated.set(RUNS_LIST, Entry::blob(git.blob(&list).context("write tracking/runs.json")?))?;
     generated

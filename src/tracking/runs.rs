@@ -1,9 +1,10 @@
 //! `mlgit runs`: the leaderboard of the runs merged into main, read from main's committed
-//! tracking files (not from a checkout), best first.
+//! tracking files (not from a checkout), best first among the runs evaluated on the same data.
 
 use serde::Serialize;
 
-use super::{metric_names, rank, read_runs, RunEntry};
+use super::leaderboard::{build, BoardOptions, Leaderboard};
+use super::{metric_names, read_runs};
 use crate::config::Goal;
 use crate::error::{Error, Result};
 use crate::repo::Repo;
@@ -18,26 +19,18 @@ pub struct RunsOptions {
     pub goal: Option<Goal>,
     /// Show at most this many runs.
     pub limit: Option<usize>,
+    /// Conditions every listed run meets (`params.lr<0.1`, `accuracy>=0.9`, `tag=…`).
+    pub filters: Vec<String>,
+    /// The columns to show, in order (None: the default columns).
+    pub columns: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunsOutcome {
     pub rev: String,
     pub commit: String,
-    pub sort: String,
-    pub goal: Goal,
-    /// Every metric name of the listed runs, the sort metric first.
-    pub metrics: Vec<String>,
-    /// Runs on the revision (before `--limit`).
-    pub total: usize,
-    pub runs: Vec<RankedRun>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RankedRun {
-    pub rank: usize,
     #[serde(flatten)]
-    pub run: RunEntry,
+    pub board: Leaderboard,
 }
 
 /// The runs of main's tracking, best first.
@@ -49,20 +42,21 @@ pub fn runs(repo: &Repo, opts: &RunsOptions) -> Result<RunsOutcome> {
         None => repo.require_branch(&rev)?,
     };
     let sort = opts.sort.clone().unwrap_or_else(|| tracking.primary_metric.clone());
-    let goal = opts.goal.unwrap_or(tracking.goal);
-    let mut all = read_runs(repo.git(), commit.tree_id(), &Default::default())?;
+    let all = read_runs(repo.git(), commit.tree_id(), &Default::default())?;
     let metrics = metric_names(&all, &sort);
     if opts.sort.is_some() && !all.is_empty() && !metrics.contains(&sort) {
         return Err(Error::invalid(format!("no run on {rev} has the metric '{sort}'"))
             .with_hint(format!("metrics recorded: {}", metrics.join(", "))));
     }
-    rank(&mut all, &sort, goal);
-    let total = all.len();
-    let runs = all
-        .into_iter()
-        .take(opts.limit.unwrap_or(usize::MAX))
-        .enumerate()
-        .map(|(i, run)| RankedRun { rank: i + 1, run })
-        .collect();
-    Ok(RunsOutcome { rev, commit: commit.id().to_string(), sort, goal, metrics, total, runs })
+    let board = build(
+        all,
+        &BoardOptions {
+            sort,
+            goal: opts.goal.unwrap_or(tracking.goal),
+            filters: opts.filters.clone(),
+            columns: opts.columns.clone(),
+            limit: opts.limit,
+        },
+    )?;
+    Ok(RunsOutcome { rev, commit: commit.id().to_string(), board })
 }

@@ -17,6 +17,7 @@ mod card;
 mod checks;
 mod code;
 mod commit;
+mod evaluation;
 mod outputs;
 mod overrides;
 mod reserve;
@@ -270,6 +271,7 @@ fn snapshot_outputs(
 
     let sig = repo.signature()?;
     let links = &made.links;
+    let evaluation = evaluation::evaluation(repo, &outputs, &tracked.metrics, links.split.as_deref())?;
     let record = RunRecord {
         schema: SCHEMA,
         tag: made.tag.to_string(),
@@ -285,7 +287,7 @@ fn snapshot_outputs(
         host: host_name(),
         mlgit: crate::VERSION.to_string(),
         mlflow: tracked.mlflow,
-        evaluation: None,
+        evaluation,
         overrides: made.overrides.clone(),
     };
 
