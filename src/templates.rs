@@ -113,12 +113,24 @@ impl Template {
     fn from_git(url: &str) -> Result<Template> {
         let tmp =
             tempfile::tempdir().map_err(|e| Error::io("create a temporary folder", Path::new("/tmp"), e))?;
-        git2::build::RepoBuilder::new().clone(url, tmp.path()).map_err(|e| {
-            Error::not_found(format!("cannot clone the template repository {url}")).with_source(e).with_hint(
+        // The git CLI, not libgit2: it speaks every transport and uses the user's credential
+        // helpers and SSH set-up (mlgit's libgit2 is built without network transports).
+        let dest = tmp.path().join("template");
+        let cmd = crate::process::ChildCommand::new("git", tmp.path())
+            .args(["clone", "--quiet", "--depth", "1", "--"])
+            .arg(url)
+            .arg(&dest);
+        let out = crate::process::run_captured(&cmd, b"", &Default::default(), "`git clone`")?;
+        if !out.success() {
+            return Err(Error::not_found(format!(
+                "cannot clone the template repository {url}: {}",
+                out.stderr_text()
+            ))
+            .with_hint(
                 "check the URL and your access to it (`git clone <url>` should work), or use a local folder",
-            )
-        })?;
-        let mut t = Template::from_dir(tmp.path())?;
+            ));
+        }
+        let mut t = Template::from_dir(&dest)?;
         t.source = url.to_string();
         Ok(t)
     }
