@@ -61,6 +61,21 @@ fn value(v: &Option<serde_json::Value>) -> String {
     }
 }
 
+/// A change to 6 significant digits: binary noise goes (0.86 - 0.81 = 0.04999999999999993 shows
+/// +0.05) and a tiny change stays visible (1e-10 → 3e-10 shows +2e-10); JSON keeps the exact
+/// value. A difference too large for a float (no delta) is just "changed".
+fn signed_delta(d: f64) -> String {
+    let rounded: f64 = format!("{d:.5e}").parse().unwrap_or(d);
+    if !rounded.is_finite() {
+        return "changed".into();
+    }
+    if rounded != 0.0 && (rounded.abs() < 1e-4 || rounded.abs() >= 1e15) {
+        let s = format!("{rounded:+e}");
+        return s;
+    }
+    format!("{rounded:+}")
+}
+
 /// One aligned table of params or metrics: name, A, B and the change.
 fn table(kind: &str, o: &DiffOutcome, rows: &[ValueRow]) -> String {
     if rows.is_empty() {
@@ -68,8 +83,7 @@ fn table(kind: &str, o: &DiffOutcome, rows: &[ValueRow]) -> String {
     }
     let delta = |r: &ValueRow| match r.delta {
         _ if !r.changed => String::new(),
-        // Round away binary noise (0.86 - 0.81 = 0.04999999999999993); JSON keeps the exact value.
-        Some(d) => format!("{:+}", (d * 1e9).round() / 1e9),
+        Some(d) => signed_delta(d),
         None => "changed".into(),
     };
     // Metrics as the leaderboard prints them (253, not 253.0; 4 decimals); JSON keeps them exact.
@@ -88,6 +102,7 @@ fn table(kind: &str, o: &DiffOutcome, rows: &[ValueRow]) -> String {
             })
             .collect(),
         footnote: None,
+        links: None,
     };
     to_text(&t)
 }

@@ -1,7 +1,7 @@
 //! `mlgit runs`: the leaderboard of the runs merged into main.
 
 use mlgit::config::Goal;
-use mlgit::tracking::leaderboard::{to_csv, to_markdown, to_text};
+use mlgit::tracking::leaderboard::{to_csv, to_markdown, to_text, Style};
 use mlgit::tracking::runs::{runs, RunsOptions, RunsOutcome};
 
 use super::Ctx;
@@ -72,8 +72,8 @@ pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
     };
     let outcome = runs(&repo, &opts)?;
     ctx.printer.result("runs", &outcome, |o| match args.format {
-        Format::Csv => to_csv(&o.board.table(false)),
-        Format::Markdown => to_markdown(&o.board.table(false)),
+        Format::Csv => to_csv(&o.board.table(Style::Csv)),
+        Format::Markdown => to_markdown(&o.board.table(Style::Markdown)),
         _ => render(o),
     });
     Ok(0)
@@ -90,10 +90,11 @@ fn render(o: &RunsOutcome) -> String {
     if b.matched == 0 {
         return format!("None of the {} runs on {} meets the --where conditions.\n", b.total, o.rev);
     }
-    let mut s = to_text(&b.table(false));
+    let mut s = to_text(&b.table(Style::Text));
     let best = if b.goal == Goal::Max { "highest" } else { "lowest" };
     let meet = if b.matched < b.total {
-        format!(" ({} meet the --where conditions)", b.matched)
+        let verb = if b.matched == 1 { "meets" } else { "meet" };
+        format!(" ({} {verb} the --where conditions)", b.matched)
     } else {
         String::new()
     };
