@@ -11,6 +11,7 @@ use super::Ctx;
 /// Reads main's committed tracking (tracking/runs/), so it shows what `mlgit merge-tracking` has
 /// merged, whatever is checked out. Runs are ranked by tracking.primary_metric of mlgit.yaml
 /// (tracking.goal says whether higher or lower is better) unless --sort names another metric.
+/// The params are those the training reported plus unreported `train-tag --set` overrides.
 /// The params that differ between runs are columns. Runs evaluated on other data than the newest
 /// run (another validation split or size) are not comparable with it: they are listed after the
 /// others, marked `*`, ranked among themselves, and a footnote says what they were evaluated on.
@@ -19,7 +20,9 @@ pub struct Args {
     /// Rank by this metric (default: tracking.primary_metric).
     #[arg(long, value_name = "METRIC")]
     pub sort: Option<String>,
-    /// Whether the best value is the highest or the lowest (default: tracking.goal).
+    /// Whether the best value is the highest or the lowest (default: tracking.goal for the
+    /// primary metric; for another --sort metric, min when named like loss, error, rmse, mae…,
+    /// else max).
     #[arg(long, value_enum)]
     pub goal: Option<GoalArg>,
     /// Show only the N best runs.
