@@ -4,7 +4,7 @@ use mlgit::data::diff::{diff, Changes, Counts, DiffOptions, DiffOutcome, Metrics
 use mlgit::data::split::SPLITS;
 use mlgit::snapshot::record::Evaluation;
 use mlgit::tracking::format_metric;
-use mlgit::tracking::leaderboard::{to_text, Table, TableRow};
+use mlgit::tracking::leaderboard::{terminal_text, to_text, Table, TableRow};
 
 use super::status::human_bytes;
 use super::Ctx;
@@ -107,10 +107,12 @@ fn table(kind: &str, o: &DiffOutcome, rows: &[ValueRow]) -> String {
     to_text(&t)
 }
 
+/// A record's evaluation in words; the split name comes from the training's metrics file, so
+/// control characters in it are shown escaped, as in the tables.
 fn evaluation(e: &Option<Evaluation>) -> String {
     match e {
-        Some(Evaluation { split, rows: Some(n), .. }) => format!("{split} ({n} rows)"),
-        Some(e) => e.split.clone(),
+        Some(Evaluation { split, rows: Some(n), .. }) => format!("{} ({n} rows)", terminal_text(split)),
+        Some(e) => terminal_text(&e.split),
         None => "not recorded".into(),
     }
 }
