@@ -305,6 +305,11 @@ pub fn plan(l: &Layout) -> Vec<Step> {
             Program::Mlgit,
             &["-C", &repo, "envs"],
         ),
+        Step::new(
+            "What tells the two models apart: their params and metrics",
+            Program::Mlgit,
+            &["-C", &repo, "diff", "model-v1", "model-v2", "--metrics"],
+        ),
         Step::new("The leaderboard on main", Program::Mlgit, &["-C", &repo, "runs"]),
     ]
 }

@@ -1,15 +1,18 @@
 //! Every job of the default template's CI files (GitHub Actions and GitLab CI), run for real: the
 //! shell steps are taken from the YAML as the CI would run them (`bash -eo pipefail` per GitHub
 //! step with `$GITHUB_PATH` honoured, GitLab's `before_script` + `script` in one shell), in a clone
-//! of a local bare remote (`file://`), with the mlgit under test first on PATH. Each job is then
-//! checked by its effect on the remote: a snapshot tag whose model's LFS objects the remote has,
-//! tracking merged into the remote's main, the training code's requirements installed.
+//! of a local bare remote (`file://`). mlgit is not on PATH: each job installs it as it would on a
+//! runner, `pip install "mlgit==$MLGIT_VERSION"`, here from a folder holding a wheel of the mlgit
+//! under test (`PIP_FIND_LINKS`, no index). Each job is then checked by its effect on the remote: a
+//! snapshot tag whose model's LFS objects the remote has, tracking merged into the remote's main,
+//! the training code's requirements installed.
 
 mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 use common::{stderr, stdout, write_files, TestEnv};
 use serde_yaml::Value;
@@ -54,6 +57,55 @@ with zipfile.ZipFile(sys.argv[1], "w") as z:
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     let out = Command::new("python3").args(["-c", script, path.to_str().unwrap()]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// A folder holding a wheel `mlgit-<Cargo.toml's version>` whose script is the mlgit under test,
+/// for the jobs' `pip install "mlgit==$MLGIT_VERSION"` (there is no mlgit on an index here; the
+/// wheel maturin builds is tested in tests/wheel.rs). Written once per test process under
+/// target/tmp (under a temporary name, then renamed: another test process may be reading the
+/// folder), stored uncompressed so it costs a copy of the (stripped) binary.
+fn mlgit_wheel_folder() -> &'static Path {
+    static FOLDER: OnceLock<PathBuf> = OnceLock::new();
+    FOLDER.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ci-templates-wheels");
+        fs::create_dir_all(&dir).unwrap();
+        let script = r#"
+import os, subprocess, sys, sysconfig, zipfile
+out, binary, version = sys.argv[1], sys.argv[2], sys.argv[3]
+# Without its debug info the binary is a tenth of the size each job's venv copies.
+stripped = os.path.join(out, ".stripped-%d" % os.getpid())
+try:
+    if subprocess.run(["strip", "-o", stripped, binary], capture_output=True).returncode == 0:
+        binary = stripped
+except OSError:
+    pass
+tag = sysconfig.get_platform().replace("-", "_").replace(".", "_")
+d = "mlgit-%s.dist-info/" % version
+partial = os.path.join(out, ".partial-%d" % os.getpid())
+with zipfile.ZipFile(partial, "w") as z:
+    info = zipfile.ZipInfo("mlgit-%s.data/scripts/mlgit" % version)
+    info.external_attr = 0o100755 << 16
+    with open(binary, "rb") as f, z.open(info, "w", force_zip64=True) as w:
+        while chunk := f.read(1 << 20):
+            w.write(chunk)
+    z.writestr(d + "METADATA", "Metadata-Version: 2.1\nName: mlgit\nVersion: %s\n" % version)
+    z.writestr(d + "WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: py3-none-%s\n" % tag)
+    z.writestr(d + "RECORD", "".join(n + ",,\n" for n in z.namelist() + [d + "RECORD"]))
+os.replace(partial, os.path.join(out, "mlgit-%s-py3-none-%s.whl" % (version, tag)))
+if binary == stripped:
+    os.remove(stripped)
+"#;
+        let bin = assert_cmd::cargo::cargo_bin("mlgit");
+        let out = Command::new("python3")
+            .args(["-c", script])
+            .arg(&dir)
+            .arg(&bin)
+            .arg(env!("CARGO_PKG_VERSION"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        dir
+    })
 }
 
 /// CSV files with a label column, enough for every split to get some.
@@ -135,12 +187,10 @@ fn runner_clone(env: &TestEnv, url: &str, name: &str) -> PathBuf {
     dir
 }
 
-/// A shell isolated as TestEnv isolates git and mlgit, with `path_first` then the mlgit under
-/// test first on PATH, offline pip.
+/// A shell isolated as TestEnv isolates git and mlgit, with `path_first` first on PATH and no
+/// mlgit on it (a job installs its own), pip offline with the folder of the mlgit wheel.
 fn shell(env: &TestEnv, dir: &Path, path_first: &[String], vars: &[(&str, String)]) -> Command {
-    let bin = assert_cmd::cargo::cargo_bin("mlgit");
     let mut path: Vec<String> = path_first.to_vec();
-    path.push(bin.parent().unwrap().display().to_string());
     path.push(std::env::var("PATH").unwrap_or_default());
     let mut cmd = Command::new("bash");
     cmd.env_clear()
@@ -151,6 +201,7 @@ fn shell(env: &TestEnv, dir: &Path, path_first: &[String], vars: &[(&str, String
         .env("USER", "tester")
         .env("CI", "true")
         .env("PIP_NO_INDEX", "1")
+        .env("PIP_FIND_LINKS", mlgit_wheel_folder())
         .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
         .env("GIT_AUTHOR_DATE", format!("@{} +0000", env.date.get()))
         .env("GIT_COMMITTER_DATE", format!("@{} +0000", env.date.get()))
@@ -265,7 +316,15 @@ fn gitlab_script(job: &str) -> String {
     }
     let script = lines(&j["script"]);
     assert!(!script.is_empty(), "{GITLAB}: job {job} has no script");
-    format!("set -e\n{}\n{}\n", before.join("\n"), script.join("\n"))
+    // The file's `variables:`, which the runner puts in the job's environment; a variable set in
+    // the project's settings (here: the test's) wins over the file's.
+    let mut vars = String::new();
+    for (k, v) in doc["variables"].as_mapping().into_iter().flatten() {
+        let (k, v) = (k.as_str().unwrap(), v.as_str().unwrap());
+        assert!(!v.contains(['"', '$', '`', '\\']), "{GITLAB}: variable {k} needs quoting here");
+        vars.push_str(&format!("export {k}=\"${{{k}-{v}}}\"\n"));
+    }
+    format!("set -e\n{vars}{}\n{}\n", before.join("\n"), script.join("\n"))
 }
 
 /// GitLab's variables for a pushing job, with the remote URL the before_script writes (a project
@@ -356,6 +415,8 @@ fn every_github_job_runs_against_a_bare_remote() {
         ("GITHUB_SHA", stable_before.clone()),
     ];
     run_github_job(&env, "train", &ci, &vars);
+    let installed = env.path("runner-temp-train/mlgit/bin/mlgit");
+    assert!(installed.is_file(), "the job installed mlgit with pip (no mlgit is on PATH)");
     assert!(!model_v1_object_is_in(&env, &ci), "pulled only what stable/model needs");
     assert_remote_has_snapshot(&env, &bare, "model-v2", &stable_before);
 
@@ -438,6 +499,9 @@ fn every_gitlab_job_runs_against_a_bare_remote() {
     vars.push(("CI_COMMIT_BRANCH", "stable/model".into()));
     vars.push(("CI_COMMIT_SHA", stable_before.clone()));
     run_gitlab_job(&env, "train", &ci, &vars);
+    let installed =
+        fs::read_dir(env.path("gitlab-tmp")).unwrap().any(|e| e.unwrap().path().join("bin/mlgit").is_file());
+    assert!(installed, "the job installed mlgit with pip (no mlgit is on PATH)");
     assert!(!model_v1_object_is_in(&env, &ci), "pulled only what stable/model needs");
     assert_remote_has_snapshot(&env, &bare, "model-v2", &stable_before);
 
@@ -506,6 +570,9 @@ fn assert_remote_has_alert_report(env: &TestEnv, bare: &Path) {
 #[test]
 fn github_drift_job_pushes_the_report_and_flags_the_alert() {
     let env = TestEnv::new();
+    if !has_python_venv() {
+        return;
+    }
     let (url, bare) = monitored_project_on_remote(&env);
     let ci = runner_clone(&env, &url, "gh-drift");
     env.git(&ci, ["checkout", "-q", "-B", "monitoring/prod", "origin/monitoring/prod"]);
@@ -517,17 +584,29 @@ fn github_drift_job_pushes_the_report_and_flags_the_alert() {
     assert!(cond.contains("refs/heads/monitoring/") && cond.contains("Mlgit-Monitoring: alerts"), "{cond}");
     let output = env.path("github-output");
     fs::write(&output, "").unwrap();
-    let vars = vec![
+    let runner_temp = env.path("runner-temp-drift");
+    fs::create_dir_all(&runner_temp).unwrap();
+    let github_path = runner_temp.join("github-path");
+    fs::write(&github_path, "").unwrap();
+    let mut vars = vec![
         ("GITHUB_REF_NAME", "monitoring/prod".to_string()),
         ("GITHUB_REF", "refs/heads/monitoring/prod".to_string()),
         ("GITHUB_OUTPUT", output.display().to_string()),
         ("GITHUB_REPOSITORY", "acme/churn".to_string()),
         ("GH_TOKEN", "ci-placeholder".to_string()),
+        ("RUNNER_TEMP", runner_temp.display().to_string()),
+        ("GITHUB_PATH", github_path.display().to_string()),
     ];
+    for (k, v) in doc["env"].as_mapping().into_iter().flatten() {
+        vars.push((k.as_str().unwrap(), v.as_str().unwrap().to_string()));
+    }
     let mut ran = 0;
     for step in job["steps"].as_sequence().unwrap() {
         let (Some(script), None) = (step["run"].as_str(), step["if"].as_str()) else { continue };
-        let out = shell(&env, &ci, &[], &vars)
+        let mut added: Vec<String> =
+            fs::read_to_string(&github_path).unwrap().lines().map(String::from).collect();
+        added.reverse();
+        let out = shell(&env, &ci, &added, &vars)
             .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", script])
             .output()
             .unwrap();
@@ -552,6 +631,9 @@ fn github_drift_job_pushes_the_report_and_flags_the_alert() {
 #[test]
 fn gitlab_drift_job_pushes_the_report_and_fails_on_the_alert() {
     let env = TestEnv::new();
+    if !has_python_venv() {
+        return;
+    }
     let (url, bare) = monitored_project_on_remote(&env);
     let ci = runner_clone(&env, &url, "gl-drift");
     let sha = env.git(&ci, ["rev-parse", "origin/monitoring/prod"]).trim().to_string();
@@ -665,6 +747,9 @@ fn deploy_jobs_run_on_env_pushes_read_the_record_and_run_predict_sh() {
 #[test]
 fn github_deploy_job_gets_the_promoted_model_and_smoke_tests_it() {
     let env = TestEnv::new();
+    if !has_python_venv() {
+        return;
+    }
     let (url, bare, model) = promoted_project_on_remote(&env);
     let before = env.refs(&bare);
     // As actions/checkout leaves it: the pushed env branch checked out, no local main.
@@ -702,6 +787,9 @@ fn github_deploy_job_gets_the_promoted_model_and_smoke_tests_it() {
 #[test]
 fn gitlab_deploy_job_gets_the_promoted_model_and_smoke_tests_it() {
     let env = TestEnv::new();
+    if !has_python_venv() {
+        return;
+    }
     let (url, bare, model) = promoted_project_on_remote(&env);
     let before = env.refs(&bare);
     // GitLab checks out the pushed commit detached.
@@ -721,4 +809,40 @@ fn gitlab_deploy_job_gets_the_promoted_model_and_smoke_tests_it() {
         "the training data did not come down"
     );
     assert_eq!(env.refs(&bare), before, "deploying pushes nothing");
+}
+
+/// Both templates install the mlgit release they pin, with pip: one variable per file says which
+/// (the version of the mlgit that writes them), every job that runs mlgit installs it, and none
+/// builds it with cargo.
+#[test]
+fn ci_templates_install_the_pinned_mlgit_with_pip_never_with_cargo() {
+    let gh = yaml(GITHUB);
+    let gl = yaml(GITLAB);
+    for (path, version) in
+        [(GITHUB, &gh["env"]["MLGIT_VERSION"]), (GITLAB, &gl["variables"]["MLGIT_VERSION"])]
+    {
+        assert_eq!(version.as_str(), Some(env!("CARGO_PKG_VERSION")), "{path} pins this mlgit's version");
+        let text = fs::read_to_string(Path::new(MANIFEST_DIR).join(path)).unwrap();
+        assert!(!text.contains("cargo install"), "{path} builds mlgit with cargo");
+        assert_eq!(text.matches("MLGIT_VERSION: ").count(), 1, "{path}: one variable says the version");
+    }
+    let pip = r#"python3 -m pip install --quiet --disable-pip-version-check --target "#;
+    let pip = |s: &str| s.contains(pip) && s.contains(r#""mlgit==$MLGIT_VERSION""#);
+    for (name, job) in gh["jobs"].as_mapping().unwrap() {
+        let scripts: Vec<&str> =
+            job["steps"].as_sequence().unwrap().iter().filter_map(|s| s["run"].as_str()).collect();
+        let runs_mlgit = scripts.iter().any(|s| s.lines().any(|l| l.trim_start().starts_with("mlgit ")));
+        let installs = scripts.iter().position(|s| pip(s));
+        let first_use = scripts.iter().position(|s| s.lines().any(|l| l.trim_start().starts_with("mlgit ")));
+        assert_eq!(runs_mlgit, installs.is_some(), "{GITHUB}: job {name:?}");
+        assert!(installs <= first_use, "{GITHUB}: job {name:?} installs mlgit before it runs it");
+    }
+    let before = gl[".mlgit"]["before_script"][0].as_str().unwrap();
+    assert!(pip(before), "{before}");
+    for (name, job) in gl.as_mapping().unwrap() {
+        let script = format!("{:?}", job["script"]);
+        if script.contains("mlgit ") {
+            assert_eq!(job["extends"].as_str(), Some(".mlgit"), "{GITLAB}: job {name:?} installs mlgit");
+        }
+    }
 }

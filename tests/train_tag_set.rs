@@ -300,7 +300,7 @@ fn the_params_file_replaces_a_link_left_at_its_name_instead_of_writing_through_i
     let victim = env.path("victim.json");
     std::fs::write(&victim, "{\"mine\": true}\n").unwrap();
     let git_dir = PathBuf::from(env.git(&stable, ["rev-parse", "--absolute-git-dir"]).trim());
-    let dir = git_dir.join("mlgit/params");
+    let dir = git_dir.join("mlgit/params/stable-model");
     std::fs::create_dir_all(&dir).unwrap();
     std::os::unix::fs::symlink(&victim, dir.join("model-v1.json")).unwrap();
     // And a params.json of the user's in the worktree: an output, moved aside, never written.

@@ -6,6 +6,7 @@ mod checkout;
 mod clean;
 mod clone;
 mod commit_data;
+mod complete;
 mod completions;
 mod demo;
 mod diff;
@@ -158,6 +159,8 @@ impl Ctx {
 
 /// Parse the command line, run the command and return the process exit code.
 pub fn run() -> i32 {
+    // A shell's completion script calling back (`COMPLETE=bash mlgit -- …`): answer and exit.
+    complete::complete_if_asked();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),

@@ -13,7 +13,7 @@ use crate::repo::Repo;
 use crate::snapshot::record::Evaluation;
 
 /// Keys of the metrics file that may name the split evaluated on (the template's `eval_on` first).
-const SPLIT_KEYS: [&str; 2] = ["eval_on", "eval_split"];
+pub(super) const SPLIT_KEYS: [&str; 2] = ["eval_on", "eval_split"];
 
 /// Where the run's metrics were measured. The split is the one the metrics file names, else
 /// `validation`, or `train` when the split commit has no validation data (what the template's
@@ -62,22 +62,31 @@ fn reported_size(metrics: &BTreeMap<String, f64>, split: &str) -> Option<u64> {
     [format!("n_{split}"), "n_eval".into(), "eval_rows".into()]
         .iter()
         .find_map(|k| metrics.get(k).copied())
-        .filter(|n| n.is_finite() && *n >= 0.0 && n.fract() == 0.0)
+        // A count, exactly: beyond 2^53 a float no longer holds every whole number.
+        .filter(|n| n.is_finite() && *n >= 0.0 && n.fract() == 0.0 && *n <= 9_007_199_254_740_992.0)
         .map(|n| n as u64)
 }
 
-/// The split the metrics file names (`eval_on` or `eval_split`), if it names one.
+/// The split the metrics file names (`eval_on` or `eval_split`), if it names one plainly.
 fn named_split(repo: &Repo, outputs: &[Output]) -> Result<Option<String>> {
     let file = &repo.config().tracking.metrics_file;
     let Some(o) = outputs.iter().find(|o| &o.path == file) else { return Ok(None) };
     // The metrics file was read and checked before: a failure here only means no hint.
     let Ok(value) = parse_json_with_non_finite(&output_bytes(repo, o)?) else { return Ok(None) };
-    Ok(SPLIT_KEYS
-        .iter()
-        .find_map(|k| value.get(*k).and_then(|v| v.as_str()))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string))
+    Ok(SPLIT_KEYS.iter().find_map(|k| value.get(*k).and_then(|v| v.as_str())).and_then(split_name))
+}
+
+/// The split a metrics file names, as a folder name under `data/`: `validation/` and
+/// `./validation` are `validation`; a name that is not one plain folder name (a path, `..`, a
+/// newline, markup) is no split name, and the default applies.
+fn split_name(text: &str) -> Option<String> {
+    let name = text.trim().trim_start_matches("./").trim_end_matches('/');
+    let plain = !name.is_empty()
+        && name.len() <= 64
+        && name != "."
+        && name != ".."
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    plain.then(|| name.to_string())
 }
 
 /// Records of `split` in split.yaml (tables split record by record), else its files placed whole.
@@ -93,4 +102,28 @@ fn split_size(repo: &Repo, tree: git2::Oid, split: &str) -> Result<Option<u64>> 
         (_, Some(n)) => Some(n),
         (records, None) => records,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_names_are_plain_folder_names() {
+        assert_eq!(split_name(" validation/ ").as_deref(), Some("validation"));
+        assert_eq!(split_name("./test").as_deref(), Some("test"));
+        assert_eq!(split_name("holdout-2026").as_deref(), Some("holdout-2026"));
+        for bad in ["", "..", ".", "../../etc", "/abs", "train/../validation", "a\n# h", "<b>x</b>", "a b"] {
+            assert_eq!(split_name(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sizes_are_exact_counts() {
+        let m = |v: f64| BTreeMap::from([("n_eval".to_string(), v)]);
+        assert_eq!(reported_size(&m(18.0), "validation"), Some(18));
+        assert_eq!(reported_size(&m(1e30), "validation"), None);
+        assert_eq!(reported_size(&m(-1.0), "validation"), None);
+        assert_eq!(reported_size(&m(2.5), "validation"), None);
+    }
 }

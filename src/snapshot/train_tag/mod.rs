@@ -161,7 +161,8 @@ pub fn train_tag(repo: &Repo, opts: &TrainTagOptions, on_start: OnStart<'_>) -> 
         ("MLGIT_CODE_COMMIT".to_string(), code.commit.to_string()),
     ];
     // Always there (`{}` without --set), so training code can read it unconditionally.
-    let params_file = if opts.no_run { None } else { Some(ParamsFile::write(git.path(), &tag, &overrides)?) };
+    let params_file =
+        if opts.no_run { None } else { Some(ParamsFile::write(git.path(), &branch, &tag, &overrides)?) };
     if let Some(file) = &params_file {
         env.push((PARAMS_ENV.to_string(), file.path().display().to_string()));
     }

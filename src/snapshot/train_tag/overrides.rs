@@ -230,16 +230,20 @@ pub(super) struct ParamsFile {
 }
 
 impl ParamsFile {
-    /// Write the nested overrides for the run `tag` under `git_dir/mlgit/params/`. Through a temp
-    /// file and a rename, so a file or link already at that name (an earlier run killed before it
-    /// cleaned up) is replaced, never written through.
+    /// Write the nested overrides for the run `tag` of `branch` under
+    /// `git_dir/mlgit/params/<branch>/`. Through a temp file and a rename, so a file or link
+    /// already at that name is replaced, never written through. The caller holds the branch's
+    /// lock, so no other run of `branch` is alive: files a killed run of it left there are removed
+    /// first (its `Drop` never ran).
     pub(super) fn write(
         git_dir: &Path,
+        branch: &str,
         tag: &str,
         overrides: &BTreeMap<String, Value>,
     ) -> Result<ParamsFile> {
-        let dir = git_dir.join("mlgit").join("params");
+        let dir = git_dir.join("mlgit").join("params").join(branch.replace('/', "-"));
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+        sweep(&dir);
         let path = dir.join(format!("{}.json", tag.replace('/', "-")));
         let mut bytes = serde_json::to_vec_pretty(&nested(overrides)?)
             .map_err(|e| Error::invalid("cannot serialise the --set params").with_source(e))?;
@@ -258,8 +262,19 @@ impl ParamsFile {
 
 impl Drop for ParamsFile {
     fn drop(&mut self) {
-        // Best effort: a file left behind is replaced by the next run of that tag.
+        // Best effort: a file left behind is removed by the branch's next run.
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Remove what earlier runs of the branch left in its params folder (files and links only; the
+/// folder is mlgit's, under the git dir, and nothing else writes there).
+fn sweep(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| !t.is_dir()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

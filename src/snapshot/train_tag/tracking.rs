@@ -155,6 +155,8 @@ pub fn numeric_metrics(
                 ))
                 .with_hint(hint))
             }
+            // The evaluation split's name is read by `evaluation`, not dropped.
+            None if super::evaluation::SPLIT_KEYS.contains(&k.as_str()) => {}
             None => skipped.push(k.clone()),
         }
     }
@@ -214,10 +216,12 @@ mod tests {
     #[test]
     fn numbers_are_kept_and_other_values_skipped_with_a_note() {
         let mut notes = Vec::new();
-        let v = serde_json::json!({"accuracy": 0.61, "n_train": 250, "eval_on": "validation"});
+        let v = serde_json::json!({"accuracy": 0.61, "n_train": 250, "model": "rf", "eval_on": "validation"});
         let m = numeric_metrics(&v, "metrics.json", "accuracy", &mut notes).unwrap();
         assert_eq!(m, BTreeMap::from([("accuracy".to_string(), 0.61), ("n_train".to_string(), 250.0)]));
-        assert!(notes[0].contains("eval_on"), "{notes:?}");
+        // eval_on names the evaluation split (read into the record's evaluation): not "skipped".
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("model") && !notes[0].contains("eval_on"), "{notes:?}");
     }
 
     #[test]
