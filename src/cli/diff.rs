@@ -69,9 +69,9 @@ fn signed_delta(d: f64) -> String {
     if !rounded.is_finite() {
         return "changed".into();
     }
+    // Very small or large changes in exponent form (+2e-10), not 14 zeros.
     if rounded != 0.0 && (rounded.abs() < 1e-4 || rounded.abs() >= 1e15) {
-        let s = format!("{rounded:+e}");
-        return s;
+        return format!("{rounded:+e}");
     }
     format!("{rounded:+}")
 }
