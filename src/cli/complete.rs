@@ -9,6 +9,8 @@ use clap::CommandFactory;
 use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
 use clap_complete::env::{CompleteEnv, Shells};
 
+use mlgit::repo::names::{names, NameKind as Names};
+
 use super::Cli;
 
 /// The variable the shell scripts set to ask for candidates (clap_complete's default name).
@@ -43,18 +45,6 @@ pub fn registration(shell: clap_complete::Shell, completer: &str) -> std::io::Re
     let mut script = Vec::new();
     adapter.write_registration(VAR, "mlgit", "mlgit", completer, &mut script)?;
     Ok(script)
-}
-
-/// What kind of name an argument takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Names {
-    /// Local branches and tags: anything `git rev-parse` takes by name.
-    Revisions,
-    Tags,
-    Branches,
-    /// `environments:` of mlgit.yaml and the env/* branches (local and remote-tracking).
-    Environments,
-    Remotes,
 }
 
 /// The clap definition with candidates attached to every argument that names a branch, tag,
@@ -114,48 +104,10 @@ fn names_of(path: &[String], arg: &clap::Arg) -> Option<Names> {
 fn candidates(kind: Names) -> Vec<CompletionCandidate> {
     let Some(dir) = completed_dir() else { return Vec::new() };
     let Ok(git) = mlgit::repo::open_git(&dir) else { return Vec::new() };
-    let mut out: Vec<(String, &'static str)> = Vec::new();
-    let refs = |glob: &str| -> Vec<String> {
-        let Ok(refs) = git.references_glob(glob) else { return Vec::new() };
-        refs.filter_map(|r| r.ok().and_then(|r| r.name().map(String::from))).collect()
-    };
-    let strip = |prefix: &str, names: Vec<String>| -> Vec<String> {
-        names.into_iter().filter_map(|n| n.strip_prefix(prefix).map(String::from)).collect()
-    };
-    match kind {
-        Names::Revisions => {
-            out.extend(strip("refs/heads/", refs("refs/heads/*")).into_iter().map(|n| (n, "branch")));
-            out.extend(strip("refs/tags/", refs("refs/tags/*")).into_iter().map(|n| (n, "tag")));
-        }
-        Names::Tags => out.extend(strip("refs/tags/", refs("refs/tags/*")).into_iter().map(|n| (n, "tag"))),
-        Names::Branches => {
-            out.extend(strip("refs/heads/", refs("refs/heads/*")).into_iter().map(|n| (n, "branch")))
-        }
-        Names::Environments => {
-            // The config on main names the environments and their branch prefix; a repository
-            // without one still has the default prefix's branches to offer.
-            let config = mlgit::repo::load_config(&git).unwrap_or_default();
-            out.extend(config.environments.iter().map(|e| (e.clone(), "environment")));
-            let prefix = &config.branches.env_prefix;
-            let local = strip(&format!("refs/heads/{prefix}"), refs(&format!("refs/heads/{prefix}*")));
-            let remote: Vec<String> = refs("refs/remotes/*")
-                .into_iter()
-                .filter_map(|n| {
-                    let (_remote, branch) = n.strip_prefix("refs/remotes/")?.split_once('/')?;
-                    branch.strip_prefix(prefix.as_str()).map(String::from)
-                })
-                .collect();
-            out.extend(local.into_iter().chain(remote).map(|e| (e, "environment")));
-        }
-        Names::Remotes => {
-            if let Ok(remotes) = git.remotes() {
-                out.extend(remotes.iter().flatten().map(|r| (r.to_string(), "remote")));
-            }
-        }
-    }
-    let mut seen = std::collections::BTreeSet::new();
-    out.retain(|(name, _)| seen.insert(name.clone()));
-    out.into_iter().map(|(name, what)| CompletionCandidate::new(name).help(Some(what.into()))).collect()
+    names(&git, kind)
+        .into_iter()
+        .map(|(name, what)| CompletionCandidate::new(name).help(Some(what.into())))
+        .collect()
 }
 
 /// The folder the command line being completed runs in: its `-C DIR` (the last one, relative to

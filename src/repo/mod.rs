@@ -4,6 +4,7 @@
 pub mod lfs_tree;
 pub mod lineage_walk;
 pub mod lock;
+pub mod names;
 pub mod refs;
 pub mod trailers;
 pub mod transaction;
