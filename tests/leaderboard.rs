@@ -243,7 +243,8 @@ fn runs_shows_differing_params_and_ranks_runs_on_other_validation_data_apart() {
     );
     r.expect(
         "runs-sort-loss.txt",
-        &r.mlgit(&r.repo, &["runs", "--sort", "loss", "--goal", "min", "-n", "3"]),
+        // A loss ranks lowest first without --goal, though tracking.goal (for accuracy) is max.
+        &r.mlgit(&r.repo, &["runs", "--sort", "loss", "-n", "3"]),
     );
 
     // main's README.md is the same table, with each tag linked to its run file.
@@ -300,6 +301,13 @@ fn runs_refuses_unknown_where_fields_and_columns() {
         (vec!["runs", "--where", "lr~0.1"], "--where 'lr~0.1': no comparison operator", "< <= > >= = == !="),
         (vec!["runs", "--where", "model<forest"], "'<' compares numbers, and 'forest' is not one", "= or !="),
         (vec!["runs", "--columns", "tag,f1"], "--columns: no column 'f1'", "the metrics (accuracy, loss)"),
+        (vec!["runs", "--columns", ","], "--columns ',' names no column", "--columns tag,lr,accuracy"),
+        (vec!["runs", "--where", "accuracy!=nan"], "'nan' is not a finite number", "finite number"),
+        (
+            vec!["diff", "main", "model-v1", "--metrics"],
+            "--metrics: main has no tracking record (tracking/run.json): not a snapshot",
+            "compare snapshot tags",
+        ),
     ] {
         let out = r.env.mlgit(&r.repo, &args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
@@ -309,6 +317,13 @@ fn runs_refuses_unknown_where_fields_and_columns() {
     // The reference stays the newest run even when the conditions leave it out.
     let older = r.mlgit(&r.repo, &["runs", "--where", "tag!=model-v4", "--columns", "#,tag"]);
     assert!(older.starts_with("#  tag\n*  model-v2\n*  model-v3\n*  model-v1\n* evaluated on other data than the newest run, model-v4 ("), "{older}");
+    let one = r.mlgit(&r.repo, &["runs", "--where", "tag=model-v2"]);
+    assert!(
+        one.ends_with(
+            "1 of 4 runs on main (1 meets the --where conditions), ranked by accuracy (highest first).\n"
+        ),
+        "{one}"
+    );
     let none = r.mlgit(&r.repo, &["runs", "--where", "accuracy>0.99"]);
     assert_eq!(none, "None of the 4 runs on main meets the --where conditions.\n");
 }

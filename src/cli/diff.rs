@@ -4,7 +4,7 @@ use mlgit::data::diff::{diff, Changes, Counts, DiffOptions, DiffOutcome, Metrics
 use mlgit::data::split::SPLITS;
 use mlgit::snapshot::record::Evaluation;
 use mlgit::tracking::format_metric;
-use mlgit::tracking::leaderboard::{to_text, Table, TableRow};
+use mlgit::tracking::leaderboard::{terminal_text, to_text, Table, TableRow};
 
 use super::status::human_bytes;
 use super::Ctx;
@@ -61,6 +61,21 @@ fn value(v: &Option<serde_json::Value>) -> String {
     }
 }
 
+/// A change to 6 significant digits: binary noise goes (0.86 - 0.81 = 0.04999999999999993 shows
+/// +0.05) and a tiny change stays visible (1e-10 → 3e-10 shows +2e-10); JSON keeps the exact
+/// value. A difference too large for a float (no delta) is just "changed".
+fn signed_delta(d: f64) -> String {
+    let rounded: f64 = format!("{d:.5e}").parse().unwrap_or(d);
+    if !rounded.is_finite() {
+        return "changed".into();
+    }
+    // Very small or large changes in exponent form (+2e-10), not 14 zeros.
+    if rounded != 0.0 && (rounded.abs() < 1e-4 || rounded.abs() >= 1e15) {
+        return format!("{rounded:+e}");
+    }
+    format!("{rounded:+}")
+}
+
 /// One aligned table of params or metrics: name, A, B and the change.
 fn table(kind: &str, o: &DiffOutcome, rows: &[ValueRow]) -> String {
     if rows.is_empty() {
@@ -68,8 +83,7 @@ fn table(kind: &str, o: &DiffOutcome, rows: &[ValueRow]) -> String {
     }
     let delta = |r: &ValueRow| match r.delta {
         _ if !r.changed => String::new(),
-        // Round away binary noise (0.86 - 0.81 = 0.04999999999999993); JSON keeps the exact value.
-        Some(d) => format!("{:+}", (d * 1e9).round() / 1e9),
+        Some(d) => signed_delta(d),
         None => "changed".into(),
     };
     // Metrics as the leaderboard prints them (253, not 253.0; 4 decimals); JSON keeps them exact.
@@ -88,14 +102,17 @@ fn table(kind: &str, o: &DiffOutcome, rows: &[ValueRow]) -> String {
             })
             .collect(),
         footnote: None,
+        links: None,
     };
     to_text(&t)
 }
 
+/// A record's evaluation in words; the split name comes from the training's metrics file, so
+/// control characters in it are shown escaped, as in the tables.
 fn evaluation(e: &Option<Evaluation>) -> String {
     match e {
-        Some(Evaluation { split, rows: Some(n), .. }) => format!("{split} ({n} rows)"),
-        Some(e) => e.split.clone(),
+        Some(Evaluation { split, rows: Some(n), .. }) => format!("{} ({n} rows)", terminal_text(split)),
+        Some(e) => terminal_text(&e.split),
         None => "not recorded".into(),
     }
 }

@@ -1,7 +1,7 @@
 //! `mlgit runs`: the leaderboard of the runs merged into main.
 
 use mlgit::config::Goal;
-use mlgit::tracking::leaderboard::{to_csv, to_markdown, to_text};
+use mlgit::tracking::leaderboard::{to_csv, to_markdown, to_text, Style};
 use mlgit::tracking::runs::{runs, RunsOptions, RunsOutcome};
 
 use super::Ctx;
@@ -11,6 +11,7 @@ use super::Ctx;
 /// Reads main's committed tracking (tracking/runs/), so it shows what `mlgit merge-tracking` has
 /// merged, whatever is checked out. Runs are ranked by tracking.primary_metric of mlgit.yaml
 /// (tracking.goal says whether higher or lower is better) unless --sort names another metric.
+/// The params are those the training reported plus unreported `train-tag --set` overrides.
 /// The params that differ between runs are columns. Runs evaluated on other data than the newest
 /// run (another validation split or size) are not comparable with it: they are listed after the
 /// others, marked `*`, ranked among themselves, and a footnote says what they were evaluated on.
@@ -19,7 +20,9 @@ pub struct Args {
     /// Rank by this metric (default: tracking.primary_metric).
     #[arg(long, value_name = "METRIC")]
     pub sort: Option<String>,
-    /// Whether the best value is the highest or the lowest (default: tracking.goal).
+    /// Whether the best value is the highest or the lowest (default: tracking.goal for the
+    /// primary metric; for another --sort metric, min when named like loss, error, rmse, mae…,
+    /// else max).
     #[arg(long, value_enum)]
     pub goal: Option<GoalArg>,
     /// Show only the N best runs.
@@ -72,8 +75,8 @@ pub fn run(args: Args, ctx: &Ctx) -> mlgit::Result<i32> {
     };
     let outcome = runs(&repo, &opts)?;
     ctx.printer.result("runs", &outcome, |o| match args.format {
-        Format::Csv => to_csv(&o.board.table(false)),
-        Format::Markdown => to_markdown(&o.board.table(false)),
+        Format::Csv => to_csv(&o.board.table(Style::Csv)),
+        Format::Markdown => to_markdown(&o.board.table(Style::Markdown)),
         _ => render(o),
     });
     Ok(0)
@@ -90,10 +93,11 @@ fn render(o: &RunsOutcome) -> String {
     if b.matched == 0 {
         return format!("None of the {} runs on {} meets the --where conditions.\n", b.total, o.rev);
     }
-    let mut s = to_text(&b.table(false));
+    let mut s = to_text(&b.table(Style::Text));
     let best = if b.goal == Goal::Max { "highest" } else { "lowest" };
     let meet = if b.matched < b.total {
-        format!(" ({} meet the --where conditions)", b.matched)
+        let verb = if b.matched == 1 { "meets" } else { "meet" };
+        format!(" ({} {verb} the --where conditions)", b.matched)
     } else {
         String::new()
     };

@@ -18,7 +18,7 @@ use crate::snapshot::record::Evaluation;
 use crate::snapshot::RUN_RECORD;
 use crate::store::Pointer;
 use crate::tracking::entry_of;
-use crate::tracking::leaderboard::{comparable, flatten_params};
+use crate::tracking::leaderboard::{comparable, effective_params, flatten_params, same_value};
 
 #[derive(Debug, Clone, Default)]
 pub struct DiffOptions {
@@ -362,10 +362,15 @@ fn run_record(git: &Repository, rev: &str, tree: Oid) -> Result<Option<serde_jso
 fn metrics_diff(git: &Repository, a: (&str, Oid), b: (&str, Oid)) -> Result<MetricsDiff> {
     let ra = run_record(git, a.0, a.1)?;
     let rb = run_record(git, b.0, b.1)?;
-    if ra.is_none() && rb.is_none() {
+    // One side without a record would show every value as added or removed, and "different
+    // data": nothing to compare, so say which side is not a snapshot.
+    let missing: Vec<&str> =
+        [(a.0, &ra), (b.0, &rb)].iter().filter(|(_, r)| r.is_none()).map(|(n, _)| *n).collect();
+    if !missing.is_empty() {
         return Err(Error::not_found(format!(
-            "--metrics: neither {} nor {} has a tracking record ({RUN_RECORD})",
-            a.0, b.0
+            "--metrics: {} {} no tracking record ({RUN_RECORD}): not a snapshot",
+            missing.join(" and "),
+            if missing.len() == 1 { "has" } else { "have" }
         ))
         .with_hint("compare snapshot tags (made by `mlgit train-tag`); list them with `mlgit status`"));
     }
@@ -374,7 +379,9 @@ fn metrics_diff(git: &Repository, a: (&str, Oid), b: (&str, Oid)) -> Result<Metr
         |r: &Option<serde_json::Value>| r.as_ref().map(|v| entry_of(&tag(r).unwrap_or_default(), v, None));
     let (ea, eb) = (entry(&ra), entry(&rb));
     let (ta, tb) = (tag(&ra), tag(&rb));
-    let mut params = rows(&ra, &rb, "params");
+    let effective =
+        |e: &Option<crate::tracking::RunEntry>| e.as_ref().map(effective_params).unwrap_or_default();
+    let mut params = rows(effective(&ea), effective(&eb));
     // A param that is just each run's own tag (train.sh's `tag`, a run name) differs by
     // construction and says nothing; `mlgit runs` leaves it out too.
     let own_tag = |v: &Option<serde_json::Value>, t: &Option<String>| {
@@ -387,7 +394,7 @@ fn metrics_diff(git: &Repository, a: (&str, Oid), b: (&str, Oid)) -> Result<Metr
         a_tag: tag(&ra),
         b_tag: tag(&rb),
         params,
-        metrics: rows(&ra, &rb, "metrics"),
+        metrics: rows(values(&ra, "metrics"), values(&rb, "metrics")),
         comparable: match (&ea, &eb) {
             (Some(x), Some(y)) => comparable(x, y),
             _ => false,
@@ -397,11 +404,13 @@ fn metrics_diff(git: &Repository, a: (&str, Oid), b: (&str, Oid)) -> Result<Metr
     })
 }
 
-fn rows(a: &Option<serde_json::Value>, b: &Option<serde_json::Value>, field: &str) -> Vec<ValueRow> {
-    let obj = |r: &Option<serde_json::Value>| {
-        r.as_ref().and_then(|v| v.get(field)).map(flatten_params).unwrap_or_default()
-    };
-    let (oa, ob) = (obj(a), obj(b));
+/// A record's `field` object, flattened.
+fn values(r: &Option<serde_json::Value>, field: &str) -> BTreeMap<String, serde_json::Value> {
+    r.as_ref().and_then(|v| v.get(field)).map(flatten_params).unwrap_or_default()
+}
+
+/// Params or metrics side by side; numbers equal by value (10 and 10.0) are unchanged.
+fn rows(oa: BTreeMap<String, serde_json::Value>, ob: BTreeMap<String, serde_json::Value>) -> Vec<ValueRow> {
     let mut keys: Vec<&String> = oa.keys().chain(ob.keys()).collect();
     keys.sort();
     keys.dedup();
@@ -409,10 +418,15 @@ fn rows(a: &Option<serde_json::Value>, b: &Option<serde_json::Value>, field: &st
         .map(|k| {
             let (x, y) = (oa.get(k).cloned(), ob.get(k).cloned());
             let delta = match (x.as_ref().and_then(|v| v.as_f64()), y.as_ref().and_then(|v| v.as_f64())) {
-                (Some(x), Some(y)) => Some(y - x),
+                // Far apart huge values overflow: no delta rather than an infinite one.
+                (Some(x), Some(y)) => Some(y - x).filter(|d| d.is_finite()),
                 _ => None,
             };
-            ValueRow { key: k.clone(), changed: x != y, a: x, b: y, delta }
+            let changed = match (&x, &y) {
+                (Some(x), Some(y)) => !same_value(x, y),
+                (x, y) => x.is_some() != y.is_some(),
+            };
+            ValueRow { key: k.clone(), changed, a: x, b: y, delta }
         })
         .collect()
 }
@@ -436,11 +450,11 @@ mod tests {
     fn metric_rows_pair_keys_and_compute_deltas() {
         let a = Some(serde_json::json!({"metrics": {"acc": 0.5, "loss": 1}, "params": {"lr": "x"}}));
         let b = Some(serde_json::json!({"metrics": {"acc": 0.75, "f1": 0.2}}));
-        let r = rows(&a, &b, "metrics");
+        let r = rows(values(&a, "metrics"), values(&b, "metrics"));
         let keys: Vec<&str> = r.iter().map(|r| r.key.as_str()).collect();
         assert_eq!(keys, ["acc", "f1", "loss"]);
         assert_eq!(r[0].delta, Some(0.25));
         assert_eq!(r[1].delta, None);
-        assert_eq!(rows(&a, &b, "params")[0].b, None);
+        assert_eq!(rows(values(&a, "params"), values(&b, "params"))[0].b, None);
     }
 }

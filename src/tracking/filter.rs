@@ -79,6 +79,16 @@ impl Filter {
             ))
             .with_hint("use = or != to compare text"));
         }
+        // Rust reads `nan`, `inf` and `infinity` as numbers, with which nothing compares: refuse them
+        // rather than list no run.
+        if value.parse::<f64>().is_ok_and(|v| !v.is_finite()) {
+            return Err(Error::invalid(format!(
+                "--where '{text}': '{value}' is not a finite number, and nothing compares with it"
+            ))
+            .with_hint(
+                "compare with a finite number; runs with a NaN or infinite metric are listed without --where",
+            ));
+        }
         let field = match name {
             "tag" => Field::Tag,
             "branch" => Field::Branch,
@@ -204,5 +214,8 @@ mod tests {
         assert!(Filter::parse("lr<fast").unwrap_err().message().contains("compares numbers"));
         assert!(Filter::parse("lr!0.1").unwrap_err().message().contains("followed by '='"));
         assert!(Filter::parse("<0.1").unwrap_err().message().contains("a name and a value"));
+        for bad in ["accuracy!=nan", "lr<inf", "lr=-Infinity"] {
+            assert!(Filter::parse(bad).unwrap_err().message().contains("not a finite number"), "{bad}");
+        }
     }
 }

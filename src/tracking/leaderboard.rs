@@ -96,7 +96,22 @@ const FIXED: [(&str, Column); 7] = [
     ("branch", Column::Branch),
 ];
 
-/// A rendered leaderboard: cells as text, ready for any format.
+/// What a table is rendered for: cells differ only where a format needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// Aligned text for a terminal ([`to_text`]).
+    Text,
+    /// CSV ([`to_csv`]): full commit ids, which no CSV reader takes for a number (`45e5218` is
+    /// 4.5e5218 to pandas).
+    Csv,
+    /// A Markdown table ([`to_markdown`]).
+    Markdown,
+    /// The Markdown table of `tracking/README.md`: each tag links to its run file.
+    Readme,
+}
+
+/// A rendered leaderboard: cells as plain (unescaped) text, ready for any format; each renderer
+/// escapes them for its output.
 #[derive(Debug, Clone)]
 pub struct Table {
     pub header: Vec<String>,
@@ -105,6 +120,8 @@ pub struct Table {
     pub rows: Vec<TableRow>,
     /// Why some rows are ranked apart (None when every row is comparable).
     pub footnote: Option<Footnote>,
+    /// The column whose cells (tags) [`to_markdown`] links to `runs/<tag>.json`.
+    pub links: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -128,7 +145,7 @@ pub fn build(runs: Vec<RunEntry>, opts: &BoardOptions) -> Result<Leaderboard> {
         evaluation: r.evaluation.clone(),
         split_commit: r.data.get("split").cloned(),
     });
-    let mut flat: Vec<BTreeMap<String, Value>> = runs.iter().map(|r| flatten_params(&r.params)).collect();
+    let mut flat: Vec<BTreeMap<String, Value>> = runs.iter().map(effective_params).collect();
     // A param that is the run's own tag (a run name set to it) differs in every run and says nothing.
     let own_tag = |k: &String| {
         runs.iter().zip(&flat).all(|(r, p)| p.get(k).map_or(true, |v| v.as_str() == Some(r.tag.as_str())))
@@ -174,24 +191,47 @@ pub fn build(runs: Vec<RunEntry>, opts: &BoardOptions) -> Result<Leaderboard> {
     })
 }
 
-/// Newer by `created_at`, then by tag (the order `read_runs` lists).
+/// Newer by `created_at` as an instant (records keep the trainer's UTC offset, so their text does
+/// not sort by time), then by tag.
 fn newer(a: &RunEntry, b: &RunEntry) -> std::cmp::Ordering {
-    a.created_at.cmp(&b.created_at).then_with(|| a.tag.cmp(&b.tag))
+    by_time(a.created_at.as_deref(), b.created_at.as_deref()).then_with(|| a.tag.cmp(&b.tag))
 }
 
-/// Whether two runs' metrics were measured on the same data: the same split and content when both
-/// records say (`evaluation`), else the same split commit; runs that record neither are assumed
-/// comparable, as they always were.
-pub fn comparable(a: &RunEntry, b: &RunEntry) -> bool {
-    let eval = |r: &RunEntry| {
-        r.evaluation.as_ref().filter(|e| e.data.is_some()).map(|e| (e.split.clone(), e.data.clone()))
-    };
-    if let (Some(x), Some(y)) = (eval(a), eval(b)) {
-        return x == y;
+/// Order two `created_at` values by the instant they name; a value that is not RFC 3339 sorts
+/// before every parsed one (by its text among its kind).
+pub fn by_time(a: Option<&str>, b: Option<&str>) -> std::cmp::Ordering {
+    let parse = |s: Option<&str>| s.and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
+    match (parse(a), parse(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Greater,
+        (None, Some(_)) => std::cmp::Ordering::Less,
+        (None, None) => a.cmp(&b),
     }
-    match (a.data.get("split"), b.data.get("split")) {
-        (Some(x), Some(y)) => x == y,
-        _ => true,
+}
+
+/// Whether two runs' metrics were measured on the same data. When both records say what they were
+/// evaluated on: the same split name, the same size when both sizes are known, and the same data
+/// tree — a split with no data in the repository (an outside hold-out set) is only comparable with
+/// runs of that split name trained from the same split commit. A record that says nothing about
+/// its evaluation (written before it existed) is unknown: comparable only with other such records
+/// of the same split commit, never with one that does say.
+pub fn comparable(a: &RunEntry, b: &RunEntry) -> bool {
+    let split = |r: &RunEntry| r.data.get("split").cloned();
+    match (&a.evaluation, &b.evaluation) {
+        (Some(x), Some(y)) => {
+            let rows = match (x.rows, y.rows) {
+                (Some(m), Some(n)) => m == n,
+                _ => true,
+            };
+            let data = match (&x.data, &y.data) {
+                (Some(m), Some(n)) => m == n,
+                (None, None) => split(a) == split(b),
+                _ => false,
+            };
+            x.split == y.split && rows && data
+        }
+        (None, None) => split(a) == split(b),
+        _ => false,
     }
 }
 
@@ -255,25 +295,78 @@ fn reference_entry(x: &Reference) -> RunEntry {
     }
 }
 
-/// Params with nested objects flattened to dotted keys (`opt.lr`); not an object: none.
+/// Params with nested objects flattened to dotted keys (`opt.lr`); not an object: none. When a
+/// key that holds a dot (`"opt.lr"`, as MLflow-style params are named) would flatten to the same
+/// name as a nested one (`opt: {lr}`), its dotted parts are quoted (`"opt.lr"`) so both stay.
 pub fn flatten_params(params: &Value) -> BTreeMap<String, Value> {
-    fn walk(prefix: &str, v: &Value, out: &mut BTreeMap<String, Value>) {
+    fn walk(path: &mut Vec<String>, v: &Value, out: &mut Vec<(Vec<String>, Value)>) {
         match v {
-            Value::Object(map) if !map.is_empty() || prefix.is_empty() => {
+            Value::Object(map) if !map.is_empty() || path.is_empty() => {
                 for (k, v) in map {
-                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-                    walk(&key, v, out);
+                    path.push(k.clone());
+                    walk(path, v, out);
+                    path.pop();
                 }
             }
-            _ if prefix.is_empty() => {}
-            _ => {
-                out.insert(prefix.to_string(), v.clone());
-            }
+            _ if path.is_empty() => {}
+            _ => out.push((path.clone(), v.clone())),
         }
     }
+    let mut leaves = Vec::new();
+    walk(&mut Vec::new(), params, &mut leaves);
+    let plain = |p: &[String]| p.join(".");
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for (p, _) in &leaves {
+        *count.entry(plain(p)).or_default() += 1;
+    }
     let mut out = BTreeMap::new();
-    walk("", params, &mut out);
+    for (p, v) in leaves {
+        let name = plain(&p);
+        let key = if count[&name] > 1 && p.iter().any(|k| k.contains('.')) {
+            p.iter()
+                .map(|k| if k.contains('.') { format!("\"{k}\"") } else { k.clone() })
+                .collect::<Vec<_>>()
+                .join(".")
+        } else {
+            name
+        };
+        out.entry(key).or_insert(v);
+    }
     out
+}
+
+/// A run's params as shown and compared: the params its training reported, plus each
+/// `train-tag --set` override whose key the training did not report (a training that only reads
+/// `$MLGIT_PARAMS` reports none).
+pub fn effective_params(run: &RunEntry) -> BTreeMap<String, Value> {
+    let mut flat = flatten_params(&run.params);
+    for (k, v) in &run.overrides {
+        let nested = match v {
+            Value::Object(_) => flatten_params(v).into_iter().map(|(c, v)| (format!("{k}.{c}"), v)).collect(),
+            _ => vec![(k.clone(), v.clone())],
+        };
+        for (k, v) in nested {
+            flat.entry(k).or_insert(v);
+        }
+    }
+    flat
+}
+
+/// Whether two param values are the same: numbers by value (`10` and `10.0`, as Python writes a
+/// float), arrays and objects element by element, anything else exactly.
+pub fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            x == y || x.as_f64().zip(y.as_f64()).is_some_and(|(x, y)| x == y)
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_value(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
+        }
+        _ => a == b,
+    }
 }
 
 /// The params whose value (or absence) is not the same in every run.
@@ -283,7 +376,10 @@ fn differing(flats: &[BTreeMap<String, Value>], names: &[String]) -> Vec<String>
         .filter(|k| {
             let mut values = flats.iter().map(|p| p.get(*k));
             let first = values.next().flatten();
-            values.any(|v| v != first)
+            values.any(|v| match (v, first) {
+                (Some(x), Some(y)) => !same_value(x, y),
+                (x, y) => x.is_some() != y.is_some(),
+            })
         })
         .cloned()
         .collect()
@@ -300,7 +396,7 @@ fn default_columns(params: &[String], metrics: &[String]) -> Vec<Column> {
 /// `params.X`, `metrics.X`, or a bare metric (else param) name.
 fn chosen_columns(names: &[String], metrics: &[String], params: &[String]) -> Result<Vec<Column>> {
     let known = |list: &[String], n: &str| list.iter().any(|k| k == n);
-    names
+    let cols = names
         .iter()
         .flat_map(|n| n.split(','))
         .map(str::trim)
@@ -324,13 +420,26 @@ fn chosen_columns(names: &[String], metrics: &[String], params: &[String]) -> Re
                 ))),
             }
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    if cols.is_empty() {
+        return Err(Error::invalid(format!("--columns '{}' names no column", names.join(",")))
+            .with_hint("name the columns, comma-separated, e.g. `--columns tag,lr,accuracy`"));
+    }
+    Ok(cols)
 }
 
-/// A column's title: a param named like a metric or a fixed column keeps its `params.` prefix.
+/// A column's title: a param named like a metric, a fixed column or the CSV's own `comparable`
+/// column keeps its `params.` prefix, so every title names one column.
 fn header(c: &Column, metrics: &[String]) -> String {
     match c {
-        Column::Param(p) if metrics.contains(p) || FIXED.iter().any(|(n, _)| n == p) => format!("params.{p}"),
+        Column::Param(p)
+            if metrics.contains(p)
+                || p == "comparable"
+                || p == "rank"
+                || FIXED.iter().any(|(n, _)| n == p) =>
+        {
+            format!("params.{p}")
+        }
         Column::Param(p) | Column::Metric(p) => p.clone(),
         _ => FIXED.iter().find(|(_, col)| col == c).map(|(n, _)| n.to_string()).unwrap_or_default(),
     }
@@ -369,6 +478,15 @@ fn describe(evaluation: Option<&Evaluation>, split_commit: Option<&String>) -> S
     }
 }
 
+/// A `created_at` in UTC to the minute (records keep the trainer's offset: local times of
+/// machines in different zones would not read in order).
+fn date_cell(d: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(d) {
+        Ok(t) => t.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M").to_string(),
+        Err(_) => d.get(..16).unwrap_or(d).replace('T', " "),
+    }
+}
+
 fn param_cell(v: Option<&Value>) -> String {
     match v {
         None => "-".into(),
@@ -378,8 +496,8 @@ fn param_cell(v: Option<&Value>) -> String {
 }
 
 impl Leaderboard {
-    /// The table's cells; `links` makes each tag a Markdown link to its run file (in README.md).
-    pub fn table(&self, links: bool) -> Table {
+    /// The table's cells for one output.
+    pub fn table(&self, style: Style) -> Table {
         let numeric = self
             .cols
             .iter()
@@ -393,27 +511,27 @@ impl Leaderboard {
             .runs
             .iter()
             .map(|r| TableRow {
-                cells: self.cols.iter().map(|c| self.cell(r, c, links)).collect(),
+                cells: self.cols.iter().map(|c| self.cell(r, c, style)).collect(),
                 comparable: r.comparable,
             })
             .collect();
-        Table { header: self.columns.clone(), numeric, rows, footnote: self.footnote() }
+        let links =
+            (style == Style::Readme).then(|| self.cols.iter().position(|c| *c == Column::Tag)).flatten();
+        Table { header: self.columns.clone(), numeric, rows, footnote: self.footnote(), links }
     }
 
-    fn cell(&self, r: &RankedRun, c: &Column, links: bool) -> String {
+    fn cell(&self, r: &RankedRun, c: &Column, style: Style) -> String {
         let run = &r.run;
         let or_dash = |s: Option<&str>| s.map(str::to_string).unwrap_or_else(|| "-".into());
+        let id = |s: &str| if style == Style::Csv { s.to_string() } else { short(s).to_string() };
         match c {
             Column::Rank if r.comparable => r.rank.to_string(),
             Column::Rank => "*".into(),
-            Column::Tag if links => format!("[{}](runs/{}.json)", run.tag, run.tag),
             Column::Tag => run.tag.clone(),
-            Column::Date => {
-                or_dash(run.created_at.as_deref().map(|d| d.get(..16).unwrap_or(d))).replace('T', " ")
-            }
-            Column::Data => or_dash(run.data.get("split").map(|c| short(c))),
+            Column::Date => or_dash(run.created_at.as_deref().map(date_cell).as_deref()),
+            Column::Data => or_dash(run.data.get("split").map(|c| id(c)).as_deref()),
             Column::Eval => eval_cell(run),
-            Column::Commit => or_dash(run.commit.as_deref().map(short)),
+            Column::Commit => or_dash(run.commit.as_deref().map(id).as_deref()),
             Column::Branch => or_dash(run.branch.as_deref()),
             Column::Param(p) => param_cell(r.flat.get(p)),
             Column::Metric(m) => run.metrics.get(m).map(|v| format_metric(*v)).unwrap_or_else(|| "-".into()),
@@ -447,9 +565,47 @@ impl Leaderboard {
     }
 }
 
+/// Text as a terminal shows it: control characters (escape sequences, newlines) and invisible
+/// Unicode formatting (bidirectional overrides, line separators) written as escapes (`\n`,
+/// `\u{1b}`), so a record cannot drive the viewer's terminal or break a row.
+pub fn terminal_text(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            _ if c.is_control() => c.escape_default().to_string(),
+            '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}' => {
+                c.escape_unicode().to_string()
+            }
+            _ => c.to_string(),
+        })
+        .collect()
+}
+
+/// Text as a Markdown (GitHub) table cell shows it literally: [`terminal_text`] (one line), then
+/// `<`, `>`, `&` as HTML entities and a backslash before every other character Markdown acts on,
+/// so params cannot add HTML, links, images, emphasis or math to the page, nor end the cell.
+pub fn markdown_text(s: &str) -> String {
+    let mut out = String::new();
+    for c in terminal_text(s).chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            _ if "\\`*_[]|~!$".contains(c) => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// Aligned columns, numbers on the right, then the footnote.
 pub fn to_text(t: &Table) -> String {
-    let all = std::iter::once(&t.header).chain(t.rows.iter().map(|r| &r.cells));
+    let esc = |row: &Vec<String>| row.iter().map(|c| terminal_text(c)).collect::<Vec<_>>();
+    let rows: Vec<Vec<String>> =
+        std::iter::once(esc(&t.header)).chain(t.rows.iter().map(|r| esc(&r.cells))).collect();
+    let all = rows.iter();
     let mut widths = vec![0; t.header.len()];
     for row in all.clone() {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -473,10 +629,10 @@ pub fn to_text(t: &Table) -> String {
         s.push('\n');
     }
     if let Some(f) = &t.footnote {
-        s.push_str(&f.text);
+        s.push_str(&terminal_text(&f.text));
         s.push_str(":\n");
         for g in &f.groups {
-            s.push_str(&format!("  {g}\n"));
+            s.push_str(&format!("  {}\n", terminal_text(g)));
         }
     }
     s
@@ -505,22 +661,41 @@ pub fn to_csv(t: &Table) -> String {
 
 /// A Markdown (GitHub) table, then the footnote as a paragraph and a list.
 pub fn to_markdown(t: &Table) -> String {
-    let esc = |v: &str| v.replace('|', "\\|");
+    let esc = markdown_text;
     let mut s = format!("| {} |\n|", t.header.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" | "));
     for n in &t.numeric {
         s.push_str(if *n { "---:|" } else { "---|" });
     }
     s.push('\n');
     for r in &t.rows {
-        s.push_str(&format!("| {} |\n", r.cells.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")));
+        let cells: Vec<String> = r
+            .cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match t.links {
+                Some(l) if l == i => format!("[{}](runs/{}.json)", esc(c), url_path(c)),
+                _ => esc(c),
+            })
+            .collect();
+        s.push_str(&format!("| {} |\n", cells.join(" | ")));
     }
     if let Some(f) = &t.footnote {
-        s.push_str(&format!("\n\\{}:\n\n", esc(&f.text)));
+        s.push_str(&format!("\n{}:\n\n", esc(&f.text)));
         for g in &f.groups {
             s.push_str(&format!("- {}\n", esc(g)));
         }
     }
     s
+}
+
+/// A tag as a relative link's path: anything but letters, digits and `-._/` percent-encoded.
+fn url_path(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// The generated `tracking/README.md`: the table `mlgit runs --format markdown` prints, with each
@@ -541,7 +716,7 @@ pub fn readme(board: &Leaderboard) -> String {
         s.push_str("No runs yet.\n");
         return s;
     }
-    s.push_str(&to_markdown(&board.table(true)));
+    s.push_str(&to_markdown(&board.table(Style::Readme)));
     s
 }
 
@@ -591,7 +766,7 @@ mod tests {
         ];
         let board = build(runs, &opts()).unwrap();
         assert_eq!(board.params, ["model", "opt.lr"]);
-        let t = board.table(false);
+        let t = board.table(Style::Text);
         assert_eq!(t.header, ["#", "tag", "date", "data", "eval", "model", "opt.lr", "accuracy"]);
         let tags: Vec<(&str, &str)> =
             t.rows.iter().map(|r| (r.cells[0].as_str(), r.cells[1].as_str())).collect();
@@ -611,7 +786,7 @@ mod tests {
             ),
             "{csv}"
         );
-        assert!(to_markdown(&board.table(true)).contains("| * | [m-v2](runs/m-v2.json) |"));
+        assert!(to_markdown(&board.table(Style::Readme)).contains(r"| \* | [m-v2](runs/m-v2.json) |"));
     }
 
     #[test]
@@ -627,7 +802,7 @@ mod tests {
         };
         let board = build(runs.clone(), &o).unwrap();
         assert_eq!((board.total, board.matched), (2, 1));
-        let t = board.table(false);
+        let t = board.table(Style::Text);
         assert_eq!(t.header, ["tag", "lr", "accuracy"]);
         assert_eq!(t.rows[0].cells, ["b", "0.01", "0.9"]);
         let bad = BoardOptions { columns: Some(vec!["f1".into()]), ..opts() };
@@ -642,7 +817,8 @@ mod tests {
         assert!(comparable(&a, &b));
         a.data.insert("split".into(), "b".repeat(40));
         assert!(!comparable(&a, &b));
+        // Unknown data is not silently taken for known data.
         a.data.clear();
-        assert!(comparable(&a, &b));
+        assert!(!comparable(&a, &b));
     }
 }

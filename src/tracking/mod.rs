@@ -220,7 +220,9 @@ pub fn read_runs(git: &Repository, tree: Oid, known: &BTreeMap<String, String>) 
         });
         out.push(entry_of(&tag, &record, commit));
     }
-    out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.tag.cmp(&b.tag)));
+    out.sort_by(|a, b| {
+        leaderboard::by_time(a.created_at.as_deref(), b.created_at.as_deref()).then_with(|| a.tag.cmp(&b.tag))
+    });
     Ok(out)
 }
 
@@ -236,11 +238,13 @@ pub fn rank(runs: &mut [RunEntry], metric: &str, goal: Goal) {
             (Some(x), Some(y)) => {
                 let ord = x.partial_cmp(y).unwrap_or(std::cmp::Ordering::Equal);
                 let ord = if goal == Goal::Max { ord.reverse() } else { ord };
-                ord.then_with(|| a.created_at.cmp(&b.created_at)).then_with(|| a.tag.cmp(&b.tag))
+                ord.then_with(|| leaderboard::by_time(a.created_at.as_deref(), b.created_at.as_deref()))
+                    .then_with(|| a.tag.cmp(&b.tag))
             }
             (Some(_), None) => std::cmp::Ordering::Less,
             (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => a.created_at.cmp(&b.created_at).then_with(|| a.tag.cmp(&b.tag)),
+            (None, None) => leaderboard::by_time(a.created_at.as_deref(), b.created_at.as_deref())
+                .then_with(|| a.tag.cmp(&b.tag)),
         }
     });
 }
