@@ -487,11 +487,10 @@ fn date_cell(d: &str) -> String {
     }
 }
 
-fn param_cell(v: Option<&Value>) -> String {
+fn param_cell(v: &Value) -> String {
     match v {
-        None => "-".into(),
-        Some(Value::String(s)) => s.clone(),
-        Some(v) => v.to_string(),
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
     }
 }
 
@@ -522,19 +521,28 @@ impl Leaderboard {
 
     fn cell(&self, r: &RankedRun, c: &Column, style: Style) -> String {
         let run = &r.run;
-        let or_dash = |s: Option<&str>| s.map(str::to_string).unwrap_or_else(|| "-".into());
-        let id = |s: &str| if style == Style::Csv { s.to_string() } else { short(s).to_string() };
+        let csv = style == Style::Csv;
+        // CSV is read by programs: nothing for a missing value (pandas' NaN, not the text "-"),
+        // full ids and exact metric values.
+        let missing = if csv { "" } else { "-" };
+        let or_dash = |s: Option<&str>| s.unwrap_or(missing).to_string();
+        let id = |s: &str| if csv { s.to_string() } else { short(s).to_string() };
         match c {
             Column::Rank if r.comparable => r.rank.to_string(),
             Column::Rank => "*".into(),
             Column::Tag => run.tag.clone(),
             Column::Date => or_dash(run.created_at.as_deref().map(date_cell).as_deref()),
             Column::Data => or_dash(run.data.get("split").map(|c| id(c)).as_deref()),
+            Column::Eval if run.evaluation.is_none() => missing.to_string(),
             Column::Eval => eval_cell(run),
             Column::Commit => or_dash(run.commit.as_deref().map(id).as_deref()),
             Column::Branch => or_dash(run.branch.as_deref()),
-            Column::Param(p) => param_cell(r.flat.get(p)),
-            Column::Metric(m) => run.metrics.get(m).map(|v| format_metric(*v)).unwrap_or_else(|| "-".into()),
+            Column::Param(p) => r.flat.get(p).map_or_else(|| missing.to_string(), param_cell),
+            Column::Metric(m) => match run.metrics.get(m) {
+                Some(v) if csv => v.to_string(),
+                Some(v) => format_metric(*v),
+                None => missing.to_string(),
+            },
         }
     }
 
@@ -787,6 +795,23 @@ mod tests {
             "{csv}"
         );
         assert!(to_markdown(&board.table(Style::Readme)).contains(r"| \* | [m-v2](runs/m-v2.json) |"));
+    }
+
+    #[test]
+    fn csv_leaves_missing_values_empty_and_keeps_metrics_exact() {
+        let runs = vec![
+            entry("a", "2026-01-01T00:00:00Z", json!({"lr": 0.1}), 0.123456789, None),
+            entry("b", "2026-01-02T00:00:00Z", json!({}), 0.9, None),
+        ];
+        let board = build(runs, &opts()).unwrap();
+        let csv = to_csv(&board.table(Style::Csv));
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], "#,tag,date,data,eval,lr,accuracy,comparable", "{csv}");
+        assert!(lines[1].ends_with(",,,0.9,true") && lines[1].contains(&"a".repeat(40)), "{csv}");
+        assert!(lines[2].ends_with(",0.1,0.123456789,true"), "{csv}");
+        // The terminal keeps its dashes and four decimals.
+        let text = to_text(&board.table(Style::Text));
+        assert!(text.contains("0.1235") && text.contains(" - "), "{text}");
     }
 
     #[test]
