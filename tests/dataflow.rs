@@ -749,7 +749,7 @@ fn diff_counts_files_per_split_and_compares_metrics_of_snapshots() {
     let human = f.env.mlgit_ok(&f.repo, ["diff", "model-v1", "model-v2", "--metrics"]);
     assert!(human.contains("accuracy") && human.contains("0.8") && human.contains("0.85"), "{human}");
     let err = f.mlgit_fails(&["diff", "raw", "clean", "--metrics"]);
-    assert!(err.contains("--metrics: neither raw nor clean has a tracking record"), "{err}");
+    assert!(err.contains("--metrics: raw and clean have no tracking record"), "{err}");
 
     // Lineage from the snapshots: via tracking/run.json (v1) and via the trailer (v2).
     for (tag, split, via, batches) in
