@@ -3,6 +3,8 @@
 //! that named commands which do not exist. Each runs the real binary and checks with real git.
 
 mod common;
+#[path = "common/mlgit_wheel.rs"]
+mod mlgit_wheel;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -286,6 +288,11 @@ fn isolated(env: &TestEnv, program: &str, dir: &Path) -> Command {
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("LANG", "C.UTF-8")
         .env("USER", "tester")
+        // The jobs install mlgit with pip, pinned: here from a wheel of the mlgit under test.
+        .env("MLGIT_VERSION", env!("CARGO_PKG_VERSION"))
+        .env("PIP_NO_INDEX", "1")
+        .env("PIP_FIND_LINKS", mlgit_wheel::mlgit_wheel_folder())
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
         .env("GIT_AUTHOR_DATE", format!("@{} +0000", env.date.get()))
         .env("GIT_COMMITTER_DATE", format!("@{} +0000", env.date.get()))
         .current_dir(dir);
