@@ -163,7 +163,9 @@ fn train_tag_snapshot_comes_back_from_a_fresh_clone() {
     assert_eq!(record["params"]["tag"], "model-v1", "the command saw MLGIT_TAG");
     assert!(record["metrics"]["accuracy"].is_number(), "{record}");
     assert!(record["metrics"].get("eval_on").is_none(), "strings are left out: {record}");
-    assert!(v["notes"].to_string().contains("eval_on"), "{v}");
+    // eval_on names the split evaluated on: read into the record's evaluation, not reported as dropped.
+    assert!(!v["notes"].to_string().contains("eval_on"), "{v}");
+    assert_eq!(record["evaluation"]["split"], "validation", "{record}");
     assert_eq!(record["data"]["split"], p.split_commit.as_str());
     assert_eq!(record["data"]["clean"], p.clean_commit.as_str());
     assert_eq!(record["data"]["raw"], p.raw_commit.as_str());
