@@ -16,6 +16,7 @@ use git2::{ErrorCode, ObjectType, Oid, Repository, Signature};
 use regex::Regex;
 
 use crate::error::{Context, Error, Result};
+use crate::repo::lock::{lock_path, FileLock};
 use crate::repo::Repo;
 
 /// What to tag for GTO.
@@ -88,6 +89,14 @@ pub fn plan(repo: &Repo, req: &GtoRequest) -> Result<GtoPlan> {
 /// the versions to unassign are read again. Returns the tag names created.
 pub fn write(repo: &Repo, req: &GtoRequest, plan: GtoPlan) -> Result<Vec<String>> {
     let git = repo.git();
+    // GTO counts events per artifact, across stages: two promotions of one artifact to different
+    // environments (whose env/ branches do not contend) must not both take the next counter, and
+    // tag names per stage differ, so git would not refuse the second. One writer at a time.
+    let _lock = FileLock::acquire(
+        &lock_path(git, &format!("gto-{}", plan.artifact)),
+        &format!("writing the GTO tags of '{}'", plan.artifact),
+        std::time::Duration::from_secs(30),
+    )?;
     let sig = repo.signature()?;
     let target = git
         .find_object(req.snapshot_commit, Some(ObjectType::Commit))
@@ -109,7 +118,7 @@ pub fn write(repo: &Repo, req: &GtoRequest, plan: GtoPlan) -> Result<Vec<String>
             "Registering artifact {} version {} (mlgit snapshot {})",
             plan.artifact, plan.version, req.snapshot_tag
         );
-        match git.tag(name, &target, &sig, &message, false) {
+        match create_shared_tag(git, name, &target, &sig, &message) {
             Ok(_) => created.push(name.clone()),
             // Another promotion of the same snapshot registered it first: the same tag, not an error.
             Err(e)
@@ -438,6 +447,28 @@ fn after_stage_events(sig: &Signature<'_>, events: &[Event], stage: &str) -> Res
 
 /// Create an annotated tag named by the next free counter of the artifact. Another promotion may
 /// take a counter between the scan and the write; the write never overwrites, so it takes the next.
+/// Create a tag that another promotion may be creating at the same moment (the registration of a
+/// version): while the other process holds the ref's lock, libgit2 says Locked, not Exists, so
+/// wait for it (up to a second) and report what is there then.
+fn create_shared_tag(
+    git: &Repository,
+    name: &str,
+    target: &git2::Object<'_>,
+    sig: &Signature<'_>,
+    message: &str,
+) -> std::result::Result<Oid, git2::Error> {
+    let mut attempts = 0;
+    loop {
+        match git.tag(name, target, sig, message, false) {
+            Err(e) if e.code() == ErrorCode::Locked && attempts < 50 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn create_counted(
     git: &Repository,
     artifact: &str,
@@ -452,7 +483,8 @@ fn create_counted(
         let name = name_for(counter);
         match git.tag(&name, target, sig, message, false) {
             Ok(_) => return Ok(name),
-            Err(e) if e.code() == ErrorCode::Exists => continue,
+            // Exists: another promotion took this counter; Locked: it is taking it right now.
+            Err(e) if matches!(e.code(), ErrorCode::Exists | ErrorCode::Locked) => continue,
             Err(e) => return Err(Error::git(format!("create the GTO tag '{name}'"), e)),
         }
     }
