@@ -118,7 +118,7 @@ pub fn write(repo: &Repo, req: &GtoRequest, plan: GtoPlan) -> Result<Vec<String>
             "Registering artifact {} version {} (mlgit snapshot {})",
             plan.artifact, plan.version, req.snapshot_tag
         );
-        match create_shared_tag(git, name, &target, &sig, &message) {
+        match git.tag(name, &target, &sig, &message, false) {
             Ok(_) => created.push(name.clone()),
             // Another promotion of the same snapshot registered it first: the same tag, not an error.
             Err(e)
@@ -447,28 +447,6 @@ fn after_stage_events(sig: &Signature<'_>, events: &[Event], stage: &str) -> Res
 
 /// Create an annotated tag named by the next free counter of the artifact. Another promotion may
 /// take a counter between the scan and the write; the write never overwrites, so it takes the next.
-/// Create a tag that another promotion may be creating at the same moment (the registration of a
-/// version): while the other process holds the ref's lock, libgit2 says Locked, not Exists, so
-/// wait for it (up to a second) and report what is there then.
-fn create_shared_tag(
-    git: &Repository,
-    name: &str,
-    target: &git2::Object<'_>,
-    sig: &Signature<'_>,
-    message: &str,
-) -> std::result::Result<Oid, git2::Error> {
-    let mut attempts = 0;
-    loop {
-        match git.tag(name, target, sig, message, false) {
-            Err(e) if e.code() == ErrorCode::Locked && attempts < 50 => {
-                attempts += 1;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            other => return other,
-        }
-    }
-}
-
 fn create_counted(
     git: &Repository,
     artifact: &str,
@@ -483,8 +461,7 @@ fn create_counted(
         let name = name_for(counter);
         match git.tag(&name, target, sig, message, false) {
             Ok(_) => return Ok(name),
-            // Exists: another promotion took this counter; Locked: it is taking it right now.
-            Err(e) if matches!(e.code(), ErrorCode::Exists | ErrorCode::Locked) => continue,
+            Err(e) if e.code() == ErrorCode::Exists => continue,
             Err(e) => return Err(Error::git(format!("create the GTO tag '{name}'"), e)),
         }
     }
