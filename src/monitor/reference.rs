@@ -478,7 +478,10 @@ impl Acc {
             },
             Acc::Categorical { acc, numeric_like } => {
                 cells::category(cell, *numeric_like, scratch);
-                acc.add(&String::from_utf8_lossy(scratch));
+                match std::str::from_utf8(scratch) {
+                    Ok(text) => acc.add(text),
+                    Err(_) => acc.add(&String::from_utf8_lossy(scratch)),
+                }
                 true
             }
         }
