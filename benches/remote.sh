@@ -167,10 +167,11 @@ run_set() { # SET RUN
     first=$(cd "$data" && find . -mindepth 1 -maxdepth 1 -type d | sort | head -1 | cut -c3-)
     local want have
     want=$(find "$data/$first" -type f | wc -l)
-    timed "$set" "partial pull ($first/**)" "mlgit pull --ref raw --include" "$run" "$p" \
-        "$MLGIT" pull --quiet --ref raw --include "$first/**"
+    # commit-data keeps the source's folders under data/ on raw.
+    timed "$set" "partial pull (data/$first/**)" "mlgit pull --ref raw --include" "$run" "$p" \
+        "$MLGIT" pull --quiet --ref raw --include "data/$first/**"
     have=$(count_objects "$p/.git/lfs/objects")
-    echo "    partial pull: $have objects in the store, $want files under $first/ (main's own objects: see clone)" >&3
+    echo "    partial pull: $have objects in the store, $want files under data/$first/ (main's own objects: see clone)" >&3
     printf '%s\tpartial pull objects\t%s of %s\t%s\t0\t0\n' "$set" "$have" "$want" "$run" >>"$TSV"
     rm -rf "$r"
 }
