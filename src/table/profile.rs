@@ -49,8 +49,6 @@ pub const EXACT_LIMIT: usize = 100_000;
 pub const TOP_VALUES: usize = 50;
 /// Longest text (bytes) of a value listed in `top`; longer ones are cut and end with `…`.
 pub const TOP_TEXT_MAX: usize = 1000;
-/// Values read and keyed ahead of counting them (see [`Profiler::observe`]).
-const PREFETCH_CHUNK: usize = 32;
 /// Counters of the heavy-hitter summary once distinct values pass [`EXACT_LIMIT`].
 const HEAVY_COUNTERS: usize = 1024;
 
@@ -162,21 +160,8 @@ impl Profiler {
         // Columns are independent and each is fed in row order: in parallel, with the same result.
         let kept = &self.kept;
         self.columns.par_iter_mut().enumerate().for_each(|(col, acc)| {
-            // A chunk's values are read and keyed first, their count slots fetched from memory
-            // meanwhile, then counted: a column's exact counts are megabytes, so a count is
-            // otherwise a wait on memory. Each summary still sees the values in row order.
-            let mut pending: Vec<(u64, ValRef<'_>)> = Vec::with_capacity(PREFETCH_CHUNK);
-            for chunk in kept.chunks(PREFETCH_CHUNK) {
-                pending.clear();
-                for &row in chunk {
-                    if let Some((key, v)) = acc.prepare(batch.cell(row, col)) {
-                        acc.prefetch(key);
-                        pending.push((key, v));
-                    }
-                }
-                for &(key, v) in &pending {
-                    acc.count(key, v);
-                }
+            for &row in kept {
+                acc.add(batch.cell(row, col));
             }
         });
         self.rows += self.kept.len() as u64;
@@ -443,9 +428,7 @@ impl ColumnAcc {
         }
     }
 
-    /// Count a cell as null, or take its value into the kinds and numeric statistics and return
-    /// its key and value for [`Self::count`].
-    fn prepare<'a>(&mut self, cell: Cell<'a>) -> Option<(u64, ValRef<'a>)> {
+    fn add(&mut self, cell: Cell<'_>) {
         // Dates are worth trying only while no other text has been seen.
         let value = value_of(cell, self.kinds.text == 0 && self.kinds.nested == 0);
         let text = match cell {
@@ -455,11 +438,11 @@ impl ColumnAcc {
         let (class, num, repr) = match value {
             Value::Null => {
                 self.nulls += 1;
-                return None;
+                return;
             }
             Value::Float(f) if !f.is_finite() => {
                 self.nulls += 1;
-                return None;
+                return;
             }
             Value::Int(i) => {
                 self.kinds.int += 1;
@@ -503,14 +486,7 @@ impl ColumnAcc {
             self.num = None;
         }
         let key = self.key(repr, text);
-        Some((key, ValRef { class, num, repr, text }))
-    }
-
-    /// Ask for the memory of `key`'s exact count ahead of [`Self::count`].
-    fn prefetch(&self, key: u64) {
-        if let Freq::Exact { counts, .. } = &self.freq {
-            counts.prefetch(key);
-        }
+        self.count(key, ValRef { class, num, repr, text });
     }
 
     /// The 64-bit key of a value: xxHash3 of its canonical text (of its bits for a non-integral

@@ -97,21 +97,6 @@ impl ExactCounts {
         }
     }
 
-    /// A hint that `key` is counted soon: its home slot is fetched into the cache meanwhile.
-    pub(crate) fn prefetch(&self, key: u64) {
-        let i = (Self::stored(key) as usize) & (self.slots.len() - 1);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch is a hint; it never faults, whatever the address (this one is in
-        // the table). `unsafe` is needed before Rust 1.87 only.
-        #[allow(unused_unsafe)]
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch::<_MM_HINT_T0>(self.slots.as_ptr().add(i).cast::<i8>());
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = i;
-    }
-
     /// The slot of `key`, if held.
     pub(crate) fn slot_of(&self, key: u64) -> Option<usize> {
         let key = Self::stored(key);
