@@ -91,18 +91,24 @@ lfs_url() { echo "http://127.0.0.1:$PORT/api/bench/$1"; }
 # ---------------------------------------------------------------- measuring
 TSV=$LOGDIR/results.tsv
 : >"$TSV"
-# timed SET ROW TOOL RUN DIR CMD...: run CMD in DIR under /usr/bin/time, record seconds and peak RSS
+# The server's CPU time so far (user + system, in clock ticks), from /proc.
+server_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+TICKS=$(getconf CLK_TCK)
+# timed SET ROW TOOL RUN DIR CMD...: run CMD in DIR under /usr/bin/time, record seconds, peak RSS and
+# the CPU seconds the server spent meanwhile (it shares this machine's cores with the client)
 timed() {
     local set=$1 row=$2 tool=$3 run=$4 dir=$5; shift 5
-    local log
+    local log before server
     log=$LOGDIR/$(printf '%s-%s-%s-%s' "$set" "$run" "$tool" "$row" | tr -c 'A-Za-z0-9._=-' '_').log
     sync
+    before=$(server_ticks)
     if (cd "$dir" && /usr/bin/time -f '%e %M' -o "$log.time" "$@") >"$log" 2>&1; then
         read -r secs rss <"$log.time"
-        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$set" "$row" "$tool" "$run" "$secs" "$((rss / 1024))" >>"$TSV"
-        printf '  %-36s %-34s %7.2f s %6d MiB\n' "$row" "$tool" "$secs" "$((rss / 1024))" >&3
+        server=$(awk -v a="$before" -v b="$(server_ticks)" -v t="$TICKS" 'BEGIN { printf "%.2f", (b - a) / t }')
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$set" "$row" "$tool" "$run" "$secs" "$((rss / 1024))" "$server" >>"$TSV"
+        printf '  %-36s %-34s %7.2f s %6d MiB  server CPU %6.2f s\n' "$row" "$tool" "$secs" "$((rss / 1024))" "$server" >&3
     else
-        printf '%s\t%s\t%s\t%s\tFAILED\t0\n' "$set" "$row" "$tool" "$run" >>"$TSV"
+        printf '%s\t%s\t%s\t%s\tFAILED\t0\t0\n' "$set" "$row" "$tool" "$run" >>"$TSV"
         printf '  %-36s %-34s FAILED (see %s)\n' "$row" "$tool" "$log" >&3
     fi
 }
@@ -172,7 +178,7 @@ run_set() { # SET RUN
         "$MLGIT" pull --quiet --ref raw --include "data/$first/**"
     have=$(count_objects "$p/.git/lfs/objects")
     echo "    partial pull: $have objects in the store, $want files under data/$first/ (main's own objects: see clone)" >&3
-    printf '%s\tpartial pull objects\t%s of %s\t%s\t0\t0\n' "$set" "$have" "$want" "$run" >>"$TSV"
+    printf '%s\tpartial pull objects\t%s of %s\t%s\t0\t0\t0\n' "$set" "$have" "$want" "$run" >>"$TSV"
     rm -rf "$r"
 }
 
@@ -187,22 +193,24 @@ python3 - "$TSV" <<'PY' | tee "$LOGDIR/results.md"
 import collections, statistics, sys
 rows = collections.OrderedDict()
 for line in open(sys.argv[1]):
-    s, row, tool, run, secs, rss = line.rstrip("\n").split("\t")
+    s, row, tool, run, secs, rss, server = line.rstrip("\n").split("\t")
     if row == "partial pull objects":
         print(f"- set {s}, run {run}: partial pull stored {tool} objects")
         continue
-    rows.setdefault((s, row), collections.OrderedDict()).setdefault(tool, []).append((secs, int(rss)))
+    rows.setdefault((s, row), collections.OrderedDict()).setdefault(tool, []).append((secs, int(rss), float(server)))
 for (s, row), tools in rows.items():
-    print(f"\n### set {s}: {row}\n\n| command | median s | runs s | peak RSS MiB | ÷ mlgit |\n|---|--:|--:|--:|--:|")
+    print(f"\n### set {s}: {row}\n\n| command | median s | runs s | peak RSS MiB | server CPU s | ÷ mlgit |"
+          "\n|---|--:|--:|--:|--:|--:|")
     med = {}
     for tool, runs in tools.items():
-        ok = [float(x) for x, _ in runs if x != "FAILED"]
+        ok = [float(x) for x, _, _ in runs if x != "FAILED"]
         med[tool] = statistics.median(ok) if len(ok) == len(runs) else None
     ml = next((m for t, m in med.items() if t.startswith("mlgit")), None)
     for tool, runs in tools.items():
         m = med[tool]
         ratio = f"{m / ml:.1f}x" if m is not None and ml else "n/a"
-        print(f"| {tool} | {'FAILED' if m is None else f'{m:.2f}'} | {' '.join(x for x, _ in runs)} | "
-              f"{max(r for _, r in runs)} | {ratio} |")
+        server = statistics.median(c for _, _, c in runs)
+        print(f"| {tool} | {'FAILED' if m is None else f'{m:.2f}'} | {' '.join(x for x, _, _ in runs)} | "
+              f"{max(r for _, r, _ in runs)} | {server:.2f} | {ratio} |")
 PY
 echo "logs and raw numbers: $LOGDIR" >&3
