@@ -492,15 +492,11 @@ pub fn canonical_cell(cell: Cell<'_>, out: &mut Vec<u8>) {
     match cell {
         Cell::Null => {}
         Cell::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
-        Cell::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
-        Cell::UInt(u) => {
-            let _ = write!(out, "{u}");
-        }
+        Cell::Int(i) => out.extend_from_slice(int_text(i, &mut [0; 24])),
+        Cell::UInt(u) => out.extend_from_slice(uint_text(false, u, &mut [0; 24])),
         Cell::Float(f) => {
             if f.fract() == 0.0 && f.abs() < 1e15 {
-                let _ = write!(out, "{}", f as i64);
+                out.extend_from_slice(int_text(f as i64, &mut [0; 24]));
             } else {
                 let _ = write!(out, "{f}");
             }
@@ -519,6 +515,29 @@ pub fn canonical_cell(cell: Cell<'_>, out: &mut Vec<u8>) {
             }
         }
     }
+}
+
+/// The decimal text of `i` (what [`canonical_cell`] writes), without allocating.
+pub(crate) fn int_text(i: i64, buf: &mut [u8; 24]) -> &[u8] {
+    uint_text(i < 0, i.unsigned_abs(), buf)
+}
+
+/// The decimal text of `n` (of `-n` when `negative`), without allocating.
+pub(crate) fn uint_text(negative: bool, mut n: u64, buf: &mut [u8; 24]) -> &[u8] {
+    let mut pos = buf.len();
+    loop {
+        pos -= 1;
+        buf[pos] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if negative {
+        pos -= 1;
+        buf[pos] = b'-';
+    }
+    &buf[pos..]
 }
 
 /// Writes the selected rows of batches in the format (header, dialect, schema, compression) of
@@ -595,6 +614,25 @@ mod tests {
         assert_eq!(Cell::of_u64(i64::MAX as u64), Cell::Int(i64::MAX), "what fits i64 stays Int");
         assert_eq!(Cell::of_u64(1 << 63), Cell::UInt(1 << 63));
         assert_eq!(OwnedCell::UInt(7 << 61).as_cell(), Cell::UInt(7 << 61));
+    }
+
+    #[test]
+    fn integers_are_written_as_rust_formats_them() {
+        let mut ints = vec![0i64, 1, -1, 9, 10, -10, 99, 100, i64::MAX, i64::MIN, i64::MIN + 1];
+        ints.extend((0..19).map(|p| 10i64.pow(p)).flat_map(|x| [x - 1, x, -x, 1 - x]));
+        for i in ints {
+            assert_eq!(text(Cell::Int(i)), i.to_string());
+            let f = i as f64;
+            if f.abs() < 1e15 {
+                assert_eq!(text(Cell::Float(f)), (f as i64).to_string(), "{f}");
+            }
+        }
+        for u in [0u64, 7, u64::MAX, u64::MAX - 1, 1 << 63, 10u64.pow(19), 10u64.pow(19) - 1] {
+            assert_eq!(text(Cell::UInt(u)), u.to_string());
+        }
+        assert_eq!(text(Cell::Float(-3.0)), "-3");
+        assert_eq!(text(Cell::Float(1e14)), "100000000000000");
+        assert_eq!(text(Cell::Float(2.5)), "2.5");
     }
 
     #[test]

@@ -40,7 +40,7 @@ use super::sketch::{
     SKETCH_K,
 };
 use super::values::{value_of, Value};
-use super::{canonical_cell, Batch, Cell, Column};
+use super::{canonical_cell, int_text, uint_text, Batch, Cell, Column};
 
 /// Values held exactly per column (for percentiles and histograms), and distinct values counted
 /// exactly.
@@ -707,29 +707,6 @@ fn estimated(counts: &ExactCounts, top: &mut TopHeap) -> Freq {
         heavy.seed(e.key, e.count, e.value);
     }
     Freq::Estimated { hll, heavy: Box::new(heavy) }
-}
-
-/// The decimal text of `i` (what [`canonical_cell`] writes), without allocating.
-fn int_text(i: i64, buf: &mut [u8; 24]) -> &[u8] {
-    uint_text(i < 0, i.unsigned_abs(), buf)
-}
-
-/// The decimal text of `n` (of `-n` when `negative`), without allocating.
-fn uint_text(negative: bool, mut n: u64, buf: &mut [u8; 24]) -> &[u8] {
-    let mut pos = buf.len();
-    loop {
-        pos -= 1;
-        buf[pos] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if negative {
-        pos -= 1;
-        buf[pos] = b'-';
-    }
-    &buf[pos..]
 }
 
 /// How two profiles of a table differ (for `mlgit diff`): rows, and per column the change in

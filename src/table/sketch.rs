@@ -231,7 +231,13 @@ impl QuantileSketch {
                 self.odd.push(false);
             }
             let mut buf = std::mem::take(&mut self.levels[h]);
-            buf.sort_unstable();
+            if h == 0 {
+                buf.sort_unstable();
+            } else {
+                // Above level 0 the buffer is two sorted runs (the halves two compactions below
+                // sent up): the stable sort finds the runs and merges them in one pass.
+                buf.sort();
+            }
             let start = usize::from(self.odd[h]);
             self.odd[h] = !self.odd[h];
             self.levels[h + 1].extend(buf.iter().skip(start).step_by(2));
