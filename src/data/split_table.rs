@@ -173,17 +173,22 @@ pub fn split_table(
             Resolved::new(path, &names, placement, previous, label)?;
         }
     }
-    let mut outputs = Vec::with_capacity(3);
-    for (i, w) in writers.into_iter().enumerate() {
-        let (finished, written) = w.finish()?;
+    // The writers' last row groups and the profiles' sorting: in parallel, as the batches were.
+    let (outputs, profiles) = rayon::join(
+        || writers.into_par_iter().map(TableWriter::finish).collect::<Result<Vec<_>>>(),
+        || profilers.into_par_iter().map(Profiler::finish).collect::<Vec<_>>(),
+    );
+    let mut finished = Vec::with_capacity(3);
+    for (i, (output, written)) in outputs?.into_iter().enumerate() {
         debug_assert_eq!(written, rows[i]);
-        outputs.push(finished);
+        finished.push(output);
     }
+    let outputs = finished;
     Ok(TableSplit {
         outputs,
         rows,
         labels,
-        profiles: profilers.into_iter().map(Profiler::finish).collect(),
+        profiles,
         moved,
         groups: groups.len() as u64,
         has_label: resolved.as_ref().is_some_and(|r| r.label.is_some()),
