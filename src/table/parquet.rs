@@ -586,6 +586,25 @@ impl ParquetBatch {
         }
     }
 
+    /// [`super::Batch::for_each_cell`] on this batch: one loop per column kind.
+    #[inline]
+    pub fn for_each_cell<'a>(&'a self, col: usize, rows: &[usize], mut f: impl FnMut(Cell<'a>)) {
+        macro_rules! each {
+            ($a:expr, $f:expr) => {
+                for &row in rows {
+                    f(if $a.is_null(row) { Cell::Null } else { $f($a.value(row)) })
+                }
+            };
+        }
+        match self.cols.get(col) {
+            Some(Col::I64(a)) => each!(a, Cell::Int),
+            Some(Col::F64(a)) => each!(a, Cell::Float),
+            Some(Col::Str(a)) => each!(a, Cell::Text),
+            Some(Col::LargeStr(a)) => each!(a, Cell::Text),
+            _ => rows.iter().for_each(|&row| f(self.cell(row, col))),
+        }
+    }
+
     pub fn line(&self, row: usize) -> u64 {
         self.first_row + row as u64 + 1
     }

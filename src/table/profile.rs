@@ -160,9 +160,7 @@ impl Profiler {
         // Columns are independent and each is fed in row order: in parallel, with the same result.
         let kept = &self.kept;
         self.columns.par_iter_mut().enumerate().for_each(|(col, acc)| {
-            for &row in kept {
-                acc.add(batch.cell(row, col));
-            }
+            batch.for_each_cell(col, kept, |cell| acc.add(cell));
         });
         self.rows += self.kept.len() as u64;
     }
@@ -432,6 +430,7 @@ impl ColumnAcc {
         }
     }
 
+    #[inline]
     fn add(&mut self, cell: Cell<'_>) {
         // Dates are worth trying only while no other text has been seen.
         let value = value_of(cell, self.kinds.text == 0 && self.kinds.nested == 0);
