@@ -817,6 +817,21 @@ mod tests {
     }
 
     #[test]
+    fn for_each_cell_gives_the_cells_that_cell_gives_for_every_column_kind() {
+        let file = parquet_of(&table(), Compression::SNAPPY, 4);
+        let (reader, batches) = read_all(&file, Format::Parquet, &opts(4));
+        for b in &batches {
+            let rows: Vec<usize> = (0..b.len()).rev().step_by(2).collect();
+            for col in 0..=reader.columns().len() {
+                let mut got = Vec::new();
+                b.for_each_cell(col, &rows, |cell| got.push(cell));
+                let want: Vec<Cell> = rows.iter().map(|&r| b.cell(r, col)).collect();
+                assert_eq!(got, want, "column {col}");
+            }
+        }
+    }
+
+    #[test]
     fn every_row_written_back_gives_the_same_batches_schema_metadata_codec_and_row_groups() {
         for codec in [
             Compression::SNAPPY,
