@@ -178,12 +178,14 @@ pub fn split_table(
         || writers.into_par_iter().map(TableWriter::finish).collect::<Result<Vec<_>>>(),
         || profilers.into_par_iter().map(Profiler::finish).collect::<Vec<_>>(),
     );
-    let mut finished = Vec::with_capacity(3);
-    for (i, (output, written)) in outputs?.into_iter().enumerate() {
-        debug_assert_eq!(written, rows[i]);
-        finished.push(output);
-    }
-    let outputs = finished;
+    let outputs = outputs?
+        .into_iter()
+        .zip(rows)
+        .map(|((output, written), placed)| {
+            debug_assert_eq!(written, placed);
+            output
+        })
+        .collect();
     Ok(TableSplit {
         outputs,
         rows,
