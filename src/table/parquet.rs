@@ -22,8 +22,9 @@
 //! The writer: same Arrow schema, the input's key-value metadata (`pandas`, …; the Arrow schema
 //! itself is encoded again by the writer), the codec of the input's first column chunk
 //! (snappy, pandas' default, when the input has no row group), dictionary encoding for the columns
-//! whose pages were all dictionary encoded in the input's first row group (the others, e.g.
-//! floats whose dictionary overflowed, plain: five times faster to write), row groups of the
+//! whose dictionary paid off in the input's first row group: all pages dictionary encoded, and the
+//! dictionary under half the chunk (the others, e.g. unique ids and continuous floats, plain:
+//! smaller, and several times faster to write), row groups of the
 //! input's first row group's row count, and at most 32 MiB each so that the three writers of a split stay within
 //! the memory budget. Output is deterministic: the same batches give the same bytes. An empty input
 //! (0 bytes) has no columns and is written as an empty file; a 0-row output of a real input is a
@@ -49,6 +50,21 @@ use super::output::Finished;
 use super::{canonical_cell, Batch, BatchKind, Cell, Column, HashingFile, Input, ReadOptions};
 use crate::error::{Error, ErrorKind, Result};
 
+/// Whether the input's dictionary encoding of a column chunk paid off, so that its output keeps
+/// it: every data page was dictionary encoded (none fell back to plain when the dictionary
+/// overflowed), and the dictionary page is under half of the chunk. A dictionary that is most of
+/// its chunk holds about as many values as the chunk (unique ids, continuous floats): written
+/// plain, such a column is smaller and several times faster to write.
+fn dictionary_paid_off(c: &parquet::file::metadata::ColumnChunkMetaData) -> bool {
+    let all_pages = match c.page_encoding_stats_mask() {
+        Some(m) => m.is_only(Encoding::RLE_DICTIONARY) || m.is_only(Encoding::PLAIN_DICTIONARY),
+        None => true,
+    };
+    let small =
+        c.dictionary_page_offset().is_some_and(|d| (c.data_page_offset() - d) * 2 < c.compressed_size());
+    all_pages && small
+}
+
 /// pyarrow's default row group size, for an input without row groups.
 const DEFAULT_ROW_GROUP_ROWS: usize = 1024 * 1024;
 const MAX_ROW_GROUP_BYTES: usize = 32 << 20;
@@ -65,9 +81,8 @@ struct Stream {
     metadata: Vec<KeyValue>,
     compression: Compression,
     row_group_rows: usize,
-    /// Per leaf column of the first row group: whether all its data pages were dictionary
-    /// encoded (a column whose dictionary overflowed, e.g. floats, is written plain: trying a
-    /// dictionary first costs more than the rest of the write).
+    /// Per leaf column of the first row group: whether its dictionary paid off
+    /// ([`dictionary_paid_off`]; a column written plain costs a fraction of trying a dictionary).
     dictionary: Vec<(ColumnPath, bool)>,
     next_row: u64,
 }
@@ -106,20 +121,7 @@ fn open_stream<T: ChunkReader + 'static>(input: T, opts: &ReadOptions) -> Result
         .map(|n| n as usize)
         .unwrap_or(DEFAULT_ROW_GROUP_ROWS);
     let dictionary = first_group
-        .map(|g| {
-            g.columns()
-                .iter()
-                .map(|c| {
-                    let all_pages = match c.page_encoding_stats_mask() {
-                        Some(m) => {
-                            m.is_only(Encoding::RLE_DICTIONARY) || m.is_only(Encoding::PLAIN_DICTIONARY)
-                        }
-                        None => true,
-                    };
-                    (c.column_path().clone(), c.dictionary_page_offset().is_some() && all_pages)
-                })
-                .collect()
-        })
+        .map(|g| g.columns().iter().map(|c| (c.column_path().clone(), dictionary_paid_off(c))).collect())
         .unwrap_or_default();
     let metadata = meta
         .file_metadata()
@@ -927,6 +929,40 @@ mod tests {
         assert_eq!(
             (g.column(0).dictionary_page_offset().is_some(), g.column(1).dictionary_page_offset().is_some()),
             (false, true)
+        );
+    }
+
+    #[test]
+    fn a_column_whose_dictionary_held_every_value_is_written_plain() {
+        let n = 4000;
+        let id: Int64Array = (0..n).map(|i| Some(i * 7919)).collect();
+        let c: StringArray = (0..n).map(|i| Some(["a", "b", "c"][i as usize % 3])).collect();
+        let batch =
+            RecordBatch::try_from_iter([("id", Arc::new(id) as ArrayRef), ("c", Arc::new(c) as ArrayRef)])
+                .expect("batch");
+        // Arrow's default dictionary limit (1 MiB) holds all 4000 ids: every page is dictionary
+        // encoded, and the dictionary is most of the chunk.
+        let file = parquet_of(&batch, Compression::SNAPPY, 4000);
+        let input =
+            ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(file.clone())).expect("parquet");
+        let id_in = input.metadata().row_group(0).column(0).clone();
+        assert!(id_in.dictionary_page_offset().is_some());
+        assert!(!super::dictionary_paid_off(&id_in));
+        assert!(super::dictionary_paid_off(input.metadata().row_group(0).column(1)));
+        let (reader, batches) = read_all(&file, Format::Parquet, &opts(1000));
+        let (out, _) = write_kept(&reader, &batches, TextOutput::AsRead, |_| true);
+        let meta = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(out))
+            .expect("parquet")
+            .metadata()
+            .clone();
+        let g = meta.row_group(0);
+        assert_eq!(
+            (g.column(0).dictionary_page_offset().is_some(), g.column(1).dictionary_page_offset().is_some()),
+            (false, true)
+        );
+        assert!(
+            g.column(0).compressed_size() < id_in.compressed_size(),
+            "plain ids are smaller than their dictionary"
         );
     }
 
