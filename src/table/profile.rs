@@ -51,6 +51,8 @@ pub const TOP_VALUES: usize = 50;
 pub const TOP_TEXT_MAX: usize = 1000;
 /// Counters of the heavy-hitter summary once distinct values pass [`EXACT_LIMIT`].
 const HEAVY_COUNTERS: usize = 1024;
+/// How many cells are read before they are counted (enough to cover a memory access).
+const AHEAD: usize = 32;
 
 /// The profile of one table (or of one split of it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,7 +162,19 @@ impl Profiler {
         // Columns are independent and each is fed in row order: in parallel, with the same result.
         let kept = &self.kept;
         self.columns.par_iter_mut().enumerate().for_each(|(col, acc)| {
-            batch.for_each_cell(col, kept, |cell| acc.add(cell));
+            // Cells are read and keyed [`AHEAD`] at a time, then counted in the same order: the
+            // reads fetch the count slots into the cache meanwhile, where a column with many
+            // distinct values would otherwise wait for memory at every cell.
+            let mut ahead: Vec<(u64, ValRef<'_>)> = Vec::with_capacity(AHEAD);
+            batch.for_each_cell(col, kept, |cell| {
+                if let Some(read) = acc.read(cell) {
+                    ahead.push(read);
+                    if ahead.len() == AHEAD {
+                        ahead.drain(..).for_each(|(key, v)| acc.count(key, v));
+                    }
+                }
+            });
+            ahead.drain(..).for_each(|(key, v)| acc.count(key, v));
         });
         self.rows += self.kept.len() as u64;
     }
@@ -430,8 +444,12 @@ impl ColumnAcc {
         }
     }
 
+    /// The part of adding a cell that does not depend on the counts: the null count, the value
+    /// kinds, the numeric statistics, and the value's key, whose count slot is fetched into the
+    /// cache. The value and its key are returned for [`ColumnAcc::count`], which must then be
+    /// called in the same order as this.
     #[inline]
-    fn add(&mut self, cell: Cell<'_>) {
+    fn read<'a>(&mut self, cell: Cell<'a>) -> Option<(u64, ValRef<'a>)> {
         // Dates are worth trying only while no other text has been seen.
         let value = value_of(cell, self.kinds.text == 0 && self.kinds.nested == 0);
         let text = match cell {
@@ -441,11 +459,11 @@ impl ColumnAcc {
         let (class, num, repr) = match value {
             Value::Null => {
                 self.nulls += 1;
-                return;
+                return None;
             }
             Value::Float(f) if !f.is_finite() => {
                 self.nulls += 1;
-                return;
+                return None;
             }
             Value::Int(i) => {
                 self.kinds.int += 1;
@@ -489,7 +507,10 @@ impl ColumnAcc {
             self.num = None;
         }
         let key = self.key(repr, text);
-        self.count(key, ValRef { class, num, repr, text });
+        if let Freq::Exact { counts, .. } = &self.freq {
+            counts.prefetch(key);
+        }
+        Some((key, ValRef { class, num, repr, text }))
     }
 
     /// The 64-bit key of a value: xxHash3 of its canonical text (of its bits for a non-integral
