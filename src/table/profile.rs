@@ -540,13 +540,7 @@ impl ColumnAcc {
         }
         if let Freq::Estimated { hll, heavy } = &mut self.freq {
             hll.add(key);
-            heavy.add(key, |old| match old {
-                Some(mut t) => {
-                    t.set(v);
-                    t
-                }
-                None => TopVal::from_ref(v),
-            });
+            heavy.add(key, |t| t.set(v));
         }
     }
 

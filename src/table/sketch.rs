@@ -377,8 +377,10 @@ pub(crate) fn histogram(
 /// held takes over the smallest counter and its count (recorded as the counter's `error`). Every
 /// value more frequent than n / capacity is held, and each held count overestimates by at most
 /// its `error`. The counters are kept sorted by count in an array where a count of one more only
-/// swaps a counter to the end of its run of equal counts (the "stream summary" idea), so each
-/// value costs O(log capacity) comparisons and one hash lookup, and the result is deterministic.
+/// swaps a counter to the end of its run of equal counts (the "stream summary" idea), so a held
+/// value costs O(log capacity) comparisons and one hash lookup, a value not held (which takes the
+/// first counter of the smallest run, whose end is remembered) O(1), and the result is
+/// deterministic.
 pub(crate) struct SpaceSaving<V> {
     capacity: usize,
     /// What a value not held may already have been counted (see [`SpaceSaving::with_floor`]).
@@ -392,7 +394,78 @@ pub(crate) struct SpaceSaving<V> {
     /// a flat array is what keeps a count's increment cheap.
     sorted: Vec<u64>,
     /// Key → counter slot.
-    index: std::collections::HashMap<u64, usize, BuildKey>,
+    index: KeyIndex,
+    /// The last position of the run of smallest counts, while known: a value not held takes
+    /// the counter at position 0 and moves it to the end of that run.
+    min_end: Option<usize>,
+}
+
+/// Key → counter slot for [`SpaceSaving`]: open addressing with linear probing over 4 slots per
+/// counter (keys are xxHash3 outputs, uniform already), deletion by shifting back.
+struct KeyIndex {
+    keys: Vec<u64>,
+    /// `u32::MAX` for an empty slot.
+    slots: Vec<u32>,
+}
+
+impl KeyIndex {
+    const EMPTY: u32 = u32::MAX;
+
+    fn new(capacity: usize) -> KeyIndex {
+        let size = (capacity * 4).next_power_of_two();
+        KeyIndex { keys: vec![0; size], slots: vec![Self::EMPTY; size] }
+    }
+
+    fn mask(&self) -> usize {
+        self.keys.len() - 1
+    }
+
+    /// The table position of `key`, or of the empty slot where it would go.
+    fn find(&self, key: u64) -> usize {
+        let mask = self.mask();
+        let mut i = key as usize & mask;
+        while self.slots[i] != Self::EMPTY && self.keys[i] != key {
+            i = (i + 1) & mask;
+        }
+        i
+    }
+
+    fn get(&self, key: u64) -> Option<usize> {
+        let slot = self.slots[self.find(key)];
+        (slot != Self::EMPTY).then_some(slot as usize)
+    }
+
+    /// Hold `key` → `slot` (the key is not held).
+    fn insert(&mut self, key: u64, slot: usize) {
+        let i = self.find(key);
+        self.keys[i] = key;
+        self.slots[i] = slot as u32;
+    }
+
+    fn remove(&mut self, key: u64) {
+        let mask = self.mask();
+        let mut hole = self.find(key);
+        if self.slots[hole] == Self::EMPTY {
+            return;
+        }
+        // Move back each later entry of the probe run that may sit in the hole.
+        let mut j = hole;
+        loop {
+            j = (j + 1) & mask;
+            if self.slots[j] == Self::EMPTY {
+                break;
+            }
+            let home = self.keys[j] as usize & mask;
+            // The entry at j may move to the hole when its home is not cyclically in (hole, j].
+            let stays = if hole <= j { hole < home && home <= j } else { hole < home || home <= j };
+            if !stays {
+                self.keys[hole] = self.keys[j];
+                self.slots[hole] = self.slots[j];
+                hole = j;
+            }
+        }
+        self.slots[hole] = Self::EMPTY;
+    }
 }
 
 pub(crate) struct Counter<V> {
@@ -444,13 +517,14 @@ impl<V: Default> SpaceSaving<V> {
             order: Vec::with_capacity(capacity),
             pos: Vec::with_capacity(capacity),
             sorted: Vec::with_capacity(capacity),
-            index: std::collections::HashMap::with_capacity_and_hasher(capacity, BuildKey),
+            index: KeyIndex::new(capacity.max(1)),
+            min_end: None,
         }
     }
 
     /// Hold `key` with an exact `count` (taken from exact counts; call before any `add`).
     pub(crate) fn seed(&mut self, key: u64, count: u64, value: V) {
-        if self.counters.len() < self.capacity && !self.index.contains_key(&key) {
+        if self.counters.len() < self.capacity && self.index.get(key).is_none() {
             self.insert(Counter { key, count, error: 0, value });
         }
     }
@@ -460,6 +534,7 @@ impl<V: Default> SpaceSaving<V> {
         let slot = self.counters.len();
         let count = c.count;
         self.index.insert(c.key, slot);
+        self.min_end = None;
         self.counters.push(c);
         let at = self.sorted.partition_point(|&c| c <= count);
         self.order.insert(at, slot);
@@ -470,25 +545,26 @@ impl<V: Default> SpaceSaving<V> {
         }
     }
 
-    /// Count one more `key`. `value` makes its value when the key is not held; it gets the
-    /// evicted counter's value (if any) to reuse its allocation.
-    pub(crate) fn add(&mut self, key: u64, value: impl FnOnce(Option<V>) -> V) {
-        if let Some(&slot) = self.index.get(&key) {
+    /// Count one more `key`. When the key is not held, `set` makes its value in a new counter
+    /// (from `V::default()`) or in the evicted counter's (in place, reusing its allocation).
+    pub(crate) fn add(&mut self, key: u64, set: impl FnOnce(&mut V)) {
+        if let Some(slot) = self.index.get(key) {
             self.bump(self.pos[slot]);
             return;
         }
         if self.counters.len() < self.capacity {
             let floor = self.floor;
-            self.insert(Counter { key, count: floor + 1, error: floor, value: value(None) });
+            let mut value = V::default();
+            set(&mut value);
+            self.insert(Counter { key, count: floor + 1, error: floor, value });
             return;
         }
         let slot = self.order[0];
         let old = self.counters[slot].key;
-        self.index.remove(&old);
+        self.index.remove(old);
         self.index.insert(key, slot);
         let c = &mut self.counters[slot];
-        let old_value = std::mem::take(&mut c.value);
-        c.value = value(Some(old_value));
+        set(&mut c.value);
         c.key = key;
         c.error = self.sorted[0];
         self.bump(0);
@@ -499,11 +575,21 @@ impl<V: Default> SpaceSaving<V> {
     fn bump(&mut self, p: usize) {
         let slot = self.order[p];
         let count = self.sorted[p];
-        let q = p + self.sorted[p..].partition_point(|&c| c <= count) - 1;
+        let in_min_run = count == self.sorted[0];
+        let q = match self.min_end {
+            Some(end) if in_min_run => end,
+            _ => p + self.sorted[p..].partition_point(|&c| c <= count) - 1,
+        };
+        debug_assert_eq!(q, p + self.sorted[p..].partition_point(|&c| c <= count) - 1);
         self.order.swap(p, q);
         self.pos[self.order[p]] = p;
         self.pos[slot] = q;
         self.sorted[q] += 1;
+        if in_min_run {
+            // The run of smallest counts lost its last position; a run of one is gone, and the
+            // next smallest run's end is found by the next search.
+            self.min_end = q.checked_sub(1);
+        }
     }
 
     pub(crate) fn into_counters(mut self) -> Vec<Counter<V>> {
@@ -561,7 +647,7 @@ mod tests {
         for i in 0..20_000u64 {
             let v = if i % 4 == 0 { i % 3 } else { 1000 + i };
             *truth.entry(v).or_insert(0u64) += 1;
-            s.add(hash64(0, &v.to_le_bytes()), |_| v);
+            s.add(hash64(0, &v.to_le_bytes()), |held| *held = v);
         }
         let counters = s.into_counters();
         assert_eq!(counters.len(), 16);
@@ -569,6 +655,51 @@ mod tests {
             let c = counters.iter().find(|c| c.value == heavy).expect("a heavy value is held");
             assert!(c.count >= truth[&heavy] && c.count - c.error <= truth[&heavy], "{heavy}");
         }
+    }
+
+    #[test]
+    fn the_key_index_agrees_with_a_hash_map_through_inserts_and_removals() {
+        let mut index = KeyIndex::new(64);
+        let mut truth = std::collections::HashMap::new();
+        // Keys crowded into a few home slots make long probe runs, so removals shift entries.
+        let mut x = 12345u64;
+        for step in 0..20_000usize {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let key = (x >> 40) % 97 * 256 + (x >> 60);
+            match truth.get(&key) {
+                Some(_) if x & 1 == 0 => {
+                    index.remove(key);
+                    truth.remove(&key);
+                }
+                None if truth.len() < 64 => {
+                    index.insert(key, step);
+                    truth.insert(key, step);
+                }
+                _ => {}
+            }
+            assert_eq!(index.get(key), truth.get(&key).copied(), "step {step}");
+        }
+        for (&k, &v) in &truth {
+            assert_eq!(index.get(k), Some(v));
+        }
+        assert!(!truth.is_empty());
+    }
+
+    #[test]
+    fn space_saving_counts_a_stream_of_unique_values_with_bounded_error() {
+        // Each value seen once: every counter ends near n / capacity, with that as its error.
+        let mut s: SpaceSaving<u64> = SpaceSaving::with_floor(64, 0);
+        for v in 0..100_000u64 {
+            s.add(hash64(0, &v.to_le_bytes()), |held| *held = v);
+        }
+        let counters = s.into_counters();
+        assert_eq!(counters.len(), 64);
+        assert_eq!(
+            counters.iter().map(|c| c.count - c.error).sum::<u64>(),
+            64,
+            "each held value was seen once"
+        );
+        assert!(counters.iter().all(|c| c.count.abs_diff(100_000 / 64) <= 1));
     }
 
     #[test]
