@@ -607,10 +607,12 @@ impl ColumnAcc {
     }
 }
 
-/// The exact top list: the first [`TOP_VALUES`] values by (count desc, value asc), as a binary
-/// heap with the last of them at the root. Each entry's slot in the exact counts is tagged with
-/// its heap position + 1, so whether a value is in the list costs no search. Counts only grow,
-/// so after a value's count grows the list changes by at most that value.
+/// The exact top list: the first [`TOP_VALUES`] values by (count desc, value asc). Until
+/// [`TOP_VALUES`] distinct values are seen it holds all of them, in no order (a column of few
+/// values never pays for ordering); from then on it is a binary heap with the last of them at the
+/// root. Each entry's slot in the exact counts is tagged with its position + 1, so whether a
+/// value is in the list costs no search. Counts only grow, so after a value's count grows the
+/// list changes by at most that value.
 #[derive(Default)]
 struct TopHeap {
     entries: Vec<TopEntry>,
@@ -642,14 +644,22 @@ impl TopHeap {
         if tag != 0 {
             let i = usize::from(tag) - 1;
             self.entries[i].count = c;
-            self.sift_down(counts, i);
+            // Until the list is full it holds every value seen, in no order.
+            if full {
+                self.sift_down(counts, i);
+            }
             return;
         }
         if !full {
             self.entries.push(TopEntry { key, slot, count: c, value: TopVal::from_ref(v) });
             let i = self.entries.len() - 1;
             counts.set_tag(slot, tag_of(i));
-            self.sift_up(counts, i);
+            if self.entries.len() == TOP_VALUES {
+                // Full: from now on a heap (Floyd's construction).
+                for i in (0..TOP_VALUES / 2).rev() {
+                    self.sift_down(counts, i);
+                }
+            }
             return;
         }
         let root = &mut self.entries[0];
@@ -663,17 +673,6 @@ impl TopHeap {
         root.value.set(v);
         counts.set_tag(slot, tag_of(0));
         self.sift_down(counts, 0);
-    }
-
-    fn sift_up(&mut self, counts: &mut ExactCounts, mut i: usize) {
-        while i > 0 {
-            let p = (i - 1) / 2;
-            if !Self::worse(&self.entries[i], &self.entries[p]) {
-                break;
-            }
-            self.swap(counts, i, p);
-            i = p;
-        }
     }
 
     fn sift_down(&mut self, counts: &mut ExactCounts, mut i: usize) {
