@@ -7,6 +7,7 @@
 pub mod csv;
 pub mod jsonl;
 mod latin1;
+mod object_check;
 pub mod output;
 pub mod parquet;
 pub mod prefetch;
@@ -192,7 +193,8 @@ pub enum Input {
     File(std::fs::File),
     Bytes(Vec<u8>),
     /// An LFS object that must hash to its pointer: text formats hash it as they read it and fail
-    /// at its end when it does not; Parquet (read out of order) hashes it before reading.
+    /// at its end when it does not; Parquet (read out of order) is hashed by a thread beside the
+    /// reading, and fails at its end (or at a read error) when it does not.
     /// `name` says which file it is in the error (e.g. `clean:data/t.csv`).
     Verified {
         file: std::fs::File,

@@ -46,6 +46,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::reader::ChunkReader;
 use parquet::schema::types::ColumnPath;
 
+use super::object_check::ObjectCheck;
 use super::output::Finished;
 use super::{canonical_cell, Batch, BatchKind, Cell, Column, HashingFile, Input, ReadOptions};
 use crate::error::{Error, ErrorKind, Result};
@@ -73,6 +74,8 @@ pub struct ParquetTableReader {
     columns: Vec<Column>,
     /// None for an empty input.
     stream: Option<Stream>,
+    /// The hash of the input's LFS object, checked at the end of the table.
+    check: Option<ObjectCheck>,
 }
 
 struct Stream {
@@ -148,17 +151,13 @@ impl ParquetTableReader {
                     Some(open_stream(f, opts)?)
                 }
             }
-            Input::Verified { mut file, pointer, name } => {
-                // Read out of order: hash the whole object first.
-                let (oid, size) = crate::store::hash_reader(&mut file).map_err(super::read_error)?;
-                if oid != pointer.oid || size != pointer.size {
-                    return Err(Error::new(
-                        ErrorKind::Conflict,
-                        super::corrupt_object(&name, &pointer, size),
-                    )
-                    .with_hint(super::CORRUPT_HINT));
-                }
-                return ParquetTableReader::open(Input::File(file), opts);
+            Input::Verified { file, pointer, name } => {
+                // Read out of order: hashed beside the reading, checked at the end.
+                let check = ObjectCheck::start(&file, pointer, name)?;
+                return match ParquetTableReader::open(Input::File(file), opts) {
+                    Ok(reader) => Ok(ParquetTableReader { check: Some(check), ..reader }),
+                    Err(e) => Err(check.finish().err().unwrap_or(e)),
+                };
             }
             Input::Bytes(v) if v.is_empty() => None,
             Input::Bytes(v) => Some(open_stream(bytes::Bytes::from(v), opts)?),
@@ -174,7 +173,7 @@ impl ParquetTableReader {
             })
             .unwrap_or_default();
         super::distinct_names(&mut columns);
-        Ok(ParquetTableReader { columns, stream })
+        Ok(ParquetTableReader { columns, stream, check: None })
     }
 
     pub fn columns(&self) -> &[Column] {
@@ -183,12 +182,22 @@ impl ParquetTableReader {
 
     pub fn next_batch(&mut self) -> Result<Option<Batch>> {
         let Some(s) = self.stream.as_mut() else {
+            self.check_object()?;
             return Ok(None);
         };
         let batch = match s.reader.next() {
-            None => return Ok(None),
-            Some(b) => b.map_err(|e| parquet_error("read", e))?,
+            Some(Ok(b)) => b,
+            None => {
+                self.check_object()?;
+                return Ok(None);
+            }
+            Some(Err(e)) => {
+                // A corrupt object is named as such, not by what the parser stumbled on.
+                self.check_object()?;
+                return Err(parquet_error("read", e));
+            }
         };
+        let s = self.stream.as_mut().ok_or_else(|| Error::invalid("internal: the Parquet stream is gone"))?;
         let first_row = s.next_row;
         s.next_row += batch.num_rows() as u64;
         let cols = batch.columns().iter().map(|a| Col::of(a.as_ref())).collect::<Result<_>>()?;
@@ -196,6 +205,14 @@ impl ParquetTableReader {
             inner: BatchKind::Parquet(ParquetBatch { batch, first_row, cols }),
             bad: Vec::new(),
         }))
+    }
+
+    /// The verdict on the input's LFS object, once (at the end of the table or at a read error).
+    fn check_object(&mut self) -> Result<()> {
+        match self.check.take() {
+            Some(c) => c.finish(),
+            None => Ok(()),
+        }
     }
 }
 
