@@ -424,41 +424,44 @@ fn plain_parquet(rows: i64) -> Vec<u8> {
 }
 
 #[test]
-fn split_reads_a_corrupt_parquet_lfs_object_as_data() {
+fn clean_and_split_read_a_corrupt_parquet_lfs_object_as_data() {
     let env = TestEnv::new();
     let repo = env.init_repo("r");
     let src = env.path("src");
     write_files(&src, &[("t.parquet", &plain_parquet(2000))]);
     env.mlgit_ok(&repo, ["commit-data", "--source", src.to_str().unwrap()]);
-    env.mlgit_ok(&repo, ["clean"]);
-    let object = lfs_object(&env, &repo, "clean:data/t.parquet");
-    let good = std::fs::read(&object).expect("read object");
-    let mut perms = std::fs::metadata(&object).expect("stat").permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perms.set_readonly(false);
-    std::fs::set_permissions(&object, perms).expect("chmod");
     // One value changed (x of row 1234: still a valid table, read to its end), then the footer
-    // garbled (the file does not parse): either way split names the object as corrupt, and
-    // commits nothing.
-    let value = (1234i64 * 1_000_003).to_le_bytes();
-    let at = good.windows(8).position(|w| w == value).expect("the value's bytes");
-    let mut changed = good.clone();
-    changed[at] ^= 0x01;
-    let mut garbled = good.clone();
-    let end = garbled.len();
-    garbled[end - 20..end - 8].fill(0xff);
-    for (what, bad) in [("a changed value", changed), ("a garbled footer", garbled)] {
-        std::fs::write(&object, &bad).expect("corrupt object");
-        let refs = env.refs(&repo);
-        let out = env.mlgit(&repo, ["split", "--key", "id"]);
-        assert!(!out.status.success(), "split of {what} succeeded: {}", stderr(&out));
-        assert!(
-            stderr(&out).contains("the LFS object of clean:data/t.parquet is corrupt"),
-            "{what}: {}",
-            stderr(&out)
-        );
-        assert_eq!(env.refs(&repo), refs, "{what}: a ref moved");
+    // garbled (the file does not parse): either way clean (of a corrupt raw object) and split (of
+    // a corrupt clean one) name the object as corrupt, and commit nothing.
+    let commands: [(&str, &[&str], &str); 2] =
+        [("clean", &["clean"], "raw"), ("split", &["split", "--key", "id"], "clean")];
+    for (command, args, branch) in commands {
+        let object = lfs_object(&env, &repo, &format!("{branch}:data/t.parquet"));
+        let good = std::fs::read(&object).expect("read object");
+        let mut perms = std::fs::metadata(&object).expect("stat").permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(&object, perms).expect("chmod");
+        let value = (1234i64 * 1_000_003).to_le_bytes();
+        let at = good.windows(8).position(|w| w == value).expect("the value's bytes");
+        let mut changed = good.clone();
+        changed[at] ^= 0x01;
+        let mut garbled = good.clone();
+        let end = garbled.len();
+        garbled[end - 20..end - 8].fill(0xff);
+        for (what, bad) in [("a changed value", changed), ("a garbled footer", garbled)] {
+            std::fs::write(&object, &bad).expect("corrupt object");
+            let refs = env.refs(&repo);
+            let out = env.mlgit(&repo, args);
+            assert!(!out.status.success(), "{command} of {what} succeeded: {}", stderr(&out));
+            assert!(
+                stderr(&out).contains(&format!("the LFS object of {branch}:data/t.parquet is corrupt")),
+                "{command}, {what}: {}",
+                stderr(&out)
+            );
+            assert_eq!(env.refs(&repo), refs, "{command}, {what}: a ref moved");
+        }
+        std::fs::write(&object, &good).expect("repair");
+        env.mlgit_ok(&repo, args);
     }
-    std::fs::write(&object, &good).expect("repair");
-    env.mlgit_ok(&repo, ["split", "--key", "id"]);
 }
