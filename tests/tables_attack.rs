@@ -19,16 +19,21 @@ fn lfs_object(env: &TestEnv, repo: &Path, spec: &str) -> PathBuf {
     repo.join(".git/lfs/objects").join(&oid[..2]).join(&oid[2..4]).join(&oid)
 }
 
+/// Let the test overwrite an LFS object (the store keeps them read-only).
+fn writable(path: &Path) {
+    let mut perms = std::fs::metadata(path).expect("stat").permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(path, perms).expect("chmod");
+}
+
 /// Change one digit of the file in place (same size, same field count: still a valid table).
 fn flip_a_digit(path: &Path) -> Vec<u8> {
     let good = std::fs::read(path).expect("read object");
     let mut bad = good.clone();
     let at = bad.iter().rposition(|b| b.is_ascii_digit()).expect("a digit");
     bad[at] = if bad[at] == b'7' { b'3' } else { b'7' };
-    let mut perms = std::fs::metadata(path).expect("stat").permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perms.set_readonly(false);
-    std::fs::set_permissions(path, perms).expect("chmod");
+    writable(path);
     std::fs::write(path, &bad).expect("corrupt object");
     good
 }
@@ -438,10 +443,7 @@ fn clean_and_split_read_a_corrupt_parquet_lfs_object_as_data() {
     for (command, args, branch) in commands {
         let object = lfs_object(&env, &repo, &format!("{branch}:data/t.parquet"));
         let good = std::fs::read(&object).expect("read object");
-        let mut perms = std::fs::metadata(&object).expect("stat").permissions();
-        #[allow(clippy::permissions_set_readonly_false)]
-        perms.set_readonly(false);
-        std::fs::set_permissions(&object, perms).expect("chmod");
+        writable(&object);
         let value = (1234i64 * 1_000_003).to_le_bytes();
         let at = good.windows(8).position(|w| w == value).expect("the value's bytes");
         let mut changed = good.clone();
