@@ -421,6 +421,16 @@ impl Batch {
         }
     }
 
+    /// Column `col` as a dictionary of text and each row's index into it, when the reader kept it
+    /// so (Parquet text columns whose dictionary paid off, and categoricals): a consumer may then
+    /// work once per distinct value instead of once per row.
+    pub fn dictionary(&self, col: usize) -> Option<parquet::Dictionary<'_>> {
+        match &self.inner {
+            BatchKind::Parquet(b) => b.dictionary(col),
+            _ => None,
+        }
+    }
+
     /// 1-based line (text formats) or row (Parquet) of a row, for reports.
     pub fn line(&self, row: usize) -> u64 {
         match &self.inner {

@@ -17,6 +17,11 @@
 //! - Dictionary: the cell of its value (pandas categoricals); Null, and types not listed above
 //!   (intervals, unions, run-end encoded): Null.
 //!
+//! Text columns whose dictionary paid off in the first row group (see [`dictionary_paid_off`])
+//! are read as dictionaries: each row an index into its row group's dictionary, with the same
+//! cells, and no copy of each row's text. The profile then counts each value once per batch, and
+//! the writers, whose schema stays the file's, take the dictionary arrays as the text they are.
+//!
 //! A batch's `line(row)` is the 1-based row of the file.
 //!
 //! The writer: same Arrow schema, the input's key-value metadata (`pandas`, …; the Arrow schema
@@ -38,7 +43,9 @@ use arrow_array::types::*;
 use arrow_array::{Array, ArrayRef, BooleanArray, PrimitiveArray, RecordBatch};
 use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, SchemaRef, TimeUnit};
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding};
 use parquet::file::metadata::KeyValue;
@@ -113,8 +120,9 @@ fn parquet_error(action: &str, err: impl std::fmt::Display) -> Error {
 }
 
 fn open_stream<T: ChunkReader + 'static>(input: T, opts: &ReadOptions) -> Result<Stream> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(input).map_err(|e| parquet_error("read", e))?;
-    let meta = builder.metadata().clone();
+    let file =
+        ArrowReaderMetadata::load(&input, ArrowReaderOptions::new()).map_err(|e| parquet_error("read", e))?;
+    let meta = Arc::clone(file.metadata());
     let first_group = meta.row_groups().first();
     let compression =
         first_group.and_then(|g| g.columns().first()).map(|c| c.compression()).unwrap_or(Compression::SNAPPY);
@@ -123,7 +131,7 @@ fn open_stream<T: ChunkReader + 'static>(input: T, opts: &ReadOptions) -> Result
         .filter(|&n| n > 0)
         .map(|n| n as usize)
         .unwrap_or(DEFAULT_ROW_GROUP_ROWS);
-    let dictionary = first_group
+    let dictionary: Vec<(ColumnPath, bool)> = first_group
         .map(|g| g.columns().iter().map(|c| (c.column_path().clone(), dictionary_paid_off(c))).collect())
         .unwrap_or_default();
     let metadata = meta
@@ -131,11 +139,41 @@ fn open_stream<T: ChunkReader + 'static>(input: T, opts: &ReadOptions) -> Result
         .key_value_metadata()
         .map(|kv| kv.iter().filter(|k| k.key != parquet::arrow::ARROW_SCHEMA_META_KEY).cloned().collect())
         .unwrap_or_default();
-    // The builder's schema, not the batches': it carries the file's metadata (pandas').
-    let schema = Arc::clone(builder.schema());
+    // The file's schema, not the batches': it carries the file's metadata (pandas').
+    let schema = Arc::clone(file.schema());
+    let file = match read_schema(&schema, &dictionary) {
+        Some(hinted) => ArrowReaderMetadata::try_new(meta, ArrowReaderOptions::new().with_schema(hinted))
+            .map_err(|e| parquet_error("read", e))?,
+        None => file,
+    };
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(input, file);
     let reader =
         builder.with_batch_size(opts.batch_rows.max(1)).build().map_err(|e| parquet_error("read", e))?;
     Ok(Stream { reader, schema, metadata, compression, row_group_rows, dictionary, next_row: 0 })
+}
+
+/// The schema to read with: the file's, with the text columns whose dictionary paid off read as
+/// dictionaries (the reader then hands over the dictionary and each row's index into it instead
+/// of copying every row's text; the profile counts each dictionary value once per batch, and the
+/// writers, whose schema stays the file's, take the dictionary arrays as the text they stand for).
+/// None when no column is read so.
+fn read_schema(schema: &SchemaRef, dictionary: &[(ColumnPath, bool)]) -> Option<SchemaRef> {
+    let paid_off = |name: &str| dictionary.iter().any(|(p, d)| *d && p.parts() == [name]);
+    let mut hinted = false;
+    let fields: Vec<arrow_schema::FieldRef> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 if paid_off(f.name()) => {
+                hinted = true;
+                let as_dictionary =
+                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(f.data_type().clone()));
+                Arc::new(f.as_ref().clone().with_data_type(as_dictionary))
+            }
+            _ => Arc::clone(f),
+        })
+        .collect();
+    hinted.then(|| Arc::new(arrow_schema::Schema::new_with_metadata(fields, schema.metadata().clone())))
 }
 
 impl ParquetTableReader {
@@ -236,6 +274,13 @@ enum Col {
     /// Dates and timestamps: the stored i64 and how to get microseconds from it.
     Micros(PrimitiveArray<Int64Type>, Scale),
     Days(PrimitiveArray<Date32Type>),
+    /// Text from a dictionary (pandas categoricals, and the text columns read as dictionaries):
+    /// each row's index into the dictionary's values (Str or LargeStr), checked in range.
+    Dict {
+        keys: PrimitiveArray<Int32Type>,
+        values: Box<Col>,
+        len: usize,
+    },
     /// Text made once for the batch (decimals, binary, times, nested values).
     Rendered {
         text: String,
@@ -275,6 +320,57 @@ fn as_i64s<T: ArrowPrimitiveType<Native = i64>>(a: &dyn Array) -> PrimitiveArray
 }
 
 impl Col {
+    fn cell(&self, row: usize) -> Cell<'_> {
+        macro_rules! get {
+            ($a:expr, $f:expr) => {
+                if $a.is_null(row) {
+                    Cell::Null
+                } else {
+                    $f($a.value(row))
+                }
+            };
+        }
+        match self {
+            Col::Null => Cell::Null,
+            Col::Bool(a) => get!(a, Cell::Bool),
+            Col::I8(a) => get!(a, |v| Cell::Int(v as i64)),
+            Col::I16(a) => get!(a, |v| Cell::Int(v as i64)),
+            Col::I32(a) => get!(a, |v| Cell::Int(v as i64)),
+            Col::I64(a) => get!(a, Cell::Int),
+            Col::U8(a) => get!(a, |v| Cell::Int(v as i64)),
+            Col::U16(a) => get!(a, |v| Cell::Int(v as i64)),
+            Col::U32(a) => get!(a, |v| Cell::Int(v as i64)),
+            Col::U64(a) => get!(a, Cell::of_u64),
+            Col::F16(a) => get!(a, |v: F16Native| Cell::Float(v.to_f64())),
+            Col::F32(a) => get!(a, |v| Cell::Float(v as f64)),
+            Col::F64(a) => get!(a, Cell::Float),
+            Col::Str(a) => get!(a, Cell::Text),
+            Col::LargeStr(a) => get!(a, Cell::Text),
+            Col::StrView(a) => get!(a, Cell::Text),
+            Col::Micros(a, scale) => get!(a, |v| Cell::Timestamp(scale.apply(v))),
+            Col::Days(a) => get!(a, |v: i32| Cell::Timestamp(v as i64 * 86_400_000_000)),
+            Col::Dict { keys, values, .. } => {
+                if keys.is_null(row) {
+                    Cell::Null
+                } else {
+                    values.cell(keys.value(row) as usize)
+                }
+            }
+            Col::Rendered { text, ends, nulls, nested } => {
+                if nulls.as_ref().is_some_and(|n| n.is_null(row)) {
+                    return Cell::Null;
+                }
+                let start = if row == 0 { 0 } else { ends[row - 1] };
+                let s = text.get(start..ends[row]).unwrap_or_default();
+                if *nested {
+                    Cell::Nested(s)
+                } else {
+                    Cell::Text(s)
+                }
+            }
+        }
+    }
+
     fn of(a: &dyn Array) -> Result<Col> {
         Ok(match a.data_type() {
             DataType::Boolean => Col::Bool(a.as_boolean().clone()),
@@ -307,6 +403,9 @@ impl Col {
             }
             DataType::Date64 => Col::Micros(as_i64s::<Date64Type>(a), Scale::Mul(1_000)),
             DataType::Date32 => Col::Days(a.as_primitive().clone()),
+            DataType::Dictionary(_, v) if matches!(**v, DataType::Utf8 | DataType::LargeUtf8) => {
+                Col::dict(a)?
+            }
             DataType::Dictionary(_, _) => Col::of(undictionary(a)?.as_ref())?,
             DataType::Decimal32(_, _)
             | DataType::Decimal64(_, _)
@@ -325,6 +424,43 @@ impl Col {
             | DataType::Map(_, _) => Col::rendered(a, true),
             _ => Col::Null,
         })
+    }
+
+    /// A dictionary of text: its values, and each row's index into them as an Int32 array whose
+    /// valid entries are all in range (a file's keys are checked, not trusted).
+    fn dict(a: &dyn Array) -> Result<Col> {
+        let Some(dict) = a.as_any_dictionary_opt() else {
+            return Err(Error::invalid("internal: not a dictionary array"));
+        };
+        let values = Col::of(dict.values().as_ref())?;
+        let n = dict.values().len();
+        macro_rules! keys {
+            ($t:ty) => {{
+                let k = a.as_dictionary::<$t>().keys();
+                // A key past i32 is out of range of any dictionary read here: -1 stands for it.
+                let values = k.values().iter().map(|&v| i32::try_from(v).unwrap_or(-1)).collect();
+                PrimitiveArray::<Int32Type>::new(values, k.nulls().cloned())
+            }};
+        }
+        let keys = match a.data_type() {
+            DataType::Dictionary(k, _) => match **k {
+                DataType::Int8 => keys!(Int8Type),
+                DataType::Int16 => keys!(Int16Type),
+                DataType::Int32 => a.as_dictionary::<Int32Type>().keys().clone(),
+                DataType::Int64 => keys!(Int64Type),
+                DataType::UInt8 => keys!(UInt8Type),
+                DataType::UInt16 => keys!(UInt16Type),
+                DataType::UInt32 => keys!(UInt32Type),
+                DataType::UInt64 => keys!(UInt64Type),
+                _ => return Err(parquet_error("read", "a dictionary with keys that are not integers")),
+            },
+            _ => return Err(Error::invalid("internal: not a dictionary array")),
+        };
+        let out_of_range = keys.iter().flatten().any(|k| k < 0 || k as usize >= n);
+        if out_of_range {
+            return Err(parquet_error("read", "a dictionary index out of range"));
+        }
+        Ok(Col::Dict { keys, values: Box::new(values), len: n })
     }
 
     fn rendered(a: &dyn Array, nested: bool) -> Col {
@@ -349,6 +485,10 @@ fn undictionary(a: &dyn Array) -> Result<ArrayRef> {
     let Some(dict) = a.as_any_dictionary_opt() else {
         return Err(Error::invalid("internal: not a dictionary array"));
     };
+    if dict.values().is_empty() {
+        // No value to point at: every row is null (and `normalized_keys` would panic).
+        return Ok(arrow_array::new_null_array(dict.values().data_type(), a.len()));
+    }
     let keys: Vec<u64> = dict.normalized_keys().into_iter().map(|k| k as u64).collect();
     let indices = PrimitiveArray::<UInt64Type>::new(keys.into(), dict.keys().logical_nulls());
     arrow_select::take::take(dict.values().as_ref(), &indices, None).map_err(|e| parquet_error("read", e))
@@ -558,52 +698,11 @@ impl ParquetBatch {
     }
 
     pub fn cell(&self, row: usize, col: usize) -> Cell<'_> {
-        let Some(c) = self.cols.get(col) else {
-            return Cell::Null;
-        };
-        macro_rules! get {
-            ($a:expr, $f:expr) => {
-                if $a.is_null(row) {
-                    Cell::Null
-                } else {
-                    $f($a.value(row))
-                }
-            };
-        }
-        match c {
-            Col::Null => Cell::Null,
-            Col::Bool(a) => get!(a, Cell::Bool),
-            Col::I8(a) => get!(a, |v| Cell::Int(v as i64)),
-            Col::I16(a) => get!(a, |v| Cell::Int(v as i64)),
-            Col::I32(a) => get!(a, |v| Cell::Int(v as i64)),
-            Col::I64(a) => get!(a, Cell::Int),
-            Col::U8(a) => get!(a, |v| Cell::Int(v as i64)),
-            Col::U16(a) => get!(a, |v| Cell::Int(v as i64)),
-            Col::U32(a) => get!(a, |v| Cell::Int(v as i64)),
-            Col::U64(a) => get!(a, Cell::of_u64),
-            Col::F16(a) => get!(a, |v: F16Native| Cell::Float(v.to_f64())),
-            Col::F32(a) => get!(a, |v| Cell::Float(v as f64)),
-            Col::F64(a) => get!(a, Cell::Float),
-            Col::Str(a) => get!(a, Cell::Text),
-            Col::LargeStr(a) => get!(a, Cell::Text),
-            Col::StrView(a) => get!(a, Cell::Text),
-            Col::Micros(a, scale) => get!(a, |v| Cell::Timestamp(scale.apply(v))),
-            Col::Days(a) => get!(a, |v: i32| Cell::Timestamp(v as i64 * 86_400_000_000)),
-            Col::Rendered { text, ends, nulls, nested } => {
-                if nulls.as_ref().is_some_and(|n| n.is_null(row)) {
-                    return Cell::Null;
-                }
-                let start = if row == 0 { 0 } else { ends[row - 1] };
-                let s = text.get(start..ends[row]).unwrap_or_default();
-                if *nested {
-                    Cell::Nested(s)
-                } else {
-                    Cell::Text(s)
-                }
-            }
+        match self.cols.get(col) {
+            Some(c) => c.cell(row),
+            None => Cell::Null,
         }
     }
-
     /// [`super::Batch::for_each_cell`] on this batch: one loop per column kind.
     #[inline]
     pub fn for_each_cell<'a>(&'a self, col: usize, rows: &[usize], mut f: impl FnMut(Cell<'a>)) {
@@ -619,12 +718,54 @@ impl ParquetBatch {
             Some(Col::F64(a)) => each!(a, Cell::Float),
             Some(Col::Str(a)) => each!(a, Cell::Text),
             Some(Col::LargeStr(a)) => each!(a, Cell::Text),
+            Some(Col::Dict { keys, values, .. }) => each!(keys, |k: i32| values.cell(k as usize)),
             _ => rows.iter().for_each(|&row| f(self.cell(row, col))),
         }
     }
 
     pub fn line(&self, row: usize) -> u64 {
         self.first_row + row as u64 + 1
+    }
+
+    /// Column `col` as a dictionary, when it was read as one.
+    pub fn dictionary(&self, col: usize) -> Option<Dictionary<'_>> {
+        match self.cols.get(col) {
+            Some(Col::Dict { keys, values, len }) => Some(Dictionary { keys, values, len: *len }),
+            _ => None,
+        }
+    }
+}
+
+/// A text column read as a dictionary: its values, and each row's index into them.
+pub struct Dictionary<'a> {
+    keys: &'a PrimitiveArray<Int32Type>,
+    values: &'a Col,
+    len: usize,
+}
+
+impl<'a> Dictionary<'a> {
+    /// How many values the dictionary holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Value `i` (`i < len()`): text, or null.
+    pub fn value(&self, i: usize) -> Cell<'a> {
+        self.values.cell(i)
+    }
+
+    /// The index of `row`'s value, or None when the row is null.
+    #[inline]
+    pub fn index(&self, row: usize) -> Option<usize> {
+        if self.keys.is_null(row) {
+            None
+        } else {
+            Some(self.keys.value(row) as usize)
+        }
     }
 }
 
@@ -803,6 +944,68 @@ mod tests {
         let schema = b.schema().clone();
         let batches: Vec<RecordBatch> = b.build().expect("reader").map(|r| r.expect("batch")).collect();
         (arrow_select::concat::concat_batches(&schema, &batches).expect("concat"), codec, groups, kv)
+    }
+
+    /// A text column whose dictionary paid off is read as its dictionary (no copy of each row's
+    /// text); the cells, and the text written back (as text: the output's schema is the input's),
+    /// are those of the rows.
+    #[test]
+    fn text_read_as_a_dictionary_gives_its_rows_cells_and_is_written_back_as_text() {
+        use arrow_array::cast::AsArray;
+        use arrow_array::Array;
+        let n = 1000;
+        let city: StringArray =
+            (0..n).map(|i| (i % 7 != 0).then(|| ["Paris", "Lyon", "Nice"][i % 3])).collect();
+        let unique: StringArray = (0..n).map(|i| Some(format!("row-{i}"))).collect();
+        let batch = RecordBatch::try_from_iter([
+            ("city", Arc::new(city.clone()) as ArrayRef),
+            ("unique", Arc::new(unique) as ArrayRef),
+        ])
+        .expect("batch");
+        let file = parquet_of(&batch, Compression::SNAPPY, 400);
+        let (reader, batches) = read_all(&file, Format::Parquet, &opts(300));
+        assert!(batches.iter().all(|b| b.dictionary(0).is_some()), "city is read as its dictionary");
+        assert!(batches[0].dictionary(1).is_none(), "a dictionary as large as its chunk is not");
+        let mut row = 0;
+        for b in &batches {
+            for r in 0..b.len() {
+                let want = if city.is_null(row) { Cell::Null } else { Cell::Text(city.value(row)) };
+                assert_eq!(b.cell(r, 0), want, "row {row}");
+                row += 1;
+            }
+        }
+        let (out, rows) = write_kept(&reader, &batches, TextOutput::AsRead, |r| r % 4 != 1);
+        assert_eq!(rows, 750);
+        let (got, _, _, _) = reread(&out);
+        assert_eq!(got.schema().field(0).data_type(), &DataType::Utf8);
+        let kept: Vec<Option<&str>> =
+            (0..n).filter(|r| r % 4 != 1).map(|r| city.iter().nth(r).flatten()).collect();
+        let got_city: Vec<Option<&str>> = got.column(0).as_string::<i32>().iter().collect();
+        assert_eq!(got_city, kept);
+    }
+
+    /// A categorical column whose every value is null: its cells are null, and it is written back.
+    #[test]
+    fn an_all_null_categorical_column_reads_as_nulls() {
+        let keys = arrow_array::Int8Array::from(vec![None::<i8>; 5]);
+        let values: ArrayRef = Arc::new(StringArray::from(Vec::<&str>::new()));
+        let cat = DictionaryArray::<arrow_array::types::Int8Type>::try_new(keys, values).expect("dictionary");
+        let id = Int64Array::from((0..5).collect::<Vec<i64>>());
+        let batch = RecordBatch::try_from_iter([
+            ("id", Arc::new(id) as ArrayRef),
+            ("cat", Arc::new(cat) as ArrayRef),
+        ])
+        .expect("batch");
+        let file = parquet_of(&batch, Compression::SNAPPY, 5);
+        let (reader, batches) = read_all(&file, Format::Parquet, &opts(3));
+        for b in &batches {
+            for r in 0..b.len() {
+                assert_eq!(b.cell(r, 1), Cell::Null);
+            }
+        }
+        let (out, rows) = write_kept(&reader, &batches, TextOutput::AsRead, |_| true);
+        assert_eq!(rows, 5);
+        assert_eq!(reread(&out).0.column(1).null_count(), 5);
     }
 
     #[test]

@@ -35,6 +35,7 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::parquet::Dictionary;
 use super::sketch::{
     hash64, histogram, percentiles, ExactCounts, Hll, QuantileSketch, SpaceSaving, HLL_RELATIVE_ERROR,
     SKETCH_K,
@@ -162,6 +163,11 @@ impl Profiler {
         // Columns are independent and each is fed in row order: in parallel, with the same result.
         let kept = &self.kept;
         self.columns.par_iter_mut().enumerate().for_each(|(col, acc)| {
+            if let Some(dict) = batch.dictionary(col) {
+                if acc.count_dictionary(&dict, kept) {
+                    return;
+                }
+            }
             // Cells are read and keyed [`AHEAD`] at a time, then counted in the same order: the
             // reads fetch the count slots into the cache meanwhile, where a column with many
             // distinct values would otherwise wait for memory at every cell.
@@ -418,6 +424,13 @@ struct Kinds {
     nested: u64,
 }
 
+impl Kinds {
+    /// Non-null values seen.
+    fn total(&self) -> u64 {
+        self.int + self.float + self.bool + self.time + self.text + self.nested
+    }
+}
+
 struct ColumnAcc {
     name: String,
     nulls: u64,
@@ -429,6 +442,8 @@ struct ColumnAcc {
     freq: Freq,
     /// Scratch for integer keys.
     digits: [u8; 24],
+    /// Scratch for [`ColumnAcc::count_dictionary`]: rows per dictionary value.
+    per_value: Vec<u32>,
 }
 
 impl ColumnAcc {
@@ -441,7 +456,57 @@ impl ColumnAcc {
             num: Some(NumAcc::new()),
             freq: Freq::Exact { counts: ExactCounts::new(EXACT_LIMIT), top: TopHeap::default() },
             digits: [0; 24],
+            per_value: Vec::new(),
         }
+    }
+
+    /// Add the `kept` rows of a dictionary column by counting each dictionary value once, with
+    /// the same result as adding its cells one by one. Only done where that sameness is plain:
+    /// while distinct values are counted exactly and stay so through this batch (the exact counts
+    /// and top list are then the same whatever the order of the additions), and when every value
+    /// used is text (no numeric statistics). Returns false, having changed nothing, otherwise.
+    fn count_dictionary(&mut self, dict: &Dictionary<'_>, kept: &[usize]) -> bool {
+        let Freq::Exact { counts, top } = &mut self.freq else {
+            return false;
+        };
+        // A table for the dictionary's values must be worth it, and no count may pass u32.
+        let seen = self.kinds.total() + kept.len() as u64;
+        if dict.len() > kept.len().max(4096) || seen > u64::from(u32::MAX) {
+            return false;
+        }
+        self.per_value.clear();
+        self.per_value.resize(dict.len(), 0);
+        let mut nulls = 0u64;
+        for &row in kept {
+            match dict.index(row) {
+                Some(i) => self.per_value[i] += 1,
+                None => nulls += 1,
+            }
+        }
+        let used = self.per_value.iter().filter(|&&n| n > 0).count();
+        if counts.len() + used > EXACT_LIMIT {
+            return false;
+        }
+        let dates = self.kinds.text == 0 && self.kinds.nested == 0;
+        let all_text = self.per_value.iter().enumerate().filter(|(_, &n)| n > 0).all(|(i, _)| {
+            let cell = dict.value(i);
+            matches!(cell, Cell::Text(_)) && matches!(value_of(cell, dates), Value::Text(_))
+        });
+        if !all_text {
+            return false;
+        }
+        self.nulls += nulls;
+        for (i, &n) in self.per_value.iter().enumerate().filter(|(_, &n)| n > 0) {
+            let Cell::Text(text) = dict.value(i) else { continue };
+            self.kinds.text += u64::from(n);
+            self.num = None;
+            let key = hash64(0, text.as_bytes());
+            if let Some((c, slot)) = counts.add_n(key, n) {
+                let v = ValRef { class: CLASS_TEXT, num: 0.0, repr: Repr::Text, text };
+                top.update(counts, key, slot, u64::from(c), v);
+            }
+        }
+        true
     }
 
     /// The part of adding a cell that does not depend on the counts: the null count, the value
@@ -720,6 +785,9 @@ fn estimated(counts: &ExactCounts, top: &mut TopHeap) -> Freq {
         }
     }
     let mut heavy = SpaceSaving::with_floor(HEAVY_COUNTERS, floor);
+    // In list order, not the heap's: the summary's ties must not depend on the order in which
+    // the counts grew (a dictionary column adds each value's rows at once).
+    top.entries.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.as_ref().cmp(&b.value.as_ref())));
     for e in top.entries.drain(..) {
         heavy.seed(e.key, e.count, e.value);
     }
@@ -1312,5 +1380,78 @@ mod tests {
         let top: Vec<(&str, u64)> = c.top.iter().map(|t| (t.value.as_str(), t.count)).collect();
         assert_eq!(top, [("18446744073709551615", 3), ("18446744073709551614", 1)]);
         assert_eq!(c.numeric.expect("numeric").max, u64::MAX as f64);
+    }
+
+    /// Text columns that Parquet hands over as dictionaries are counted once per dictionary value
+    /// per batch; the profile is the one their cells give one by one. Covered: nulls, values that
+    /// parse as numbers or dates (left to the cells), a pandas categorical, a keep mask, and a
+    /// column whose later row groups overflow the dictionary and pass the exact limit (the
+    /// estimated top values seeded from an exact list that grew by whole batches).
+    #[test]
+    fn a_dictionary_column_profiles_as_its_cells_do() {
+        use arrow_array::{ArrayRef, DictionaryArray, Int64Array, RecordBatch, StringArray};
+        use std::sync::Arc;
+
+        let n = 220_000usize;
+        let names = ["Paris", "Lyon", "Nice", "Lille", "Brest", "Metz", "Caen", "Pau", "Albi", "Sète"];
+        let city: StringArray = (0..n).map(|i| (i % 7 != 0).then(|| names[i * 7 % names.len()])).collect();
+        let code: StringArray = (0..n).map(|i| Some(format!("{}", i % 40))).collect();
+        let when: StringArray = (0..n)
+            .map(|i| Some(if i < n / 2 { format!("2024-01-{:02}", i % 28 + 1) } else { "x".into() }))
+            .collect();
+        // Few values first, then more distinct values than the exact limit.
+        let wide: StringArray =
+            (0..n).map(|i| Some(if i < 40_000 { format!("v{}", i % 90) } else { format!("u{i}") })).collect();
+        let cat: DictionaryArray<arrow_array::types::Int8Type> =
+            (0..n).map(|i| (i % 5 != 1).then_some(["a", "b", "c"][i % 3])).collect();
+        let id: Int64Array = (0..n as i64).map(Some).collect();
+        let batch = RecordBatch::try_from_iter([
+            ("city", Arc::new(city) as ArrayRef),
+            ("code", Arc::new(code)),
+            ("when", Arc::new(when)),
+            ("wide", Arc::new(wide)),
+            ("cat", Arc::new(cat)),
+            ("id", Arc::new(id)),
+        ])
+        .expect("batch");
+        let mut file = Vec::new();
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(20_000))
+            .build();
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(&mut file, batch.schema(), Some(props)).expect("writer");
+        w.write(&batch).expect("write");
+        w.close().expect("close");
+
+        let opts = super::super::ReadOptions { batch_rows: 4096, ..Default::default() };
+        let (reader, batches) = super::super::testing::read_all(&file, super::super::Format::Parquet, &opts);
+        let columns = reader.columns().to_vec();
+        for col in [0, 1, 2, 3, 4] {
+            assert!(batches[0].dictionary(col).is_some(), "column {col} is read as a dictionary");
+        }
+        assert!(batches[0].dictionary(5).is_none());
+        let keep = |row: usize| row % 3 != 0;
+        let mut by_dictionary = Profiler::new(&columns);
+        let mut row = 0;
+        for b in &batches {
+            let mask: Vec<bool> = (row..row + b.len()).map(keep).collect();
+            row += b.len();
+            by_dictionary.observe(&columns, b, &mask);
+        }
+        let rows = super::super::testing::rows_of(&batches, columns.len());
+        let mut by_cell = Profiler::new(&columns);
+        for (i, chunk) in rows.chunks(1000).enumerate() {
+            let mask: Vec<bool> = (i * 1000..i * 1000 + chunk.len()).map(keep).collect();
+            by_cell.observe(&columns, &Batch::from_rows(chunk.to_vec()), &mask);
+        }
+        let (a, b) = (by_dictionary.finish(), by_cell.finish());
+        assert_eq!(a.columns[1].kind, "int");
+        assert_eq!(a.columns[2].kind, "string");
+        assert!(!a.columns[3].distinct.exact);
+        assert_eq!(a.columns[4].nulls, (0..n).filter(|&i| keep(i) && i % 5 == 1).count() as u64);
+        assert_eq!(
+            serde_json::to_string_pretty(&a).expect("json"),
+            serde_json::to_string_pretty(&b).expect("json")
+        );
     }
 }

@@ -70,28 +70,34 @@ impl ExactCounts {
     /// Count one more of `key`: its new count and its slot, or None when `key` is new and the
     /// table already holds `limit` keys, or its count would pass `u32::MAX` (the caller then
     /// stops counting exactly; the table is unchanged).
+    #[inline]
     pub(crate) fn add(&mut self, key: u64) -> Option<(u32, usize)> {
+        self.add_n(key, 1)
+    }
+
+    /// Count `n` (> 0) more of `key`, as [`ExactCounts::add`] does one.
+    pub(crate) fn add_n(&mut self, key: u64, n: u32) -> Option<(u32, usize)> {
         let key = Self::stored(key);
         let mask = self.slots.len() - 1;
         let mut i = (key as usize) & mask;
         loop {
             let slot = &mut self.slots[i];
             if slot.key == key {
-                slot.count = slot.count.checked_add(1)?;
+                slot.count = slot.count.checked_add(n)?;
                 return Some((slot.count, i));
             }
             if slot.key == EMPTY {
                 if self.len >= self.limit {
                     return None;
                 }
-                *slot = Slot { key, count: 1, tag: 0 };
+                *slot = Slot { key, count: n, tag: 0 };
                 self.len += 1;
                 // Keep the load under 7/8 (100,000 keys fit in 2^17 slots).
                 if self.len * 8 > self.slots.len() * 7 {
                     self.grow();
-                    return Some((1, self.slot_of(key)?));
+                    return Some((n, self.slot_of(key)?));
                 }
-                return Some((1, i));
+                return Some((n, i));
             }
             i = (i + 1) & mask;
         }
