@@ -290,6 +290,34 @@ impl QuantileSketch {
     }
 }
 
+/// An odd multiplier (the golden ratio's), and its inverse modulo 2^64.
+const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+const MIX_INVERSE: u64 = {
+    // Newton's iteration doubles the correct low bits each step: 5 steps from 3 bits pass 64.
+    let mut inv = MIX;
+    let mut i = 0;
+    while i < 5 {
+        inv = inv.wrapping_mul(2u64.wrapping_sub(MIX.wrapping_mul(inv)));
+        i += 1;
+    }
+    inv
+};
+
+/// A float as a key for [`ExactCounts`], which indexes by a key's low bits: a bijection of its
+/// bits that spreads them (whole numbers have all-zero low bits), undone by [`number_of_key`].
+/// Never 0 (the table's empty mark) for a non-NaN float.
+pub(crate) fn number_key(x: f64) -> u64 {
+    // The order key is 0 only for a NaN; the mix keeps 0 for 0 alone.
+    let k = order_key(x);
+    let h = (k ^ (k >> 32)).wrapping_mul(MIX);
+    h ^ (h >> 32)
+}
+
+pub(crate) fn number_of_key(h: u64) -> f64 {
+    let m = (h ^ (h >> 32)).wrapping_mul(MIX_INVERSE);
+    from_order_key(m ^ (m >> 32))
+}
+
 /// A `u64` that sorts as `f64::total_cmp` sorts the float.
 fn order_key(x: f64) -> u64 {
     let b = x.to_bits();
@@ -623,6 +651,19 @@ mod tests {
         assert_eq!(c.add(hash64(0, b"one more")), None);
         assert_eq!(c.add(0).map(|(n, _)| n), None, "key 0 is a key like any other");
         assert_eq!(c.iter().map(|(_, n, _)| u64::from(n)).sum::<u64>(), 3000);
+    }
+
+    #[test]
+    fn number_keys_are_undone_and_spread_whole_numbers_over_the_low_bits() {
+        assert_eq!(MIX.wrapping_mul(MIX_INVERSE), 1);
+        for x in [0.0, -0.0, 1.0, -1.5, 35.0, 1e300, f64::MIN_POSITIVE, f64::INFINITY, f64::MAX] {
+            let k = number_key(x);
+            assert_ne!(k, 0);
+            assert_eq!(number_of_key(k).to_bits(), x.to_bits());
+        }
+        // Ages 0..128 land in (nearly) as many distinct slots of a 256-slot table.
+        let slots: std::collections::HashSet<u64> = (0..128).map(|a| number_key(a as f64) & 255).collect();
+        assert!(slots.len() > 64, "{}", slots.len());
     }
 
     #[test]
