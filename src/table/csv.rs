@@ -79,6 +79,8 @@ pub struct CsvReader {
     done: bool,
     encoding: Encoding,
     batch_rows: usize,
+    /// A batch ends once its records' bytes reach this.
+    batch_bytes: usize,
     /// Whether the file starts with a UTF-8 BOM (kept out of `header`).
     bom: bool,
     /// The header record's bytes, through its line end.
@@ -164,6 +166,7 @@ impl CsvReader {
             done: false,
             encoding: opts.encoding,
             batch_rows: opts.batch_rows.max(1),
+            batch_bytes: opts.batch_bytes.max(1),
             bom: false,
             header: Vec::new(),
             terminator: b"\n",
@@ -348,7 +351,7 @@ impl CsvReader {
         let mut raw_ends = Vec::with_capacity(rows);
         let mut lines = Vec::with_capacity(rows);
         let mut bad = Vec::new();
-        while lines.len() < self.batch_rows && bad.len() < self.batch_rows {
+        while lines.len() < self.batch_rows && bad.len() < self.batch_rows && raw.len() < self.batch_bytes {
             let raw_start = raw.len();
             let data_start = self.data.used;
             let ends_start = self.ends.used;
@@ -544,11 +547,28 @@ mod tests {
     use super::super::{Cell, Encoding, Format, OwnedCell, ReadOptions, TextOutput};
 
     fn opts(batch_rows: usize) -> ReadOptions {
-        ReadOptions { encoding: Encoding::Utf8, batch_rows }
+        ReadOptions { encoding: Encoding::Utf8, batch_rows, ..ReadOptions::default() }
     }
 
     fn text(s: &str) -> OwnedCell {
         OwnedCell::Text(s.into())
+    }
+
+    /// A batch ends at `batch_rows` records or once its records' bytes reach `batch_bytes`,
+    /// whichever comes first; every record is read once.
+    #[test]
+    fn a_batch_ends_at_its_row_or_byte_limit() {
+        let mut file = b"id,name\n".to_vec();
+        for i in 0..100 {
+            file.extend_from_slice(format!("{i:03},abcdef\n").as_bytes()); // 11 bytes a record
+        }
+        let by_bytes = ReadOptions { batch_rows: 1000, batch_bytes: 50, ..ReadOptions::default() };
+        let (_, batches) = read_all(&file, Format::Csv, &by_bytes);
+        let sizes: Vec<usize> = batches.iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [5; 20], "5 records of 11 bytes reach 50");
+        let by_rows = ReadOptions { batch_rows: 30, batch_bytes: 1 << 20, ..ReadOptions::default() };
+        let (_, batches) = read_all(&file, Format::Csv, &by_rows);
+        assert_eq!(batches.iter().map(|b| b.len()).collect::<Vec<_>>(), [30, 30, 30, 10]);
     }
 
     #[test]
@@ -649,7 +669,7 @@ mod tests {
     #[test]
     fn a_latin1_file_decodes_and_transcodes_to_utf8_on_request() {
         let f = b"id,nom\xe9\r\n1,caf\xe9 \x80\r\n";
-        let o = ReadOptions { encoding: Encoding::Latin1, batch_rows: 10 };
+        let o = ReadOptions { encoding: Encoding::Latin1, batch_rows: 10, ..ReadOptions::default() };
         let (reader, batches) = read_all(f, Format::Csv, &o);
         assert_eq!(reader.columns()[1].name, "nomé");
         assert_eq!(rows_of(&batches, 2), vec![vec![text("1"), text("café €")]]);

@@ -38,6 +38,8 @@ pub struct JsonlReader {
     source: BufReader<Box<dyn Read + Send>>,
     encoding: Encoding,
     batch_rows: usize,
+    /// A batch ends once its records' bytes reach this.
+    batch_bytes: usize,
     /// Lines read so far.
     line: u64,
     done: bool,
@@ -141,6 +143,7 @@ impl JsonlReader {
             source: BufReader::with_capacity(1 << 20, source_of(input)),
             encoding: opts.encoding,
             batch_rows: opts.batch_rows.max(1),
+            batch_bytes: opts.batch_bytes.max(1),
             line: 0,
             done: false,
             buf: Vec::new(),
@@ -175,7 +178,8 @@ impl JsonlReader {
             lines: Vec::new(),
         };
         let mut bad = Vec::new();
-        while b.lines.len() < self.batch_rows && bad.len() < self.batch_rows {
+        while b.lines.len() < self.batch_rows && bad.len() < self.batch_rows && b.raw.len() < self.batch_bytes
+        {
             self.buf.clear();
             let n = self.source.read_until(b'\n', &mut self.buf).map_err(super::read_error)?;
             if n == 0 {
@@ -343,7 +347,7 @@ mod tests {
     use super::super::{Encoding, Format, OwnedCell, ReadOptions, TextOutput};
 
     fn opts(batch_rows: usize) -> ReadOptions {
-        ReadOptions { encoding: Encoding::Utf8, batch_rows }
+        ReadOptions { encoding: Encoding::Utf8, batch_rows, ..ReadOptions::default() }
     }
 
     #[test]
@@ -402,7 +406,7 @@ mod tests {
         let f = b"{\"a\":\"caf\xe9\"}\n";
         let (_, batches) = read_all(f, Format::JsonLines, &opts(10));
         assert_eq!(batches[0].bad()[0].check, "encoding");
-        let o = ReadOptions { encoding: Encoding::Latin1, batch_rows: 10 };
+        let o = ReadOptions { encoding: Encoding::Latin1, batch_rows: 10, ..ReadOptions::default() };
         let (reader, batches) = read_all(f, Format::JsonLines, &o);
         assert_eq!(rows_of(&batches, 1), vec![vec![OwnedCell::Text("café".into())]]);
         let (out, _) = write_kept(&reader, &batches, TextOutput::Utf8, |_| true);

@@ -106,13 +106,18 @@ impl Encoding {
 #[derive(Debug, Clone)]
 pub struct ReadOptions {
     pub encoding: Encoding,
-    /// Records per batch (memory is bounded by this times the widest record).
+    /// Records per batch at most.
     pub batch_rows: usize,
+    /// About how many bytes a batch holds: a text batch ends once its records' bytes reach this
+    /// (so memory is bounded by this plus one record, however wide the records), a Parquet batch
+    /// has as many rows as fit in it by the column types and the file's metadata. Fewer, larger
+    /// batches cost less per record (each batch is a round of parallel work).
+    pub batch_bytes: usize,
 }
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions { encoding: Encoding::Utf8, batch_rows: 8192 }
+        ReadOptions { encoding: Encoding::Utf8, batch_rows: 65_536, batch_bytes: 4 << 20 }
     }
 }
 

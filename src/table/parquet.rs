@@ -142,14 +142,42 @@ fn open_stream<T: ChunkReader + 'static>(input: T, opts: &ReadOptions) -> Result
     // The file's schema, not the batches': it carries the file's metadata (pandas').
     let schema = Arc::clone(file.schema());
     let file = match read_schema(&schema, &dictionary) {
-        Some(hinted) => ArrowReaderMetadata::try_new(meta, ArrowReaderOptions::new().with_schema(hinted))
-            .map_err(|e| parquet_error("read", e))?,
+        Some(hinted) => {
+            ArrowReaderMetadata::try_new(Arc::clone(&meta), ArrowReaderOptions::new().with_schema(hinted))
+                .map_err(|e| parquet_error("read", e))?
+        }
         None => file,
     };
+    let rows = (opts.batch_bytes / row_bytes(file.schema(), &meta)).clamp(1, opts.batch_rows.max(1));
     let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(input, file);
-    let reader =
-        builder.with_batch_size(opts.batch_rows.max(1)).build().map_err(|e| parquet_error("read", e))?;
+    let reader = builder.with_batch_size(rows).build().map_err(|e| parquet_error("read", e))?;
     Ok(Stream { reader, schema, metadata, compression, row_group_rows, dictionary, next_row: 0 })
+}
+
+/// About how many bytes a row takes in the batches read with `schema`: a fixed-width column its
+/// width, a column read as a dictionary its 4-byte index, any other its bytes per row in the
+/// file uncompressed (text, binary, nested values), plus 8 for offsets.
+fn row_bytes(schema: &SchemaRef, meta: &parquet::file::metadata::ParquetMetaData) -> usize {
+    let rows: i64 = meta.row_groups().iter().map(|g| g.num_rows()).sum();
+    let stored = |name: &str| -> usize {
+        let bytes: i64 = meta
+            .row_groups()
+            .iter()
+            .flat_map(|g| g.columns())
+            .filter(|c| c.column_path().parts().first().is_some_and(|p| p == name))
+            .map(|c| c.uncompressed_size())
+            .sum();
+        (bytes / rows.max(1)).max(0) as usize + 8
+    };
+    let total: usize = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Dictionary(_, _) => 4,
+            t => t.primitive_width().unwrap_or_else(|| stored(f.name())),
+        })
+        .sum();
+    total.max(1)
 }
 
 /// The schema to read with: the file's, with the text columns whose dictionary paid off read as
@@ -982,6 +1010,40 @@ mod tests {
             (0..n).filter(|r| r % 4 != 1).map(|r| city.iter().nth(r).flatten()).collect();
         let got_city: Vec<Option<&str>> = got.column(0).as_string::<i32>().iter().collect();
         assert_eq!(got_city, kept);
+    }
+
+    /// Parquet batches hold as many rows as fit in `batch_bytes` by the column types (8 bytes an
+    /// Int64, 4 a text column read as a dictionary, the stored bytes per row of other text, + 8),
+    /// and at most `batch_rows`.
+    #[test]
+    fn a_parquet_batch_holds_the_rows_that_fit_in_its_bytes() {
+        let n = 1000;
+        let id = Int64Array::from((0..n as i64).collect::<Vec<_>>());
+        let city: StringArray = (0..n).map(|i| Some(["Paris", "Lyon", "Nice"][i * 7919 % 31 % 3])).collect();
+        let unique: StringArray = (0..n).map(|i| Some(format!("{i:030}"))).collect();
+        let narrow = RecordBatch::try_from_iter([
+            ("id", Arc::new(id.clone()) as ArrayRef),
+            ("city", Arc::new(city) as ArrayRef),
+        ])
+        .expect("batch");
+        let file = parquet_of(&narrow, Compression::SNAPPY, 1000);
+        let o = ReadOptions { batch_rows: 1000, batch_bytes: 120, ..ReadOptions::default() };
+        let (_, batches) = read_all(&file, Format::Parquet, &o);
+        assert!(batches[0].dictionary(1).is_some(), "city is read as a dictionary");
+        assert_eq!(batches[0].len(), 10, "12 bytes a row");
+        assert_eq!(batches.iter().map(|b| b.len()).sum::<usize>(), n);
+        let wide = RecordBatch::try_from_iter([
+            ("id", Arc::new(id) as ArrayRef),
+            ("unique", Arc::new(unique) as ArrayRef),
+        ])
+        .expect("batch");
+        let file = parquet_of(&wide, Compression::SNAPPY, 1000);
+        let (_, batches) = read_all(&file, Format::Parquet, &ReadOptions { batch_bytes: 4800, ..o.clone() });
+        let rows = batches[0].len();
+        assert!((80..=100).contains(&rows), "about 50 bytes a row: {rows}");
+        let capped = ReadOptions { batch_rows: 7, batch_bytes: 1 << 20, ..ReadOptions::default() };
+        let (_, batches) = read_all(&file, Format::Parquet, &capped);
+        assert_eq!(batches[0].len(), 7);
     }
 
     /// A categorical column whose every value is null: its cells are null, and it is written back.
