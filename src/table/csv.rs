@@ -79,7 +79,7 @@ pub struct CsvReader {
     done: bool,
     encoding: Encoding,
     batch_rows: usize,
-    /// A batch ends once its records' bytes reach this.
+    /// A batch ends once its records' bytes reach this ([`ReadOptions::batch_bytes`] / 2).
     batch_bytes: usize,
     /// Whether the file starts with a UTF-8 BOM (kept out of `header`).
     bom: bool,
@@ -166,7 +166,7 @@ impl CsvReader {
             done: false,
             encoding: opts.encoding,
             batch_rows: opts.batch_rows.max(1),
-            batch_bytes: opts.batch_bytes.max(1),
+            batch_bytes: (opts.batch_bytes / 2).max(1),
             bom: false,
             header: Vec::new(),
             terminator: b"\n",
@@ -554,7 +554,7 @@ mod tests {
         OwnedCell::Text(s.into())
     }
 
-    /// A batch ends at `batch_rows` records or once its records' bytes reach `batch_bytes`,
+    /// A batch ends at `batch_rows` records or once its records' bytes reach `batch_bytes` / 2,
     /// whichever comes first; every record is read once.
     #[test]
     fn a_batch_ends_at_its_row_or_byte_limit() {
@@ -562,10 +562,10 @@ mod tests {
         for i in 0..100 {
             file.extend_from_slice(format!("{i:03},abcdef\n").as_bytes()); // 11 bytes a record
         }
-        let by_bytes = ReadOptions { batch_rows: 1000, batch_bytes: 50, ..ReadOptions::default() };
+        let by_bytes = ReadOptions { batch_rows: 1000, batch_bytes: 100, ..ReadOptions::default() };
         let (_, batches) = read_all(&file, Format::Csv, &by_bytes);
         let sizes: Vec<usize> = batches.iter().map(|b| b.len()).collect();
-        assert_eq!(sizes, [5; 20], "5 records of 11 bytes reach 50");
+        assert_eq!(sizes, [5; 20], "5 records of 11 bytes reach half of 100");
         let by_rows = ReadOptions { batch_rows: 30, batch_bytes: 1 << 20, ..ReadOptions::default() };
         let (_, batches) = read_all(&file, Format::Csv, &by_rows);
         assert_eq!(batches.iter().map(|b| b.len()).collect::<Vec<_>>(), [30, 30, 30, 10]);

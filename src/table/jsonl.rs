@@ -38,7 +38,7 @@ pub struct JsonlReader {
     source: BufReader<Box<dyn Read + Send>>,
     encoding: Encoding,
     batch_rows: usize,
-    /// A batch ends once its records' bytes reach this.
+    /// A batch ends once its records' bytes reach this ([`ReadOptions::batch_bytes`] / 2).
     batch_bytes: usize,
     /// Lines read so far.
     line: u64,
@@ -143,7 +143,7 @@ impl JsonlReader {
             source: BufReader::with_capacity(1 << 20, source_of(input)),
             encoding: opts.encoding,
             batch_rows: opts.batch_rows.max(1),
-            batch_bytes: opts.batch_bytes.max(1),
+            batch_bytes: (opts.batch_bytes / 2).max(1),
             line: 0,
             done: false,
             buf: Vec::new(),

@@ -108,10 +108,12 @@ pub struct ReadOptions {
     pub encoding: Encoding,
     /// Records per batch at most.
     pub batch_rows: usize,
-    /// About how many bytes a batch holds: a text batch ends once its records' bytes reach this
-    /// (so memory is bounded by this plus one record, however wide the records), a Parquet batch
-    /// has as many rows as fit in it by the column types and the file's metadata. Fewer, larger
-    /// batches cost less per record (each batch is a round of parallel work).
+    /// About how much memory a batch takes. A text batch ends once its records' bytes reach half
+    /// of it (a parsed batch keeps each field's position beside the text), so memory stays
+    /// bounded however wide the records; a Parquet batch has the rows that fit in it by the
+    /// column types and the file's metadata. Fewer, larger batches cost less per record (each
+    /// is a round of parallel work); text batches past a few MiB fall out of the caches
+    /// (measured in `docs/performance.md`).
     pub batch_bytes: usize,
 }
 
