@@ -508,6 +508,8 @@ impl ColumnAcc {
     /// and top list are then the same whatever the order of the additions), and when every value
     /// used is text (no numeric statistics). Returns false, having changed nothing, otherwise.
     fn count_dictionary(&mut self, dict: &Dictionary<'_>, kept: &[usize]) -> bool {
+        // Pending numbers are counted at the end of every batch, so none wait here.
+        debug_assert!(self.pending.is_empty());
         let Freq::Exact { counts, top } = &mut self.freq else {
             return false;
         };
@@ -620,7 +622,7 @@ impl ColumnAcc {
                 return None;
             }
         }
-        let key = self.key(repr, text);
+        let key = key_of(repr, text, &mut self.digits);
         if let Freq::Exact { counts, .. } = &self.freq {
             counts.prefetch(key);
         }
@@ -650,10 +652,6 @@ impl ColumnAcc {
                 top.update(counts, key, slot, u64::from(c), ValRef { class, num, repr, text: "" });
             }
         }
-    }
-
-    fn key(&mut self, repr: Repr, text: &str) -> u64 {
-        key_of(repr, text, &mut self.digits)
     }
 
     fn count(&mut self, key: u64, v: ValRef<'_>) {
